@@ -1,0 +1,34 @@
+//! A single-threaded actor runtime for TCP services, over mio.
+//!
+//! The layout follows the path of a line of input:
+//!
+//! - [`reactor`]: one thread owning a `mio::Poll`, a slab of actor slots, a
+//!   FIFO run queue with a per-actor message budget, a timer queue, and a
+//!   `Waker` for other threads ([`ReactorHandle`]).
+//! - [`actor`]: the [`Actor`] trait, typed handles ([`Addr`]) that carry the
+//!   slot's generation, requests with reply slots that can be detached,
+//!   links, monitors and exit reasons.
+//! - [`net`]: socket actors. A [`Listener`](net::Listener) accepts
+//!   connections only while its controller has issued accept credit; a
+//!   [`Connection`](net::Connection) reads into a `BytesMut`, cuts work units
+//!   (lines, or any delimiter, or raw chunks) and hands them to its
+//!   controlling actor only while it has issued credit; output is queued and
+//!   flushed once per reactor turn with vectored writes.
+//! - [`echo`]: the echo tutorial: `EchoService`, `EchoSession`, `EchoClient`.
+//! - [`loadgen`]: the engine behind the `echo-bench` load generator.
+//!
+//! Binaries: `echo-server`, `echo-client`, `echo-bench`.
+
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod actor;
+pub mod echo;
+pub mod loadgen;
+pub mod net;
+pub mod reactor;
+
+pub use actor::{
+    Actor, ActorId, Addr, Ctx, ExitReason, LinkAction, MonitorRef, PendingReply, Recipient, Reply,
+    RequestError,
+};
+pub use reactor::{Config, Core, Reactor, ReactorHandle, Ready, Stats, TimerId};

@@ -1,0 +1,205 @@
+//! The typed half of an actor slot: behaviour plus mailbox, and the
+//! monomorphised functions the reactor calls through a static table.
+//!
+//! While an actor runs, its behaviour is moved out of the cell and its
+//! mailbox stays in place, so anything sent during the turn (to itself
+//! included) lands in the mailbox by the ordinary path.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use crate::actor::{Actor, ActorId, Ctx, ExitReason, LinkAction, MonitorRef};
+use crate::reactor::{Core, Ready};
+
+/// A notice from the runtime, queued in order with messages.
+pub(crate) enum Signal {
+    Link {
+        from: ActorId,
+        reason: ExitReason,
+    },
+    Down {
+        peer: ActorId,
+        reference: MonitorRef,
+        reason: ExitReason,
+    },
+}
+
+pub(crate) enum Envelope<M> {
+    Msg(M),
+    Signal(Signal),
+}
+
+pub(crate) struct ActorCell<A: Actor> {
+    /// `None` while the actor runs.
+    pub(crate) actor: Option<A>,
+    pub(crate) started: bool,
+    pub(crate) mailbox: VecDeque<Envelope<A::Msg>>,
+}
+
+/// Type-erased access to a cell, for what the reactor does without knowing
+/// the actor's type.
+pub(crate) trait ErasedCell {
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+    fn push_signal(&mut self, signal: Signal);
+}
+
+impl<A: Actor> ErasedCell for ActorCell<A> {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+    fn push_signal(&mut self, signal: Signal) {
+        self.mailbox.push_back(Envelope::Signal(signal));
+    }
+}
+
+/// The functions the reactor calls for one actor type.
+pub(crate) struct VTable {
+    pub(crate) run: fn(&mut Core, ActorId),
+    pub(crate) turn_end: fn(&mut Core, ActorId),
+    pub(crate) stop: fn(&mut Core, Box<dyn ErasedCell>, ActorId, &ExitReason),
+    pub(crate) type_name: fn() -> &'static str,
+}
+
+pub(crate) trait HasVTable {
+    const VTABLE: VTable;
+}
+
+impl<A: Actor> HasVTable for A {
+    const VTABLE: VTable = VTable {
+        run: run_actor::<A>,
+        turn_end: turn_end_actor::<A>,
+        stop: stop_actor::<A>,
+        type_name: std::any::type_name::<A>,
+    };
+}
+
+pub(crate) fn new_cell<A: Actor>(actor: A) -> Box<dyn ErasedCell> {
+    Box::new(ActorCell {
+        actor: Some(actor),
+        started: false,
+        mailbox: VecDeque::new(),
+    })
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> Arc<str> {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        Arc::from(*s)
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        Arc::from(s.as_str())
+    } else {
+        Arc::from("panic with a non-string payload")
+    }
+}
+
+/// One turn of one actor: its `started` hook the first time, then up to
+/// `budget` envelopes, then pending I/O readiness.
+fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
+    let Some(slot) = core.slot_mut(id) else {
+        return;
+    };
+    let ready = std::mem::take(&mut slot.ready);
+    let Some(cell) = slot.cell.as_any_mut().downcast_mut::<ActorCell<A>>() else {
+        return;
+    };
+    let Some(mut actor) = cell.actor.take() else {
+        return;
+    };
+    let first = !cell.started;
+    cell.started = true;
+    let budget = core.config.budget;
+
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut ctx = Ctx::<A>::new(core, id);
+        if first {
+            actor.started(&mut ctx);
+        }
+        let mut handled = 0usize;
+        while handled < budget && !ctx.core().is_exiting(id) {
+            let Some(envelope) = ctx.core().cell_mut::<A>(id).and_then(|c| c.mailbox.pop_front())
+            else {
+                break;
+            };
+            handled += 1;
+            match envelope {
+                Envelope::Msg(msg) => actor.handle(&mut ctx, msg),
+                Envelope::Signal(Signal::Link { from, reason }) => {
+                    if actor.link_exit(&mut ctx, from, &reason) == LinkAction::Exit {
+                        ctx.exit(ExitReason::linked(from, &reason));
+                    }
+                }
+                Envelope::Signal(Signal::Down {
+                    peer,
+                    reference,
+                    reason,
+                }) => actor.down(&mut ctx, peer, reference, &reason),
+            }
+        }
+        if ready != 0 && !ctx.core().is_exiting(id) {
+            actor.io_ready(&mut ctx, Ready(ready));
+        }
+        handled
+    }));
+
+    let handled = match outcome {
+        Ok(n) => n,
+        Err(payload) => {
+            let msg = panic_message(payload);
+            log::error!("actor {id} ({}) panicked: {msg}", std::any::type_name::<A>());
+            core.exit(id, ExitReason::Failed(msg));
+            0
+        }
+    };
+    core.stats.messages += handled as u64;
+    let exiting = core.is_exiting(id);
+    let mut more = false;
+    if let Some(cell) = core.cell_mut::<A>(id) {
+        cell.actor = Some(actor);
+        more = !cell.mailbox.is_empty();
+    }
+    if more && !exiting {
+        if handled >= budget {
+            core.stats.forced_yields += 1;
+        }
+        core.schedule(id);
+    }
+}
+
+fn turn_end_actor<A: Actor>(core: &mut Core, id: ActorId) {
+    let Some(mut actor) = core.cell_mut::<A>(id).and_then(|c| c.actor.take()) else {
+        return;
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        actor.turn_end(&mut Ctx::<A>::new(core, id));
+    }));
+    if let Err(payload) = outcome {
+        core.exit(id, ExitReason::Failed(panic_message(payload)));
+    }
+    if let Some(cell) = core.cell_mut::<A>(id) {
+        cell.actor = Some(actor);
+    }
+}
+
+fn stop_actor<A: Actor>(core: &mut Core, cell: Box<dyn ErasedCell>, id: ActorId, reason: &ExitReason) {
+    let Ok(mut cell) = cell.into_any().downcast::<ActorCell<A>>() else {
+        return;
+    };
+    if let Some(mut actor) = cell.actor.take() {
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            actor.stopped(&mut Ctx::<A>::new(core, id), reason);
+            drop(actor);
+        }));
+        if let Err(payload) = outcome {
+            log::error!("actor {id} panicked while stopping: {}", panic_message(payload));
+        }
+    }
+    // Dropping the mailbox drops any unanswered reply slots in it, which
+    // rejects those requests.
+    drop(cell);
+}

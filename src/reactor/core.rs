@@ -1,0 +1,564 @@
+//! The reactor's state that handlers reach through [`Ctx`](crate::Ctx): the
+//! slab of actor slots, the run queue, pending exits, timers and requests.
+//!
+//! Invariants:
+//! - an actor is in the run queue at most once (`Slot::scheduled`);
+//! - a slot's generation changes when its actor is removed, so an
+//!   [`ActorId`] never matches the slot's next tenant;
+//! - exits are queued and processed between actor turns, never inside a
+//!   handler, so no handler ever runs re-entrantly.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::event::Source;
+use mio::{Interest, Registry, Token};
+use slab::Slab;
+
+use crate::actor::{
+    take_orphans, Actor, ActorId, Continuation, ExitReason, MonitorRef, RequestError, RequestId,
+};
+use crate::reactor::cell::{new_cell, ActorCell, ErasedCell, HasVTable, Signal, VTable};
+use crate::reactor::remote::Remote;
+use crate::reactor::timer::{TimerAction, TimerId, Timers};
+use crate::reactor::{Config, ReactorHandle, Stats};
+
+pub(crate) struct Slot {
+    pub(crate) cell: Box<dyn ErasedCell>,
+    pub(crate) vtable: &'static VTable,
+    /// In the run queue now.
+    pub(crate) scheduled: bool,
+    /// An exit is queued; it receives nothing more.
+    pub(crate) exiting: bool,
+    /// Asked for its `turn_end` hook this turn.
+    pub(crate) turn_end: bool,
+    /// I/O readiness bits not yet handed to the actor.
+    pub(crate) ready: u8,
+    /// Linked peers (both sides record the link).
+    pub(crate) links: Vec<ActorId>,
+    /// Who monitors this actor, and with which reference.
+    pub(crate) monitors: Vec<(ActorId, MonitorRef)>,
+}
+
+struct PendingRequest {
+    seq: u64,
+    cont: Box<dyn Continuation>,
+    timer: Option<TimerId>,
+}
+
+/// The reactor's shared state. Handlers use it through
+/// [`Ctx`](crate::Ctx); it is public only so that closures run on the
+/// reactor can name it.
+pub struct Core {
+    slots: Slab<Slot>,
+    /// The current generation of each slab key, kept past removal.
+    generations: Vec<u32>,
+    run_queue: VecDeque<ActorId>,
+    pending_exits: VecDeque<(ActorId, ExitReason)>,
+    turn_end: Vec<ActorId>,
+    timers: Timers,
+    requests: Slab<PendingRequest>,
+    request_seq: u64,
+    orphans: Vec<RequestId>,
+    registry: Registry,
+    pub(crate) remote: Arc<Remote>,
+    pub(crate) reactor_id: u32,
+    now: Instant,
+    shutdown: bool,
+    pub(crate) config: Config,
+    pub(crate) stats: Stats,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("live", &self.slots.len())
+            .field("run_queue", &self.run_queue.len())
+            .finish()
+    }
+}
+
+impl Core {
+    pub(crate) fn new(registry: Registry, remote: Arc<Remote>, config: Config) -> Core {
+        static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        Core {
+            slots: Slab::new(),
+            generations: Vec::new(),
+            run_queue: VecDeque::new(),
+            pending_exits: VecDeque::new(),
+            turn_end: Vec::new(),
+            timers: Timers::default(),
+            requests: Slab::new(),
+            request_seq: 0,
+            orphans: Vec::new(),
+            registry,
+            remote,
+            reactor_id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            now: Instant::now(),
+            shutdown: false,
+            config,
+            stats: Stats::default(),
+        }
+    }
+
+    // ----- slots -----------------------------------------------------------
+
+    pub(crate) fn slot_mut(&mut self, id: ActorId) -> Option<&mut Slot> {
+        let idx = id.index() as usize;
+        if self.generations.get(idx) != Some(&id.generation()) {
+            return None;
+        }
+        self.slots.get_mut(idx)
+    }
+
+    fn slot(&self, id: ActorId) -> Option<&Slot> {
+        let idx = id.index() as usize;
+        if self.generations.get(idx) != Some(&id.generation()) {
+            return None;
+        }
+        self.slots.get(idx)
+    }
+
+    pub(crate) fn cell_mut<A: Actor>(&mut self, id: ActorId) -> Option<&mut ActorCell<A>> {
+        self.slot_mut(id)?
+            .cell
+            .as_any_mut()
+            .downcast_mut::<ActorCell<A>>()
+    }
+
+    /// True if `id` names a live actor that is not on its way out.
+    pub fn is_alive(&self, id: ActorId) -> bool {
+        self.slot(id).is_some_and(|s| !s.exiting)
+    }
+
+    pub(crate) fn is_exiting(&self, id: ActorId) -> bool {
+        self.slot(id).map_or(true, |s| s.exiting)
+    }
+
+    /// Number of live actors.
+    pub fn live(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        self.now
+    }
+
+    pub(crate) fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    // ----- spawn, send, schedule ------------------------------------------
+
+    /// Spawns an actor; it runs on its first turn.
+    pub fn spawn<A: Actor>(&mut self, actor: A) -> Addr<A> {
+        let key = self.slots.vacant_key();
+        if key >= self.generations.len() {
+            self.generations.push(0);
+        }
+        let id = ActorId::new(key as u32, self.generations[key]);
+        self.slots.insert(Slot {
+            cell: new_cell(actor),
+            vtable: &<A as HasVTable>::VTABLE,
+            scheduled: false,
+            exiting: false,
+            turn_end: false,
+            ready: 0,
+            links: Vec::new(),
+            monitors: Vec::new(),
+        });
+        self.stats.spawned += 1;
+        self.schedule(id);
+        Addr::new(id)
+    }
+
+    /// Sends `msg` to the actor `to`, of type `A`. False (and the message is
+    /// dropped and counted) if it is dead.
+    pub fn send<A: Actor>(&mut self, to: ActorId, msg: A::Msg) -> bool {
+        let idx = to.index() as usize;
+        let delivered = match self.slots.get_mut(idx) {
+            Some(slot) if self.generations[idx] == to.generation() && !slot.exiting => {
+                match slot.cell.as_any_mut().downcast_mut::<ActorCell<A>>() {
+                    Some(cell) => {
+                        cell.mailbox.push_back(crate::reactor::cell::Envelope::Msg(msg));
+                        if !slot.scheduled {
+                            slot.scheduled = true;
+                            self.run_queue.push_back(to);
+                        }
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
+        };
+        if !delivered {
+            self.stats.dead_sends += 1;
+        }
+        delivered
+    }
+
+    pub(crate) fn dead_sends_inc(&mut self) {
+        self.stats.dead_sends += 1;
+    }
+
+    fn push_signal(&mut self, to: ActorId, signal: Signal) {
+        if let Some(slot) = self.slot_mut(to) {
+            if !slot.exiting {
+                slot.cell.push_signal(signal);
+                self.schedule(to);
+            }
+        }
+    }
+
+    /// Puts the actor in the run queue, unless it is there already.
+    pub(crate) fn schedule(&mut self, id: ActorId) {
+        if let Some(slot) = self.slot_mut(id) {
+            if !slot.scheduled {
+                slot.scheduled = true;
+                self.run_queue.push_back(id);
+            }
+        }
+    }
+
+    pub(crate) fn wake(&mut self, id: ActorId) {
+        self.schedule(id)
+    }
+
+    pub(crate) fn set_ready(&mut self, id: ActorId, bits: u8) {
+        if let Some(slot) = self.slot_mut(id) {
+            slot.ready |= bits;
+            self.schedule(id);
+        }
+    }
+
+    pub(crate) fn at_turn_end(&mut self, id: ActorId) {
+        if let Some(slot) = self.slot_mut(id) {
+            if !slot.turn_end {
+                slot.turn_end = true;
+                self.turn_end.push(id);
+            }
+        }
+    }
+
+    pub(crate) fn has_runnable(&self) -> bool {
+        !self.run_queue.is_empty() || !self.turn_end.is_empty() || !self.pending_exits.is_empty()
+    }
+
+    /// Runs queued actors until the queue is empty or `turn_limit` turns
+    /// have run, so that a busy set of actors cannot keep the reactor from
+    /// polling.
+    pub(crate) fn run_queue(&mut self) -> usize {
+        let mut runs = 0;
+        while let Some(id) = self.run_queue.pop_front() {
+            let Some(slot) = self.slot_mut(id) else {
+                continue;
+            };
+            slot.scheduled = false;
+            let run = slot.vtable.run;
+            run(self, id);
+            runs += 1;
+            self.after_run();
+            if runs >= self.config.turn_limit {
+                break;
+            }
+        }
+        self.stats.actor_runs += runs as u64;
+        runs
+    }
+
+    /// Calls the `turn_end` hooks asked for this turn.
+    pub(crate) fn end_turn(&mut self) {
+        let mut ids = std::mem::take(&mut self.turn_end);
+        for id in ids.drain(..) {
+            let Some(slot) = self.slot_mut(id) else {
+                continue;
+            };
+            slot.turn_end = false;
+            let f = slot.vtable.turn_end;
+            f(self, id);
+            self.after_run();
+        }
+        // Keep the allocation; hooks may have queued new entries meanwhile.
+        ids.append(&mut self.turn_end);
+        self.turn_end = ids;
+    }
+
+    pub(crate) fn after_run(&mut self) {
+        self.process_exits();
+        self.reap_orphans();
+    }
+
+    // ----- exits, links, monitors ------------------------------------------
+
+    /// Queues the termination of `id` with `reason`. The first reason wins.
+    pub(crate) fn exit(&mut self, id: ActorId, reason: ExitReason) {
+        if let Some(slot) = self.slot_mut(id) {
+            if !slot.exiting {
+                slot.exiting = true;
+                self.pending_exits.push_back((id, reason));
+            }
+        }
+    }
+
+    fn process_exits(&mut self) {
+        while let Some((id, reason)) = self.pending_exits.pop_front() {
+            let idx = id.index() as usize;
+            if self.slot(id).is_none() {
+                continue;
+            }
+            let slot = self.slots.remove(idx);
+            self.generations[idx] = self.generations[idx].wrapping_add(1);
+            self.stats.exited += 1;
+            log::trace!("actor {id} ({}) exited: {reason}", (slot.vtable.type_name)());
+            (slot.vtable.stop)(self, slot.cell, id, &reason);
+            for peer in slot.links {
+                if let Some(p) = self.slot_mut(peer) {
+                    p.links.retain(|l| *l != id);
+                }
+                self.push_signal(
+                    peer,
+                    Signal::Link {
+                        from: id,
+                        reason: reason.clone(),
+                    },
+                );
+            }
+            for (watcher, reference) in slot.monitors {
+                self.push_signal(
+                    watcher,
+                    Signal::Down {
+                        peer: id,
+                        reference,
+                        reason: reason.clone(),
+                    },
+                );
+            }
+            self.reap_orphans();
+        }
+    }
+
+    pub(crate) fn link(&mut self, a: ActorId, b: ActorId) {
+        if a == b {
+            return;
+        }
+        if !self.is_alive(b) {
+            self.push_signal(
+                a,
+                Signal::Link {
+                    from: b,
+                    reason: ExitReason::NoSuchActor,
+                },
+            );
+            return;
+        }
+        if !self.is_alive(a) {
+            return;
+        }
+        for (x, y) in [(a, b), (b, a)] {
+            if let Some(slot) = self.slot_mut(x) {
+                if !slot.links.contains(&y) {
+                    slot.links.push(y);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn unlink(&mut self, a: ActorId, b: ActorId) {
+        for (x, y) in [(a, b), (b, a)] {
+            if let Some(slot) = self.slot_mut(x) {
+                slot.links.retain(|l| *l != y);
+            }
+        }
+    }
+
+    pub(crate) fn monitor(&mut self, watcher: ActorId, peer: ActorId, reference: MonitorRef) {
+        match self.slot_mut(peer) {
+            Some(slot) if !slot.exiting => slot.monitors.push((watcher, reference)),
+            _ => self.push_signal(
+                watcher,
+                Signal::Down {
+                    peer,
+                    reference,
+                    reason: ExitReason::NoSuchActor,
+                },
+            ),
+        }
+    }
+
+    pub(crate) fn demonitor(&mut self, watcher: ActorId, peer: ActorId, reference: MonitorRef) {
+        if let Some(slot) = self.slot_mut(peer) {
+            if let Some(pos) = slot
+                .monitors
+                .iter()
+                .position(|m| *m == (watcher, reference))
+            {
+                slot.monitors.swap_remove(pos);
+            }
+        }
+    }
+
+    /// Terminates every live actor with [`ExitReason::Shutdown`].
+    pub(crate) fn terminate_all(&mut self) {
+        let ids: Vec<ActorId> = self
+            .slots
+            .iter()
+            .map(|(k, _)| ActorId::new(k as u32, self.generations[k]))
+            .collect();
+        for id in ids {
+            self.exit(id, ExitReason::Shutdown);
+        }
+        self.after_run();
+        self.run_queue.clear();
+        self.turn_end.clear();
+    }
+
+    // ----- requests --------------------------------------------------------
+
+    pub(crate) fn open_request(
+        &mut self,
+        cont: Box<dyn Continuation>,
+        timeout: Option<Duration>,
+    ) -> RequestId {
+        self.request_seq += 1;
+        let seq = self.request_seq;
+        let key = self.requests.insert(PendingRequest {
+            seq,
+            cont,
+            timer: None,
+        });
+        let id = RequestId {
+            key: key as u32,
+            seq,
+            reactor: self.reactor_id,
+        };
+        if let Some(t) = timeout {
+            let timer = self
+                .timers
+                .add(self.now + t, TimerAction::RequestTimeout(id));
+            self.requests[key].timer = Some(timer);
+        }
+        id
+    }
+
+    fn take_request(&mut self, id: RequestId) -> Option<Box<dyn Continuation>> {
+        if id.reactor != self.reactor_id {
+            return None;
+        }
+        match self.requests.get(id.key as usize) {
+            Some(p) if p.seq == id.seq => {}
+            _ => return None,
+        }
+        let pending = self.requests.remove(id.key as usize);
+        if let Some(t) = pending.timer {
+            self.timers.cancel(t);
+        }
+        Some(pending.cont)
+    }
+
+    pub(crate) fn complete_request<T: 'static>(
+        &mut self,
+        id: RequestId,
+        result: Result<T, RequestError>,
+    ) {
+        if let Some(cont) = self.take_request(id) {
+            let mut outcome = Some(result);
+            cont.complete(self, &mut outcome as &mut dyn Any);
+        }
+    }
+
+    fn reject_request(&mut self, id: RequestId, err: RequestError) {
+        if let Some(cont) = self.take_request(id) {
+            cont.reject(self, err);
+        }
+    }
+
+    fn reap_orphans(&mut self) {
+        take_orphans(&mut self.orphans);
+        while let Some(id) = self.orphans.pop() {
+            self.reject_request(id, RequestError::Dropped);
+        }
+    }
+
+    /// Requests awaiting an answer.
+    pub fn pending_requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    // ----- timers ----------------------------------------------------------
+
+    pub(crate) fn add_timer(
+        &mut self,
+        deadline: Instant,
+        f: Box<dyn FnOnce(&mut Core)>,
+    ) -> TimerId {
+        self.timers.add(deadline, TimerAction::Call(f))
+    }
+
+    pub(crate) fn cancel_timer(&mut self, id: TimerId) -> bool {
+        self.timers.cancel(id)
+    }
+
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    pub(crate) fn fire_timers(&mut self) {
+        while let Some(action) = self.timers.pop_expired(self.now) {
+            self.stats.timers_fired += 1;
+            match action {
+                TimerAction::Call(f) => f(self),
+                TimerAction::RequestTimeout(id) => self.reject_request(id, RequestError::Timeout),
+            }
+        }
+        self.after_run();
+    }
+
+    /// Timers set and not yet fired or cancelled.
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    // ----- I/O -------------------------------------------------------------
+
+    pub(crate) fn register<S: Source + ?Sized>(
+        &mut self,
+        id: ActorId,
+        source: &mut S,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.registry
+            .register(source, Token(id.to_u64() as usize), interest)
+    }
+
+    pub(crate) fn deregister<S: Source + ?Sized>(&mut self, source: &mut S) -> io::Result<()> {
+        self.registry.deregister(source)
+    }
+
+    // ----- reactor ---------------------------------------------------------
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> ReactorHandle {
+        ReactorHandle::new(self.remote.clone())
+    }
+
+    pub(crate) fn request_shutdown(&mut self) {
+        self.shutdown = true;
+    }
+
+    pub(crate) fn shutdown_requested(&self) -> bool {
+        self.shutdown
+    }
+
+    /// A copy of the runtime counters.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats;
+        s.live_actors = self.slots.len() as u64;
+        s
+    }
+}
+
+use crate::actor::Addr;

@@ -1,0 +1,302 @@
+//! The reactor: one thread, one `mio::Poll`, a slab of actors, a FIFO run
+//! queue and a timer queue.
+//!
+//! One *turn* of [`Reactor::run`]:
+//! 1. poll for readiness, blocking only if no actor is runnable (until the
+//!    next timer deadline, or for ever);
+//! 2. map each event's token to its actor (slab key plus generation), record
+//!    the readiness bits and queue the actor; run commands from other
+//!    threads if the waker fired;
+//! 3. fire expired timers;
+//! 4. run queued actors in FIFO order, each for at most `budget` messages
+//!    before it goes to the back of the queue; stop after `turn_limit` runs
+//!    so I/O is polled again even while actors stay busy;
+//! 5. call the `turn_end` hooks asked for during the turn (socket actors
+//!    flush their output there, once per turn).
+
+mod cell;
+mod core;
+mod remote;
+mod timer;
+
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll, Token, Waker};
+
+pub use self::core::Core;
+pub use remote::{on_reactor_thread, ReactorHandle};
+pub use timer::TimerId;
+
+use crate::actor::{Actor, Addr};
+use remote::{ReactorThreadGuard, Remote};
+
+const WAKER: Token = Token(usize::MAX);
+
+/// Reactor settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Most messages one actor handles per turn before it yields to the
+    /// others. Bounds how long a flooded actor can hold the thread.
+    pub budget: usize,
+    /// Most actor runs per reactor turn before polling I/O again.
+    pub turn_limit: usize,
+    /// Capacity of the poll's event buffer.
+    pub events_capacity: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            budget: 64,
+            turn_limit: 4096,
+            events_capacity: 1024,
+        }
+    }
+}
+
+/// I/O readiness handed to [`Actor::io_ready`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ready(pub(crate) u8);
+
+impl Ready {
+    const READABLE: u8 = 1;
+    const WRITABLE: u8 = 2;
+    const READ_CLOSED: u8 = 4;
+    const WRITE_CLOSED: u8 = 8;
+    const ERROR: u8 = 16;
+
+    fn from_event(e: &mio::event::Event) -> Ready {
+        let mut bits = 0;
+        if e.is_readable() {
+            bits |= Self::READABLE;
+        }
+        if e.is_writable() {
+            bits |= Self::WRITABLE;
+        }
+        if e.is_read_closed() {
+            bits |= Self::READ_CLOSED;
+        }
+        if e.is_write_closed() {
+            bits |= Self::WRITE_CLOSED;
+        }
+        if e.is_error() {
+            bits |= Self::ERROR;
+        }
+        Ready(bits)
+    }
+
+    /// Data (or an EOF, or an error) may be read.
+    pub fn is_readable(self) -> bool {
+        self.0 & (Self::READABLE | Self::READ_CLOSED | Self::ERROR) != 0
+    }
+    /// Output may be written (or the write side failed).
+    pub fn is_writable(self) -> bool {
+        self.0 & (Self::WRITABLE | Self::WRITE_CLOSED | Self::ERROR) != 0
+    }
+    /// The peer closed its write side.
+    pub fn is_read_closed(self) -> bool {
+        self.0 & Self::READ_CLOSED != 0
+    }
+    /// The error flag was set.
+    pub fn is_error(self) -> bool {
+        self.0 & Self::ERROR != 0
+    }
+}
+
+/// Runtime counters. Plain integers, updated on the reactor thread only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Reactor turns (one poll each).
+    pub turns: u64,
+    /// Readiness events received.
+    pub events: u64,
+    /// Actor runs (one actor taken off the run queue and run).
+    pub actor_runs: u64,
+    /// Envelopes handled (messages and notices).
+    pub messages: u64,
+    /// Runs that ended with the budget spent and mail still waiting.
+    pub forced_yields: u64,
+    /// Sends (and requests) to dead actors, dropped.
+    pub dead_sends: u64,
+    /// Actors spawned.
+    pub spawned: u64,
+    /// Actors terminated.
+    pub exited: u64,
+    /// Live actors now.
+    pub live_actors: u64,
+    /// Timers fired.
+    pub timers_fired: u64,
+    /// Waker wake-ups from other threads.
+    pub wakeups: u64,
+}
+
+/// The single-threaded reactor. Build it, spawn the first actors, then
+/// [`run`](Reactor::run) it.
+pub struct Reactor {
+    poll: Poll,
+    events: Events,
+    core: Core,
+    commands: Vec<Box<dyn FnOnce(&mut Core) + Send>>,
+}
+
+impl Reactor {
+    /// A reactor with the default [`Config`].
+    pub fn new() -> io::Result<Reactor> {
+        Reactor::with_config(Config::default())
+    }
+
+    /// A reactor with the given settings.
+    pub fn with_config(config: Config) -> io::Result<Reactor> {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let registry = poll.registry().try_clone()?;
+        let remote = Arc::new(Remote::new(waker));
+        let mut config = config;
+        config.budget = config.budget.max(1);
+        config.turn_limit = config.turn_limit.max(1);
+        Ok(Reactor {
+            events: Events::with_capacity(config.events_capacity.max(16)),
+            poll,
+            core: Core::new(registry, remote, config),
+            commands: Vec::new(),
+        })
+    }
+
+    /// Starts a reactor on a new thread. `setup` runs there first (spawn the
+    /// first actors in it). Returns a handle and the thread's join handle.
+    pub fn start<F>(
+        config: Config,
+        setup: F,
+    ) -> io::Result<(ReactorHandle, JoinHandle<io::Result<()>>)>
+    where
+        F: FnOnce(&mut Core) + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let join = std::thread::Builder::new()
+            .name("reactor".into())
+            .spawn(move || {
+                let mut reactor = match Reactor::with_config(config) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                        return Err(e);
+                    }
+                };
+                setup(&mut reactor.core);
+                let _ = tx.send(Ok(reactor.handle()));
+                reactor.run()
+            })?;
+        match rx.recv() {
+            Ok(Ok(handle)) => Ok((handle, join)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(io::Error::other("reactor thread died during setup")),
+        }
+    }
+
+    /// Spawns an actor before (or between) runs.
+    pub fn spawn<A: Actor>(&mut self, actor: A) -> Addr<A> {
+        self.core.spawn(actor)
+    }
+
+    /// Sends a message before (or between) runs.
+    pub fn send<A: Actor>(&mut self, to: Addr<A>, msg: A::Msg) -> bool {
+        self.core.send::<A>(to.id(), msg)
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> ReactorHandle {
+        self.core.handle()
+    }
+
+    /// The reactor's state, to spawn and send before running.
+    pub fn core(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        self.core.stats()
+    }
+
+    /// Runs until shutdown is requested, or until no actor is alive and no
+    /// [`ReactorHandle`] exists (nothing could ever happen again). Actors
+    /// still alive at shutdown are terminated with
+    /// [`ExitReason::Shutdown`](crate::ExitReason::Shutdown).
+    pub fn run(&mut self) -> io::Result<()> {
+        let _guard = ReactorThreadGuard::enter();
+        let result = self.run_turns();
+        self.core.remote.close();
+        self.core.terminate_all();
+        result
+    }
+
+    fn run_turns(&mut self) -> io::Result<()> {
+        self.core.set_now(Instant::now());
+        loop {
+            if self.core.shutdown_requested() {
+                return Ok(());
+            }
+            if self.core.live() == 0
+                && !self.core.has_runnable()
+                && self.core.remote.handles() == 0
+                && self.core.remote.is_empty()
+            {
+                return Ok(());
+            }
+            let timeout = if self.core.has_runnable() {
+                Some(Duration::ZERO)
+            } else {
+                self.core
+                    .next_deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+            };
+            self.turn(timeout)?;
+        }
+    }
+
+    /// One turn: poll with `timeout`, dispatch events, fire timers, run the
+    /// run queue, call turn-end hooks.
+    pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        let core = &mut self.core;
+        core.set_now(Instant::now());
+        core.stats.turns += 1;
+        let mut woken = false;
+        for event in self.events.iter() {
+            core.stats.events += 1;
+            if event.token() == WAKER {
+                woken = true;
+                continue;
+            }
+            let id = crate::actor::ActorId::from_u64(event.token().0 as u64);
+            core.set_ready(id, Ready::from_event(event).0);
+        }
+        if woken {
+            core.stats.wakeups += 1;
+            core.remote.take(&mut self.commands);
+            for cmd in self.commands.drain(..) {
+                cmd(core);
+                core.after_run();
+            }
+        }
+        core.fire_timers();
+        core.run_queue();
+        core.end_turn();
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("live", &self.core.live())
+            .finish()
+    }
+}
