@@ -14,6 +14,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
@@ -70,7 +71,13 @@ pub struct Core {
     shutdown: bool,
     pub(crate) config: Config,
     pub(crate) stats: Stats,
+    /// Emptied I/O buffers for reuse, so a busy connection does not
+    /// allocate per read and an idle one holds none.
+    buffers: Vec<BytesMut>,
 }
+
+/// Most buffers kept in the pool.
+const POOL_MAX: usize = 256;
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,6 +108,7 @@ impl Core {
             shutdown: false,
             config,
             stats: Stats::default(),
+            buffers: Vec::new(),
         }
     }
 
@@ -536,6 +544,24 @@ impl Core {
 
     pub(crate) fn deregister<S: Source + ?Sized>(&mut self, source: &mut S) -> io::Result<()> {
         self.registry.deregister(source)
+    }
+
+    // ----- buffers ---------------------------------------------------------
+
+    /// An empty buffer with room for at least `min` bytes, from the pool when
+    /// one is there.
+    pub(crate) fn take_buffer(&mut self, min: usize) -> BytesMut {
+        let mut b = self.buffers.pop().unwrap_or_default();
+        b.clear();
+        b.reserve(min);
+        b
+    }
+
+    /// Returns a buffer to the pool.
+    pub(crate) fn give_buffer(&mut self, b: BytesMut) {
+        if self.buffers.len() < POOL_MAX && b.capacity() > 0 {
+            self.buffers.push(b);
+        }
     }
 
     // ----- reactor ---------------------------------------------------------

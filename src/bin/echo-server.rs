@@ -1,0 +1,193 @@
+//! The echo server: `You said: <line>` for every line, on port 4096.
+//!
+//! SIGINT or SIGTERM stops accepting (as killing the service does) and lets
+//! sessions finish within the grace period; a second signal exits at once.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use credit_actors::echo::{EchoConfig, EchoService, ServiceMsg};
+use credit_actors::net::{ConnConfig, ListenSpec};
+use credit_actors::{Config, Reactor, ReactorHandle};
+use log::{info, warn, LevelFilter};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// A low-latency line echo server on a single-threaded actor reactor.
+#[derive(Parser, Debug)]
+#[command(name = "echo-server", version, about)]
+struct Args {
+    /// Address to listen on (an IP address; `::` for IPv6 and IPv4).
+    #[arg(long, default_value = "0.0.0.0")]
+    bind: String,
+    /// Port to listen on (0 picks a free one; the log says which).
+    #[arg(long, default_value_t = 4096)]
+    port: u16,
+    /// Longest accepted line, in bytes; longer lines get an error reply.
+    #[arg(long, default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    max_line: u64,
+    /// Most concurrent sessions; further connections wait in the backlog.
+    #[arg(long)]
+    max_conns: Option<usize>,
+    /// Close sessions silent for this many seconds.
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<f64>,
+    /// Close connections whose output makes no progress for this many seconds.
+    #[arg(long, value_name = "SECS")]
+    write_timeout: Option<f64>,
+    /// Seconds sessions get to finish after SIGINT/SIGTERM.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    grace: f64,
+    /// Listen backlog.
+    #[arg(long, default_value_t = 1024)]
+    backlog: u32,
+    /// Log level: error, warn, info, debug, trace, off (default: RUST_LOG,
+    /// else info).
+    #[arg(long)]
+    log_level: Option<LevelFilter>,
+    /// Messages an actor may handle per turn before yielding.
+    #[arg(long, default_value_t = 64)]
+    budget: usize,
+}
+
+fn secs(name: &str, v: Option<f64>) -> Result<Option<Duration>, String> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(format!("--{name} must be a positive number of seconds, got {s}")),
+    }
+}
+
+fn init_logging(level: Option<LevelFilter>) {
+    let mut logger = simple_logger::SimpleLogger::new()
+        .with_level(LevelFilter::Info)
+        .with_utc_timestamps()
+        .env();
+    if let Some(level) = level {
+        logger = logger.with_level(level);
+    }
+    let _ = logger.init();
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_level);
+    let (idle, write, grace) = match (
+        secs("idle-timeout", args.idle_timeout),
+        secs("write-timeout", args.write_timeout),
+        secs("grace", Some(args.grace.max(0.001))),
+    ) {
+        (Ok(i), Ok(w), Ok(g)) => (i, w, g.unwrap_or_default()),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("echo-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = EchoConfig {
+        listen: ListenSpec::host_port(args.bind.clone(), args.port).backlog(args.backlog),
+        conn: ConnConfig {
+            max_unit: args.max_line as usize,
+            idle_timeout: idle,
+            write_timeout: write,
+            ..ConnConfig::default()
+        },
+        max_conns: args.max_conns,
+    };
+
+    let mut reactor = match Reactor::with_config(Config {
+        budget: args.budget,
+        ..Config::default()
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("echo-server: cannot create the reactor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let service = reactor.spawn(EchoService::new(config));
+    let handle = reactor.handle();
+
+    // Fail fast if the address cannot be bound, rather than retrying quietly.
+    let ready_handle = handle.clone();
+    let spec = format!("{}:{}", args.bind, args.port);
+    std::thread::spawn(move || {
+        let ready = ready_handle
+            .request(service, ServiceMsg::WhenReady)
+            .wait_timeout(Duration::from_secs(10));
+        if let Err(e) = ready {
+            eprintln!("echo-server: cannot listen on {spec}: {e}");
+            std::process::exit(1);
+        }
+    });
+
+    if let Err(e) = watch_signals(handle, service.id(), grace) {
+        eprintln!("echo-server: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    let result = reactor.run();
+    let stats = reactor.stats();
+    info!(
+        "echo-server exiting: {} turns, {} messages, {} actors spawned",
+        stats.turns, stats.messages, stats.spawned
+    );
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo-server: reactor failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM: kill the service (the listener closes through the
+/// link), then shut down once every session has ended or the grace period
+/// is over. Second signal: exit at once.
+fn watch_signals(
+    handle: ReactorHandle,
+    service: credit_actors::ActorId,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let stopping = Arc::new(AtomicBool::new(false));
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if stopping.swap(true, Ordering::SeqCst) {
+                    warn!("second signal ({sig}): exiting at once");
+                    std::process::exit(1);
+                }
+                info!(
+                    "signal {sig}: no longer accepting; sessions get {:.1}s to finish",
+                    grace.as_secs_f64()
+                );
+                handle.kill(service);
+                let handle = handle.clone();
+                std::thread::spawn(move || drain(handle, grace));
+            }
+        })?;
+    Ok(())
+}
+
+fn drain(handle: ReactorHandle, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    loop {
+        match handle.stats() {
+            Ok(s) if s.live_actors == 0 => break,
+            Ok(s) if Instant::now() >= deadline => {
+                warn!(
+                    "grace period over: closing {} remaining actors",
+                    s.live_actors
+                );
+                break;
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => return,
+        }
+    }
+    handle.shutdown();
+}

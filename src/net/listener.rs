@@ -1,0 +1,454 @@
+//! The listening-socket actor.
+//!
+//! A [`Listener`] accepts connections only while its controller has issued
+//! accept credit: each accepted connection uses one unit, and with none left
+//! pending connections wait in the kernel backlog. Every accepted connection
+//! becomes a [`Connection`] actor, announced to the controller, controlled by
+//! it and linked to it until it is handed on.
+//!
+//! Invariants:
+//! - `may_accept` is true whenever the backlog may hold connections that no
+//!   readiness event will announce again (edge-triggered readiness), so
+//!   accepting resumes by itself when credit arrives;
+//! - a failing `accept` (out of file descriptors) never spins: accepting
+//!   pauses on the timer queue and the rest of the reactor runs on, so the
+//!   connections that would free descriptors keep being served.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::net::TcpListener;
+use mio::Interest;
+
+use crate::actor::{Actor, Addr, Ctx, ExitReason, Recipient};
+use crate::net::connection::{ConnConfig, Connection, Socket, SocketEvent};
+use crate::reactor::Ready;
+
+/// A handle to a listening-socket actor.
+pub type ListenerHandle = Addr<Listener>;
+
+/// Events a listener sends its controller, whose message type implements
+/// `From<ListenerEvent>`.
+#[derive(Debug)]
+pub enum ListenerEvent {
+    /// `Ok(address)`: listening (the tutorial's `ready: true`).
+    /// `Err(reason)`: not listening, or not accepting for now (`ready:
+    /// false`): the address could not be bound, accepting is paused for lack
+    /// of file descriptors, or the listener stopped.
+    Ready(ListenerHandle, Result<SocketAddr, ListenError>),
+    /// A new connection. Hand it on with `Socket::set_controller`.
+    Accepted(ListenerHandle, Socket),
+}
+
+/// Why a listener is not accepting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenError {
+    /// Binding or listening failed; retried every few seconds while there is
+    /// accept credit.
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// The error's text.
+        message: Arc<str>,
+    },
+    /// `accept` failed for lack of resources (file descriptors, memory);
+    /// accepting resumes by itself after a pause.
+    Exhausted(Arc<str>),
+    /// The listener was stopped.
+    Stopped,
+}
+
+impl fmt::Display for ListenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenError::Bind { addr, message } => write!(f, "cannot listen on {addr}: {message}"),
+            ListenError::Exhausted(m) => write!(f, "accept paused: {m}"),
+            ListenError::Stopped => f.write_str("listener stopped"),
+        }
+    }
+}
+
+impl std::error::Error for ListenError {}
+
+/// Where to listen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenSpec {
+    /// An IP address, `localhost`, or `None` for every interface (IPv6 and
+    /// IPv4 through one dual-stack socket, or IPv4 alone where IPv6 is off).
+    pub host: Option<String>,
+    /// The port; 0 picks a free one (see the `Ready` event for which).
+    pub port: u16,
+    /// The kernel's queue of connections not yet accepted. Default 128.
+    pub backlog: u32,
+}
+
+impl ListenSpec {
+    /// Every interface, on `port`.
+    pub fn port(port: u16) -> ListenSpec {
+        ListenSpec {
+            host: None,
+            port,
+            backlog: 128,
+        }
+    }
+
+    /// One host (an IP address or `localhost`) and port.
+    pub fn host_port(host: impl Into<String>, port: u16) -> ListenSpec {
+        ListenSpec {
+            host: Some(host.into()),
+            port,
+            backlog: 128,
+        }
+    }
+
+    /// Sets the backlog.
+    pub fn backlog(mut self, backlog: u32) -> ListenSpec {
+        self.backlog = backlog;
+        self
+    }
+
+    fn addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        let port = self.port;
+        match self.host.as_deref() {
+            None => Ok(vec![
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            ]),
+            Some(h) if h.eq_ignore_ascii_case("localhost") => {
+                Ok(vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)])
+            }
+            Some(h) => h
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .map(|ip| vec![SocketAddr::new(ip, port)])
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("bind address {h:?} is not an IP address or localhost"),
+                    )
+                }),
+        }
+    }
+}
+
+impl fmt::Display for ListenSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Some(h) if h.contains(':') && !h.starts_with('[') => write!(f, "[{h}]:{}", self.port),
+            Some(h) => write!(f, "{h}:{}", self.port),
+            None => write!(f, "*:{}", self.port),
+        }
+    }
+}
+
+/// A message to a [`Listener`].
+#[derive(Debug)]
+pub struct ListenerMsg(Cmd);
+
+#[derive(Debug)]
+enum Cmd {
+    Credit(i64),
+    Stop,
+    Retry,
+    Resume,
+}
+
+impl ListenerMsg {
+    /// Adds accept credit (negative subtracts, clamped at zero).
+    pub fn issue_credit(n: i64) -> ListenerMsg {
+        ListenerMsg(Cmd::Credit(n))
+    }
+    /// Closes the listener and terminates it.
+    pub fn stop() -> ListenerMsg {
+        ListenerMsg(Cmd::Stop)
+    }
+}
+
+/// How long to wait before retrying a failed bind.
+const BIND_RETRY: Duration = Duration::from_secs(3);
+/// First pause after `accept` runs out of resources; doubles per failure.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// Longest pause after `accept` runs out of resources.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// The listening-socket actor. See the module docs.
+pub struct Listener {
+    spec: ListenSpec,
+    socket: Option<TcpListener>,
+    controller: Recipient<ListenerEvent>,
+    /// The same controller, as accepted connections see it: it controls
+    /// them until it hands them on.
+    conn_controller: Recipient<SocketEvent>,
+    conn_config: Rc<ConnConfig>,
+    credit: u64,
+    may_accept: bool,
+    retry_armed: bool,
+    /// Accepting is paused after resource exhaustion.
+    paused: bool,
+    backoff: Duration,
+    /// Accept failures in the current exhaustion burst (logged once).
+    burst_failures: u64,
+    accepted: u64,
+}
+
+impl Listener {
+    /// Spawns a listener controlled by (and linked to) the calling actor,
+    /// with the default connection settings. The caller also controls the
+    /// connections it accepts until it hands them on, so its messages
+    /// include socket events too.
+    pub fn listen<A: Actor>(ctx: &mut Ctx<'_, A>, spec: ListenSpec) -> ListenerHandle
+    where
+        A::Msg: From<ListenerEvent> + From<SocketEvent>,
+    {
+        Listener::listen_with(ctx, spec, ConnConfig::default())
+    }
+
+    /// Like [`Listener::listen`], with the settings every accepted
+    /// connection starts with.
+    pub fn listen_with<A: Actor>(
+        ctx: &mut Ctx<'_, A>,
+        spec: ListenSpec,
+        conn_config: ConnConfig,
+    ) -> ListenerHandle
+    where
+        A::Msg: From<ListenerEvent> + From<SocketEvent>,
+    {
+        ctx.spawn(Listener {
+            spec,
+            socket: None,
+            controller: ctx.me().recipient(),
+            conn_controller: ctx.me().recipient(),
+            conn_config: Rc::new(conn_config),
+            credit: 0,
+            may_accept: false,
+            retry_armed: false,
+            paused: false,
+            backoff: ACCEPT_BACKOFF_MIN,
+            burst_failures: 0,
+            accepted: 0,
+        })
+    }
+
+    fn emit(&mut self, ctx: &mut Ctx<'_, Self>, event: ListenerEvent) {
+        let to = self.controller;
+        to.deliver(ctx.core(), event);
+    }
+
+    fn bind(&mut self) -> io::Result<TcpListener> {
+        let mut last = None;
+        for addr in self.spec.addrs()? {
+            match bind_one(addr, self.spec.backlog) {
+                Ok(l) => return Ok(l),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no address")))
+    }
+
+    fn try_listen(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let me = ctx.me();
+        let bound = self.bind().and_then(|mut l| {
+            ctx.register(&mut l, Interest::READABLE)?;
+            let local = l.local_addr()?;
+            Ok((l, local))
+        });
+        match bound {
+            Ok((l, local)) => {
+                self.socket = Some(l);
+                self.may_accept = true;
+                self.emit(ctx, ListenerEvent::Ready(me, Ok(local)));
+                self.accept(ctx);
+            }
+            Err(e) => {
+                log::warn!("cannot listen on {}: {e}", self.spec);
+                let err = ListenError::Bind {
+                    addr: self.spec.to_string(),
+                    message: e.to_string().into(),
+                };
+                self.emit(ctx, ListenerEvent::Ready(me, Err(err)));
+                self.arm_retry(ctx);
+            }
+        }
+    }
+
+    fn arm_retry(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if self.socket.is_none() && self.credit > 0 && !self.retry_armed {
+            self.retry_armed = true;
+            let me = ctx.me();
+            ctx.send_after(me, ListenerMsg(Cmd::Retry), BIND_RETRY);
+        }
+    }
+
+    /// Accepts while there is credit and the backlog may hold connections.
+    fn accept(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let me = ctx.me();
+        while self.credit > 0 && self.may_accept && !self.paused {
+            let Some(socket) = self.socket.as_ref() else {
+                return;
+            };
+            match socket.accept() {
+                Ok((stream, peer)) => {
+                    self.credit -= 1;
+                    self.accepted += 1;
+                    if self.burst_failures > 0 {
+                        log::info!(
+                            "{}: accepting again after {} failed accepts",
+                            self.spec,
+                            self.burst_failures
+                        );
+                        self.burst_failures = 0;
+                        self.backoff = ACCEPT_BACKOFF_MIN;
+                        let local = socket.local_addr();
+                        if let Ok(local) = local {
+                            self.emit(ctx, ListenerEvent::Ready(me, Ok(local)));
+                        }
+                    }
+                    let conn = Connection::accepted(stream, peer, self.conn_controller, self.conn_config.clone());
+                    let sock = ctx.spawn(conn);
+                    self.emit(ctx, ListenerEvent::Accepted(me, sock));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.may_accept = false,
+                Err(e) if is_transient(&e) => {}
+                Err(e) => {
+                    self.pause(ctx, e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Stops accepting for a while after `accept` failed for lack of
+    /// resources (or an unexpected error), instead of spinning on it.
+    fn pause(&mut self, ctx: &mut Ctx<'_, Self>, e: io::Error) {
+        self.paused = true;
+        self.burst_failures += 1;
+        if self.burst_failures == 1 {
+            log::warn!(
+                "{}: accept failed ({e}); pausing accepts, resuming by itself",
+                self.spec
+            );
+            let me = ctx.me();
+            self.emit(
+                ctx,
+                ListenerEvent::Ready(me, Err(ListenError::Exhausted(e.to_string().into()))),
+            );
+        }
+        let me = ctx.me();
+        ctx.send_after(me, ListenerMsg(Cmd::Resume), self.backoff);
+        self.backoff = (self.backoff * 2).min(ACCEPT_BACKOFF_MAX);
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted
+    }
+}
+
+fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket as RawSocket, Type};
+    let socket = RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // One socket for both families when listening on every interface.
+        socket.set_only_v6(!addr.ip().is_unspecified())?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.set_cloexec(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Errors that concern one pending connection only: skip it and go on.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    ) || matches!(e.raw_os_error(), Some(libc::EPROTO) | Some(libc::EPERM))
+}
+
+impl Actor for Listener {
+    type Msg = ListenerMsg;
+
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        ctx.link(self.controller.id());
+        self.try_listen(ctx);
+    }
+
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, ListenerMsg(cmd): ListenerMsg) {
+        match cmd {
+            Cmd::Credit(n) => {
+                self.credit = if n >= 0 {
+                    self.credit.saturating_add(n as u64)
+                } else {
+                    self.credit.saturating_sub(n.unsigned_abs())
+                };
+                if self.socket.is_some() {
+                    self.accept(ctx);
+                } else {
+                    self.arm_retry(ctx);
+                }
+            }
+            Cmd::Retry => {
+                self.retry_armed = false;
+                if self.socket.is_none() && self.credit > 0 {
+                    self.try_listen(ctx);
+                }
+            }
+            Cmd::Resume => {
+                self.paused = false;
+                self.may_accept = true;
+                self.accept(ctx);
+            }
+            Cmd::Stop => {
+                if let Some(mut s) = self.socket.take() {
+                    let _ = ctx.deregister(&mut s);
+                }
+                let me = ctx.me();
+                self.emit(ctx, ListenerEvent::Ready(me, Err(ListenError::Stopped)));
+                ctx.stop();
+            }
+        }
+    }
+
+    fn io_ready(&mut self, ctx: &mut Ctx<'_, Self>, _ready: Ready) {
+        self.may_accept = true;
+        self.accept(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Ctx<'_, Self>, reason: &ExitReason) {
+        log::debug!("listener on {} closed: {reason}", self.spec);
+    }
+}
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listener")
+            .field("spec", &self.spec)
+            .field("credit", &self.credit)
+            .field("listening", &self.socket.is_some())
+            .finish()
+    }
+}
+
+/// Operations on a listener, from inside an actor.
+impl Addr<Listener> {
+    /// Adds one unit of accept credit.
+    pub fn issue_credit<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {
+        ctx.send(*self, ListenerMsg(Cmd::Credit(1)));
+    }
+    /// Adds `n` units of accept credit (negative subtracts, clamped at zero).
+    pub fn issue_credit_n<A: Actor>(&self, ctx: &mut Ctx<'_, A>, n: i64) {
+        ctx.send(*self, ListenerMsg(Cmd::Credit(n)));
+    }
+    /// Closes the listener and terminates it (firing its links). Accepted
+    /// connections carry on.
+    pub fn stop<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {
+        ctx.send(*self, ListenerMsg(Cmd::Stop));
+    }
+}
