@@ -114,13 +114,14 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
     let first = !cell.started;
     cell.started = true;
     let budget = core.config.budget;
+    // Outside the closure, so a panic does not lose the count.
+    let mut handled = 0usize;
 
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut ctx = Ctx::<A>::new(core, id);
         if first {
             actor.started(&mut ctx);
         }
-        let mut handled = 0usize;
         while handled < budget && !ctx.core().is_exiting(id) {
             let Some(envelope) = ctx.core().cell_mut::<A>(id).and_then(|c| c.mailbox.pop_front())
             else {
@@ -144,18 +145,13 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
         if ready != 0 && !ctx.core().is_exiting(id) {
             actor.io_ready(&mut ctx, Ready(ready));
         }
-        handled
     }));
 
-    let handled = match outcome {
-        Ok(n) => n,
-        Err(payload) => {
-            let msg = panic_message(payload);
-            log::error!("actor {id} ({}) panicked: {msg}", std::any::type_name::<A>());
-            core.exit(id, ExitReason::Failed(msg));
-            0
-        }
-    };
+    if let Err(payload) = outcome {
+        let msg = panic_message(payload);
+        log::error!("actor {id} ({}) panicked: {msg}", std::any::type_name::<A>());
+        core.exit(id, ExitReason::Failed(msg));
+    }
     core.stats.messages += handled as u64;
     let exiting = core.is_exiting(id);
     let mut more = false;

@@ -1,0 +1,438 @@
+//! Scheduler micro-benchmarks: ping-pong, fan-out, spawn+exit,
+//! request/reply, and the same ping-pong over tokio for comparison.
+//!
+//! `cargo bench --bench scheduler`. Plain `main`: each case runs once to warm
+//! up, then `REPS` times; the table shows the median (and min/max) per op.
+//! A counting global allocator reports heap allocations per message in the
+//! steady state of each ping-pong.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use credit_actors::{Actor, Addr, Ctx, Reactor, Reply};
+
+// ----- counting allocator --------------------------------------------------------
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.load(Ordering::Relaxed)
+}
+
+// ----- sizes -----------------------------------------------------------------------
+
+const REPS: usize = 5;
+const PING_PONG_ROUNDS: u64 = 1_000_000;
+const PING_PONG_WARMUP: u64 = 10_000;
+const FAN_OUT_ACTORS: usize = 1_000;
+const FAN_OUT_ROUNDS: u64 = 1_000;
+const SPAWN_ACTORS: u64 = 100_000;
+const SPAWN_BATCH: u64 = 1_000;
+const REQUEST_ROUNDS: u64 = 500_000;
+
+/// One measured stretch: elapsed time, operations, allocations.
+#[derive(Clone, Copy)]
+struct Sample {
+    elapsed: Duration,
+    ops: u64,
+    allocs: u64,
+}
+
+impl Sample {
+    fn ns_per_op(&self) -> f64 {
+        self.elapsed.as_nanos() as f64 / self.ops as f64
+    }
+    fn allocs_per_op(&self) -> f64 {
+        self.allocs as f64 / self.ops as f64
+    }
+}
+
+/// Runs `f` once to warm up and `REPS` times more; returns the measured
+/// samples sorted by time per op.
+fn measure(mut f: impl FnMut() -> Sample) -> Vec<Sample> {
+    let _ = f();
+    let mut samples: Vec<Sample> = (0..REPS).map(|_| f()).collect();
+    samples.sort_by(|a, b| a.ns_per_op().total_cmp(&b.ns_per_op()));
+    samples
+}
+
+fn median(samples: &[Sample]) -> Sample {
+    samples[samples.len() / 2]
+}
+
+// ----- ping-pong ---------------------------------------------------------------------
+
+/// The first player counts round trips and stamps the steady-state stretch
+/// (after `PING_PONG_WARMUP` round trips) with time and allocation count.
+struct Player {
+    left: Option<u64>,
+    start: Option<(Instant, u64)>,
+    result: Option<std::rc::Rc<std::cell::Cell<Option<Sample>>>>,
+}
+
+enum PingMsg {
+    Serve(Addr<Player>),
+    Ball(Addr<Player>),
+}
+
+impl Actor for Player {
+    type Msg = PingMsg;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: PingMsg) {
+        let to = match msg {
+            PingMsg::Serve(to) => to,
+            PingMsg::Ball(from) => {
+                if let Some(left) = self.left.as_mut() {
+                    if *left == PING_PONG_ROUNDS {
+                        self.start = Some((Instant::now(), allocs()));
+                    }
+                    if *left == 0 {
+                        let (t0, a0) = self.start.unwrap();
+                        let sample = Sample {
+                            elapsed: t0.elapsed(),
+                            ops: 2 * PING_PONG_ROUNDS,
+                            allocs: allocs() - a0,
+                        };
+                        self.result.as_ref().unwrap().set(Some(sample));
+                        ctx.kill(from.id());
+                        ctx.stop();
+                        return;
+                    }
+                    *left -= 1;
+                }
+                from
+            }
+        };
+        let me = ctx.me();
+        ctx.send(to, PingMsg::Ball(me));
+    }
+}
+
+fn ping_pong() -> Sample {
+    let result = std::rc::Rc::new(std::cell::Cell::new(None));
+    let mut reactor = Reactor::new().unwrap();
+    let a = reactor.spawn(Player {
+        left: Some(PING_PONG_WARMUP + PING_PONG_ROUNDS),
+        start: None,
+        result: Some(result.clone()),
+    });
+    let b = reactor.spawn(Player {
+        left: None,
+        start: None,
+        result: None,
+    });
+    reactor.send(a, PingMsg::Serve(b));
+    reactor.run().unwrap();
+    result.get().expect("ping-pong finished")
+}
+
+fn tokio_ping_pong() -> Sample {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (to_b, mut b_rx) = tokio::sync::mpsc::channel::<u64>(1024);
+        let (to_a, mut a_rx) = tokio::sync::mpsc::channel::<u64>(1024);
+        let b = tokio::spawn(async move {
+            while let Some(v) = b_rx.recv().await {
+                if to_a.send(v).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let a = tokio::spawn(async move {
+            let mut start = (Instant::now(), allocs());
+            for i in 0..PING_PONG_WARMUP + PING_PONG_ROUNDS {
+                if i == PING_PONG_WARMUP {
+                    start = (Instant::now(), allocs());
+                }
+                to_b.send(i).await.unwrap();
+                let v = a_rx.recv().await.unwrap();
+                debug_assert_eq!(v, i);
+            }
+            Sample {
+                elapsed: start.0.elapsed(),
+                ops: 2 * PING_PONG_ROUNDS,
+                allocs: allocs() - start.1,
+            }
+        });
+        let sample = a.await.unwrap();
+        b.await.unwrap();
+        sample
+    })
+}
+
+// ----- fan-out -------------------------------------------------------------------------
+
+struct Sink(u64);
+
+impl Actor for Sink {
+    type Msg = u64;
+    fn handle(&mut self, _ctx: &mut Ctx<'_, Self>, v: u64) {
+        self.0 = self.0.wrapping_add(v);
+    }
+}
+
+/// Sends one message to every sink, then a tick to itself, which the FIFO
+/// run queue handles only after every sink has run: one round per tick.
+struct Broadcaster {
+    sinks: Vec<Addr<Sink>>,
+    rounds: u64,
+    start: Instant,
+    result: std::rc::Rc<std::cell::Cell<Option<Sample>>>,
+}
+
+impl Actor for Broadcaster {
+    type Msg = ();
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        for _ in 0..FAN_OUT_ACTORS {
+            let s = ctx.spawn_link(Sink(0));
+            self.sinks.push(s);
+        }
+        let me = ctx.me();
+        ctx.send(me, ());
+    }
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, _: ()) {
+        if self.rounds == 0 {
+            self.start = Instant::now();
+        }
+        if self.rounds == FAN_OUT_ROUNDS {
+            self.result.set(Some(Sample {
+                elapsed: self.start.elapsed(),
+                ops: FAN_OUT_ROUNDS * FAN_OUT_ACTORS as u64,
+                allocs: 0,
+            }));
+            ctx.stop(); // the linked sinks follow
+            return;
+        }
+        self.rounds += 1;
+        for &s in &self.sinks {
+            ctx.send(s, self.rounds);
+        }
+        let me = ctx.me();
+        ctx.send(me, ());
+    }
+}
+
+fn fan_out() -> Sample {
+    let result = std::rc::Rc::new(std::cell::Cell::new(None));
+    let mut reactor = Reactor::new().unwrap();
+    reactor.spawn(Broadcaster {
+        sinks: Vec::with_capacity(FAN_OUT_ACTORS),
+        rounds: 0,
+        start: Instant::now(),
+        result: result.clone(),
+    });
+    reactor.run().unwrap();
+    result.get().expect("fan-out finished")
+}
+
+// ----- spawn + exit ---------------------------------------------------------------------
+
+struct Ephemeral;
+
+impl Actor for Ephemeral {
+    type Msg = ();
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        ctx.stop();
+    }
+    fn handle(&mut self, _ctx: &mut Ctx<'_, Self>, _: ()) {}
+}
+
+/// Spawns a batch of short-lived actors, then ticks itself: the tick runs
+/// after the whole batch has started and exited.
+struct Spawner {
+    spawned: u64,
+}
+
+impl Actor for Spawner {
+    type Msg = ();
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let me = ctx.me();
+        ctx.send(me, ());
+    }
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, _: ()) {
+        if self.spawned == SPAWN_ACTORS {
+            ctx.stop();
+            return;
+        }
+        for _ in 0..SPAWN_BATCH {
+            ctx.spawn(Ephemeral);
+        }
+        self.spawned += SPAWN_BATCH;
+        let me = ctx.me();
+        ctx.send(me, ());
+    }
+}
+
+fn spawn_exit() -> Sample {
+    let mut reactor = Reactor::new().unwrap();
+    reactor.spawn(Spawner { spawned: 0 });
+    let t0 = Instant::now();
+    reactor.run().unwrap();
+    let elapsed = t0.elapsed();
+    let stats = reactor.stats();
+    assert_eq!(stats.exited, SPAWN_ACTORS + 1);
+    Sample {
+        elapsed,
+        ops: SPAWN_ACTORS,
+        allocs: 0,
+    }
+}
+
+// ----- request / reply -------------------------------------------------------------------
+
+struct Server;
+
+enum ServerMsg {
+    Ask(u64, Reply<u64>),
+}
+
+impl Actor for Server {
+    type Msg = ServerMsg;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: ServerMsg) {
+        let ServerMsg::Ask(v, reply) = msg;
+        reply.resolve(ctx, v + 1);
+    }
+}
+
+struct Client {
+    server: Addr<Server>,
+    left: u64,
+    start: Option<(Instant, u64)>,
+    result: std::rc::Rc<std::cell::Cell<Option<Sample>>>,
+}
+
+enum ClientMsg {
+    Got(Result<u64, credit_actors::RequestError>),
+}
+
+impl Client {
+    fn ask(&mut self, ctx: &mut Ctx<'_, Self>, v: u64) {
+        ctx.request(self.server, move |r| ServerMsg::Ask(v, r), ClientMsg::Got);
+    }
+}
+
+impl Actor for Client {
+    type Msg = ClientMsg;
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.ask(ctx, 0);
+    }
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: ClientMsg) {
+        let ClientMsg::Got(r) = msg;
+        let v = r.expect("server answers");
+        if self.left == REQUEST_ROUNDS {
+            self.start = Some((Instant::now(), allocs()));
+        }
+        if self.left == 0 {
+            let (t0, a0) = self.start.unwrap();
+            self.result.set(Some(Sample {
+                elapsed: t0.elapsed(),
+                ops: REQUEST_ROUNDS,
+                allocs: allocs() - a0,
+            }));
+            ctx.kill(self.server.id());
+            ctx.stop();
+            return;
+        }
+        self.left -= 1;
+        self.ask(ctx, v);
+    }
+}
+
+fn request_reply() -> Sample {
+    let result = std::rc::Rc::new(std::cell::Cell::new(None));
+    let mut reactor = Reactor::new().unwrap();
+    let server = reactor.spawn(Server);
+    reactor.spawn(Client {
+        server,
+        left: PING_PONG_WARMUP + REQUEST_ROUNDS,
+        start: None,
+        result: result.clone(),
+    });
+    reactor.run().unwrap();
+    result.get().expect("request/reply finished")
+}
+
+// ----- report -------------------------------------------------------------------------------
+
+fn row(name: &str, unit: &str, samples: &[Sample], allocs: bool) {
+    let m = median(samples);
+    let (lo, hi) = (samples[0], samples[samples.len() - 1]);
+    let a = if allocs {
+        format!("{:.4}", m.allocs_per_op())
+    } else {
+        "-".to_string()
+    };
+    println!(
+        "{:<34} {:>10} {:>12.1} {:>10.1} {:>10.1} {:>12}   {}",
+        name,
+        m.ops,
+        m.ns_per_op(),
+        lo.ns_per_op(),
+        hi.ns_per_op(),
+        a,
+        unit
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    let t0 = Instant::now();
+    let ours = measure(ping_pong);
+    let tokio = measure(tokio_ping_pong);
+    let fan = measure(fan_out);
+    let spawn = measure(spawn_exit);
+    let req = measure(request_reply);
+
+    println!(
+        "scheduler benchmarks: median of {REPS} runs after 1 warm-up run (ns per op; min, max)"
+    );
+    println!(
+        "{:<34} {:>10} {:>12} {:>10} {:>10} {:>12}   {}",
+        "case", "ops/run", "median ns", "min ns", "max ns", "allocs/op", "op"
+    );
+    row("ping-pong, 2 actors", "message", &ours, true);
+    row("ping-pong, 2 tokio tasks (mpsc)", "message", &tokio, true);
+    row(
+        "fan-out, 1 -> 1,000 actors",
+        "delivered message",
+        &fan,
+        false,
+    );
+    row("spawn + exit", "actor", &spawn, false);
+    row("request/reply, 2 actors", "round trip", &req, true);
+    println!(
+        "ratio tokio/ours (ping-pong, ns per message): {:.2}",
+        median(&tokio).ns_per_op() / median(&ours).ns_per_op()
+    );
+    println!(
+        "allocations per message, ping-pong steady state: ours {:.4}, tokio {:.4}",
+        median(&ours).allocs_per_op(),
+        median(&tokio).allocs_per_op()
+    );
+    println!("total bench time: {:.1} s", t0.elapsed().as_secs_f64());
+}
