@@ -43,6 +43,8 @@ pub struct EchoConfig {
     /// Most sessions at once; beyond it no accept credit is issued and new
     /// connections wait in the kernel backlog. `None`: no limit.
     pub max_conns: Option<usize>,
+    /// Credit each session issues up front (see [`EchoSession::with_window`]).
+    pub window: u32,
 }
 
 impl Default for EchoConfig {
@@ -51,6 +53,7 @@ impl Default for EchoConfig {
             listen: ListenSpec::port(4096),
             conn: ConnConfig::default(),
             max_conns: None,
+            window: DEFAULT_WINDOW,
         }
     }
 }
@@ -154,7 +157,7 @@ impl EchoService {
     fn accepted(&mut self, ctx: &mut Ctx<'_, Self>, conn: Socket) {
         self.accept_credit = self.accept_credit.saturating_sub(1);
         info!("Connection accepted: {conn}");
-        let session = ctx.spawn(EchoSession::new());
+        let session = ctx.spawn(EchoSession::with_window(self.config.window));
         ctx.monitor(session.id(), SESSION_MONITOR);
         ctx.send(session, SessionMsg::Connection(conn));
         conn.set_controller(ctx, session);
@@ -220,24 +223,48 @@ impl From<SocketEvent> for SessionMsg {
 }
 
 /// One connected session of the echo server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EchoSession {
     conn: Option<Socket>,
+    /// Credit issued when the connection arrives. The tutorial issues one
+    /// unit; a larger window lets the socket hand over every line of one
+    /// read in one turn. Either way one more unit is issued per line
+    /// answered, so at most `window` lines are ever waiting here.
+    window: u32,
+}
+
+/// The default credit window of a session: enough for a pipelining client's
+/// whole read (64 lines in flight) to be answered in one turn.
+pub const DEFAULT_WINDOW: u32 = 64;
+
+impl Default for EchoSession {
+    fn default() -> Self {
+        EchoSession::new()
+    }
 }
 
 static PREFIX: Bytes = Bytes::from_static(REPLY_PREFIX.as_bytes());
 
 impl EchoSession {
-    /// A session waiting for its connection.
+    /// A session waiting for its connection, with the default window.
     pub fn new() -> EchoSession {
-        EchoSession { conn: None }
+        EchoSession::with_window(DEFAULT_WINDOW)
+    }
+
+    /// A session that issues `window` units of credit up front (1 is the
+    /// tutorial, line by line).
+    pub fn with_window(window: u32) -> EchoSession {
+        EchoSession {
+            conn: None,
+            window: window.max(1),
+        }
     }
 
     /// The tutorial's `connection:`.
     fn connection(&mut self, ctx: &mut Ctx<'_, Self>, conn: Socket) {
         self.conn = Some(conn);
         conn.delimiter_mode(ctx, Delimiter::lf());
-        conn.issue_credit(ctx);
+        conn.issue_credit_n(ctx, i64::from(self.window));
     }
 
     /// The tutorial's `tcpSocket:data:`.

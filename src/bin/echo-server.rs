@@ -48,6 +48,10 @@ struct Args {
     /// else info).
     #[arg(long)]
     log_level: Option<LevelFilter>,
+    /// Credit each session issues up front (1: line by line, as in the
+    /// tutorial).
+    #[arg(long, default_value_t = credit_actors::echo::DEFAULT_WINDOW)]
+    window: u32,
     /// Messages an actor may handle per turn before yielding.
     #[arg(long, default_value_t = 64)]
     budget: usize,
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
             ..ConnConfig::default()
         },
         max_conns: args.max_conns,
+        window: args.window,
     };
 
     let mut reactor = match Reactor::with_config(Config {

@@ -551,12 +551,8 @@ impl Connection {
         if self.out.is_empty() {
             self.out.reserve_tail(ctx.core());
         }
-        self.out.push(head);
-        self.out.push(body);
-        if line {
-            let t = self.line_terminator.clone();
-            self.out.push(&t);
-        }
+        let terminator: &[u8] = if line { &self.line_terminator } else { &[] };
+        self.out.push3(head, body, terminator);
         self.queue(ctx);
     }
 

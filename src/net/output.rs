@@ -70,6 +70,23 @@ impl Output {
         (self.queued == 0 && self.tail.capacity() > 0).then(|| std::mem::take(&mut self.tail))
     }
 
+    /// Queues `head`, `body` and `tail` in order: one capacity check and
+    /// plain copies when all are small, as a reply line is.
+    pub(crate) fn push3(&mut self, head: &Bytes, body: &Bytes, tail: &[u8]) {
+        let total = head.len() + body.len() + tail.len();
+        if head.len() < COPY_LIMIT && body.len() < COPY_LIMIT {
+            self.tail.reserve(total);
+            self.tail.extend_from_slice(head);
+            self.tail.extend_from_slice(body);
+            self.tail.extend_from_slice(tail);
+            self.queued += total;
+        } else {
+            self.push(head);
+            self.push(body);
+            self.push(&Bytes::copy_from_slice(tail));
+        }
+    }
+
     pub(crate) fn push(&mut self, piece: &Bytes) {
         if piece.is_empty() {
             return;

@@ -5,7 +5,7 @@
 //! mailbox stays in place, so anything sent during the turn (to itself
 //! included) lands in the mailbox by the ordinary path.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -32,24 +32,47 @@ pub(crate) enum Envelope<M> {
 }
 
 pub(crate) struct ActorCell<A: Actor> {
-    /// `None` while the actor runs.
-    pub(crate) actor: Option<A>,
+    /// `None` while the actor runs. Boxed so that taking it out for a turn
+    /// moves a pointer, not the whole behaviour (a connection is several
+    /// hundred bytes).
+    pub(crate) actor: Option<Box<A>>,
     pub(crate) started: bool,
+    /// Where senders push.
     pub(crate) mailbox: VecDeque<Envelope<A::Msg>>,
+    /// An empty queue with capacity: a turn takes `mailbox` as its batch
+    /// and leaves this in its place, so the turn pops without looking the
+    /// slot up and senders still push without allocating.
+    pub(crate) spare: VecDeque<Envelope<A::Msg>>,
+}
+
+/// The cell in `slot` as an `ActorCell<A>`, if that is its type.
+///
+/// The `TypeId` recorded at spawn is compared directly instead of asking the
+/// trait object (`Any::type_id` is a virtual call, and this runs on every
+/// send and every turn: about 65 instructions per echoed line, measured with
+/// callgrind).
+#[inline]
+pub(crate) fn downcast<A: Actor>(cell: &mut Box<dyn ErasedCell>, type_id: TypeId) -> Option<&mut ActorCell<A>> {
+    if type_id == TypeId::of::<ActorCell<A>>() {
+        let ptr: *mut dyn ErasedCell = &mut **cell;
+        // SAFETY: `type_id` is the `TypeId` of the value this box was
+        // created with (recorded by `Core::spawn` from the same `A`), and the
+        // box's contents are never replaced, so the pointee is an
+        // `ActorCell<A>`. The returned borrow is tied to `cell`'s.
+        Some(unsafe { &mut *ptr.cast::<ActorCell<A>>() })
+    } else {
+        None
+    }
 }
 
 /// Type-erased access to a cell, for what the reactor does without knowing
 /// the actor's type.
 pub(crate) trait ErasedCell {
-    fn as_any_mut(&mut self) -> &mut dyn Any;
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
     fn push_signal(&mut self, signal: Signal);
 }
 
 impl<A: Actor> ErasedCell for ActorCell<A> {
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
@@ -81,9 +104,10 @@ impl<A: Actor> HasVTable for A {
 
 pub(crate) fn new_cell<A: Actor>(actor: A) -> Box<dyn ErasedCell> {
     Box::new(ActorCell {
-        actor: Some(actor),
+        actor: Some(Box::new(actor)),
         started: false,
         mailbox: VecDeque::new(),
+        spare: VecDeque::new(),
     })
 }
 
@@ -105,7 +129,8 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
         return;
     };
     let ready = std::mem::take(&mut slot.ready);
-    let Some(cell) = slot.cell.as_any_mut().downcast_mut::<ActorCell<A>>() else {
+    let type_id = slot.type_id;
+    let Some(cell) = downcast::<A>(&mut slot.cell, type_id) else {
         return;
     };
     let Some(mut actor) = cell.actor.take() else {
@@ -113,7 +138,10 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
     };
     let first = !cell.started;
     cell.started = true;
+    let spare = std::mem::take(&mut cell.spare);
+    let mut batch = std::mem::replace(&mut cell.mailbox, spare);
     let budget = core.config.budget;
+    core.begin_run(id);
     // Outside the closure, so a panic does not lose the count.
     let mut handled = 0usize;
 
@@ -122,9 +150,8 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
         if first {
             actor.started(&mut ctx);
         }
-        while handled < budget && !ctx.core().is_exiting(id) {
-            let Some(envelope) = ctx.core().cell_mut::<A>(id).and_then(|c| c.mailbox.pop_front())
-            else {
+        while handled < budget && !ctx.core().running_exits() {
+            let Some(envelope) = batch.pop_front() else {
                 break;
             };
             handled += 1;
@@ -142,7 +169,7 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
                 }) => actor.down(&mut ctx, peer, reference, &reason),
             }
         }
-        if ready != 0 && !ctx.core().is_exiting(id) {
+        if ready != 0 && !ctx.core().running_exits() {
             actor.io_ready(&mut ctx, Ready(ready));
         }
     }));
@@ -152,12 +179,20 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
         log::error!("actor {id} ({}) panicked: {msg}", std::any::type_name::<A>());
         core.exit(id, ExitReason::Failed(msg));
     }
+    let exiting = core.end_run();
     core.stats.messages += handled as u64;
-    let exiting = core.is_exiting(id);
     let mut more = false;
     if let Some(cell) = core.cell_mut::<A>(id) {
         cell.actor = Some(actor);
-        more = !cell.mailbox.is_empty();
+        if batch.is_empty() {
+            cell.spare = batch;
+            more = !cell.mailbox.is_empty();
+        } else {
+            // Leftovers go before what arrived during the turn.
+            batch.append(&mut cell.mailbox);
+            cell.spare = std::mem::replace(&mut cell.mailbox, batch);
+            more = true;
+        }
     }
     if more && !exiting {
         if handled >= budget {

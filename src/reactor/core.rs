@@ -8,7 +8,7 @@
 //! - exits are queued and processed between actor turns, never inside a
 //!   handler, so no handler ever runs re-entrantly.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
@@ -22,13 +22,15 @@ use slab::Slab;
 use crate::actor::{
     take_orphans, Actor, ActorId, Continuation, ExitReason, MonitorRef, RequestError, RequestId,
 };
-use crate::reactor::cell::{new_cell, ActorCell, ErasedCell, HasVTable, Signal, VTable};
+use crate::reactor::cell::{downcast, new_cell, ActorCell, ErasedCell, HasVTable, Signal, VTable};
 use crate::reactor::remote::Remote;
 use crate::reactor::timer::{TimerAction, TimerId, Timers};
 use crate::reactor::{Config, ReactorHandle, Stats};
 
 pub(crate) struct Slot {
     pub(crate) cell: Box<dyn ErasedCell>,
+    /// The concrete type inside `cell`, for cheap downcasts.
+    pub(crate) type_id: TypeId,
     pub(crate) vtable: &'static VTable,
     /// In the run queue now.
     pub(crate) scheduled: bool,
@@ -71,6 +73,10 @@ pub struct Core {
     shutdown: bool,
     pub(crate) config: Config,
     pub(crate) stats: Stats,
+    /// The actor whose turn it is, if any.
+    running: Option<ActorId>,
+    /// The running actor has an exit queued.
+    running_exits: bool,
     /// Emptied I/O buffers for reuse, so a busy connection does not
     /// allocate per read and an idle one holds none.
     buffers: Vec<BytesMut>,
@@ -109,6 +115,8 @@ impl Core {
             config,
             stats: Stats::default(),
             buffers: Vec::new(),
+            running: None,
+            running_exits: false,
         }
     }
 
@@ -131,19 +139,31 @@ impl Core {
     }
 
     pub(crate) fn cell_mut<A: Actor>(&mut self, id: ActorId) -> Option<&mut ActorCell<A>> {
-        self.slot_mut(id)?
-            .cell
-            .as_any_mut()
-            .downcast_mut::<ActorCell<A>>()
+        let slot = self.slot_mut(id)?;
+        downcast::<A>(&mut slot.cell, slot.type_id)
+    }
+
+    /// Marks `id` as the actor running now (for [`Core::running_exits`]).
+    pub(crate) fn begin_run(&mut self, id: ActorId) {
+        self.running = Some(id);
+        self.running_exits = false;
+    }
+
+    /// Ends the current run; true if the actor asked to exit (or was told).
+    pub(crate) fn end_run(&mut self) -> bool {
+        self.running = None;
+        std::mem::take(&mut self.running_exits)
+    }
+
+    /// True once the running actor has an exit queued: it handles nothing
+    /// more this turn.
+    pub(crate) fn running_exits(&self) -> bool {
+        self.running_exits
     }
 
     /// True if `id` names a live actor that is not on its way out.
     pub fn is_alive(&self, id: ActorId) -> bool {
         self.slot(id).is_some_and(|s| !s.exiting)
-    }
-
-    pub(crate) fn is_exiting(&self, id: ActorId) -> bool {
-        self.slot(id).map_or(true, |s| s.exiting)
     }
 
     /// Number of live actors.
@@ -170,6 +190,7 @@ impl Core {
         let id = ActorId::new(key as u32, self.generations[key]);
         self.slots.insert(Slot {
             cell: new_cell(actor),
+            type_id: TypeId::of::<ActorCell<A>>(),
             vtable: &<A as HasVTable>::VTABLE,
             scheduled: false,
             exiting: false,
@@ -189,7 +210,7 @@ impl Core {
         let idx = to.index() as usize;
         let delivered = match self.slots.get_mut(idx) {
             Some(slot) if self.generations[idx] == to.generation() && !slot.exiting => {
-                match slot.cell.as_any_mut().downcast_mut::<ActorCell<A>>() {
+                match downcast::<A>(&mut slot.cell, slot.type_id) {
                     Some(cell) => {
                         cell.mailbox.push_back(crate::reactor::cell::Envelope::Msg(msg));
                         if !slot.scheduled {
@@ -308,6 +329,9 @@ impl Core {
             if !slot.exiting {
                 slot.exiting = true;
                 self.pending_exits.push_back((id, reason));
+                if self.running == Some(id) {
+                    self.running_exits = true;
+                }
             }
         }
     }

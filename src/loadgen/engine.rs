@@ -1,0 +1,847 @@
+//! The event loop: opens connections, moves the scenario through its phases,
+//! dispatches readiness events to [`Conn`]s and collects statistics.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use super::conn::{Conn, ConnError, ConnState};
+use super::report::{C10kStats, ErrorCounts, Latency, Params, Report};
+use super::sys;
+use super::verify::VerifyError;
+use super::{Config, LoadgenError, Scenario};
+
+/// Shared read buffer size.
+const RBUF_LEN: usize = 256 * 1024;
+/// Housekeeping period (connect timeouts, reconnects, c10k pacing).
+const TICK: Duration = Duration::from_millis(50);
+/// Delay before replacing a connection that failed.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
+/// Churn against an IPv4 loopback server: source addresses used by default.
+const CHURN_SOURCE_IPS: usize = 32;
+/// c10k: connects in progress at once (keeps the server's accept queue short).
+const C10K_CONNECT_CONCURRENCY: usize = 64;
+/// c10k with a pid: connections established but not yet accepted by the
+/// server (judged by its fd count) allowed at once, to keep its accept queue
+/// from overflowing (an overflow costs a 1 s SYN retransmission).
+const C10K_MAX_UNACCEPTED: usize = 64;
+/// c10k with a pid: how often the server's fd count may be re-read while
+/// pacing.
+const C10K_FD_POLL: Duration = Duration::from_millis(5);
+/// c10k with a pid: with no sign of accepts for this long, connect another
+/// batch anyway.
+const C10K_PACING_FALLBACK: Duration = Duration::from_millis(50);
+/// c10k: lower bound of each phase's time limit.
+const C10K_MIN_PHASE: Duration = Duration::from_secs(10);
+/// c10k: longest wait for the server to have accepted every connection.
+const C10K_SETTLE_MAX: Duration = Duration::from_secs(5);
+/// c10k without a pid: fixed pause before sending.
+const C10K_SETTLE_NO_PID: Duration = Duration::from_millis(200);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Opening the initial connections (pipeline, pingpong, bigline).
+    Setup,
+    /// Measurement window.
+    Running,
+    /// Window over: collecting replies to queued lines.
+    Draining,
+    C10kConnect,
+    C10kSettle,
+    C10kSend,
+    Done,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ErrKind {
+    Mismatch,
+    Unsolicited,
+    ConnectFailed,
+    ConnectTimeout,
+    Io,
+    Eof,
+}
+
+#[derive(Default)]
+struct Stats {
+    lines_sent: u64,
+    lines_answered: u64,
+    lines_late: u64,
+    request_bytes: u64,
+    reply_bytes: u64,
+    conns_completed: u64,
+    conns_opened: u64,
+    errors: ErrorCounts,
+    first_error: Option<String>,
+}
+
+pub(crate) struct Engine<'a> {
+    cfg: &'a Config,
+    scenario: Scenario,
+    poll: Poll,
+    conns: Slab<Conn>,
+    rbuf: Vec<u8>,
+    next_gen: u32,
+    next_id: u32,
+    sources: Vec<IpAddr>,
+    next_source: usize,
+    depth: u64,
+    line_bytes: usize,
+    record_rtt: bool,
+    phase: Phase,
+    t0: Instant,
+    window_start: Instant,
+    window_end: Option<Instant>,
+    deadline: Instant,
+    phase_deadline: Instant,
+    stats: Stats,
+    hist: Histogram<u64>,
+    /// Lines queued and not answered, over all live connections.
+    inflight: u64,
+    /// Connections in `ConnState::Connecting`.
+    connecting: usize,
+    /// Times at which to open a replacement connection.
+    reopen_at: Vec<Instant>,
+    next_tick: Instant,
+    // c10k
+    c10k_started: usize,
+    c10k: C10kStats,
+    c10k_fd_base: Option<usize>,
+    /// Server fds above `c10k_fd_base` at the last sample.
+    c10k_accepted: usize,
+    c10k_next_fd_poll: Instant,
+    c10k_last_start: Instant,
+    c10k_phase_start: Instant,
+    // progress
+    next_progress: Instant,
+    last_progress: (Instant, u64, u64),
+    progress_shown: bool,
+}
+
+fn ns(d: Duration) -> u64 {
+    d.as_nanos().min(u64::MAX as u128) as u64
+}
+
+impl<'a> Engine<'a> {
+    pub(crate) fn new(scenario: Scenario, cfg: &'a Config) -> Result<Engine<'a>, LoadgenError> {
+        let mut sources: Vec<IpAddr> = cfg
+            .source_ips
+            .iter()
+            .copied()
+            .filter(|ip| ip.is_ipv4() == cfg.addr.is_ipv4())
+            .collect();
+        if !cfg.source_ips.is_empty() && sources.is_empty() {
+            return Err(LoadgenError::Config(format!(
+                "no source address of the same family as {}",
+                cfg.addr
+            )));
+        }
+        let v4_loopback = matches!(cfg.addr.ip(), IpAddr::V4(v4) if v4.is_loopback());
+        if sources.is_empty() && scenario == Scenario::Churn && v4_loopback {
+            // Every churn cycle leaves a TIME_WAIT socket on our side; with one
+            // source address the kernel's ephemeral-port search in connect()
+            // becomes the bottleneck (milliseconds per connect). Spreading
+            // over several loopback addresses keeps that search short.
+            sources = sys::loopback_sources(CHURN_SOURCE_IPS);
+        }
+        if sources.is_empty() && scenario == Scenario::C10k {
+            let per_ip = sys::ports_per_source_ip().max(1);
+            if cfg.conns > per_ip {
+                match cfg.addr.ip() {
+                    IpAddr::V4(v4) if v4.is_loopback() => {
+                        sources = sys::loopback_sources(cfg.conns.div_ceil(per_ip));
+                    }
+                    _ => {
+                        return Err(LoadgenError::Config(format!(
+                            "{} connections exceed one source address ({} ports); pass source_ips",
+                            cfg.conns, per_ip
+                        )))
+                    }
+                }
+            }
+        }
+        let depth = match scenario {
+            Scenario::Pipeline | Scenario::BigLine => cfg.depth.max(1) as u64,
+            _ => 1,
+        };
+        let now = Instant::now();
+        let hist = Histogram::new_with_bounds(1, 60_000_000_000, 3)
+            .map_err(|e| LoadgenError::Config(format!("histogram: {e}")))?;
+        Ok(Engine {
+            cfg,
+            scenario,
+            poll: Poll::new()?,
+            conns: Slab::with_capacity(match scenario {
+                Scenario::Churn => cfg.workers,
+                _ => cfg.conns,
+            }),
+            rbuf: vec![0u8; RBUF_LEN],
+            next_gen: 1,
+            next_id: 1,
+            sources,
+            next_source: 0,
+            depth,
+            line_bytes: cfg.line_bytes,
+            record_rtt: scenario == Scenario::PingPong
+                || (scenario == Scenario::BigLine && depth == 1),
+            phase: Phase::Setup,
+            t0: now,
+            window_start: now,
+            window_end: None,
+            deadline: now + cfg.duration,
+            phase_deadline: now + cfg.connect_timeout,
+            stats: Stats::default(),
+            hist,
+            inflight: 0,
+            connecting: 0,
+            reopen_at: Vec::new(),
+            next_tick: now + TICK,
+            c10k_started: 0,
+            c10k: C10kStats {
+                target: cfg.conns,
+                ..Default::default()
+            },
+            c10k_fd_base: None,
+            c10k_accepted: 0,
+            c10k_next_fd_poll: now,
+            c10k_last_start: now,
+            c10k_phase_start: now,
+            next_progress: now + Duration::from_secs(1),
+            last_progress: (now, 0, 0),
+            progress_shown: false,
+        })
+    }
+
+    fn in_window(&self) -> bool {
+        !matches!(self.phase, Phase::Draining | Phase::Done)
+    }
+
+    fn reopens(&self) -> bool {
+        self.scenario != Scenario::C10k && matches!(self.phase, Phase::Setup | Phase::Running)
+    }
+
+    // ---------------------------------------------------------------- errors
+
+    fn count_error(&mut self, kind: ErrKind, what: impl FnOnce() -> String) {
+        let e = &mut self.stats.errors;
+        match kind {
+            ErrKind::Mismatch => e.mismatch += 1,
+            ErrKind::Unsolicited => e.unsolicited += 1,
+            ErrKind::ConnectFailed => e.connect_failed += 1,
+            ErrKind::ConnectTimeout => e.connect_timeout += 1,
+            ErrKind::Io => e.io += 1,
+            ErrKind::Eof => e.eof += 1,
+        }
+        if self.stats.first_error.is_none() {
+            self.stats.first_error = Some(what());
+        }
+    }
+
+    /// Removes a connection from the loop (closing its socket).
+    fn remove(&mut self, slot: usize) -> Conn {
+        let conn = self.conns.remove(slot);
+        self.inflight -= conn.inflight();
+        if conn.state == ConnState::Connecting {
+            self.connecting -= 1;
+        }
+        conn
+    }
+
+    /// Counts an error, closes the connection and schedules a replacement.
+    fn fail(&mut self, slot: usize, kind: ErrKind, what: String, now: Instant) {
+        let conn = self.remove(slot);
+        let id = conn.id;
+        drop(conn);
+        self.count_error(kind, || format!("connection {id}: {what}"));
+        if self.reopens() {
+            self.reopen_at.push(now + RECONNECT_BACKOFF);
+        }
+        if self.phase == Phase::C10kConnect {
+            self.c10k_top_up(now);
+        }
+    }
+
+    // ---------------------------------------------------------------- connections
+
+    /// Starts one connect. On failure the error is counted and `false` returned.
+    fn open_one(&mut self, now: Instant) -> bool {
+        let src = if self.sources.is_empty() {
+            None
+        } else {
+            let ip = self.sources[self.next_source % self.sources.len()];
+            self.next_source += 1;
+            Some(ip)
+        };
+        let addr = self.cfg.addr;
+        let mut stream = match sys::start_connect(addr, src) {
+            Ok(s) => s,
+            Err(e) => {
+                self.count_error(ErrKind::ConnectFailed, || format!("connect to {addr}: {e}"));
+                return false;
+            }
+        };
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        let gen = self.next_gen;
+        self.next_gen = self.next_gen.wrapping_add(1).max(1);
+        let token = Token(((gen as usize) << 32) | slot);
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.count_error(ErrKind::ConnectFailed, || format!("register: {e}"));
+            return false;
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        let mut conn = Conn::new(stream, gen, id, self.line_bytes, now);
+        if self.scenario == Scenario::Churn {
+            conn.budget = 1;
+        }
+        entry.insert(conn);
+        self.connecting += 1;
+        true
+    }
+
+    fn open_or_retry(&mut self, now: Instant) {
+        if !self.open_one(now) && self.reopens() {
+            self.reopen_at.push(now + RECONNECT_BACKOFF);
+        }
+    }
+
+    /// Whether the server has accepted all but a few of our connections
+    /// (always true without a pid).
+    fn c10k_accept_queue_ok(&mut self, now: Instant) -> bool {
+        let (Some(pid), Some(base)) = (self.cfg.server_pid, self.c10k_fd_base) else {
+            return true;
+        };
+        let ours = self.c10k.opened as usize + self.connecting;
+        if ours < self.c10k_accepted + C10K_MAX_UNACCEPTED {
+            self.c10k_last_start = now;
+            return true;
+        }
+        if now >= self.c10k_next_fd_poll {
+            self.c10k_next_fd_poll = now + C10K_FD_POLL;
+            if let Some(n) = sys::count_fds(pid) {
+                if n < base {
+                    // Connections of an earlier run were still being closed
+                    // when `base` was sampled.
+                    self.c10k_fd_base = Some(n);
+                }
+                self.c10k_accepted = n.saturating_sub(base.min(n));
+            }
+        }
+        // Fallback if the fd count is no guide: another batch every 50 ms.
+        if ours < self.c10k_accepted + C10K_MAX_UNACCEPTED
+            || now - self.c10k_last_start >= C10K_PACING_FALLBACK
+        {
+            if ours >= self.c10k_accepted + C10K_MAX_UNACCEPTED {
+                // Pretend everything was accepted: allows one more batch.
+                self.c10k_accepted = ours;
+            }
+            self.c10k_last_start = now;
+            return true;
+        }
+        false
+    }
+
+    fn c10k_top_up(&mut self, now: Instant) {
+        while self.phase == Phase::C10kConnect
+            && self.connecting < C10K_CONNECT_CONCURRENCY
+            && self.c10k_started < self.cfg.conns
+            && self.c10k_accept_queue_ok(now)
+        {
+            self.c10k_started += 1;
+            self.open_one(now);
+        }
+    }
+
+    /// A connect completed.
+    fn on_open(&mut self, slot: usize, now: Instant) {
+        self.connecting -= 1;
+        self.stats.conns_opened += 1;
+        let conn = &mut self.conns[slot];
+        conn.state = ConnState::Open;
+        match self.phase {
+            Phase::Running if self.scenario != Scenario::Churn => conn.budget = u64::MAX,
+            Phase::C10kConnect => {
+                self.c10k.opened += 1;
+                self.c10k_top_up(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Queues what the window allows and writes.
+    fn pump(&mut self, slot: usize, now: Instant) {
+        let in_window = self.in_window();
+        let conn = &mut self.conns[slot];
+        let t = if self.record_rtt && conn.inflight() == 0 {
+            Instant::now()
+        } else {
+            now
+        };
+        let n = conn.fill(self.depth, t);
+        self.inflight += n;
+        self.stats.lines_sent += n;
+        if conn.pending_out() > 0 {
+            match conn.flush() {
+                Ok(b) => {
+                    if in_window {
+                        self.stats.request_bytes += b;
+                    }
+                }
+                Err(e) => self.fail(slot, ErrKind::Io, format!("write: {e}"), now),
+            }
+        }
+    }
+
+    fn handle_event(&mut self, token: Token, readable: bool, now: Instant) {
+        let slot = token.0 & 0xffff_ffff;
+        let gen = (token.0 >> 32) as u32;
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if conn.gen != gen {
+            return;
+        }
+        if conn.state == ConnState::Connecting {
+            match conn.check_connected() {
+                Ok(false) => return,
+                Ok(true) => self.on_open(slot, now),
+                Err(e) => {
+                    self.fail(slot, ErrKind::ConnectFailed, format!("connect: {e}"), now);
+                    return;
+                }
+            }
+        }
+        if !readable {
+            self.pump(slot, now);
+            return;
+        }
+        let in_window = self.in_window();
+        let conn = &mut self.conns[slot];
+        let res = conn.read_and_verify(&mut self.rbuf);
+        if res.replies > 0 || res.bytes > 0 {
+            self.inflight -= res.replies;
+            if in_window {
+                self.stats.lines_answered += res.replies;
+                self.stats.reply_bytes += res.bytes;
+                if self.record_rtt && res.replies > 0 {
+                    self.hist.saturating_record(ns(now - conn.line_at));
+                }
+            } else {
+                self.stats.lines_late += res.replies;
+            }
+        }
+        if let Some(err) = res.err {
+            let (kind, what) = match err {
+                ConnError::Verify(e @ VerifyError::Mismatch { .. }) => {
+                    (ErrKind::Mismatch, e.to_string())
+                }
+                ConnError::Verify(e @ VerifyError::Unsolicited { .. }) => {
+                    (ErrKind::Unsolicited, e.to_string())
+                }
+                ConnError::Eof => (
+                    ErrKind::Eof,
+                    format!(
+                        "server closed the connection ({} lines outstanding)",
+                        conn.inflight()
+                    ),
+                ),
+                ConnError::Io(e) => (ErrKind::Io, format!("read: {e}")),
+            };
+            self.fail(slot, kind, what, now);
+            return;
+        }
+        if self.scenario == Scenario::Churn
+            && conn.budget == 0
+            && conn.queued > 0
+            && conn.inflight() == 0
+        {
+            let conn = self.remove(slot);
+            if self.phase == Phase::Running {
+                self.stats.conns_completed += 1;
+                self.hist.saturating_record(ns(now - conn.started));
+            }
+            drop(conn);
+            if self.phase == Phase::Running {
+                self.open_or_retry(now);
+            }
+            return;
+        }
+        self.pump(slot, now);
+    }
+
+    // ---------------------------------------------------------------- phases
+
+    fn begin(&mut self, now: Instant) {
+        match self.scenario {
+            Scenario::Pipeline | Scenario::PingPong | Scenario::BigLine => {
+                self.phase = Phase::Setup;
+                self.phase_deadline = now + self.cfg.connect_timeout;
+                for _ in 0..self.cfg.conns {
+                    self.open_or_retry(now);
+                }
+            }
+            Scenario::Churn => {
+                self.phase = Phase::Running;
+                self.window_start = now;
+                self.deadline = now + self.cfg.duration;
+                for _ in 0..self.cfg.workers {
+                    self.open_or_retry(now);
+                }
+            }
+            Scenario::C10k => {
+                if let Some(pid) = self.cfg.server_pid {
+                    // Connections of an earlier run may still be closing on
+                    // the server: wait (at most 3 s) until its fd count stops
+                    // falling, so `base` is a fair baseline.
+                    let mut prev = sys::count_fds(pid);
+                    let limit = Instant::now() + Duration::from_secs(3);
+                    while Instant::now() < limit {
+                        std::thread::sleep(Duration::from_millis(50));
+                        let n = sys::count_fds(pid);
+                        if n >= prev {
+                            break;
+                        }
+                        prev = n;
+                    }
+                    self.c10k.rss_before_kib = sys::read_rss_kib(pid);
+                    self.c10k_fd_base = sys::count_fds(pid);
+                }
+                self.c10k.source_ips = self.sources.len();
+                self.phase = Phase::C10kConnect;
+                self.c10k_phase_start = now;
+                self.phase_deadline = now + self.cfg.duration.max(C10K_MIN_PHASE);
+                self.c10k_top_up(now);
+            }
+        }
+    }
+
+    fn slots(&self) -> Vec<usize> {
+        self.conns.iter().map(|(k, _)| k).collect()
+    }
+
+    fn start_running(&mut self, now: Instant) {
+        self.phase = Phase::Running;
+        self.window_start = now;
+        self.deadline = now + self.cfg.duration;
+        for slot in self.slots() {
+            if self.conns[slot].state == ConnState::Open {
+                self.conns[slot].budget = u64::MAX;
+                self.pump(slot, now);
+            }
+        }
+    }
+
+    fn start_drain(&mut self, now: Instant) {
+        self.phase = Phase::Draining;
+        self.window_end = Some(now);
+        self.phase_deadline = now + self.cfg.drain_timeout;
+        self.reopen_at.clear();
+        for slot in self.slots() {
+            if self.conns[slot].state == ConnState::Connecting {
+                // Abandoned, not an error: nothing was sent on it.
+                self.remove(slot);
+            } else {
+                self.conns[slot].budget = 0;
+            }
+        }
+    }
+
+    fn timeout_connecting(&mut self, now: Instant, all: bool) {
+        if self.connecting == 0 {
+            return;
+        }
+        let limit = self.cfg.connect_timeout;
+        for slot in self.slots() {
+            let c = &self.conns[slot];
+            if c.state == ConnState::Connecting && (all || now - c.started >= limit) {
+                let waited = now - c.started;
+                self.fail(
+                    slot,
+                    ErrKind::ConnectTimeout,
+                    format!("connect not completed after {waited:?}"),
+                    now,
+                );
+            }
+        }
+    }
+
+    fn c10k_start_send(&mut self, now: Instant) {
+        if let Some(pid) = self.cfg.server_pid {
+            self.c10k.rss_idle_kib = sys::read_rss_kib(pid);
+        }
+        self.phase = Phase::C10kSend;
+        self.c10k_phase_start = now;
+        self.phase_deadline = now + self.cfg.duration.max(C10K_MIN_PHASE);
+        for slot in self.slots() {
+            if let Some(c) = self.conns.get_mut(slot) {
+                c.budget = 1;
+                self.pump(slot, now);
+            }
+        }
+    }
+
+    fn c10k_settled(&self, now: Instant) -> bool {
+        match (self.cfg.server_pid, self.c10k_fd_base) {
+            (Some(pid), Some(base)) => {
+                // One fd of slack: the preflight connection may not have been
+                // closed by the server yet when `base` was sampled.
+                let want = base + self.c10k.opened as usize;
+                sys::count_fds(pid).is_some_and(|n| n + 1 >= want)
+            }
+            _ => now - self.c10k_phase_start >= C10K_SETTLE_NO_PID,
+        }
+    }
+
+    /// Moves between phases; called once per loop iteration.
+    fn advance(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Setup => {
+                if (self.connecting == 0 && self.reopen_at.is_empty()) || now >= self.phase_deadline
+                {
+                    self.start_running(now);
+                }
+            }
+            Phase::Running => {
+                if now >= self.deadline {
+                    self.start_drain(now);
+                }
+            }
+            Phase::Draining => {
+                if self.inflight == 0 || now >= self.phase_deadline {
+                    self.phase = Phase::Done;
+                }
+            }
+            Phase::C10kConnect => {
+                let all_started = self.c10k_started >= self.cfg.conns;
+                if (all_started && self.connecting == 0) || now >= self.phase_deadline {
+                    // Leave the phase first so failures start no new connects.
+                    self.phase = Phase::C10kSettle;
+                    self.timeout_connecting(now, true);
+                    let skipped = self.cfg.conns.saturating_sub(self.c10k_started);
+                    if skipped > 0 {
+                        self.count_error(ErrKind::ConnectTimeout, || {
+                            format!("c10k: {skipped} connections not even attempted in time")
+                        });
+                        self.stats.errors.connect_timeout += skipped as u64 - 1;
+                    }
+                    self.c10k.connect_secs = (now - self.t0).as_secs_f64();
+                    self.c10k_phase_start = now;
+                    self.phase_deadline = now + C10K_SETTLE_MAX;
+                }
+            }
+            Phase::C10kSettle => {
+                if now >= self.phase_deadline {
+                    self.c10k_start_send(now);
+                }
+                // Otherwise checked on the housekeeping tick.
+            }
+            Phase::C10kSend => {
+                if self.inflight == 0 || now >= self.phase_deadline {
+                    self.c10k.reply_secs = (now - self.c10k_phase_start).as_secs_f64();
+                    if let Some(pid) = self.cfg.server_pid {
+                        self.c10k.rss_after_line_kib = sys::read_rss_kib(pid);
+                    }
+                    self.window_end = Some(now);
+                    self.phase = Phase::Done;
+                }
+            }
+            Phase::Done => {}
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        self.timeout_connecting(now, false);
+        if !self.reopen_at.is_empty() {
+            let due: Vec<Instant> = self
+                .reopen_at
+                .iter()
+                .copied()
+                .filter(|t| *t <= now)
+                .collect();
+            self.reopen_at.retain(|t| *t > now);
+            if self.reopens() {
+                for _ in due {
+                    self.open_or_retry(now);
+                }
+            }
+        }
+        match self.phase {
+            Phase::C10kConnect => {}
+            Phase::C10kSettle if self.c10k_settled(now) => self.c10k_start_send(now),
+            _ => {}
+        }
+    }
+
+    // ---------------------------------------------------------------- progress
+
+    fn progress(&mut self, now: Instant) {
+        let (t, answered, completed) = self.last_progress;
+        let dt = (now - t).as_secs_f64().max(1e-9);
+        let s = &self.stats;
+        let secs = (now - self.t0).as_secs_f64();
+        let line = match self.scenario {
+            Scenario::Churn => format!(
+                "[churn {secs:5.1}s] {:>9.0} conns/s  completed {}  errors {}",
+                (s.conns_completed - completed) as f64 / dt,
+                s.conns_completed,
+                s.errors.total()
+            ),
+            Scenario::C10k => format!(
+                "[c10k {secs:5.1}s {:?}] opened {}/{}  served {}  errors {}",
+                self.phase,
+                self.c10k.opened,
+                self.cfg.conns,
+                s.lines_answered,
+                s.errors.total()
+            ),
+            sc => format!(
+                "[{sc} {secs:5.1}s {:?}] {:>10.0} lines/s  answered {}  conns {}  errors {}",
+                self.phase,
+                (s.lines_answered - answered) as f64 / dt,
+                s.lines_answered,
+                self.conns.len(),
+                s.errors.total()
+            ),
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r{line:<79}");
+        let _ = err.flush();
+        self.progress_shown = true;
+        self.last_progress = (now, s.lines_answered, s.conns_completed);
+    }
+
+    // ---------------------------------------------------------------- loop
+
+    pub(crate) fn run(mut self) -> Result<Report, LoadgenError> {
+        let mut events = Events::with_capacity(1024);
+        let start = Instant::now();
+        self.t0 = start;
+        self.next_tick = start + TICK;
+        self.next_progress = start + Duration::from_secs(1);
+        self.last_progress = (start, 0, 0);
+        self.begin(start);
+        loop {
+            let now = Instant::now();
+            self.advance(now);
+            if self.phase == Phase::Done {
+                break;
+            }
+            let mut wake = self.next_tick;
+            if self.cfg.progress {
+                wake = wake.min(self.next_progress);
+            }
+            if self.phase == Phase::C10kConnect && self.cfg.server_pid.is_some() {
+                wake = wake.min(now + C10K_FD_POLL);
+            }
+            match self.phase {
+                Phase::Running => wake = wake.min(self.deadline),
+                Phase::Setup
+                | Phase::Draining
+                | Phase::C10kConnect
+                | Phase::C10kSettle
+                | Phase::C10kSend => wake = wake.min(self.phase_deadline),
+                Phase::Done => {}
+            }
+            let timeout = wake.saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(LoadgenError::Io(e));
+                }
+            }
+            // Per-event timestamps only where latency is measured.
+            let precise = self.record_rtt || self.scenario == Scenario::Churn;
+            let batch_now = Instant::now();
+            for ev in events.iter() {
+                let t = if precise { Instant::now() } else { batch_now };
+                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                self.handle_event(ev.token(), readable, t);
+            }
+            let now = Instant::now();
+            if self.phase == Phase::C10kConnect {
+                self.c10k_top_up(now);
+            }
+            if now >= self.next_tick {
+                self.next_tick = now + TICK;
+                self.housekeeping(now);
+            }
+            if self.cfg.progress && now >= self.next_progress {
+                self.next_progress += Duration::from_secs(1);
+                if self.next_progress < now {
+                    self.next_progress = now + Duration::from_secs(1);
+                }
+                self.progress(now);
+            }
+        }
+        if self.progress_shown {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r{:79}\r", "");
+            let _ = err.flush();
+        }
+        Ok(self.finish())
+    }
+
+    fn finish(mut self) -> Report {
+        let now = Instant::now();
+        self.stats.errors.unanswered += self.inflight;
+        let elapsed = match self.scenario {
+            Scenario::C10k => self.window_end.unwrap_or(now) - self.t0,
+            _ => self.window_end.unwrap_or(now) - self.window_start,
+        };
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let s = &self.stats;
+        let c10k = if self.scenario == Scenario::C10k {
+            let mut c = self.c10k.clone();
+            c.served = s.lines_answered;
+            let per = |after: Option<u64>| match (c.rss_before_kib, after) {
+                (Some(b), Some(a)) if c.opened > 0 => {
+                    Some((a as f64 - b as f64) * 1024.0 / c.opened as f64)
+                }
+                _ => None,
+            };
+            c.rss_per_idle_conn_bytes = per(c.rss_idle_kib);
+            c.rss_per_conn_after_line_bytes = per(c.rss_after_line_kib);
+            Some(c)
+        } else {
+            None
+        };
+        let cfg = self.cfg;
+        Report {
+            scenario: self.scenario,
+            params: Params {
+                addr: cfg.addr,
+                conns: cfg.conns,
+                depth: self.depth as usize,
+                line_bytes: cfg.line_bytes,
+                duration: cfg.duration,
+                workers: cfg.workers,
+                server_pid: cfg.server_pid,
+                source_ips: self.sources.len(),
+            },
+            lines_sent: s.lines_sent,
+            lines_answered: s.lines_answered,
+            lines_answered_late: s.lines_late,
+            request_bytes: s.request_bytes,
+            reply_bytes: s.reply_bytes,
+            errors: s.errors.clone(),
+            first_error: s.first_error.clone(),
+            elapsed,
+            lines_per_sec: s.lines_answered as f64 / secs,
+            mb_per_sec: (s.request_bytes + s.reply_bytes) as f64 / secs / 1e6,
+            conns_completed: s.conns_completed,
+            conns_per_sec: (self.scenario == Scenario::Churn)
+                .then(|| s.conns_completed as f64 / secs),
+            latency: Latency::from_histogram(&self.hist),
+            c10k,
+            conns_opened: s.conns_opened,
+        }
+    }
+}
