@@ -195,6 +195,17 @@ impl Actor for EchoService {
         }
     }
 
+    /// The listener's link notice ends the service (by default); a socket
+    /// not yet handed to its session is linked here too, and its end is
+    /// that connection's business only.
+    fn link_exit(&mut self, _ctx: &mut Ctx<'_, Self>, peer: ActorId, _reason: &ExitReason) -> crate::actor::LinkAction {
+        if self.sock.is_some_and(|s| s.id() == peer) {
+            crate::actor::LinkAction::Exit
+        } else {
+            crate::actor::LinkAction::Stay
+        }
+    }
+
     /// The tutorial's `peer:monitor:terminatedWith:`.
     fn down(&mut self, ctx: &mut Ctx<'_, Self>, session: ActorId, _r: MonitorRef, reason: &ExitReason) {
         if reason.is_normal() {

@@ -115,20 +115,27 @@ fn main() -> ExitCode {
     let service = reactor.spawn(EchoService::new(config));
     let handle = reactor.handle();
 
+    // Set by the first stop signal. After it, the service is gone on
+    // purpose, and its absence says nothing about binding.
+    let stopping = Arc::new(AtomicBool::new(false));
+
     // Fail fast if the address cannot be bound, rather than retrying quietly.
     let ready_handle = handle.clone();
     let spec = format!("{}:{}", args.bind, args.port);
+    let ready_stopping = stopping.clone();
     std::thread::spawn(move || {
         let ready = ready_handle
             .request(service, ServiceMsg::WhenReady)
             .wait_timeout(Duration::from_secs(10));
         if let Err(e) = ready {
-            eprintln!("echo-server: cannot listen on {spec}: {e}");
-            std::process::exit(1);
+            if !ready_stopping.load(Ordering::SeqCst) {
+                eprintln!("echo-server: cannot listen on {spec}: {e}");
+                std::process::exit(1);
+            }
         }
     });
 
-    if let Err(e) = watch_signals(handle, service.id(), grace) {
+    if let Err(e) = watch_signals(handle, service.id(), grace, stopping) {
         eprintln!("echo-server: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
@@ -155,9 +162,9 @@ fn watch_signals(
     handle: ReactorHandle,
     service: credit_actors::ActorId,
     grace: Duration,
+    stopping: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    let stopping = Arc::new(AtomicBool::new(false));
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

@@ -1,0 +1,623 @@
+//! The `echo-server` binary as a user runs it: flags, the log line with the
+//! bound address, talking to it like `nc`, SIGTERM with a grace period, and
+//! start-up failures.
+//!
+//! Every child is killed on drop if still running, every read has a timeout
+//! and every wait a deadline.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Peer, WAIT};
+
+const BIN: &str = env!("CARGO_BIN_EXE_echo-server");
+
+/// Repetitions of the start-then-SIGTERM race check.
+const ROUNDS: usize = 60;
+
+/// A running `echo-server` child with both output streams collected.
+struct ServerProc {
+    child: Child,
+    addr: Option<SocketAddr>,
+    /// When the address was logged.
+    ready_at: Option<Instant>,
+    /// Every output line so far, from stdout and stderr.
+    output: Arc<Mutex<Vec<String>>>,
+    lines: Receiver<String>,
+}
+
+impl ServerProc {
+    /// Starts the binary with `args` (plus nothing else).
+    fn spawn(args: &[&str]) -> ServerProc {
+        ServerProc::spawn_cmd(Command::new(BIN), args)
+    }
+
+    fn spawn_cmd(mut cmd: Command, args: &[&str]) -> ServerProc {
+        let mut child = cmd
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start echo-server");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (tx, lines) = channel();
+        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
+        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [out, err] {
+            let tx = tx.clone();
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    output.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        ServerProc {
+            child,
+            addr: None,
+            ready_at: None,
+            output,
+            lines,
+        }
+    }
+
+    /// Starts a server on 127.0.0.1 with a free port and waits for the log
+    /// line naming the address.
+    fn start(extra: &[&str]) -> ServerProc {
+        ServerProc::start_cmd(Command::new(BIN), extra)
+    }
+
+    fn start_cmd(cmd: Command, extra: &[&str]) -> ServerProc {
+        let mut args = vec!["--bind", "127.0.0.1", "--port", "0", "--log-level", "info"];
+        args.extend_from_slice(extra);
+        let mut server = ServerProc::spawn_cmd(cmd, &args);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match server.lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => panic!(
+                    "no 'accepting connections on' line; output: {:?}",
+                    server.output()
+                ),
+            };
+            if let Some(i) = line.find("accepting connections on") {
+                let rest = line[i + "accepting connections on".len()..].trim();
+                let addr: SocketAddr = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .parse()
+                    .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
+                assert!(addr.ip().is_loopback(), "{addr}");
+                assert_ne!(addr.port(), 0);
+                server.addr = Some(addr);
+                server.ready_at = Some(Instant::now());
+                return server;
+            }
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr.expect("server address")
+    }
+
+    fn output(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
+    }
+
+    fn pid(&self) -> libc::pid_t {
+        self.child.id() as libc::pid_t
+    }
+
+    /// Waits until start-up has had time to settle (see
+    /// `binary_sigterm_right_after_start_exits_zero` for why: a SIGTERM
+    /// racing the server's start-up readiness check makes it exit 1).
+    fn settle(&self) {
+        let settle = Duration::from_millis(500);
+        let since = self.ready_at.expect("not started").elapsed();
+        if since < settle {
+            std::thread::sleep(settle - since);
+        }
+    }
+
+    /// SIGTERM once start-up has settled.
+    fn sigterm_settled(&self) {
+        self.settle();
+        self.sigterm();
+    }
+
+    fn sigterm(&self) {
+        let r = unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        assert_eq!(r, 0, "kill(SIGTERM) failed");
+    }
+
+    /// Waits for the child to exit, at most `timeout`.
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "echo-server did not exit within {timeout:?}; output: {:?}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for exit and for both output streams to be read to the end.
+    fn finish(&mut self, timeout: Duration) -> (ExitStatus, Vec<String>) {
+        let status = self.wait_exit(timeout);
+        // The reader threads end at EOF; drain what they still send.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(_) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        (status, self.output())
+    }
+
+    /// User plus system CPU time of the child, in clock ticks.
+    fn cpu_ticks(&self) -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("read /proc stat");
+        // Fields after the parenthesised command name; utime and stime are
+        // fields 14 and 15 of the whole line.
+        let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+
+    /// A kilobyte-rounded field of /proc/PID/status, e.g. `VmRSS`.
+    fn status_kb(&self, field: &str) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc status");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs the binary to completion with `args`, bounded.
+fn run_to_exit(args: &[&str], timeout: Duration) -> (ExitStatus, Vec<String>) {
+    let mut server = ServerProc::spawn(args);
+    server.finish(timeout)
+}
+
+#[test]
+fn binary_logs_its_address_echoes_lines_and_exits_zero_on_sigterm() {
+    let mut server = ServerProc::start(&["--grace", "2"]);
+    let mut peer = Peer::connect(server.addr());
+    assert_eq!(peer.ask("hello"), "You said: hello");
+    assert_eq!(peer.ask("héllo wörld ✓"), "You said: héllo wörld ✓");
+    peer.write(b"one\ntwo\nthree\n");
+    assert_eq!(peer.read_line(), "You said: one");
+    assert_eq!(peer.read_line(), "You said: two");
+    assert_eq!(peer.read_line(), "You said: three");
+    peer.shutdown_write();
+    peer.expect_eof();
+    drop(peer);
+
+    let signalled = Instant::now();
+    server.sigterm_settled();
+    let (status, output) = server.finish(Duration::from_secs(2) + WAIT);
+    assert!(status.success(), "exit status {status}; output: {output:?}");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        signalled.elapsed() < Duration::from_secs(2) + Duration::from_secs(3),
+        "took {:?} to exit with no session left",
+        signalled.elapsed()
+    );
+}
+
+#[test]
+fn binary_answers_in_flight_line_at_sigterm_and_exits_zero_after_grace() {
+    let mut server = ServerProc::start(&["--grace", "2"]);
+    let addr = server.addr();
+    let mut peer = Peer::connect(addr);
+    assert_eq!(peer.ask("first"), "You said: first");
+
+    // A line in flight as the signal arrives.
+    server.settle();
+    peer.send_line("in flight");
+    server.sigterm();
+    let signalled = Instant::now();
+    assert_eq!(peer.read_line(), "You said: in flight");
+
+    // New connections are refused once the listener is closed.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match TcpStream::connect_timeout(&addr, WAIT) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            // Completed in the backlog just as the listener closed.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("unexpected connect error: {e}"),
+            Ok(s) => {
+                drop(s);
+                assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    // The session keeps being served during the grace period ...
+    assert_eq!(peer.ask("during grace"), "You said: during grace");
+    // ... and is closed when it ends.
+    peer.expect_eof();
+    let closed_after = signalled.elapsed();
+    assert!(
+        closed_after >= Duration::from_millis(1500),
+        "session closed after {closed_after:?}, before the 2 s grace period; output: {:?}",
+        server.output()
+    );
+    let (status, output) = server.finish(WAIT);
+    assert_eq!(status.code(), Some(0), "output: {output:?}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(2) + WAIT,
+        "exit took {:?}",
+        signalled.elapsed()
+    );
+}
+
+#[test]
+fn binary_exits_promptly_once_the_last_session_ends_after_sigterm() {
+    // A long grace period: the exit must come from the session ending.
+    let mut server = ServerProc::start(&["--grace", "60"]);
+    let mut peer = Peer::connect(server.addr());
+    assert_eq!(peer.ask("before"), "You said: before");
+    server.sigterm_settled();
+    assert_eq!(peer.ask("after signal"), "You said: after signal");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "exited with a session still open; output: {:?}",
+        server.output()
+    );
+    let closed = Instant::now();
+    drop(peer);
+    let (status, output) = server.finish(WAIT);
+    assert_eq!(status.code(), Some(0), "output: {output:?}");
+    assert!(
+        closed.elapsed() < Duration::from_secs(5),
+        "took {:?} to exit after the last session ended",
+        closed.elapsed()
+    );
+}
+
+#[test]
+fn binary_memory_stays_bounded_under_a_fifty_megabyte_line() {
+    const TOTAL: usize = 50 * 1024 * 1024;
+    let server = ServerProc::start(&["--max-line", "1024"]);
+    let mut peer = Peer::connect(server.addr());
+    assert_eq!(peer.ask("warm up"), "You said: warm up");
+    let before = server.status_kb("VmRSS");
+    let mut writer = peer.writer.try_clone().unwrap();
+    let flood = std::thread::spawn(move || {
+        let chunk = vec![b'q'; 64 * 1024];
+        let mut sent = 0;
+        while sent < TOTAL {
+            writer.write_all(&chunk).expect("flood write");
+            sent += chunk.len();
+        }
+        writer.write_all(b"\nafter\n").expect("write");
+    });
+    let err = peer.read_line();
+    assert!(err.starts_with("error: "), "got {err:?}");
+    assert_eq!(peer.read_line(), "You said: after");
+    common::join_bounded(flood);
+    let peak = server.status_kb("VmHWM");
+    let after = server.status_kb("VmRSS");
+    eprintln!("RSS before {before} kB, peak {peak} kB, after {after} kB");
+    // 50 MB went through; the server must not have held on to it.
+    assert!(
+        peak < before + 16 * 1024,
+        "peak RSS {peak} kB vs {before} kB before the flood"
+    );
+    assert!(after < before + 16 * 1024, "RSS {after} kB vs {before} kB");
+    assert_eq!(peer.ask("still"), "You said: still");
+}
+
+#[test]
+fn binary_rejects_a_bad_port_flag_with_code_2() {
+    let (status, output) = run_to_exit(&["--port", "notanumber"], WAIT);
+    assert_eq!(status.code(), Some(2), "output: {output:?}");
+    let text = output.join("\n");
+    assert!(
+        text.contains("notanumber") || text.contains("--port"),
+        "message should name the bad value: {text}"
+    );
+}
+
+#[test]
+fn binary_reports_bad_flag_on_stderr_not_stdout() {
+    let out = Command::new(BIN)
+        .args(["--port", "notanumber"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run echo-server");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!out.stderr.is_empty(), "no message on stderr");
+    assert!(out.stdout.is_empty(), "stdout: {:?}", out.stdout);
+}
+
+#[test]
+fn binary_rejects_a_zero_idle_timeout_with_code_2() {
+    let (status, output) = run_to_exit(
+        &["--bind", "127.0.0.1", "--port", "0", "--idle-timeout", "0"],
+        WAIT,
+    );
+    assert_eq!(status.code(), Some(2), "output: {output:?}");
+    assert!(
+        output.join("\n").contains("idle-timeout"),
+        "output: {output:?}"
+    );
+}
+
+#[test]
+fn binary_exits_nonzero_naming_the_address_when_the_port_is_in_use() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (status, output) = run_to_exit(
+        &[
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--log-level",
+            "info",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(
+        !status.success(),
+        "exit status {status}; output: {output:?}"
+    );
+    let text = output.join("\n");
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}")),
+        "message should name the address: {text}"
+    );
+    drop(taken);
+}
+
+#[test]
+fn binary_holds_back_input_from_a_client_that_never_reads() {
+    // The client writes lines without reading replies. The server must
+    // stop reading (replies above the high-water mark), so the client's
+    // writes block within bounded bytes and the server's memory stays
+    // bounded; once the client reads, every reply arrives, in order.
+    let server = ServerProc::start(&[]);
+    let mut peer = Peer::connect(server.addr());
+    assert_eq!(peer.ask("warm up"), "You said: warm up");
+    let before = server.status_kb("VmRSS");
+
+    const LINE: usize = 100; // 99 digits and LF
+    let limit_bytes = 256 * 1024 * 1024;
+    let mut chunk = Vec::with_capacity(LINE * 1000);
+    peer.writer.set_nonblocking(true).unwrap();
+    let mut lines_sent = 0usize;
+    let mut pending: &[u8] = &[];
+    let mut blocked_since: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "client never blocked");
+        assert!(
+            lines_sent * LINE < limit_bytes,
+            "server read {lines_sent} lines without their replies being read"
+        );
+        if pending.is_empty() {
+            chunk.clear();
+            for i in lines_sent..lines_sent + 1000 {
+                chunk.extend_from_slice(format!("{i:099}\n").as_bytes());
+            }
+            lines_sent += 1000;
+            pending = &chunk[..];
+        }
+        match peer.writer.write(pending) {
+            Ok(n) => {
+                pending = &pending[n..];
+                blocked_since = None;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let since = *blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_millis(500) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("write failed: {e}"),
+        }
+    }
+    let peak = server.status_kb("VmHWM");
+    eprintln!(
+        "{lines_sent} lines ({} MB) written before blocking; RSS before {before} kB, peak {peak} kB",
+        lines_sent * LINE >> 20
+    );
+    assert!(
+        peak < before + 32 * 1024,
+        "peak RSS {peak} kB vs {before} kB with {lines_sent} lines written"
+    );
+    // Finish the partial chunk, then read every reply.
+    peer.writer.set_nonblocking(false).unwrap();
+    let rest = pending.to_vec();
+    let mut writer = peer.writer.try_clone().unwrap();
+    let finisher = std::thread::spawn(move || writer.write_all(&rest).expect("write rest"));
+    for i in 0..lines_sent {
+        let got = peer.read_line();
+        assert_eq!(got, format!("You said: {i:099}"), "reply {i}");
+    }
+    common::join_bounded(finisher);
+    assert_eq!(peer.ask("done"), "You said: done");
+}
+
+#[test]
+fn binary_sigterm_right_after_start_exits_zero() {
+    // Whatever the server's start-up threads are doing, SIGTERM is an
+    // orderly stop: status 0, not the bind-failure exit. Start-up races
+    // are timing dependent, so try several times.
+    // Busy threads make the server's threads wait for a CPU, as on a
+    // loaded machine, which is when the race shows.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spinners: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                }
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for _ in 0..ROUNDS {
+        let mut server = ServerProc::start(&["--grace", "2"]);
+        server.sigterm();
+        let (status, output) = server.finish(WAIT);
+        if status.code() != Some(0) || output.iter().any(|l| l.contains("cannot listen")) {
+            failures.push((status, output));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in spinners {
+        common::join_bounded(t);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {ROUNDS} stops right after start-up failed; first: {:?}",
+        failures.len(),
+        failures[0]
+    );
+}
+
+#[test]
+fn binary_second_sigterm_exits_at_once_with_failure() {
+    let mut server = ServerProc::start(&["--grace", "60"]);
+    let mut peer = Peer::connect(server.addr());
+    assert_eq!(peer.ask("hold"), "You said: hold");
+    server.sigterm_settled();
+    // Wait until the first signal was handled, so the second is "second".
+    let deadline = Instant::now() + WAIT;
+    while !server.output().iter().any(|l| l.contains("signal")) {
+        assert!(Instant::now() < deadline, "first signal not logged");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = Instant::now();
+    server.sigterm();
+    let (status, output) = server.finish(WAIT);
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "second signal did not exit at once"
+    );
+    assert!(!status.success(), "status {status}; output: {output:?}");
+    drop(peer);
+}
+
+#[test]
+fn binary_out_of_file_descriptors_pauses_accepting_without_spinning_and_recovers() {
+    use std::os::unix::process::CommandExt;
+    const LIMIT: libc::rlim_t = 24;
+    let mut cmd = Command::new(BIN);
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: LIMIT,
+                rlim_max: LIMIT,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let server = ServerProc::start_cmd(cmd, &[]);
+    let addr = server.addr();
+    // More clients than the server has descriptors for. Each connects (the
+    // kernel backlog completes the handshake) and sends a line.
+    let mut peers: Vec<Peer> = (0..40)
+        .map(|i| {
+            let mut p = Peer::connect(addr);
+            p.send_line(&format!("client {i}"));
+            p
+        })
+        .collect();
+    // Some are served; the rest wait because accept fails with EMFILE.
+    let mut served = Vec::new();
+    for (i, p) in peers.iter_mut().enumerate() {
+        p.writer
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        if let Ok(Some(line)) = p.try_read_line() {
+            assert_eq!(line, format!("You said: client {i}"));
+            served.push(i);
+        }
+        p.writer.set_read_timeout(Some(WAIT)).unwrap();
+    }
+    eprintln!(
+        "{} of {} clients served before running out",
+        served.len(),
+        peers.len()
+    );
+    assert!(!served.is_empty(), "nobody was served");
+    assert!(
+        served.len() < peers.len(),
+        "all {} served under a limit of {LIMIT} descriptors",
+        served.len()
+    );
+    // Accepting is paused on a timer, not retried in a busy loop.
+    let t0 = server.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(1));
+    let ticks = server.cpu_ticks() - t0;
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    assert!(
+        ticks * 2 < hz,
+        "server used {ticks} ticks of {hz}/s CPU while out of descriptors"
+    );
+    // Closing the served clients frees descriptors; the rest get answers,
+    // each leaving after its reply to make room for the next.
+    let waiting: Vec<(usize, Peer)> = peers
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !served.contains(i))
+        .collect();
+    for (i, mut p) in waiting {
+        assert_eq!(p.read_line(), format!("You said: client {i}"));
+        assert_eq!(p.ask("again"), "You said: again");
+    }
+    // And a newcomer is accepted as usual.
+    let mut late = Peer::connect(addr);
+    assert_eq!(late.ask("late"), "You said: late");
+    let output = server.output();
+    assert!(
+        output.iter().any(|l| l.contains("accept failed")),
+        "the exhaustion should be logged: {output:?}"
+    );
+}
