@@ -149,14 +149,14 @@ impl EchoService {
                     }
                 }
             }
-            ListenerEvent::Accepted(_, conn) => self.accepted(ctx, conn),
+            ListenerEvent::Accepted(_, conn, peer) => self.accepted(ctx, conn, peer),
         }
     }
 
     /// The tutorial's `tcpServer:accepted:`, step by step.
-    fn accepted(&mut self, ctx: &mut Ctx<'_, Self>, conn: Socket) {
+    fn accepted(&mut self, ctx: &mut Ctx<'_, Self>, conn: Socket, peer: SocketAddr) {
         self.accept_credit = self.accept_credit.saturating_sub(1);
-        info!("Connection accepted: {conn}");
+        info!("Connection accepted: {conn} from {peer}");
         let session = ctx.spawn(EchoSession::with_window(self.config.window));
         ctx.monitor(session.id(), SESSION_MONITOR);
         ctx.send(session, SessionMsg::Connection(conn));

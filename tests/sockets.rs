@@ -197,7 +197,7 @@ impl ProbeHandle {
         self.peek(|log| {
             log.iter()
                 .filter_map(|e| match e {
-                    Ev::Listener(ListenerEvent::Accepted(_, s)) => Some(*s),
+                    Ev::Listener(ListenerEvent::Accepted(_, s, _)) => Some(*s),
                     _ => None,
                 })
                 .collect()
@@ -286,7 +286,7 @@ fn accepted_pair(rig: &Rig, config: ConnConfig) -> (ProbeHandle, Socket, TcpStre
     let _ = peer.set_nodelay(true);
     let sock = probe.wait_for("Accepted", WAIT, |log| {
         log.iter().find_map(|e| match e {
-            Ev::Listener(ListenerEvent::Accepted(_, s)) => Some(*s),
+            Ev::Listener(ListenerEvent::Accepted(_, s, _)) => Some(*s),
             _ => None,
         })
     });

@@ -40,8 +40,9 @@ pub enum ListenerEvent {
     /// false`): the address could not be bound, accepting is paused for lack
     /// of file descriptors, or the listener stopped.
     Ready(ListenerHandle, Result<SocketAddr, ListenError>),
-    /// A new connection. Hand it on with `Socket::set_controller`.
-    Accepted(ListenerHandle, Socket),
+    /// A new connection, and the peer's address. Hand it on with
+    /// `Socket::set_controller`.
+    Accepted(ListenerHandle, Socket, SocketAddr),
 }
 
 /// Why a listener is not accepting.
@@ -310,7 +311,7 @@ impl Listener {
                     }
                     let conn = Connection::accepted(stream, peer, self.conn_controller, self.conn_config.clone());
                     let sock = ctx.spawn(conn);
-                    self.emit(ctx, ListenerEvent::Accepted(me, sock));
+                    self.emit(ctx, ListenerEvent::Accepted(me, sock, peer));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.may_accept = false,
                 Err(e) if is_transient(&e) => {}
