@@ -20,6 +20,11 @@ use crate::reactor::Core;
 /// Pieces at least this long are queued by reference, not copied.
 const COPY_LIMIT: usize = 2048;
 
+/// The least output buffer taken for a burst of replies. Small, because
+/// thousands of connections may each hold one until the turn ends; it grows
+/// as needed, and pooled buffers are reused whatever their size.
+const TAIL_MIN: usize = 512;
+
 /// Most buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
@@ -60,7 +65,7 @@ impl Output {
     /// Gives the tail a pooled buffer before the first piece of a burst.
     pub(crate) fn reserve_tail(&mut self, core: &mut Core) {
         if self.tail.capacity() == 0 {
-            self.tail = core.take_buffer(4096);
+            self.tail = core.take_buffer(TAIL_MIN);
         }
     }
 

@@ -37,12 +37,11 @@ pub(crate) struct ActorCell<A: Actor> {
     /// hundred bytes).
     pub(crate) actor: Option<Box<A>>,
     pub(crate) started: bool,
-    /// Where senders push.
+    /// Where senders push. A turn takes it as its batch (so it pops
+    /// without looking the slot up) and gives it back afterwards with its
+    /// capacity, so steady messaging allocates nothing. Only messages an
+    /// actor sends itself during its own turn find an empty queue.
     pub(crate) mailbox: VecDeque<Envelope<A::Msg>>,
-    /// An empty queue with capacity: a turn takes `mailbox` as its batch
-    /// and leaves this in its place, so the turn pops without looking the
-    /// slot up and senders still push without allocating.
-    pub(crate) spare: VecDeque<Envelope<A::Msg>>,
 }
 
 /// The cell in `slot` as an `ActorCell<A>`, if that is its type.
@@ -70,6 +69,8 @@ pub(crate) fn downcast<A: Actor>(cell: &mut Box<dyn ErasedCell>, type_id: TypeId
 pub(crate) trait ErasedCell {
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
     fn push_signal(&mut self, signal: Signal);
+    /// Frees the mailbox's memory if it is empty (an idle actor).
+    fn trim(&mut self);
 }
 
 impl<A: Actor> ErasedCell for ActorCell<A> {
@@ -78,6 +79,11 @@ impl<A: Actor> ErasedCell for ActorCell<A> {
     }
     fn push_signal(&mut self, signal: Signal) {
         self.mailbox.push_back(Envelope::Signal(signal));
+    }
+    fn trim(&mut self) {
+        if self.mailbox.is_empty() && self.mailbox.capacity() > 0 {
+            self.mailbox = VecDeque::new();
+        }
     }
 }
 
@@ -107,7 +113,6 @@ pub(crate) fn new_cell<A: Actor>(actor: A) -> Box<dyn ErasedCell> {
         actor: Some(Box::new(actor)),
         started: false,
         mailbox: VecDeque::new(),
-        spare: VecDeque::new(),
     })
 }
 
@@ -138,8 +143,7 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
     };
     let first = !cell.started;
     cell.started = true;
-    let spare = std::mem::take(&mut cell.spare);
-    let mut batch = std::mem::replace(&mut cell.mailbox, spare);
+    let mut batch = std::mem::take(&mut cell.mailbox);
     let budget = core.config.budget;
     core.begin_run(id);
     // Outside the closure, so a panic does not lose the count.
@@ -184,15 +188,10 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
     let mut more = false;
     if let Some(cell) = core.cell_mut::<A>(id) {
         cell.actor = Some(actor);
-        if batch.is_empty() {
-            cell.spare = batch;
-            more = !cell.mailbox.is_empty();
-        } else {
-            // Leftovers go before what arrived during the turn.
-            batch.append(&mut cell.mailbox);
-            cell.spare = std::mem::replace(&mut cell.mailbox, batch);
-            more = true;
-        }
+        // Leftovers go before what arrived during the turn.
+        batch.append(&mut cell.mailbox);
+        more = !batch.is_empty();
+        cell.mailbox = batch;
     }
     if more && !exiting {
         if handled >= budget {

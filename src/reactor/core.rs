@@ -570,6 +570,18 @@ impl Core {
         self.registry.deregister(source)
     }
 
+    /// Frees the mailbox memory of actors that are not runnable. Run about
+    /// once a second: an actor that stays busy reallocates its mailbox at
+    /// most that often, and an idle connection holds no mailbox memory.
+    pub(crate) fn trim_idle(&mut self) {
+        for (_, slot) in self.slots.iter_mut() {
+            if !slot.scheduled {
+                slot.cell.trim();
+            }
+        }
+        self.buffers.clear();
+    }
+
     // ----- buffers ---------------------------------------------------------
 
     /// An empty buffer with room for at least `min` bytes, from the pool when

@@ -140,7 +140,14 @@ pub struct Reactor {
     events: Events,
     core: Core,
     commands: Vec<Box<dyn FnOnce(&mut Core) + Send>>,
+    /// When idle actors' memory is next trimmed.
+    next_trim: Instant,
+    /// `Stats::actor_runs` at the last trim.
+    runs_at_trim: u64,
 }
+
+/// How often idle actors' mailboxes and the buffer pool are freed.
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Reactor {
     /// A reactor with the default [`Config`].
@@ -162,6 +169,8 @@ impl Reactor {
             poll,
             core: Core::new(registry, remote, config),
             commands: Vec::new(),
+            next_trim: Instant::now() + TRIM_INTERVAL,
+            runs_at_trim: 0,
         })
     }
 
@@ -249,9 +258,22 @@ impl Reactor {
             let timeout = if self.core.has_runnable() {
                 Some(Duration::ZERO)
             } else {
-                self.core
-                    .next_deadline()
-                    .map(|d| d.saturating_duration_since(Instant::now()))
+                let now = Instant::now();
+                // Trimming is due only if some actor ran since the last one:
+                // a server with nothing to do sleeps undisturbed.
+                let dirty = self.core.stats.actor_runs != self.runs_at_trim;
+                if dirty && now >= self.next_trim {
+                    self.core.trim_idle();
+                    self.runs_at_trim = self.core.stats.actor_runs;
+                    self.next_trim = now + TRIM_INTERVAL;
+                }
+                let trim_at = (self.core.stats.actor_runs != self.runs_at_trim)
+                    .then_some(self.next_trim);
+                match (self.core.next_deadline(), trim_at) {
+                    (Some(d), Some(t)) => Some(d.min(t)),
+                    (d, t) => d.or(t),
+                }
+                .map(|d| d.saturating_duration_since(now))
             };
             self.turn(timeout)?;
         }
