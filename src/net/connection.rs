@@ -468,7 +468,10 @@ impl Connection {
         let Some(stream) = self.stream.as_ref() else {
             return Ok(false);
         };
-        let room = self.framer.room(&self.rbuf).min(self.config.read_size.max(1));
+        // Reads grow with a partial unit (doubling), so a long line takes a
+        // few reads, not one per `read_size` bytes.
+        let read_size = self.config.read_size.max(self.rbuf.len()).max(1);
+        let room = self.framer.room(&self.rbuf).min(read_size);
         if room == 0 {
             return Ok(false);
         }
