@@ -412,8 +412,8 @@ fn main() {
         "scheduler benchmarks: median of {REPS} runs after 1 warm-up run (ns per op; min, max)"
     );
     println!(
-        "{:<34} {:>10} {:>12} {:>10} {:>10} {:>12}   {}",
-        "case", "ops/run", "median ns", "min ns", "max ns", "allocs/op", "op"
+        "{:<34} {:>10} {:>12} {:>10} {:>10} {:>12}   op",
+        "case", "ops/run", "median ns", "min ns", "max ns", "allocs/op"
     );
     row("ping-pong, 2 actors", "message", &ours, true);
     row("ping-pong, 2 tokio tasks (mpsc)", "message", &tokio, true);

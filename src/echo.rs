@@ -23,7 +23,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use log::{debug, info, warn};
 
-use crate::actor::{Actor, ActorId, Addr, Ctx, ExitReason, MonitorRef, PendingReply, Reply, RequestError};
+use crate::actor::{
+    Actor, ActorId, Addr, Ctx, ExitReason, MonitorRef, PendingReply, Reply, RequestError,
+};
 use crate::net::{
     CloseReason, ConnConfig, Connection, Delimiter, ListenSpec, Listener, ListenerEvent,
     ListenerHandle, Socket, SocketEvent, Unit,
@@ -198,7 +200,12 @@ impl Actor for EchoService {
     /// The listener's link notice ends the service (by default); a socket
     /// not yet handed to its session is linked here too, and its end is
     /// that connection's business only.
-    fn link_exit(&mut self, _ctx: &mut Ctx<'_, Self>, peer: ActorId, _reason: &ExitReason) -> crate::actor::LinkAction {
+    fn link_exit(
+        &mut self,
+        _ctx: &mut Ctx<'_, Self>,
+        peer: ActorId,
+        _reason: &ExitReason,
+    ) -> crate::actor::LinkAction {
         if self.sock.is_some_and(|s| s.id() == peer) {
             crate::actor::LinkAction::Exit
         } else {
@@ -207,7 +214,13 @@ impl Actor for EchoService {
     }
 
     /// The tutorial's `peer:monitor:terminatedWith:`.
-    fn down(&mut self, ctx: &mut Ctx<'_, Self>, session: ActorId, _r: MonitorRef, reason: &ExitReason) {
+    fn down(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        session: ActorId,
+        _r: MonitorRef,
+        reason: &ExitReason,
+    ) {
         if reason.is_normal() {
             info!("Session ended: {session}");
         } else {
@@ -280,7 +293,10 @@ impl EchoSession {
 
     /// The tutorial's `tcpSocket:data:`.
     fn data(&mut self, ctx: &mut Ctx<'_, Self>, conn: Socket, line: Unit) {
-        debug!("Received line: {}", String::from_utf8_lossy(line.as_bytes()));
+        debug!(
+            "Received line: {}",
+            String::from_utf8_lossy(line.as_bytes())
+        );
         conn.send_line_parts(ctx, PREFIX.clone(), line.into_bytes());
         conn.issue_credit(ctx);
     }

@@ -116,6 +116,9 @@ impl Probe {
     }
 }
 
+/// A closure run inside the probe actor.
+type ProbeJob = Box<dyn FnOnce(&mut Probe, &mut Ctx<'_, Probe>) + Send>;
+
 enum PMsg {
     Inc,
     Count(Reply<u64>),
@@ -127,7 +130,7 @@ enum PMsg {
     Stop,
     Panic(String),
     /// Runs arbitrary code on the reactor thread, inside this actor.
-    Run(Box<dyn FnOnce(&mut Probe, &mut Ctx<'_, Probe>) + Send>),
+    Run(ProbeJob),
 }
 
 impl Actor for Probe {

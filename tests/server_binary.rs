@@ -459,7 +459,7 @@ fn binary_holds_back_input_from_a_client_that_never_reads() {
     let peak = server.status_kb("VmHWM");
     eprintln!(
         "{lines_sent} lines ({} MB) written before blocking; RSS before {before} kB, peak {peak} kB",
-        lines_sent * LINE >> 20
+        (lines_sent * LINE) >> 20
     );
     assert!(
         peak < before + 32 * 1024,

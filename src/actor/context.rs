@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use mio::event::Source;
 use mio::Interest;
 
-use crate::actor::{
-    Actor, ActorId, Addr, ExitReason, MapInto, MonitorRef, Reply, RequestError,
-};
+use crate::actor::{Actor, ActorId, Addr, ExitReason, MapInto, MonitorRef, Reply, RequestError};
 use crate::reactor::{Core, ReactorHandle, TimerId};
 
 /// What a handler can do. Given to every [`Actor`] entry point.
@@ -124,12 +122,8 @@ impl<'a, A: Actor> Ctx<'a, A> {
     /// Sends a request: `make` builds the callee's message around the reply
     /// slot, and `map` turns the outcome into a message to this actor. A dead
     /// callee rejects at once with [`RequestError::DeadActor`].
-    pub fn request<B, T, F>(
-        &mut self,
-        to: Addr<B>,
-        make: impl FnOnce(Reply<T>) -> B::Msg,
-        map: F,
-    ) where
+    pub fn request<B, T, F>(&mut self, to: Addr<B>, make: impl FnOnce(Reply<T>) -> B::Msg, map: F)
+    where
         B: Actor,
         T: 'static,
         F: FnOnce(Result<T, RequestError>) -> A::Msg + 'static,

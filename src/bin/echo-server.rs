@@ -61,7 +61,9 @@ fn secs(name: &str, v: Option<f64>) -> Result<Option<Duration>, String> {
     match v {
         None => Ok(None),
         Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(format!("--{name} must be a positive number of seconds, got {s}")),
+        Some(s) => Err(format!(
+            "--{name} must be a positive number of seconds, got {s}"
+        )),
     }
 }
 

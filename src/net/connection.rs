@@ -30,7 +30,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use mio::net::TcpStream;
 use mio::Interest;
 
-use crate::actor::{Actor, ActorId, Addr, Ctx, ExitReason, LinkAction, Recipient, Reply, RequestError};
+use crate::actor::{
+    Actor, ActorId, Addr, Ctx, ExitReason, LinkAction, Recipient, Reply, RequestError,
+};
 use crate::net::framing::{Delimiter, Framer, Mode, Unit, UnitError};
 use crate::net::output::{Flushed, Output};
 use crate::reactor::Ready;
@@ -180,7 +182,11 @@ enum Cmd {
     SetMode(Mode),
     SetMaxUnit(usize),
     Credit(CreditOp),
-    Send { head: Bytes, body: Bytes, line: bool },
+    Send {
+        head: Bytes,
+        body: Bytes,
+        line: bool,
+    },
     SendAll(Vec<Bytes>),
     Promise(Reply<()>),
     SetLineTerminator(Bytes),
@@ -454,8 +460,7 @@ impl Connection {
             let buf = std::mem::take(&mut self.rbuf);
             ctx.core().give_buffer(buf);
         }
-        if self.eof && !self.closed_sent && (self.rbuf.is_empty() || self.framer.is_discarding())
-        {
+        if self.eof && !self.closed_sent && (self.rbuf.is_empty() || self.framer.is_discarding()) {
             self.closed_sent = true;
             let me = Self::me(ctx);
             self.emit(ctx, SocketEvent::Closed(me, CloseReason::Orderly));
@@ -769,7 +774,9 @@ impl Connection {
         if self.out.is_empty() {
             return;
         }
-        let stalled = ctx.now().saturating_duration_since(self.last_output_progress);
+        let stalled = ctx
+            .now()
+            .saturating_duration_since(self.last_output_progress);
         if stalled >= t {
             self.fail(ctx, CloseReason::WriteTimeout);
         } else {
@@ -857,7 +864,10 @@ impl Actor for Connection {
             Cmd::WriteCheck => self.write_check(ctx),
             Cmd::LingerExpired => {
                 if self.state == State::Draining {
-                    self.out.fail(ctx.core(), &RequestError::rejected("connection closed: linger expired"));
+                    self.out.fail(
+                        ctx.core(),
+                        &RequestError::rejected("connection closed: linger expired"),
+                    );
                     ctx.stop();
                 }
             }
@@ -884,7 +894,12 @@ impl Actor for Connection {
         self.flush(ctx);
     }
 
-    fn link_exit(&mut self, ctx: &mut Ctx<'_, Self>, _peer: ActorId, _reason: &ExitReason) -> LinkAction {
+    fn link_exit(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        _peer: ActorId,
+        _reason: &ExitReason,
+    ) -> LinkAction {
         // The controller is gone: nobody will read our events, but what it
         // sent before dying still goes out.
         self.drain(ctx);
@@ -892,7 +907,8 @@ impl Actor for Connection {
     }
 
     fn stopped(&mut self, ctx: &mut Ctx<'_, Self>, _reason: &ExitReason) {
-        self.out.fail(ctx.core(), &RequestError::rejected("connection closed"));
+        self.out
+            .fail(ctx.core(), &RequestError::rejected("connection closed"));
         let buf = std::mem::take(&mut self.rbuf);
         if buf.capacity() > 0 {
             ctx.core().give_buffer(buf);
@@ -956,7 +972,14 @@ impl Addr<Connection> {
     /// Sends `head` then `body` then the line terminator, without joining
     /// them first (no allocation for `"You said: "` + line).
     pub fn send_line_parts<A: Actor>(&self, ctx: &mut Ctx<'_, A>, head: Bytes, body: Bytes) {
-        ctx.send(*self, SocketMsg(Cmd::Send { head, body, line: true }));
+        ctx.send(
+            *self,
+            SocketMsg(Cmd::Send {
+                head,
+                body,
+                line: true,
+            }),
+        );
     }
     /// A promise for everything sent so far: `map` receives `Ok(())` once
     /// those bytes are handed to the kernel, or the rejection if the

@@ -309,7 +309,12 @@ impl Listener {
                             self.emit(ctx, ListenerEvent::Ready(me, Ok(local)));
                         }
                     }
-                    let conn = Connection::accepted(stream, peer, self.conn_controller, self.conn_config.clone());
+                    let conn = Connection::accepted(
+                        stream,
+                        peer,
+                        self.conn_controller,
+                        self.conn_config.clone(),
+                    );
                     let sock = ctx.spawn(conn);
                     self.emit(ctx, ListenerEvent::Accepted(me, sock, peer));
                 }
@@ -369,7 +374,9 @@ fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+        io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
     ) || matches!(e.raw_os_error(), Some(libc::EPROTO) | Some(libc::EPERM))
 }
 

@@ -141,11 +141,9 @@ impl Output {
                     slices[count] = IoSlice::new(c);
                     count += 1;
                 }
-                if count < MAX_IOVECS - 1 || self.chunks.len() == count {
-                    if !self.tail.is_empty() {
-                        slices[count] = IoSlice::new(&self.tail);
-                        count += 1;
-                    }
+                if (count < MAX_IOVECS - 1 || self.chunks.len() == count) && !self.tail.is_empty() {
+                    slices[count] = IoSlice::new(&self.tail);
+                    count += 1;
                 }
                 let r = if count == 1 {
                     w.write(&slices[0])

@@ -51,7 +51,10 @@ pub(crate) struct ActorCell<A: Actor> {
 /// send and every turn: about 65 instructions per echoed line, measured with
 /// callgrind).
 #[inline]
-pub(crate) fn downcast<A: Actor>(cell: &mut Box<dyn ErasedCell>, type_id: TypeId) -> Option<&mut ActorCell<A>> {
+pub(crate) fn downcast<A: Actor>(
+    cell: &mut Box<dyn ErasedCell>,
+    type_id: TypeId,
+) -> Option<&mut ActorCell<A>> {
     if type_id == TypeId::of::<ActorCell<A>>() {
         let ptr: *mut dyn ErasedCell = &mut **cell;
         // SAFETY: `type_id` is the `TypeId` of the value this box was
@@ -180,7 +183,10 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
 
     if let Err(payload) = outcome {
         let msg = panic_message(payload);
-        log::error!("actor {id} ({}) panicked: {msg}", std::any::type_name::<A>());
+        log::error!(
+            "actor {id} ({}) panicked: {msg}",
+            std::any::type_name::<A>()
+        );
         core.exit(id, ExitReason::Failed(msg));
     }
     let exiting = core.end_run();
@@ -216,7 +222,12 @@ fn turn_end_actor<A: Actor>(core: &mut Core, id: ActorId) {
     }
 }
 
-fn stop_actor<A: Actor>(core: &mut Core, cell: Box<dyn ErasedCell>, id: ActorId, reason: &ExitReason) {
+fn stop_actor<A: Actor>(
+    core: &mut Core,
+    cell: Box<dyn ErasedCell>,
+    id: ActorId,
+    reason: &ExitReason,
+) {
     let Ok(mut cell) = cell.into_any().downcast::<ActorCell<A>>() else {
         return;
     };
@@ -226,7 +237,10 @@ fn stop_actor<A: Actor>(core: &mut Core, cell: Box<dyn ErasedCell>, id: ActorId,
             drop(actor);
         }));
         if let Err(payload) = outcome {
-            log::error!("actor {id} panicked while stopping: {}", panic_message(payload));
+            log::error!(
+                "actor {id} panicked while stopping: {}",
+                panic_message(payload)
+            );
         }
     }
     // Dropping the mailbox drops any unanswered reply slots in it, which

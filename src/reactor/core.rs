@@ -212,7 +212,8 @@ impl Core {
             Some(slot) if self.generations[idx] == to.generation() && !slot.exiting => {
                 match downcast::<A>(&mut slot.cell, slot.type_id) {
                     Some(cell) => {
-                        cell.mailbox.push_back(crate::reactor::cell::Envelope::Msg(msg));
+                        cell.mailbox
+                            .push_back(crate::reactor::cell::Envelope::Msg(msg));
                         if !slot.scheduled {
                             slot.scheduled = true;
                             self.run_queue.push_back(to);
@@ -345,7 +346,10 @@ impl Core {
             let slot = self.slots.remove(idx);
             self.generations[idx] = self.generations[idx].wrapping_add(1);
             self.stats.exited += 1;
-            log::trace!("actor {id} ({}) exited: {reason}", (slot.vtable.type_name)());
+            log::trace!(
+                "actor {id} ({}) exited: {reason}",
+                (slot.vtable.type_name)()
+            );
             (slot.vtable.stop)(self, slot.cell, id, &reason);
             for peer in slot.links {
                 if let Some(p) = self.slot_mut(peer) {

@@ -139,7 +139,7 @@ pub struct Reactor {
     poll: Poll,
     events: Events,
     core: Core,
-    commands: Vec<Box<dyn FnOnce(&mut Core) + Send>>,
+    commands: Vec<remote::Command>,
     /// When idle actors' memory is next trimmed.
     next_trim: Instant,
     /// `Stats::actor_runs` at the last trim.
@@ -267,8 +267,8 @@ impl Reactor {
                     self.runs_at_trim = self.core.stats.actor_runs;
                     self.next_trim = now + TRIM_INTERVAL;
                 }
-                let trim_at = (self.core.stats.actor_runs != self.runs_at_trim)
-                    .then_some(self.next_trim);
+                let trim_at =
+                    (self.core.stats.actor_runs != self.runs_at_trim).then_some(self.next_trim);
                 match (self.core.next_deadline(), trim_at) {
                     (Some(d), Some(t)) => Some(d.min(t)),
                     (d, t) => d.or(t),

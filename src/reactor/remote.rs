@@ -13,7 +13,8 @@ use std::time::Duration;
 use crate::actor::{Actor, ActorId, Addr, ExitReason, PendingReply, Reply, RequestError};
 use crate::reactor::{Core, Stats};
 
-type Command = Box<dyn FnOnce(&mut Core) + Send>;
+/// A closure another thread queued for the reactor thread.
+pub(crate) type Command = Box<dyn FnOnce(&mut Core) + Send>;
 
 pub(crate) struct Remote {
     queue: Mutex<Queue>,

@@ -68,9 +68,7 @@ impl Timers {
     }
 
     fn is_live(&self, seq: u64, key: u32) -> bool {
-        self.entries
-            .get(key as usize)
-            .is_some_and(|e| e.seq == seq)
+        self.entries.get(key as usize).is_some_and(|e| e.seq == seq)
     }
 
     /// The earliest live deadline.
