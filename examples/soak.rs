@@ -609,6 +609,15 @@ fn main() {
     };
     raise_nofile_limit();
     let pid = args.pid;
+    if let Some(p) = pid {
+        match std::fs::read_to_string(format!("/proc/{p}/comm")) {
+            Ok(name) => println!("soak: server process {p} ({})", name.trim()),
+            Err(e) => {
+                eprintln!("soak: no process {p}: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     let start_rss = pid.and_then(|p| proc_kb(p, "VmRSS"));
     let start_fds = pid.and_then(proc_fds);
 

@@ -10,12 +10,14 @@ mod addr;
 mod context;
 mod exit;
 mod request;
+mod supervisor;
 
 pub use addr::{ActorId, Addr, Recipient};
 pub use context::Ctx;
 pub use exit::ExitReason;
 pub(crate) use request::{take_orphans, Continuation, MapInto, RequestId};
 pub use request::{PendingReply, Reply, RequestError};
+pub use supervisor::{ChildInfo, ChildSpec, Restart, StartFn, Supervisor, SupervisorMsg};
 
 use crate::reactor::Ready;
 
