@@ -255,6 +255,12 @@ pub struct EchoSession {
     /// read in one turn. Either way one more unit is issued per line
     /// answered, so at most `window` lines are ever waiting here.
     window: u32,
+    /// Credit owed for lines answered and not yet issued. Paid back once it
+    /// reaches half the window, so at least half the window is always
+    /// outstanding (no stall) and a busy socket gets one credit message per
+    /// half window rather than one per line. With a window of 1 it is paid
+    /// at once: the tutorial, line by line.
+    owed: u32,
 }
 
 /// The default credit window of a session: enough for a pipelining client's
@@ -281,6 +287,7 @@ impl EchoSession {
         EchoSession {
             conn: None,
             window: window.max(1),
+            owed: 0,
         }
     }
 
@@ -298,7 +305,17 @@ impl EchoSession {
             String::from_utf8_lossy(line.as_bytes())
         );
         conn.send_line_parts(ctx, PREFIX.clone(), line.into_bytes());
-        conn.issue_credit(ctx);
+        self.issue_credit(ctx, conn);
+    }
+
+    /// The tutorial's `conn issueCredit`, paid in batches of half the
+    /// window (see `owed`).
+    fn issue_credit(&mut self, ctx: &mut Ctx<'_, Self>, conn: Socket) {
+        self.owed += 1;
+        if self.owed >= (self.window / 2).max(1) {
+            conn.issue_credit_n(ctx, i64::from(self.owed));
+            self.owed = 0;
+        }
     }
 }
 
@@ -313,7 +330,7 @@ impl Actor for EchoSession {
                 // The unit was skipped; answer so every line gets one reply.
                 debug!("Rejected line: {e}");
                 conn.send_line(ctx, format!("error: {e}"));
-                conn.issue_credit(ctx);
+                self.issue_credit(ctx, conn);
             }
             SessionMsg::Socket(SocketEvent::Closed(_, reason)) => {
                 debug!("Disconnected: {reason}");
