@@ -21,6 +21,30 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+/// Code that runs only with the `metrics` feature (compiled out without it).
+/// Writes a trace event if tracing is on: `trace_ev!(core.trace, "fmt", ..)`.
+/// Compiled out without the `trace` feature; with it, one branch on an
+/// `Option` while no trace is set.
+macro_rules! trace_ev {
+    ($tracer:expr, $($arg:tt)*) => {
+        #[cfg(feature = "trace")]
+        {
+            if let Some(t) = $tracer.as_deref_mut() {
+                t.event(format_args!($($arg)*));
+            }
+        }
+    };
+}
+
+macro_rules! metric {
+    ($($t:tt)*) => {
+        #[cfg(feature = "metrics")]
+        {
+            $($t)*
+        }
+    };
+}
+
 pub mod actor;
 pub mod echo;
 pub mod loadgen;
@@ -31,4 +55,7 @@ pub use actor::{
     Actor, ActorId, Addr, Ctx, ExitReason, LinkAction, MonitorRef, PendingReply, Recipient, Reply,
     RequestError,
 };
-pub use reactor::{Config, Core, Reactor, ReactorHandle, Ready, Stats, TimerId};
+pub use reactor::{
+    Config, Core, Hist, Metrics, Policy, Reactor, ReactorHandle, Ready, SocketStats, Stats,
+    TimerId, TypeMetrics,
+};

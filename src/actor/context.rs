@@ -233,4 +233,9 @@ impl<'a, A: Actor> Ctx<'a, A> {
     pub fn stats(&self) -> crate::reactor::Stats {
         self.core.stats()
     }
+
+    /// A snapshot of the reactor's scheduler metrics.
+    pub fn metrics(&self) -> crate::reactor::Metrics {
+        self.core.metrics()
+    }
 }

@@ -55,6 +55,23 @@ struct Args {
     /// Messages an actor may handle per turn before yielding.
     #[arg(long, default_value_t = 64)]
     budget: usize,
+    /// Print one line of scheduler metrics (changes since the last line) to
+    /// stderr every SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    stats: Option<f64>,
+    /// Runs longer than this many microseconds count as slow.
+    #[arg(long, value_name = "MICROS", default_value_t = 50)]
+    slow_us: u64,
+    /// Run-queue policy: fifo or receiver-next.
+    #[arg(long, default_value = "fifo")]
+    policy: credit_actors::Policy,
+    /// Poll with a zero timeout for up to this many microseconds before
+    /// blocking (0: block at once).
+    #[arg(long, value_name = "MICROS", default_value_t = 0)]
+    busy_poll: u64,
+    /// Write an event trace to FILE (read it with `trace-report`).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<std::path::PathBuf>,
 }
 
 fn secs(name: &str, v: Option<f64>) -> Result<Option<Duration>, String> {
@@ -104,8 +121,18 @@ fn main() -> ExitCode {
         window: args.window,
     };
 
+    let stats_every = match secs("stats", args.stats) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("echo-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut reactor = match Reactor::with_config(Config {
         budget: args.budget,
+        slow_threshold: Duration::from_micros(args.slow_us),
+        policy: args.policy,
+        busy_poll: Duration::from_micros(args.busy_poll),
         ..Config::default()
     }) {
         Ok(r) => r,
@@ -114,6 +141,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(path) = &args.trace {
+        #[cfg(feature = "trace")]
+        match std::fs::File::create(path) {
+            Ok(f) => reactor.core().set_trace(Box::new(f)),
+            Err(e) => {
+                eprintln!("echo-server: cannot create {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        #[cfg(not(feature = "trace"))]
+        {
+            eprintln!(
+                "echo-server: --trace {} needs a build with `--features trace`",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
     let service = reactor.spawn(EchoService::new(config));
     let handle = reactor.handle();
 
@@ -137,23 +182,58 @@ fn main() -> ExitCode {
         }
     });
 
+    if let Some(every) = stats_every {
+        let handle = handle.clone();
+        std::thread::Builder::new()
+            .name("stats".into())
+            .spawn(move || print_stats(handle, every))
+            .ok();
+    }
     if let Err(e) = watch_signals(handle, service.id(), grace, stopping) {
         eprintln!("echo-server: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
 
     let result = reactor.run();
-    let stats = reactor.stats();
-    info!(
+    let m = reactor.metrics();
+    let s = &m.stats;
+    let mut summary = format!(
         "echo-server exiting: {} turns, {} messages, {} actors spawned",
-        stats.turns, stats.messages, stats.spawned
+        s.turns, s.messages, s.spawned
     );
+    for line in m.summary().lines() {
+        summary.push_str("\n  ");
+        summary.push_str(line);
+    }
+    info!("{summary}");
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("echo-server: reactor failed: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Every `every`, one line of metric deltas to stderr (format in the
+/// README). Ends when the reactor does.
+fn print_stats(handle: ReactorHandle, every: Duration) {
+    let Ok(mut last) = handle.metrics() else {
+        return;
+    };
+    let mut at = Instant::now();
+    loop {
+        std::thread::sleep(every);
+        let Ok(m) = handle.metrics() else {
+            return;
+        };
+        let now = Instant::now();
+        eprintln!(
+            "stats {}",
+            m.interval_line(&last, now.duration_since(at).as_secs_f64())
+        );
+        last = m;
+        at = now;
     }
 }
 

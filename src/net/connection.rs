@@ -247,26 +247,9 @@ enum State {
     Draining,
 }
 
-/// Per-socket counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SocketStats {
-    /// Units delivered to the controller (errors included).
-    pub units: u64,
-    /// Times delivery stopped with data waiting because credit was zero.
-    pub credit_stalls: u64,
-    /// Bytes read.
-    pub bytes_in: u64,
-    /// Bytes written.
-    pub bytes_out: u64,
-    /// `read` calls.
-    pub reads: u64,
-    /// `read` calls that found nothing (`WouldBlock`).
-    pub empty_reads: u64,
-    /// `write`/`writev` calls (counted per flush attempt).
-    pub flushes: u64,
-    /// Times input was held back because output passed the high-water mark.
-    pub high_water: u64,
-}
+/// Per-socket counters, summed over the reactor's connections (see
+/// [`Metrics::sockets`](crate::reactor::Metrics::sockets)).
+pub use crate::reactor::SocketStats;
 
 /// The connected-socket actor. See the module docs.
 pub struct Connection {
@@ -301,7 +284,6 @@ pub struct Connection {
     /// Addresses still to try while connecting.
     targets: Vec<SocketAddr>,
     connect_target: Option<(String, u16)>,
-    stats: SocketStats,
 }
 
 const INFINITE: u64 = u64::MAX;
@@ -340,7 +322,6 @@ impl Connection {
             write_check_armed: false,
             targets: Vec::new(),
             connect_target: None,
-            stats: SocketStats::default(),
         }
     }
 
@@ -416,7 +397,12 @@ impl Connection {
                         if self.credit != INFINITE {
                             self.credit -= 1;
                         }
-                        self.stats.units += 1;
+                        metric! {
+                            ctx.core().sock().units += 1;
+                        }
+                        #[cfg(feature = "trace")]
+                        let me = ctx.id();
+                        trace_ev!(ctx.core().trace, "U {me}");
                         if let (Err(UnitError::TooLong { limit }), OverlongPolicy::Close) =
                             (&unit, self.config.overlong)
                         {
@@ -436,7 +422,9 @@ impl Connection {
             if !exhausted {
                 // Out of credit (or held) with input possibly waiting.
                 if !self.rbuf.is_empty() || self.may_read {
-                    self.stats.credit_stalls += u64::from(!self.held);
+                    metric! {
+                        ctx.core().sock().credit_stalls += u64::from(!self.held);
+                    }
                 }
                 break;
             }
@@ -446,7 +434,7 @@ impl Connection {
             if self.rbuf.capacity() == 0 {
                 self.rbuf = ctx.core().take_buffer(self.config.read_size);
             }
-            match self.read() {
+            match self.read(ctx) {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
@@ -469,7 +457,11 @@ impl Connection {
 
     /// One read into the buffer's spare room. Ok(true) if bytes (or EOF)
     /// arrived and the framer should look again.
-    fn read(&mut self) -> io::Result<bool> {
+    #[cfg_attr(
+        not(any(feature = "metrics", feature = "trace")),
+        allow(unused_variables)
+    )]
+    fn read(&mut self, ctx: &mut Ctx<'_, Self>) -> io::Result<bool> {
         let Some(stream) = self.stream.as_ref() else {
             return Ok(false);
         };
@@ -483,7 +475,9 @@ impl Connection {
         if self.rbuf.capacity() - self.rbuf.len() < room {
             self.rbuf.reserve(room);
         }
-        self.stats.reads += 1;
+        metric! {
+            ctx.core().sock().reads += 1;
+        }
         let spare = self.rbuf.chunk_mut();
         let want = spare.len().min(room);
         // SAFETY: `spare` is the buffer's uninitialised tail, valid for
@@ -496,7 +490,9 @@ impl Connection {
             let e = io::Error::last_os_error();
             return match e.kind() {
                 io::ErrorKind::WouldBlock => {
-                    self.stats.empty_reads += 1;
+                    metric! {
+                        ctx.core().sock().empty_reads += 1;
+                    }
                     self.may_read = false;
                     Ok(false)
                 }
@@ -505,6 +501,9 @@ impl Connection {
             };
         }
         let n = n as usize;
+        #[cfg(feature = "trace")]
+        let me = ctx.id();
+        trace_ev!(ctx.core().trace, "R {me} {n}");
         if n == 0 {
             self.eof = true;
             self.may_read = false;
@@ -512,7 +511,9 @@ impl Connection {
         }
         // SAFETY: the kernel initialised the first `n` bytes of `spare`.
         unsafe { self.rbuf.advance_mut(n) };
-        self.stats.bytes_in += n as u64;
+        metric! {
+            ctx.core().sock().bytes_in += n as u64;
+        }
         self.last_input = Instant::now();
         if n < want && !self.read_closed {
             // A short read drained the socket: the next arrival raises a new
@@ -537,13 +538,18 @@ impl Connection {
     // ----- output ----------------------------------------------------------
 
     fn queue(&mut self, ctx: &mut Ctx<'_, Self>) {
+        #[cfg(feature = "trace")]
+        let me = ctx.id();
+        trace_ev!(ctx.core().trace, "O {me}");
         if self.out.queued() > 0 && !self.flush_pending {
             self.flush_pending = true;
             ctx.at_turn_end();
         }
         if self.out.queued() > self.config.high_water && !self.held {
             self.held = true;
-            self.stats.high_water += 1;
+            metric! {
+                ctx.core().sock().high_water += 1;
+            }
         }
         if let Some(t) = self.write_timeout {
             if !self.write_check_armed && self.out.queued() > 0 {
@@ -572,11 +578,18 @@ impl Connection {
             return;
         };
         let before = self.out.written();
-        self.stats.flushes += 1;
+        metric! {
+            ctx.core().sock().flushes += 1;
+        }
         let result = self.out.flush(stream, ctx.core());
         let progressed = self.out.written() - before;
         if progressed > 0 {
-            self.stats.bytes_out += progressed;
+            metric! {
+                ctx.core().sock().bytes_out += progressed;
+            }
+            #[cfg(feature = "trace")]
+            let me = ctx.id();
+            trace_ev!(ctx.core().trace, "W {me} {progressed}");
             self.last_output_progress = ctx.now();
         }
         if let Some(tail) = self.out.take_idle_tail() {
@@ -814,6 +827,9 @@ impl Actor for Connection {
         match cmd {
             Cmd::Credit(op) => {
                 self.add_credit(op);
+                #[cfg(feature = "trace")]
+                let me = ctx.id();
+                trace_ev!(ctx.core().trace, "C {me} {}", self.credit);
                 self.pump(ctx);
             }
             Cmd::Send { head, body, line } => {

@@ -25,7 +25,7 @@ use crate::actor::{
 use crate::reactor::cell::{downcast, new_cell, ActorCell, ErasedCell, HasVTable, Signal, VTable};
 use crate::reactor::remote::Remote;
 use crate::reactor::timer::{TimerAction, TimerId, Timers};
-use crate::reactor::{Config, ReactorHandle, Stats};
+use crate::reactor::{Config, Policy, ReactorHandle, Stats, RECEIVER_NEXT_MAX};
 
 pub(crate) struct Slot {
     pub(crate) cell: Box<dyn ErasedCell>,
@@ -44,6 +44,12 @@ pub(crate) struct Slot {
     pub(crate) links: Vec<ActorId>,
     /// Who monitors this actor, and with which reference.
     pub(crate) monitors: Vec<(ActorId, MonitorRef)>,
+    /// Metrics clock when it was last queued.
+    #[cfg(feature = "metrics")]
+    pub(crate) enq: u64,
+    /// Its behaviour type's index in the per-type metrics.
+    #[cfg(feature = "metrics")]
+    pub(crate) ty: u32,
 }
 
 struct PendingRequest {
@@ -60,6 +66,10 @@ pub struct Core {
     /// The current generation of each slab key, kept past removal.
     generations: Vec<u32>,
     run_queue: VecDeque<ActorId>,
+    /// `Policy::ReceiverNext`: the actor to run before the queue's head.
+    next: Option<ActorId>,
+    /// Consecutive runs taken from `next`.
+    next_streak: u32,
     pending_exits: VecDeque<(ActorId, ExitReason)>,
     turn_end: Vec<ActorId>,
     timers: Timers,
@@ -80,6 +90,11 @@ pub struct Core {
     /// Emptied I/O buffers for reuse, so a busy connection does not
     /// allocate per read and an idle one holds none.
     buffers: Vec<BytesMut>,
+    #[cfg(feature = "metrics")]
+    pub(crate) m: crate::reactor::metrics::MetricsState,
+    /// The event trace, if on.
+    #[cfg(feature = "trace")]
+    pub(crate) trace: Option<Box<crate::reactor::trace::Tracer>>,
 }
 
 /// Most buffers kept in the pool.
@@ -90,6 +105,7 @@ impl std::fmt::Debug for Core {
         f.debug_struct("Core")
             .field("live", &self.slots.len())
             .field("run_queue", &self.run_queue.len())
+            .field("next", &self.next)
             .finish()
     }
 }
@@ -101,6 +117,8 @@ impl Core {
             slots: Slab::new(),
             generations: Vec::new(),
             run_queue: VecDeque::new(),
+            next: None,
+            next_streak: 0,
             pending_exits: VecDeque::new(),
             turn_end: Vec::new(),
             timers: Timers::default(),
@@ -117,6 +135,10 @@ impl Core {
             buffers: Vec::new(),
             running: None,
             running_exits: false,
+            #[cfg(feature = "metrics")]
+            m: crate::reactor::metrics::MetricsState::new(config.slow_threshold),
+            #[cfg(feature = "trace")]
+            trace: None,
         }
     }
 
@@ -188,6 +210,10 @@ impl Core {
             self.generations.push(0);
         }
         let id = ActorId::new(key as u32, self.generations[key]);
+        #[cfg(feature = "metrics")]
+        let ty = self
+            .m
+            .type_index(TypeId::of::<A>(), std::any::type_name::<A>());
         self.slots.insert(Slot {
             cell: new_cell(actor),
             type_id: TypeId::of::<ActorCell<A>>(),
@@ -198,8 +224,13 @@ impl Core {
             ready: 0,
             links: Vec::new(),
             monitors: Vec::new(),
+            #[cfg(feature = "metrics")]
+            enq: 0,
+            #[cfg(feature = "metrics")]
+            ty,
         });
         self.stats.spawned += 1;
+        trace_ev!(self.trace, "S {id} {}", std::any::type_name::<A>());
         self.schedule(id);
         Addr::new(id)
     }
@@ -216,7 +247,28 @@ impl Core {
                             .push_back(crate::reactor::cell::Envelope::Msg(msg));
                         if !slot.scheduled {
                             slot.scheduled = true;
-                            self.run_queue.push_back(to);
+                            metric! {
+                                slot.enq = self.m.clock;
+                            }
+                            if self.config.policy == Policy::ReceiverNext
+                                && self.running.is_some()
+                                && self.running != Some(to)
+                            {
+                                // The receiver runs next; the slot's previous
+                                // tenant goes to the back of the queue.
+                                if let Some(old) = self.next.replace(to) {
+                                    self.run_queue.push_back(old);
+                                }
+                            } else {
+                                self.run_queue.push_back(to);
+                            }
+                            trace_ev!(self.trace, "Q {to}");
+                            metric! {
+                                let n = self.run_queue.len() as u64;
+                                if n > self.m.queue_depth_max {
+                                    self.m.queue_depth_max = n;
+                                }
+                            }
                         }
                         true
                     }
@@ -246,10 +298,22 @@ impl Core {
 
     /// Puts the actor in the run queue, unless it is there already.
     pub(crate) fn schedule(&mut self, id: ActorId) {
+        #[cfg(feature = "metrics")]
+        let clock = self.m.clock;
         if let Some(slot) = self.slot_mut(id) {
             if !slot.scheduled {
                 slot.scheduled = true;
+                metric! {
+                    slot.enq = clock;
+                }
                 self.run_queue.push_back(id);
+                trace_ev!(self.trace, "Q {id}");
+                metric! {
+                    let n = self.run_queue.len() as u64;
+                    if n > self.m.queue_depth_max {
+                        self.m.queue_depth_max = n;
+                    }
+                }
             }
         }
     }
@@ -275,7 +339,10 @@ impl Core {
     }
 
     pub(crate) fn has_runnable(&self) -> bool {
-        !self.run_queue.is_empty() || !self.turn_end.is_empty() || !self.pending_exits.is_empty()
+        !self.run_queue.is_empty()
+            || self.next.is_some()
+            || !self.turn_end.is_empty()
+            || !self.pending_exits.is_empty()
     }
 
     /// Runs queued actors until the queue is empty or `turn_limit` turns
@@ -283,21 +350,53 @@ impl Core {
     /// polling.
     pub(crate) fn run_queue(&mut self) -> usize {
         let mut runs = 0;
-        while let Some(id) = self.run_queue.pop_front() {
+        metric! {
+            self.m.queue_depth.record(self.run_queue.len() as u64);
+        }
+        while let Some(id) = self.pop_runnable() {
             let Some(slot) = self.slot_mut(id) else {
                 continue;
             };
             slot.scheduled = false;
             let run = slot.vtable.run;
+            #[cfg(feature = "metrics")]
+            let (ty, enq, start) = (slot.ty, slot.enq, self.m.clock);
+            #[cfg(any(feature = "metrics", feature = "trace"))]
+            let msgs = self.stats.messages;
+            trace_ev!(self.trace, "B {id}");
             run(self, id);
             runs += 1;
+            trace_ev!(self.trace, "E {id} {}", self.stats.messages - msgs);
             self.after_run();
+            metric! {
+                let end = self.m.tick();
+                let handled = self.stats.messages - msgs;
+                self.m.record_run(ty, enq, start, end, handled);
+            }
             if runs >= self.config.turn_limit {
                 break;
             }
         }
         self.stats.actor_runs += runs as u64;
+        metric! {
+            self.m.runs_per_turn.record(runs as u64);
+        }
         runs
+    }
+
+    /// The next actor to run: the receiver-next slot (at most
+    /// `RECEIVER_NEXT_MAX` times in a row), else the queue's head.
+    #[inline]
+    fn pop_runnable(&mut self) -> Option<ActorId> {
+        if let Some(id) = self.next.take() {
+            if self.next_streak < RECEIVER_NEXT_MAX || self.run_queue.is_empty() {
+                self.next_streak += 1;
+                return Some(id);
+            }
+            self.run_queue.push_back(id);
+        }
+        self.next_streak = 0;
+        self.run_queue.pop_front()
     }
 
     /// Calls the `turn_end` hooks asked for this turn.
@@ -346,12 +445,14 @@ impl Core {
             let slot = self.slots.remove(idx);
             self.generations[idx] = self.generations[idx].wrapping_add(1);
             self.stats.exited += 1;
+            trace_ev!(self.trace, "X {id} {reason}");
             log::trace!(
                 "actor {id} ({}) exited: {reason}",
                 (slot.vtable.type_name)()
             );
             (slot.vtable.stop)(self, slot.cell, id, &reason);
             for peer in slot.links {
+                trace_ev!(self.trace, "L {id} {peer}");
                 if let Some(p) = self.slot_mut(peer) {
                     p.links.retain(|l| *l != id);
                 }
@@ -364,6 +465,7 @@ impl Core {
                 );
             }
             for (watcher, reference) in slot.monitors {
+                trace_ev!(self.trace, "M {id} {watcher}");
                 self.push_signal(
                     watcher,
                     Signal::Down {
@@ -449,6 +551,7 @@ impl Core {
         }
         self.after_run();
         self.run_queue.clear();
+        self.next = None;
         self.turn_end.clear();
     }
 
@@ -545,6 +648,7 @@ impl Core {
     pub(crate) fn fire_timers(&mut self) {
         while let Some(action) = self.timers.pop_expired(self.now) {
             self.stats.timers_fired += 1;
+            trace_ev!(self.trace, "T");
             match action {
                 TimerAction::Call(f) => f(self),
                 TimerAction::RequestTimeout(id) => self.reject_request(id, RequestError::Timeout),
@@ -617,6 +721,45 @@ impl Core {
 
     pub(crate) fn shutdown_requested(&self) -> bool {
         self.shutdown
+    }
+
+    /// A snapshot of the scheduler metrics (only `stats` is filled in
+    /// without the `metrics` feature).
+    pub fn metrics(&self) -> crate::reactor::Metrics {
+        #[cfg(feature = "metrics")]
+        {
+            self.m.snapshot(self.stats())
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            crate::reactor::Metrics {
+                stats: self.stats(),
+                ..Default::default()
+            }
+        }
+    }
+
+    /// The reactor-wide socket counters, for socket actors to add to.
+    #[cfg(feature = "metrics")]
+    #[inline]
+    pub(crate) fn sock(&mut self) -> &mut crate::reactor::SocketStats {
+        &mut self.m.sockets
+    }
+
+    /// Turns the event trace on, writing to `out` (buffered; flushed when
+    /// the reactor's run ends). See `reactor::trace` for the format.
+    /// Only with the `trace` cargo feature.
+    #[cfg(feature = "trace")]
+    pub fn set_trace(&mut self, out: Box<dyn std::io::Write>) {
+        self.trace = Some(Box::new(crate::reactor::trace::Tracer::new(out)));
+    }
+
+    /// Flushes the event trace, if on.
+    pub fn flush_trace(&mut self) {
+        #[cfg(feature = "trace")]
+        if let Some(t) = self.trace.as_deref_mut() {
+            t.flush();
+        }
     }
 
     /// A copy of the runtime counters.

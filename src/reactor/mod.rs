@@ -16,8 +16,11 @@
 
 mod cell;
 mod core;
+mod metrics;
 mod remote;
 mod timer;
+#[cfg(feature = "trace")]
+mod trace;
 
 use std::io;
 use std::sync::Arc;
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 
 pub use self::core::Core;
+pub use metrics::{Hist, Metrics, SocketStats, TypeMetrics};
 pub use remote::{on_reactor_thread, ReactorHandle};
 pub use timer::TimerId;
 
@@ -45,6 +49,13 @@ pub struct Config {
     pub turn_limit: usize,
     /// Capacity of the poll's event buffer.
     pub events_capacity: usize,
+    /// Runs longer than this count as slow in the metrics.
+    pub slow_threshold: Duration,
+    /// The run-queue policy.
+    pub policy: Policy,
+    /// Before blocking in `poll`, poll with a zero timeout for up to this
+    /// long (zero: block at once).
+    pub busy_poll: Duration,
 }
 
 impl Default for Config {
@@ -53,6 +64,38 @@ impl Default for Config {
             budget: 64,
             turn_limit: 4096,
             events_capacity: 1024,
+            slow_threshold: Duration::from_micros(50),
+            policy: Policy::Fifo,
+            busy_poll: Duration::ZERO,
+        }
+    }
+}
+
+/// Which runnable actor runs next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// First in, first out, each run at most `budget` messages.
+    #[default]
+    Fifo,
+    /// Like `Fifo`, but the last actor made runnable by a send from the
+    /// running actor runs next (a LIFO slot, like tokio's), at most
+    /// [`RECEIVER_NEXT_MAX`] times in a row before the queue's head gets
+    /// its turn.
+    ReceiverNext,
+}
+
+/// Most consecutive runs taken from the receiver-next slot.
+pub const RECEIVER_NEXT_MAX: u32 = 3;
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Policy, String> {
+        match s {
+            "fifo" => Ok(Policy::Fifo),
+            "receiver-next" => Ok(Policy::ReceiverNext),
+            _ => Err(format!(
+                "unknown policy {s:?} (expected fifo or receiver-next)"
+            )),
         }
     }
 }
@@ -230,6 +273,11 @@ impl Reactor {
         self.core.stats()
     }
 
+    /// A snapshot of the scheduler metrics.
+    pub fn metrics(&self) -> Metrics {
+        self.core.metrics()
+    }
+
     /// Runs until shutdown is requested, or until no actor is alive and no
     /// [`ReactorHandle`] exists (nothing could ever happen again). Actors
     /// still alive at shutdown are terminated with
@@ -239,11 +287,16 @@ impl Reactor {
         let result = self.run_turns();
         self.core.remote.close();
         self.core.terminate_all();
+        self.core.flush_trace();
         result
     }
 
     fn run_turns(&mut self) -> io::Result<()> {
-        self.core.set_now(Instant::now());
+        let now = Instant::now();
+        self.core.set_now(now);
+        metric! {
+            self.core.m.tick_at(now);
+        }
         loop {
             if self.core.shutdown_requested() {
                 return Ok(());
@@ -282,13 +335,20 @@ impl Reactor {
     /// One turn: poll with `timeout`, dispatch events, fire timers, run the
     /// run queue, call turn-end hooks.
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+        self.poll_events(timeout)?;
         let core = &mut self.core;
-        core.set_now(Instant::now());
+        let now = Instant::now();
+        core.set_now(now);
+        #[cfg(feature = "metrics")]
+        let polled = {
+            let before = core.m.clock;
+            let after = core.m.tick_at(now);
+            core.m.polls += 1;
+            core.m.poll_ns += after.saturating_sub(before);
+            after
+        };
+        #[cfg(feature = "metrics")]
+        let events_before = core.stats.events;
         core.stats.turns += 1;
         let mut woken = false;
         for event in self.events.iter() {
@@ -299,6 +359,9 @@ impl Reactor {
             }
             let id = crate::actor::ActorId::from_u64(event.token().0 as u64);
             core.set_ready(id, Ready::from_event(event).0);
+        }
+        metric! {
+            core.m.events_per_poll.record(core.stats.events - events_before);
         }
         if woken {
             core.stats.wakeups += 1;
@@ -311,7 +374,46 @@ impl Reactor {
         core.fire_timers();
         core.run_queue();
         core.end_turn();
+        metric! {
+            let end = core.m.tick();
+            core.m.busy_ns += end.saturating_sub(polled);
+        }
         Ok(())
+    }
+}
+
+impl Reactor {
+    /// Polls for events. With `busy_poll` set and a timeout that is not
+    /// zero, polls with a zero timeout until events arrive or the spin
+    /// (bounded by `timeout`) is over, then blocks for what is left.
+    fn poll_events(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let mut timeout = timeout;
+        let spin = self.core.config.busy_poll;
+        if !spin.is_zero() && timeout != Some(Duration::ZERO) {
+            let limit = timeout.map_or(spin, |t| t.min(spin));
+            let start = Instant::now();
+            loop {
+                match self.poll.poll(&mut self.events, Some(Duration::ZERO)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+                if !self.events.is_empty() {
+                    return Ok(());
+                }
+                let spent = start.elapsed();
+                if spent >= limit {
+                    timeout = timeout.map(|t| t.saturating_sub(spent));
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -229,6 +229,12 @@ impl ReactorHandle {
         self.call(|core| core.stats(), Duration::from_secs(30))
     }
 
+    /// A snapshot of the reactor's scheduler metrics (blocks until the
+    /// reactor answers).
+    pub fn metrics(&self) -> Result<crate::reactor::Metrics, RequestError> {
+        self.call(|core| core.metrics(), Duration::from_secs(30))
+    }
+
     /// Asks the reactor to stop: every live actor is terminated with
     /// [`ExitReason::Shutdown`] and `run` returns.
     pub fn shutdown(&self) -> bool {

@@ -1,0 +1,532 @@
+//! Scheduler metrics: plain counters and fixed-bucket histograms, updated on
+//! the reactor thread only (no atomics), compiled out without the `metrics`
+//! feature.
+//!
+//! Time is read once per actor run (after the run and the exits it caused)
+//! and once on each side of `poll`. A run's start is the previous reading,
+//! so a handler's duration includes the exit processing of the run before
+//! it, and the scheduled-to-run delay is measured from the last reading
+//! taken before the enqueue (the start of the sender's run, or the end of
+//! poll), so it may overstate the true delay by up to one run's duration.
+//! Histogram resolution: four sub-buckets per power of two (within 25%).
+
+#[cfg(feature = "metrics")]
+use std::any::TypeId;
+#[cfg(feature = "metrics")]
+use std::collections::HashMap;
+use std::fmt;
+#[cfg(feature = "metrics")]
+use std::time::{Duration, Instant};
+
+/// Per-socket counters, summed over every connection of a reactor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketStats {
+    /// Units delivered to controllers (errors included).
+    pub units: u64,
+    /// Times delivery stopped with data waiting because credit was zero.
+    pub credit_stalls: u64,
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// `read` calls.
+    pub reads: u64,
+    /// `read` calls that found nothing (`WouldBlock`).
+    pub empty_reads: u64,
+    /// `write`/`writev` flush attempts.
+    pub flushes: u64,
+    /// Times input was held back because output passed the high-water mark.
+    pub high_water: u64,
+}
+
+impl SocketStats {
+    /// `self - earlier`, field by field (for interval deltas).
+    pub fn since(&self, e: &SocketStats) -> SocketStats {
+        SocketStats {
+            units: self.units - e.units,
+            credit_stalls: self.credit_stalls - e.credit_stalls,
+            bytes_in: self.bytes_in - e.bytes_in,
+            bytes_out: self.bytes_out - e.bytes_out,
+            reads: self.reads - e.reads,
+            empty_reads: self.empty_reads - e.empty_reads,
+            flushes: self.flushes - e.flushes,
+            high_water: self.high_water - e.high_water,
+        }
+    }
+}
+
+const SUB: u32 = 2; // 2^SUB sub-buckets per power of two
+const BUCKETS: usize = 4 + 62 * 4;
+
+/// A histogram of `u64` values with four buckets per power of two (values
+/// below 4 are exact), plus the exact count, sum and maximum.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Hist {
+    buckets: Box<[u64; BUCKETS]>,
+    /// Values recorded.
+    pub count: u64,
+    /// Sum of the values (saturating).
+    pub sum: u64,
+    /// Largest value recorded.
+    pub max: u64,
+}
+
+impl Default for Hist {
+    fn default() -> Hist {
+        Hist {
+            buckets: Box::new([0; BUCKETS]),
+            count: 0,
+            sum: 0,
+            max: 0,
+        }
+    }
+}
+
+impl fmt::Debug for Hist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hist")
+            .field("count", &self.count)
+            .field("p50", &self.percentile(50.0))
+            .field("p99", &self.percentile(99.0))
+            .field("max", &self.max)
+            .finish()
+    }
+}
+
+#[inline]
+fn bucket_of(v: u64) -> usize {
+    if v < 4 {
+        return v as usize;
+    }
+    let e = 63 - v.leading_zeros(); // >= 2
+    let sub = (v >> (e - SUB)) & 3;
+    4 + (e as usize - 2) * 4 + sub as usize
+}
+
+/// Upper bound of bucket `i`.
+fn bucket_high(i: usize) -> u64 {
+    if i < 4 {
+        return i as u64;
+    }
+    let e = (i - 4) / 4 + 2;
+    let sub = ((i - 4) % 4) as u64;
+    let low = (4 + sub) << (e - 2);
+    low + (1u64 << (e - 2)) - 1
+}
+
+impl Hist {
+    /// Records one value.
+    #[inline]
+    pub fn record(&mut self, v: u64) {
+        self.buckets[bucket_of(v)] += 1;
+        self.count += 1;
+        self.sum = self.sum.saturating_add(v);
+        if v > self.max {
+            self.max = v;
+        }
+    }
+
+    /// The value at percentile `p` (0..=100): the upper bound of its bucket,
+    /// capped at the maximum. 0 if empty.
+    pub fn percentile(&self, p: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((p / 100.0) * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return bucket_high(i).min(self.max);
+            }
+        }
+        self.max
+    }
+
+    /// Mean value, 0 if empty.
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.count as f64
+        }
+    }
+
+    /// Values recorded since `earlier` (a previous copy of this histogram).
+    /// The maximum is the interval's bucket bound, capped by the overall max.
+    pub fn since(&self, earlier: &Hist) -> Hist {
+        let mut h = Hist::default();
+        let mut top = 0;
+        for i in 0..BUCKETS {
+            let n = self.buckets[i] - earlier.buckets[i];
+            h.buckets[i] = n;
+            if n > 0 {
+                top = i;
+            }
+        }
+        h.count = self.count - earlier.count;
+        h.sum = self.sum.saturating_sub(earlier.sum);
+        h.max = if h.count == 0 {
+            0
+        } else if self.max > earlier.max {
+            self.max
+        } else {
+            bucket_high(top).min(self.max)
+        };
+        h
+    }
+
+    /// Non-empty buckets as `(upper bound, count)`.
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(i, &n)| (bucket_high(i), n))
+    }
+}
+
+/// Counters of one behaviour type.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TypeMetrics {
+    /// `std::any::type_name` of the actor type.
+    pub name: &'static str,
+    /// Actors of this type spawned.
+    pub spawned: u64,
+    /// Runs.
+    pub runs: u64,
+    /// Envelopes handled.
+    pub messages: u64,
+    /// Time in runs, nanoseconds.
+    pub busy_ns: u64,
+}
+
+/// A snapshot of a reactor's scheduler metrics (see the module docs for
+/// how time is measured). All zero without the `metrics` feature, except
+/// `stats` and `enabled`.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    /// False when the `metrics` feature is off (only `stats` is filled in).
+    pub enabled: bool,
+    /// The basic counters (turns, runs, messages, forced yields, ...).
+    pub stats: crate::reactor::Stats,
+    /// `poll` calls.
+    pub polls: u64,
+    /// Time blocked in `poll`, nanoseconds.
+    pub poll_ns: u64,
+    /// Time between polls (dispatch, timers, runs, turn-end hooks), ns.
+    pub busy_ns: u64,
+    /// Events per `poll` call.
+    pub events_per_poll: Hist,
+    /// Actor runs per turn.
+    pub runs_per_turn: Hist,
+    /// Run-queue length at the start of each turn's run phase.
+    pub queue_depth: Hist,
+    /// Largest run-queue length seen.
+    pub queue_depth_max: u64,
+    /// Enqueue to run start, nanoseconds.
+    pub sched_delay_ns: Hist,
+    /// Duration of each actor run, nanoseconds.
+    pub run_ns: Hist,
+    /// Runs longer than the slow threshold.
+    pub slow_runs: u64,
+    /// The slow threshold, nanoseconds.
+    pub slow_threshold_ns: u64,
+    /// Socket totals.
+    pub sockets: SocketStats,
+    /// Per behaviour type, in order of first spawn.
+    pub types: Vec<TypeMetrics>,
+}
+
+impl Metrics {
+    /// Fraction of wall time spent outside `poll` (0..=1).
+    pub fn busy_ratio(&self) -> f64 {
+        let total = self.poll_ns + self.busy_ns;
+        if total == 0 {
+            0.0
+        } else {
+            self.busy_ns as f64 / total as f64
+        }
+    }
+
+    /// One compact line of the changes since `earlier`, as printed by
+    /// `echo-server --stats` (format documented in the README).
+    pub fn interval_line(&self, earlier: &Metrics, secs: f64) -> String {
+        let s = &self.stats;
+        let e = &earlier.stats;
+        let sk = self.sockets.since(&earlier.sockets);
+        let busy = self.busy_ns - earlier.busy_ns;
+        let poll = self.poll_ns - earlier.poll_ns;
+        let ratio = if busy + poll == 0 {
+            0.0
+        } else {
+            busy as f64 / (busy + poll) as f64
+        };
+        let d = self.sched_delay_ns.since(&earlier.sched_delay_ns);
+        let r = self.run_ns.since(&earlier.run_ns);
+        let secs = secs.max(1e-9);
+        format!(
+            "turns={} polls={} busy={:.1}% runs={} msgs={} msg/s={:.0} yields={} qmax={} \
+             delay_us={:.1}/{:.1}/{:.1} run_us={:.1}/{:.1}/{:.1} slow={} units={} in={} out={} \
+             reads={} wb={} writes={} stalls={} hw={} timers={} wakeups={} dead={} live={}",
+            s.turns - e.turns,
+            self.polls - earlier.polls,
+            ratio * 100.0,
+            s.actor_runs - e.actor_runs,
+            s.messages - e.messages,
+            (s.messages - e.messages) as f64 / secs,
+            s.forced_yields - e.forced_yields,
+            self.queue_depth_max,
+            d.percentile(50.0) as f64 / 1e3,
+            d.percentile(99.0) as f64 / 1e3,
+            d.max as f64 / 1e3,
+            r.percentile(50.0) as f64 / 1e3,
+            r.percentile(99.0) as f64 / 1e3,
+            r.max as f64 / 1e3,
+            self.slow_runs - earlier.slow_runs,
+            sk.units,
+            sk.bytes_in,
+            sk.bytes_out,
+            sk.reads,
+            sk.empty_reads,
+            sk.flushes,
+            sk.credit_stalls,
+            sk.high_water,
+            s.timers_fired - e.timers_fired,
+            s.wakeups - e.wakeups,
+            s.dead_sends - e.dead_sends,
+            s.live_actors,
+        )
+    }
+
+    /// A multi-line summary (for the end of a run).
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let s = &self.stats;
+        let mut o = String::new();
+        let us = |v: u64| v as f64 / 1e3;
+        let _ = writeln!(
+            o,
+            "turns {} polls {} events {} busy {:.1}% ({:.3}s busy, {:.3}s in poll)",
+            s.turns,
+            self.polls,
+            s.events,
+            self.busy_ratio() * 100.0,
+            self.busy_ns as f64 / 1e9,
+            self.poll_ns as f64 / 1e9
+        );
+        let _ = writeln!(
+            o,
+            "runs {} messages {} forced yields {} spawned {} exited {} live {} timers {} wakeups {} dead sends {}",
+            s.actor_runs,
+            s.messages,
+            s.forced_yields,
+            s.spawned,
+            s.exited,
+            s.live_actors,
+            s.timers_fired,
+            s.wakeups,
+            s.dead_sends
+        );
+        if !self.enabled {
+            let _ = writeln!(o, "(built without the `metrics` feature)");
+            return o;
+        }
+        let h = |name: &str, h: &Hist, o: &mut String| {
+            let _ = writeln!(
+                o,
+                "{name}: n {} mean {:.1} p50 {} p99 {} max {}",
+                h.count,
+                h.mean(),
+                h.percentile(50.0),
+                h.percentile(99.0),
+                h.max
+            );
+        };
+        h("events/poll", &self.events_per_poll, &mut o);
+        h("runs/turn", &self.runs_per_turn, &mut o);
+        h("queue depth", &self.queue_depth, &mut o);
+        let _ = writeln!(o, "queue depth max {}", self.queue_depth_max);
+        let _ = writeln!(
+            o,
+            "sched delay us: p50 {:.1} p99 {:.1} max {:.1}",
+            us(self.sched_delay_ns.percentile(50.0)),
+            us(self.sched_delay_ns.percentile(99.0)),
+            us(self.sched_delay_ns.max)
+        );
+        let _ = writeln!(
+            o,
+            "run us: mean {:.2} p50 {:.1} p99 {:.1} max {:.1}; slow (> {:.0} us) {}",
+            self.run_ns.mean() / 1e3,
+            us(self.run_ns.percentile(50.0)),
+            us(self.run_ns.percentile(99.0)),
+            us(self.run_ns.max),
+            us(self.slow_threshold_ns),
+            self.slow_runs
+        );
+        let k = &self.sockets;
+        let _ = writeln!(
+            o,
+            "sockets: units {} bytes in {} out {} reads {} (wouldblock {}) writes {} credit stalls {} high-water {}",
+            k.units, k.bytes_in, k.bytes_out, k.reads, k.empty_reads, k.flushes, k.credit_stalls, k.high_water
+        );
+        for t in &self.types {
+            let _ = writeln!(
+                o,
+                "type {}: spawned {} runs {} messages {} busy {:.3} ms",
+                t.name,
+                t.spawned,
+                t.runs,
+                t.messages,
+                t.busy_ns as f64 / 1e6
+            );
+        }
+        o
+    }
+}
+
+/// The live state kept in `Core` (feature `metrics`).
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+pub(crate) struct MetricsState {
+    epoch: Instant,
+    /// Last clock reading, ns since `epoch`.
+    pub(crate) clock: u64,
+    pub(crate) polls: u64,
+    pub(crate) poll_ns: u64,
+    pub(crate) busy_ns: u64,
+    pub(crate) events_per_poll: Hist,
+    pub(crate) runs_per_turn: Hist,
+    pub(crate) queue_depth: Hist,
+    pub(crate) queue_depth_max: u64,
+    pub(crate) sched_delay_ns: Hist,
+    pub(crate) run_ns: Hist,
+    pub(crate) slow_runs: u64,
+    pub(crate) slow_threshold_ns: u64,
+    pub(crate) sockets: SocketStats,
+    pub(crate) types: Vec<TypeMetrics>,
+    type_ids: HashMap<TypeId, u32>,
+}
+
+#[cfg(feature = "metrics")]
+impl MetricsState {
+    pub(crate) fn new(slow_threshold: Duration) -> MetricsState {
+        MetricsState {
+            epoch: Instant::now(),
+            clock: 0,
+            polls: 0,
+            poll_ns: 0,
+            busy_ns: 0,
+            events_per_poll: Hist::default(),
+            runs_per_turn: Hist::default(),
+            queue_depth: Hist::default(),
+            queue_depth_max: 0,
+            sched_delay_ns: Hist::default(),
+            run_ns: Hist::default(),
+            slow_runs: 0,
+            slow_threshold_ns: slow_threshold.as_nanos() as u64,
+            sockets: SocketStats::default(),
+            types: Vec::new(),
+            type_ids: HashMap::new(),
+        }
+    }
+
+    /// Reads the clock, stores and returns it (ns since the epoch).
+    #[inline]
+    pub(crate) fn tick(&mut self) -> u64 {
+        self.clock = self.epoch.elapsed().as_nanos() as u64;
+        self.clock
+    }
+
+    /// Sets the clock from an `Instant` already read.
+    #[inline]
+    pub(crate) fn tick_at(&mut self, now: Instant) -> u64 {
+        self.clock = now.saturating_duration_since(self.epoch).as_nanos() as u64;
+        self.clock
+    }
+
+    /// The per-type index of `T`, assigned at its first spawn.
+    pub(crate) fn type_index(&mut self, id: TypeId, name: &'static str) -> u32 {
+        let types = &mut self.types;
+        let idx = *self.type_ids.entry(id).or_insert_with(|| {
+            types.push(TypeMetrics {
+                name,
+                ..TypeMetrics::default()
+            });
+            (types.len() - 1) as u32
+        });
+        self.types[idx as usize].spawned += 1;
+        idx
+    }
+
+    #[inline]
+    pub(crate) fn record_run(&mut self, ty: u32, enq: u64, start: u64, end: u64, msgs: u64) {
+        self.sched_delay_ns.record(start.saturating_sub(enq));
+        let d = end.saturating_sub(start);
+        self.run_ns.record(d);
+        if d > self.slow_threshold_ns {
+            self.slow_runs += 1;
+        }
+        if let Some(t) = self.types.get_mut(ty as usize) {
+            t.runs += 1;
+            t.messages += msgs;
+            t.busy_ns += d;
+        }
+    }
+
+    pub(crate) fn snapshot(&self, stats: crate::reactor::Stats) -> Metrics {
+        Metrics {
+            enabled: true,
+            stats,
+            polls: self.polls,
+            poll_ns: self.poll_ns,
+            busy_ns: self.busy_ns,
+            events_per_poll: self.events_per_poll.clone(),
+            runs_per_turn: self.runs_per_turn.clone(),
+            queue_depth: self.queue_depth.clone(),
+            queue_depth_max: self.queue_depth_max,
+            sched_delay_ns: self.sched_delay_ns.clone(),
+            run_ns: self.run_ns.clone(),
+            slow_runs: self.slow_runs,
+            slow_threshold_ns: self.slow_threshold_ns,
+            sockets: self.sockets,
+            types: self.types.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_cover() {
+        let mut last = 0;
+        for v in (0..100_000u64).chain([1 << 40, u64::MAX >> 2]) {
+            let b = bucket_of(v);
+            assert!(b >= last || v > 100_000);
+            last = b;
+            assert!(bucket_high(b) >= v, "v {v} b {b}");
+            if b > 0 {
+                assert!(bucket_high(b - 1) < v, "v {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn percentiles_within_a_quarter() {
+        let mut h = Hist::default();
+        for v in 1..=1000u64 {
+            h.record(v);
+        }
+        let p50 = h.percentile(50.0);
+        assert!((500..=625).contains(&p50), "{p50}");
+        assert_eq!(h.max, 1000);
+        assert_eq!(h.percentile(100.0), 1000);
+        let e = h.clone();
+        h.record(7);
+        let d = h.since(&e);
+        assert_eq!(d.count, 1);
+        assert_eq!(d.percentile(50.0), 7);
+    }
+}
