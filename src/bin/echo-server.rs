@@ -5,13 +5,14 @@
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use credit_actors::actor::{ChildSpec, Restart, Supervisor};
 use credit_actors::echo::{EchoConfig, EchoService, ServiceMsg};
 use credit_actors::net::{ConnConfig, ListenSpec};
-use credit_actors::{Config, Reactor, ReactorHandle};
+use credit_actors::{Actor, Addr, Config, Ctx, ExitReason, Reactor, ReactorHandle, RequestError};
 use log::{info, warn, LevelFilter};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -159,25 +160,67 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let service = reactor.spawn(EchoService::new(config));
+    // The listening side runs under a supervisor: if the service fails (and
+    // its listener with it), a new one listens again on the port the first
+    // one bound.
+    let current: Arc<Mutex<(Option<Addr<EchoService>>, u16)>> =
+        Arc::new(Mutex::new((None, args.port)));
+    let slot = current.clone();
+    let supervisor = reactor.spawn(Supervisor::new().child(ChildSpec::new(
+        "echo-service",
+        Restart::Permanent,
+        move |ctx| {
+            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+            let mut config = config.clone();
+            config.listen.port = slot.1;
+            let service = ctx.spawn(EchoService::new(config));
+            slot.0 = Some(service);
+            service.id()
+        },
+    )));
     let handle = reactor.handle();
 
     // Set by the first stop signal. After it, the service is gone on
     // purpose, and its absence says nothing about binding.
     let stopping = Arc::new(AtomicBool::new(false));
 
+    // If the supervisor gives up (too many restarts; it logs why), the
+    // server cannot accept any more: exit rather than linger.
+    reactor.spawn(Watchdog {
+        supervisor: supervisor.id(),
+        stopping: stopping.clone(),
+    });
+
     // Fail fast if the address cannot be bound, rather than retrying quietly.
     let ready_handle = handle.clone();
     let spec = format!("{}:{}", args.bind, args.port);
     let ready_stopping = stopping.clone();
     std::thread::spawn(move || {
-        let ready = ready_handle
-            .request(service, ServiceMsg::WhenReady)
-            .wait_timeout(Duration::from_secs(10));
-        if let Err(e) = ready {
-            if !ready_stopping.load(Ordering::SeqCst) {
-                eprintln!("echo-server: cannot listen on {spec}: {e}");
-                std::process::exit(1);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // The supervisor starts the service on the reactor's first turn.
+        let service = loop {
+            if let Some(s) = current.lock().unwrap_or_else(|e| e.into_inner()).0 {
+                break Some(s);
+            }
+            if Instant::now() >= deadline || ready_stopping.load(Ordering::SeqCst) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let ready = match service {
+            Some(service) => ready_handle
+                .request(service, ServiceMsg::WhenReady)
+                .wait_timeout(deadline.saturating_duration_since(Instant::now())),
+            None => Err(RequestError::Timeout),
+        };
+        match ready {
+            Ok(addr) => current.lock().unwrap_or_else(|e| e.into_inner()).1 = addr.port(),
+            Err(e) => {
+                if !ready_stopping.load(Ordering::SeqCst) {
+                    eprintln!("echo-server: cannot listen on {spec}: {e}");
+                    std::process::exit(1);
+                }
+                return;
             }
         }
     });
@@ -189,7 +232,7 @@ fn main() -> ExitCode {
             .spawn(move || print_stats(handle, every))
             .ok();
     }
-    if let Err(e) = watch_signals(handle, service.id(), grace, stopping) {
+    if let Err(e) = watch_signals(handle, supervisor.id(), grace, stopping) {
         eprintln!("echo-server: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
@@ -237,12 +280,45 @@ fn print_stats(handle: ReactorHandle, every: Duration) {
     }
 }
 
-/// First SIGINT/SIGTERM: kill the service (the listener closes through the
-/// link), then shut down once every session has ended or the grace period
+/// Ends the process when the supervisor of the listening side ends, unless
+/// a stop signal ended it.
+struct Watchdog {
+    supervisor: credit_actors::ActorId,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Actor for Watchdog {
+    type Msg = ();
+
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        ctx.monitor(self.supervisor, 0);
+    }
+
+    fn handle(&mut self, _ctx: &mut Ctx<'_, Self>, _msg: ()) {}
+
+    fn down(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        _peer: credit_actors::ActorId,
+        _r: u64,
+        reason: &ExitReason,
+    ) {
+        if self.stopping.load(Ordering::SeqCst) {
+            ctx.stop();
+            return;
+        }
+        eprintln!("echo-server: the listening side failed too often ({reason}); exiting");
+        std::process::exit(1);
+    }
+}
+
+/// First SIGINT/SIGTERM: kill the supervisor, which takes the service down
+/// with it (the listener closes through its link; sessions are linked to
+/// neither, so they carry on), then shut down once every session has ended or the grace period
 /// is over. Second signal: exit at once.
 fn watch_signals(
     handle: ReactorHandle,
-    service: credit_actors::ActorId,
+    supervisor: credit_actors::ActorId,
     grace: Duration,
     stopping: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
@@ -259,7 +335,7 @@ fn watch_signals(
                     "signal {sig}: no longer accepting; sessions get {:.1}s to finish",
                     grace.as_secs_f64()
                 );
-                handle.kill(service);
+                handle.kill(supervisor);
                 let handle = handle.clone();
                 std::thread::spawn(move || drain(handle, grace));
             }
