@@ -220,7 +220,6 @@ fn main() -> ExitCode {
                     eprintln!("echo-server: cannot listen on {spec}: {e}");
                     std::process::exit(1);
                 }
-                return;
             }
         }
     });
