@@ -375,7 +375,18 @@ impl Actor for Supervisor {
     fn stopped(&mut self, ctx: &mut Ctx<'_, Self>, reason: &ExitReason) {
         let me = ctx.id();
         let live: Vec<ActorId> = self.children.iter().rev().filter_map(|c| c.id).collect();
-        if !reason.is_normal() {
+        // Being killed or shut down is how a supervision tree is stopped on
+        // purpose (echo-server does it on SIGTERM): not a warning.
+        let orderly = matches!(
+            reason,
+            ExitReason::Normal | ExitReason::Killed | ExitReason::Shutdown
+        );
+        if orderly {
+            log::info!(
+                "supervisor {me} terminating ({reason}); stopping {} children",
+                live.len()
+            );
+        } else {
             warn!(
                 "supervisor {me} terminating ({reason}); stopping {} children",
                 live.len()
