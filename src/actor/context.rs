@@ -215,7 +215,7 @@ impl<'a, A: Actor> Ctx<'a, A> {
     /// gets another turn (after the others queued now). Used by actors that
     /// yield in the middle of a long job.
     pub fn yield_now(&mut self) {
-        self.core.wake(self.id)
+        self.core.schedule(self.id)
     }
 
     /// A handle for other threads.

@@ -457,10 +457,6 @@ impl Connection {
 
     /// One read into the buffer's spare room. Ok(true) if bytes (or EOF)
     /// arrived and the framer should look again.
-    #[cfg_attr(
-        not(any(feature = "metrics", feature = "trace")),
-        allow(unused_variables)
-    )]
     fn read(&mut self, ctx: &mut Ctx<'_, Self>) -> io::Result<bool> {
         let Some(stream) = self.stream.as_ref() else {
             return Ok(false);
@@ -514,7 +510,7 @@ impl Connection {
         metric! {
             ctx.core().sock().bytes_in += n as u64;
         }
-        self.last_input = Instant::now();
+        self.last_input = ctx.now();
         if n < want && !self.read_closed {
             // A short read drained the socket: the next arrival raises a new
             // edge, so there is no need to spend a syscall on WouldBlock.

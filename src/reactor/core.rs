@@ -239,48 +239,38 @@ impl Core {
     /// dropped and counted) if it is dead.
     pub fn send<A: Actor>(&mut self, to: ActorId, msg: A::Msg) -> bool {
         let idx = to.index() as usize;
+        #[cfg(feature = "metrics")]
+        let clock = self.m.clock;
+        // `Some(newly queued)` once delivered.
         let delivered = match self.slots.get_mut(idx) {
             Some(slot) if self.generations[idx] == to.generation() && !slot.exiting => {
-                match downcast::<A>(&mut slot.cell, slot.type_id) {
-                    Some(cell) => {
-                        cell.mailbox
-                            .push_back(crate::reactor::cell::Envelope::Msg(msg));
-                        if !slot.scheduled {
-                            slot.scheduled = true;
-                            metric! {
-                                slot.enq = self.m.clock;
-                            }
-                            if self.config.policy == Policy::ReceiverNext
-                                && self.running.is_some()
-                                && self.running != Some(to)
-                            {
-                                // The receiver runs next; the slot's previous
-                                // tenant goes to the back of the queue.
-                                if let Some(old) = self.next.replace(to) {
-                                    self.run_queue.push_back(old);
-                                }
-                            } else {
-                                self.run_queue.push_back(to);
-                            }
-                            trace_ev!(self.trace, "Q {to}");
-                            metric! {
-                                let n = self.run_queue.len() as u64;
-                                if n > self.m.queue_depth_max {
-                                    self.m.queue_depth_max = n;
-                                }
-                            }
+                downcast::<A>(&mut slot.cell, slot.type_id).map(|cell| {
+                    cell.mailbox
+                        .push_back(crate::reactor::cell::Envelope::Msg(msg));
+                    let newly = !slot.scheduled;
+                    if newly {
+                        slot.scheduled = true;
+                        metric! {
+                            slot.enq = clock;
                         }
-                        true
                     }
-                    None => false,
-                }
+                    newly
+                })
             }
-            _ => false,
+            _ => None,
         };
-        if !delivered {
-            self.stats.dead_sends += 1;
+        match delivered {
+            Some(newly) => {
+                if newly {
+                    self.push_runnable(to, true);
+                }
+                true
+            }
+            None => {
+                self.stats.dead_sends += 1;
+                false
+            }
         }
-        delivered
     }
 
     pub(crate) fn dead_sends_inc(&mut self) {
@@ -306,20 +296,34 @@ impl Core {
                 metric! {
                     slot.enq = clock;
                 }
-                self.run_queue.push_back(id);
-                trace_ev!(self.trace, "Q {id}");
-                metric! {
-                    let n = self.run_queue.len() as u64;
-                    if n > self.m.queue_depth_max {
-                        self.m.queue_depth_max = n;
-                    }
-                }
+                self.push_runnable(id, false);
             }
         }
     }
 
-    pub(crate) fn wake(&mut self, id: ActorId) {
-        self.schedule(id)
+    /// Queues an actor just marked `scheduled`. Under
+    /// [`Policy::ReceiverNext`] a message sent by the running actor to
+    /// another puts the receiver in the run-next slot, and the slot's
+    /// previous tenant goes to the back of the queue.
+    fn push_runnable(&mut self, id: ActorId, by_send: bool) {
+        if by_send
+            && self.config.policy == Policy::ReceiverNext
+            && self.running.is_some()
+            && self.running != Some(id)
+        {
+            if let Some(old) = self.next.replace(id) {
+                self.run_queue.push_back(old);
+            }
+        } else {
+            self.run_queue.push_back(id);
+        }
+        trace_ev!(self.trace, "Q {id}");
+        metric! {
+            let n = self.run_queue.len() as u64;
+            if n > self.m.queue_depth_max {
+                self.m.queue_depth_max = n;
+            }
+        }
     }
 
     pub(crate) fn set_ready(&mut self, id: ActorId, bits: u8) {
