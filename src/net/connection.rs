@@ -828,11 +828,7 @@ impl Actor for Connection {
                 trace_ev!(ctx.core().trace, "C {me} {}", self.credit);
                 self.pump(ctx);
             }
-            Cmd::Send { head, body, line } => {
-                if self.state != State::Draining || self.stream.is_some() {
-                    self.push_send(ctx, &head, &body, line);
-                }
-            }
+            Cmd::Send { head, body, line } => self.push_send(ctx, &head, &body, line),
             Cmd::SendAll(items) => {
                 for item in &items {
                     self.push_send(ctx, item, &Bytes::new(), false);
