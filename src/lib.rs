@@ -14,10 +14,6 @@
 //!   (lines, or any delimiter, or raw chunks) and hands them to its
 //!   controlling actor only while it has issued credit; output is queued and
 //!   flushed once per reactor turn with vectored writes.
-//! - [`echo`]: the echo tutorial: `EchoService`, `EchoSession`, `EchoClient`.
-//! - [`loadgen`]: the engine behind the `echo-bench` load generator.
-//!
-//! Binaries: `echo-server`, `echo-client`, `echo-bench`.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -46,8 +42,6 @@ macro_rules! metric {
 }
 
 pub mod actor;
-pub mod echo;
-pub mod loadgen;
 pub mod net;
 pub mod reactor;
 

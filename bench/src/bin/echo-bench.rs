@@ -1,0 +1,154 @@
+//! `echo-bench`: load generator for echo-line servers (any server that answers
+//! each line `L` with `You said: L\n`). See `credit_bench::loadgen`.
+//!
+//! Exit status: 0 when the run counted no error, 1 when it counted any (or
+//! could not run), 2 for bad command-line flags.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use credit_bench::loadgen::{self, Config, Scenario};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ScenarioArg {
+    /// CONNS connections each keep DEPTH lines in flight, new lines written
+    /// (batched) as replies arrive. Reports lines/s and MB/s.
+    Pipeline,
+    /// CONNS connections with one line in flight each. Reports lines/s and
+    /// round-trip latency p50/p99/p99.9/max.
+    Pingpong,
+    /// WORKERS concurrent loops of: connect, send one line, read the reply,
+    /// close. Reports connections/s and connect-to-reply latency.
+    Churn,
+    /// Open CONNS (default 10000) idle connections, then send one line on each
+    /// and await all replies. Reports served count and, with --pid, the
+    /// server's RSS per idle connection and per connection after a line.
+    C10k,
+    /// Pipeline with big lines: LINE_BYTES default 65536 (try 1048576), DEPTH
+    /// default 2. Reports MB/s.
+    Bigline,
+}
+
+impl From<ScenarioArg> for Scenario {
+    fn from(s: ScenarioArg) -> Scenario {
+        match s {
+            ScenarioArg::Pipeline => Scenario::Pipeline,
+            ScenarioArg::Pingpong => Scenario::PingPong,
+            ScenarioArg::Churn => Scenario::Churn,
+            ScenarioArg::C10k => Scenario::C10k,
+            ScenarioArg::Bigline => Scenario::BigLine,
+        }
+    }
+}
+
+/// Load generator for echo-line servers: every LF-terminated line L sent must
+/// be answered with "You said: L\n", in order. Every reply is verified byte for
+/// byte; mismatches, resets, timeouts and unanswered lines are counted as
+/// errors. Runs single-threaded (one core).
+#[derive(Parser, Debug)]
+#[command(
+    name = "echo-bench",
+    version,
+    after_help = "Defaults depend on the scenario: conns 50 (c10k 10000), depth 64 \
+(pingpong 1, bigline 2), line bytes 32 (bigline 65536).\n\
+Exit status: 0 no errors, 1 errors counted or run impossible, 2 bad flags."
+)]
+struct Cli {
+    /// Load pattern to run.
+    #[arg(value_enum)]
+    scenario: ScenarioArg,
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:4096")]
+    addr: SocketAddr,
+    /// Connections (pipeline, pingpong, bigline) or idle connections (c10k).
+    #[arg(long)]
+    conns: Option<usize>,
+    /// Lines in flight per connection (pipeline, bigline).
+    #[arg(long)]
+    depth: Option<usize>,
+    /// Bytes per line, excluding the LF.
+    #[arg(long)]
+    line_bytes: Option<usize>,
+    /// Measurement window in seconds (c10k: each phase is bounded by max(S, 10)).
+    #[arg(long, default_value_t = 10.0)]
+    secs: f64,
+    /// Concurrent churn workers.
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+    /// Server process id, to sample its RSS (c10k).
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Local source addresses to spread connections over, comma-separated
+    /// (c10k picks 127.0.0.x itself when one address is not enough).
+    #[arg(long, value_delimiter = ',')]
+    source_ips: Vec<IpAddr>,
+    /// Connect timeout in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    connect_timeout: f64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// No progress line on stderr.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn secs(v: f64, what: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{what} must be a positive number of seconds"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let scenario = Scenario::from(cli.scenario);
+    let mut cfg = Config::for_scenario(scenario);
+    cfg.addr = cli.addr;
+    if let Some(c) = cli.conns {
+        cfg.conns = c;
+    }
+    if let Some(d) = cli.depth {
+        cfg.depth = d;
+    }
+    if let Some(b) = cli.line_bytes {
+        cfg.line_bytes = b;
+    }
+    cfg.workers = cli.workers;
+    cfg.server_pid = cli.pid;
+    cfg.source_ips = cli.source_ips;
+    cfg.progress = !cli.no_progress;
+    match (
+        secs(cli.secs, "--secs"),
+        secs(cli.connect_timeout, "--connect-timeout"),
+    ) {
+        (Ok(d), Ok(c)) => {
+            cfg.duration = d;
+            cfg.connect_timeout = c;
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("echo-bench: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    match loadgen::run(scenario, &cfg) {
+        Ok(report) => {
+            if cli.json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{report}");
+            }
+            if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("echo-bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

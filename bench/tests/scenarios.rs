@@ -1,0 +1,96 @@
+//! Every echo-bench scenario, run briefly against our own echo service,
+//! finishes with every reply verified and no error counted.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use credit_actors::net::ListenSpec;
+use credit_bench::loadgen::{self, Config, Scenario};
+use credit_echo::{EchoConfig, EchoService, ServiceMsg};
+use credit_testkit::{TestReactor, WAIT};
+
+/// Our echo service on its own reactor, on 127.0.0.1 with a free port.
+struct Server {
+    addr: SocketAddr,
+    _reactor: TestReactor,
+}
+
+impl Server {
+    fn start() -> Server {
+        let reactor = TestReactor::start();
+        let service = reactor
+            .handle
+            .spawn(|| {
+                EchoService::new(EchoConfig {
+                    listen: ListenSpec::host_port("127.0.0.1", 0),
+                    ..EchoConfig::default()
+                })
+            })
+            .expect("spawn the echo service");
+        let addr = reactor
+            .handle
+            .request_wait(service, ServiceMsg::WhenReady, WAIT)
+            .expect("the echo service did not report its address");
+        Server {
+            addr,
+            _reactor: reactor,
+        }
+    }
+}
+
+fn run_briefly(server: &Server, scenario: Scenario, tweak: impl FnOnce(&mut Config)) {
+    let mut cfg = Config::for_scenario(scenario);
+    cfg.addr = server.addr;
+    cfg.duration = Duration::from_millis(300);
+    cfg.progress = false;
+    cfg.conns = 8;
+    tweak(&mut cfg);
+    let report = loadgen::run(scenario, &cfg).unwrap_or_else(|e| panic!("{scenario}: {e}"));
+    assert!(
+        report.is_clean(),
+        "{scenario}: errors {:?}, first: {:?}",
+        report.errors,
+        report.first_error
+    );
+    assert!(report.lines_answered > 0, "{scenario}: nothing answered");
+}
+
+#[test]
+fn pipeline_scenario_runs_clean_against_our_server() {
+    let server = Server::start();
+    run_briefly(&server, Scenario::Pipeline, |c| c.depth = 16);
+}
+
+#[test]
+fn pingpong_scenario_runs_clean_against_our_server() {
+    let server = Server::start();
+    run_briefly(&server, Scenario::PingPong, |_| {});
+}
+
+#[test]
+fn churn_scenario_runs_clean_against_our_server() {
+    let server = Server::start();
+    run_briefly(&server, Scenario::Churn, |c| c.workers = 4);
+}
+
+#[test]
+fn c10k_scenario_serves_every_idle_connection() {
+    let server = Server::start();
+    let mut cfg = Config::for_scenario(Scenario::C10k);
+    cfg.addr = server.addr;
+    cfg.conns = 300;
+    cfg.progress = false;
+    let report = loadgen::run(Scenario::C10k, &cfg).expect("c10k run");
+    assert!(report.is_clean(), "c10k: {:?}", report.errors);
+    let c10k = report.c10k.expect("c10k figures");
+    assert_eq!(c10k.served, 300);
+}
+
+#[test]
+fn bigline_scenario_runs_clean_against_our_server() {
+    let server = Server::start();
+    run_briefly(&server, Scenario::BigLine, |c| {
+        c.conns = 2;
+        c.line_bytes = 60 * 1024;
+    });
+}

@@ -1,0 +1,362 @@
+//! The echo server: `You said: <line>` for every line, on port 4096.
+//!
+//! SIGINT or SIGTERM stops accepting (as killing the service does) and lets
+//! sessions finish within the grace period; a second signal exits at once.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use credit_actors::actor::{ChildSpec, Restart, Supervisor};
+use credit_actors::net::{ConnConfig, ListenSpec};
+use credit_actors::{Actor, Addr, Config, Ctx, ExitReason, Reactor, ReactorHandle, RequestError};
+use credit_echo::{EchoConfig, EchoService, ServiceMsg};
+use log::{info, warn, LevelFilter};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// A low-latency line echo server on a single-threaded actor reactor.
+#[derive(Parser, Debug)]
+#[command(name = "echo-server", version)]
+struct Args {
+    /// Address to listen on (an IP address; `::` for IPv6 and IPv4).
+    #[arg(long, default_value = "0.0.0.0")]
+    bind: String,
+    /// Port to listen on (0 picks a free one; the log says which).
+    #[arg(long, default_value_t = 4096)]
+    port: u16,
+    /// Longest accepted line, in bytes; longer lines get an error reply.
+    #[arg(long, default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    max_line: u64,
+    /// Most concurrent sessions; further connections wait in the backlog.
+    #[arg(long)]
+    max_conns: Option<usize>,
+    /// Close sessions silent for this many seconds.
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<f64>,
+    /// Close connections whose output makes no progress for this many seconds.
+    #[arg(long, value_name = "SECS")]
+    write_timeout: Option<f64>,
+    /// Seconds sessions get to finish after SIGINT/SIGTERM.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    grace: f64,
+    /// Listen backlog.
+    #[arg(long, default_value_t = 1024)]
+    backlog: u32,
+    /// Log level: error, warn, info, debug, trace, off (default: RUST_LOG,
+    /// else info).
+    #[arg(long)]
+    log_level: Option<LevelFilter>,
+    /// Credit each session issues up front (1: line by line, as in the
+    /// tutorial).
+    #[arg(long, default_value_t = credit_echo::DEFAULT_WINDOW)]
+    window: u32,
+    /// Messages an actor may handle per turn before yielding.
+    #[arg(long, default_value_t = 64)]
+    budget: usize,
+    /// Print one line of scheduler metrics (changes since the last line) to
+    /// stderr every SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    stats: Option<f64>,
+    /// Runs longer than this many microseconds count as slow.
+    #[arg(long, value_name = "MICROS", default_value_t = 50)]
+    slow_us: u64,
+    /// Run-queue policy: fifo or receiver-next.
+    #[arg(long, default_value = "fifo")]
+    policy: credit_actors::Policy,
+    /// Poll with a zero timeout for up to this many microseconds before
+    /// blocking (0: block at once).
+    #[arg(long, value_name = "MICROS", default_value_t = 0)]
+    busy_poll: u64,
+    /// Write an event trace to FILE (read it with `trace-report`).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<std::path::PathBuf>,
+}
+
+fn secs(name: &str, v: Option<f64>) -> Result<Option<Duration>, String> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(format!(
+            "--{name} must be a positive number of seconds, got {s}"
+        )),
+    }
+}
+
+fn init_logging(level: Option<LevelFilter>) {
+    let mut logger = simple_logger::SimpleLogger::new()
+        .with_level(LevelFilter::Info)
+        .with_utc_timestamps()
+        .env();
+    if let Some(level) = level {
+        logger = logger.with_level(level);
+    }
+    let _ = logger.init();
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_level);
+    let (idle, write, grace) = match (
+        secs("idle-timeout", args.idle_timeout),
+        secs("write-timeout", args.write_timeout),
+        secs("grace", Some(args.grace.max(0.001))),
+    ) {
+        (Ok(i), Ok(w), Ok(g)) => (i, w, g.unwrap_or_default()),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("echo-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = EchoConfig {
+        listen: ListenSpec::host_port(args.bind.clone(), args.port).backlog(args.backlog),
+        conn: ConnConfig {
+            max_unit: args.max_line as usize,
+            idle_timeout: idle,
+            write_timeout: write,
+            ..ConnConfig::default()
+        },
+        max_conns: args.max_conns,
+        window: args.window,
+    };
+
+    let stats_every = match secs("stats", args.stats) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("echo-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut reactor = match Reactor::with_config(Config {
+        budget: args.budget,
+        slow_threshold: Duration::from_micros(args.slow_us),
+        policy: args.policy,
+        busy_poll: Duration::from_micros(args.busy_poll),
+        ..Config::default()
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("echo-server: cannot create the reactor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = &args.trace {
+        #[cfg(feature = "trace")]
+        match std::fs::File::create(path) {
+            Ok(f) => reactor.core().set_trace(Box::new(f)),
+            Err(e) => {
+                eprintln!("echo-server: cannot create {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        #[cfg(not(feature = "trace"))]
+        {
+            eprintln!(
+                "echo-server: --trace {} needs a build with `--features trace`",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    // The listening side runs under a supervisor: if the service fails (and
+    // its listener with it), a new one listens again on the port the first
+    // one bound.
+    let current: Arc<Mutex<(Option<Addr<EchoService>>, u16)>> =
+        Arc::new(Mutex::new((None, args.port)));
+    let slot = current.clone();
+    let supervisor = reactor.spawn(Supervisor::new().child(ChildSpec::new(
+        "echo-service",
+        Restart::Permanent,
+        move |ctx| {
+            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+            let mut config = config.clone();
+            config.listen.port = slot.1;
+            let service = ctx.spawn(EchoService::new(config));
+            slot.0 = Some(service);
+            service.id()
+        },
+    )));
+    let handle = reactor.handle();
+
+    // Set by the first stop signal. After it, the service is gone on
+    // purpose, and its absence says nothing about binding.
+    let stopping = Arc::new(AtomicBool::new(false));
+
+    // If the supervisor gives up (too many restarts; it logs why), the
+    // server cannot accept any more: exit rather than linger.
+    reactor.spawn(Watchdog {
+        supervisor: supervisor.id(),
+        stopping: stopping.clone(),
+    });
+
+    // Fail fast if the address cannot be bound, rather than retrying quietly.
+    let ready_handle = handle.clone();
+    let spec = format!("{}:{}", args.bind, args.port);
+    let ready_stopping = stopping.clone();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // The supervisor starts the service on the reactor's first turn.
+        let service = loop {
+            if let Some(s) = current.lock().unwrap_or_else(|e| e.into_inner()).0 {
+                break Some(s);
+            }
+            if Instant::now() >= deadline || ready_stopping.load(Ordering::SeqCst) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let ready = match service {
+            Some(service) => ready_handle
+                .request(service, ServiceMsg::WhenReady)
+                .wait_timeout(deadline.saturating_duration_since(Instant::now())),
+            None => Err(RequestError::Timeout),
+        };
+        match ready {
+            Ok(addr) => current.lock().unwrap_or_else(|e| e.into_inner()).1 = addr.port(),
+            Err(e) => {
+                if !ready_stopping.load(Ordering::SeqCst) {
+                    eprintln!("echo-server: cannot listen on {spec}: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+    });
+
+    if let Some(every) = stats_every {
+        let handle = handle.clone();
+        std::thread::Builder::new()
+            .name("stats".into())
+            .spawn(move || print_stats(handle, every))
+            .ok();
+    }
+    if let Err(e) = watch_signals(handle, supervisor.id(), grace, stopping) {
+        eprintln!("echo-server: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    let result = reactor.run();
+    let m = reactor.metrics();
+    let s = &m.stats;
+    let mut summary = format!(
+        "echo-server exiting: {} turns, {} messages, {} actors spawned",
+        s.turns, s.messages, s.spawned
+    );
+    for line in m.summary().lines() {
+        summary.push_str("\n  ");
+        summary.push_str(line);
+    }
+    info!("{summary}");
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo-server: reactor failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every `every`, one line of metric deltas to stderr (format in the
+/// README). Ends when the reactor does.
+fn print_stats(handle: ReactorHandle, every: Duration) {
+    let Ok(mut last) = handle.metrics() else {
+        return;
+    };
+    let mut at = Instant::now();
+    loop {
+        std::thread::sleep(every);
+        let Ok(m) = handle.metrics() else {
+            return;
+        };
+        let now = Instant::now();
+        eprintln!(
+            "stats {}",
+            m.interval_line(&last, now.duration_since(at).as_secs_f64())
+        );
+        last = m;
+        at = now;
+    }
+}
+
+/// Ends the process when the supervisor of the listening side ends, unless
+/// a stop signal ended it.
+struct Watchdog {
+    supervisor: credit_actors::ActorId,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Actor for Watchdog {
+    type Msg = ();
+
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        ctx.monitor(self.supervisor, 0);
+    }
+
+    fn handle(&mut self, _ctx: &mut Ctx<'_, Self>, _msg: ()) {}
+
+    fn down(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        _peer: credit_actors::ActorId,
+        _r: u64,
+        reason: &ExitReason,
+    ) {
+        if self.stopping.load(Ordering::SeqCst) {
+            ctx.stop();
+            return;
+        }
+        eprintln!("echo-server: the listening side failed too often ({reason}); exiting");
+        std::process::exit(1);
+    }
+}
+
+/// First SIGINT/SIGTERM: kill the supervisor, which takes the service down
+/// with it (the listener closes through its link; sessions are linked to
+/// neither, so they carry on), then shut down once every session has ended or the grace period
+/// is over. Second signal: exit at once.
+fn watch_signals(
+    handle: ReactorHandle,
+    supervisor: credit_actors::ActorId,
+    grace: Duration,
+    stopping: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if stopping.swap(true, Ordering::SeqCst) {
+                    warn!("second signal ({sig}): exiting at once");
+                    std::process::exit(1);
+                }
+                info!(
+                    "signal {sig}: no longer accepting; sessions get {:.1}s to finish",
+                    grace.as_secs_f64()
+                );
+                handle.kill(supervisor);
+                let handle = handle.clone();
+                std::thread::spawn(move || drain(handle, grace));
+            }
+        })?;
+    Ok(())
+}
+
+fn drain(handle: ReactorHandle, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    loop {
+        match handle.stats() {
+            Ok(s) if s.live_actors == 0 => break,
+            Ok(s) if Instant::now() >= deadline => {
+                warn!(
+                    "grace period over: closing {} remaining actors",
+                    s.live_actors
+                );
+                break;
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => return,
+        }
+    }
+    handle.shutdown();
+}
