@@ -17,21 +17,21 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
-/// Code that runs only with the `metrics` feature (compiled out without it).
-/// Writes a trace event if tracing is on: `trace_ev!(core.trace, "fmt", ..)`.
-/// Compiled out without the `trace` feature; with it, one branch on an
-/// `Option` while no trace is set.
+/// Writes a trace event if the trace is on: `trace_ev!(core_or_ctx, "fmt",
+/// ..)`. Compiled out without the `trace` feature; with it, one branch on
+/// an `Option` while no trace is set.
 macro_rules! trace_ev {
-    ($tracer:expr, $($arg:tt)*) => {
+    ($on:expr, $($arg:tt)*) => {
         #[cfg(feature = "trace")]
         {
-            if let Some(t) = $tracer.as_deref_mut() {
-                t.event(format_args!($($arg)*));
+            if $on.tracing() {
+                $on.trace(format_args!($($arg)*));
             }
         }
     };
 }
 
+/// Code that runs only with the `metrics` feature (compiled out without it).
 macro_rules! metric {
     ($($t:tt)*) => {
         #[cfg(feature = "metrics")]
@@ -46,10 +46,9 @@ pub mod net;
 pub mod reactor;
 
 pub use actor::{
-    Actor, ActorId, Addr, Ctx, ExitReason, LinkAction, MonitorRef, PendingReply, Recipient, Reply,
-    RequestError,
+    Actor, ActorId, Addr, Core, Ctx, Destination, ExitReason, LinkAction, MonitorRef, NameError,
+    PendingReply, Reactor, ReactorHandle, Recipient, Reply, RequestError,
 };
 pub use reactor::{
-    Config, Core, Hist, Metrics, Policy, Reactor, ReactorHandle, Ready, SocketStats, Stats,
-    TimerId, TypeMetrics,
+    Config, Counters, Hist, Local, Metrics, Policy, Ready, Stats, TimerId, TypeMetrics,
 };

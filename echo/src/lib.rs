@@ -24,8 +24,8 @@ use bytes::Bytes;
 use log::{debug, info, warn};
 
 use credit_actors::net::{
-    CloseReason, ConnConfig, Connection, Delimiter, ListenSpec, Listener, ListenerEvent,
-    ListenerHandle, Socket, SocketEvent, Unit,
+    CloseReason, Delimiter, ListenSpec, Listener, ListenerEvent, Socket, SocketConfig, SocketEvent,
+    Unit,
 };
 use credit_actors::{
     Actor, ActorId, Addr, Ctx, ExitReason, LinkAction, MonitorRef, PendingReply, ReactorHandle,
@@ -41,7 +41,7 @@ pub struct EchoConfig {
     /// Where to listen. The tutorial's port is 4096.
     pub listen: ListenSpec,
     /// Settings every accepted connection starts with (line limit, timeouts).
-    pub conn: ConnConfig,
+    pub conn: SocketConfig,
     /// Most sessions at once; beyond it no accept credit is issued and new
     /// connections wait in the kernel backlog. `None`: no limit.
     pub max_conns: Option<usize>,
@@ -53,7 +53,7 @@ impl Default for EchoConfig {
     fn default() -> EchoConfig {
         EchoConfig {
             listen: ListenSpec::port(4096),
-            conn: ConnConfig::default(),
+            conn: SocketConfig::default(),
             max_conns: None,
             window: DEFAULT_WINDOW,
         }
@@ -90,7 +90,7 @@ impl From<SocketEvent> for ServiceMsg {
 #[derive(Debug)]
 pub struct EchoService {
     config: EchoConfig,
-    sock: Option<ListenerHandle>,
+    sock: Option<Addr<Listener>>,
     local_addr: Option<SocketAddr>,
     waiting: Vec<Reply<SocketAddr>>,
     sessions: usize,
@@ -123,7 +123,7 @@ impl EchoService {
             }
         }
         self.accept_credit += 1;
-        sock.issue_credit(ctx);
+        sock.issue_credit(ctx, 1);
     }
 
     fn listener_event(&mut self, ctx: &mut Ctx<'_, Self>, event: ListenerEvent) {
@@ -156,7 +156,7 @@ impl EchoService {
     }
 
     /// The tutorial's `tcpServer:accepted:`, step by step.
-    fn accepted(&mut self, ctx: &mut Ctx<'_, Self>, conn: Socket, peer: SocketAddr) {
+    fn accepted(&mut self, ctx: &mut Ctx<'_, Self>, conn: Addr<Socket>, peer: SocketAddr) {
         self.accept_credit = self.accept_credit.saturating_sub(1);
         info!("Connection accepted: {conn} from {peer}");
         let session = ctx.spawn(EchoSession::with_window(self.config.window));
@@ -235,7 +235,7 @@ impl Actor for EchoService {
 #[derive(Debug)]
 pub enum SessionMsg {
     /// The tutorial's `connection:`: the socket this session serves.
-    Connection(Socket),
+    Connection(Addr<Socket>),
     /// From the socket.
     Socket(SocketEvent),
 }
@@ -249,7 +249,7 @@ impl From<SocketEvent> for SessionMsg {
 /// One connected session of the echo server.
 #[derive(Debug)]
 pub struct EchoSession {
-    conn: Option<Socket>,
+    conn: Option<Addr<Socket>>,
     /// Credit issued when the connection arrives. The tutorial issues one
     /// unit; a larger window lets the socket hand over every line of one
     /// read in one turn. Either way one more unit is issued per line
@@ -292,14 +292,14 @@ impl EchoSession {
     }
 
     /// The tutorial's `connection:`.
-    fn connection(&mut self, ctx: &mut Ctx<'_, Self>, conn: Socket) {
+    fn connection(&mut self, ctx: &mut Ctx<'_, Self>, conn: Addr<Socket>) {
         self.conn = Some(conn);
         conn.delimiter_mode(ctx, Delimiter::lf());
-        conn.issue_credit_n(ctx, i64::from(self.window));
+        conn.issue_credit(ctx, i64::from(self.window));
     }
 
     /// The tutorial's `tcpSocket:data:`.
-    fn data(&mut self, ctx: &mut Ctx<'_, Self>, conn: Socket, line: Unit) {
+    fn data(&mut self, ctx: &mut Ctx<'_, Self>, conn: Addr<Socket>, line: Unit) {
         debug!(
             "Received line: {}",
             String::from_utf8_lossy(line.as_bytes())
@@ -310,10 +310,10 @@ impl EchoSession {
 
     /// The tutorial's `conn issueCredit`, paid in batches of half the
     /// window (see `owed`).
-    fn issue_credit(&mut self, ctx: &mut Ctx<'_, Self>, conn: Socket) {
+    fn issue_credit(&mut self, ctx: &mut Ctx<'_, Self>, conn: Addr<Socket>) {
         self.owed += 1;
         if self.owed >= (self.window / 2).max(1) {
-            conn.issue_credit_n(ctx, i64::from(self.owed));
+            conn.issue_credit(ctx, i64::from(self.owed));
             self.owed = 0;
         }
     }
@@ -371,7 +371,7 @@ impl From<SocketEvent> for ClientMsg {
 pub struct EchoClient {
     host: String,
     port: u16,
-    conn: Option<Socket>,
+    conn: Option<Addr<Socket>>,
     /// Callers waiting for a reply line, oldest first (the tutorial's
     /// `readers`).
     readers: VecDeque<Reply<String>>,
@@ -425,7 +425,7 @@ impl EchoClient {
         };
         self.readers.push_back(caller);
         conn.send_line(ctx, line);
-        conn.issue_credit(ctx);
+        conn.issue_credit(ctx, 1);
     }
 
     fn socket_event(&mut self, ctx: &mut Ctx<'_, Self>, event: SocketEvent) {
@@ -474,7 +474,7 @@ impl Actor for EchoClient {
     /// The tutorial's `initialize`: connect (this actor becomes the
     /// socket's controller, linked to it).
     fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
-        self.conn = Some(Connection::connect(ctx, &self.host, self.port));
+        self.conn = Some(Socket::connect(ctx, &self.host, self.port));
     }
 
     fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: ClientMsg) {

@@ -1,67 +1,19 @@
-//! Actor identities and typed handles.
+//! Typed addresses of actors.
 //!
-//! Invariant: an [`ActorId`] names one actor for ever. Slab slots are reused
-//! after an actor dies, so the id carries the slot's generation, and every
-//! lookup compares it: a handle to a dead actor never reaches the slot's next
-//! tenant.
+//! An [`Addr<A>`] is an [`ActorId`] that knows its actor's type, so sends
+//! through it are type-checked. A [`Recipient<T>`] is an address that
+//! accepts any `T` its actor's message type converts from, whatever that
+//! actor's type: socket actors use one to send events to a controller of
+//! any type. Both are plain data (`Copy`, `Send`): the actor itself never
+//! leaves the reactor thread.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 
-use crate::actor::Actor;
-use crate::reactor::Core;
+use crate::actor::{Actor, ActorId, Core};
 
-/// The identity of one actor: its slab slot and that slot's generation.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ActorId {
-    pub(crate) index: u32,
-    pub(crate) generation: u32,
-}
-
-impl ActorId {
-    pub(crate) fn new(index: u32, generation: u32) -> ActorId {
-        ActorId { index, generation }
-    }
-
-    /// The slab slot this actor occupies (shared with later tenants).
-    pub fn index(self) -> u32 {
-        self.index
-    }
-
-    /// The slot's generation when this actor was spawned.
-    pub fn generation(self) -> u32 {
-        self.generation
-    }
-
-    /// Packs the id into a `u64` (index in the low half), for traces and
-    /// mio tokens.
-    pub fn to_u64(self) -> u64 {
-        (u64::from(self.generation) << 32) | u64::from(self.index)
-    }
-
-    /// The inverse of [`ActorId::to_u64`].
-    pub fn from_u64(v: u64) -> ActorId {
-        ActorId::new(v as u32, (v >> 32) as u32)
-    }
-}
-
-impl fmt::Display for ActorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<{}.{}>", self.index, self.generation)
-    }
-}
-
-impl fmt::Debug for ActorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-/// A typed handle to an actor (the tutorial's "proxy").
-///
-/// It is plain data (`Copy`, `Send`), whatever the actor's type: the actor
-/// itself never leaves the reactor thread.
+/// A typed address of an actor (the tutorial's "proxy").
 pub struct Addr<A> {
     id: ActorId,
     _actor: PhantomData<fn() -> A>,
@@ -82,8 +34,8 @@ impl<A> Addr<A> {
 }
 
 impl<A: Actor> Addr<A> {
-    /// A handle that accepts any `T` the actor's message type converts from.
-    /// Socket actors use it to send events to a controller of any type.
+    /// An address that accepts any `T` the actor's message type converts
+    /// from.
     pub fn recipient<T>(self) -> Recipient<T>
     where
         A::Msg: From<T>,
@@ -100,7 +52,7 @@ fn deliver_into<A: Actor, T>(core: &mut Core, to: ActorId, value: T) -> bool
 where
     A::Msg: From<T>,
 {
-    core.send::<A>(to, A::Msg::from(value))
+    core.send_to::<A>(to, A::Msg::from(value))
 }
 
 impl<A> Clone for Addr<A> {
@@ -131,8 +83,8 @@ impl<A> fmt::Display for Addr<A> {
     }
 }
 
-/// A handle that delivers values of type `T` to an actor of any type whose
-/// message type implements `From<T>`.
+/// An address that delivers values of type `T` to an actor of any type
+/// whose message type implements `From<T>`.
 ///
 /// It holds a plain function pointer, so delivering through it allocates
 /// nothing.
@@ -146,11 +98,6 @@ impl<T> Recipient<T> {
     pub fn id(&self) -> ActorId {
         self.id
     }
-
-    /// Delivers `value`; false if the actor is dead (the value is dropped).
-    pub(crate) fn deliver(&self, core: &mut Core, value: T) -> bool {
-        (self.deliver)(core, self.id, value)
-    }
 }
 
 impl<T> Clone for Recipient<T> {
@@ -163,4 +110,43 @@ impl<T> fmt::Debug for Recipient<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Recipient{}", self.id)
     }
+}
+
+/// Where a message of type `M` can be sent: an [`Addr`] of an actor whose
+/// message type is `M`, or a [`Recipient<M>`]. `Ctx::send` and `Core::send`
+/// take either.
+pub trait Destination<M>: Copy + sealed::Sealed {
+    /// The receiving actor's identity.
+    fn actor_id(&self) -> ActorId;
+
+    #[doc(hidden)]
+    fn deliver(&self, core: &mut Core, msg: M) -> bool;
+}
+
+impl<A: Actor> Destination<A::Msg> for Addr<A> {
+    fn actor_id(&self) -> ActorId {
+        self.id
+    }
+
+    #[inline]
+    fn deliver(&self, core: &mut Core, msg: A::Msg) -> bool {
+        core.send_to::<A>(self.id, msg)
+    }
+}
+
+impl<T> Destination<T> for Recipient<T> {
+    fn actor_id(&self) -> ActorId {
+        self.id
+    }
+
+    #[inline]
+    fn deliver(&self, core: &mut Core, msg: T) -> bool {
+        (self.deliver)(core, self.id, msg)
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<A> Sealed for super::Addr<A> {}
+    impl<T> Sealed for super::Recipient<T> {}
 }

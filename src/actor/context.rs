@@ -1,14 +1,21 @@
-//! The context a handler runs in: its own identity and the reactor's
-//! services (send, spawn, link, monitor, timers, I/O registration).
+//! The context a handler runs in: its own identity and the runtime's
+//! services (send, spawn, link, monitor, requests, timers, I/O
+//! registration, reactor-local state, the trace).
 
+use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::event::Source;
 use mio::Interest;
 
-use crate::actor::{Actor, ActorId, Addr, ExitReason, MapInto, MonitorRef, Reply, RequestError};
-use crate::reactor::{Core, ReactorHandle, TimerId};
+use crate::actor::request::MapInto;
+use crate::actor::{
+    Actor, ActorId, Addr, Core, Destination, ExitReason, MonitorRef, NameError, ReactorHandle,
+    Reply, RequestError,
+};
+use crate::reactor::{Local, Metrics, Stats, TimerId};
 
 /// What a handler can do. Given to every [`Actor`] entry point.
 pub struct Ctx<'a, A: Actor> {
@@ -17,8 +24,8 @@ pub struct Ctx<'a, A: Actor> {
     _actor: PhantomData<fn() -> A>,
 }
 
-impl<A: Actor> std::fmt::Debug for Ctx<'_, A> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<A: Actor> fmt::Debug for Ctx<'_, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Ctx({})", self.id)
     }
 }
@@ -36,7 +43,7 @@ impl<'a, A: Actor> Ctx<'a, A> {
         self.core
     }
 
-    /// This actor's handle.
+    /// This actor's address.
     pub fn me(&self) -> Addr<A> {
         Addr::new(self.id)
     }
@@ -46,82 +53,25 @@ impl<'a, A: Actor> Ctx<'a, A> {
         self.id
     }
 
-    /// The time the current reactor turn started (cheaper than
-    /// `Instant::now()`, and the same for every handler of the turn).
+    /// The time read after the reactor's last `poll`: the same for every
+    /// handler of a turn, and cheaper than `Instant::now()`.
     pub fn now(&self) -> Instant {
         self.core.now()
     }
 
-    /// Sends a one-way message. Returns false, and drops the message, if the
-    /// receiver is dead.
-    pub fn send<B: Actor>(&mut self, to: Addr<B>, msg: B::Msg) -> bool {
-        self.core.send::<B>(to.id(), msg)
-    }
+    // ----- messages --------------------------------------------------------
 
-    /// Spawns an actor. It runs its `started` hook on its first turn.
-    pub fn spawn<B: Actor>(&mut self, actor: B) -> Addr<B> {
-        self.core.spawn(actor)
-    }
-
-    /// Spawns an actor already linked to this one.
-    pub fn spawn_link<B: Actor>(&mut self, actor: B) -> Addr<B> {
-        let addr = self.core.spawn(actor);
-        self.core.link(self.id, addr.id());
-        addr
-    }
-
-    /// Links this actor and `peer` both ways. Linking a dead actor delivers
-    /// the link notice at once, with [`ExitReason::NoSuchActor`].
-    pub fn link(&mut self, peer: ActorId) {
-        self.core.link(self.id, peer)
-    }
-
-    /// Removes a link, if there is one. Idempotent.
-    pub fn unlink(&mut self, peer: ActorId) {
-        self.core.unlink(self.id, peer)
-    }
-
-    /// Monitors `peer`: when it terminates, this actor's [`Actor::down`]
-    /// receives `(peer, reference, reason)`. Monitoring a dead actor
-    /// notifies at once.
-    pub fn monitor(&mut self, peer: ActorId, reference: MonitorRef) {
-        self.core.monitor(self.id, peer, reference)
-    }
-
-    /// Removes a monitor set with this reference, if there is one.
-    /// Idempotent.
-    pub fn demonitor(&mut self, peer: ActorId, reference: MonitorRef) {
-        self.core.demonitor(self.id, peer, reference)
-    }
-
-    /// Terminates this actor normally after the current handler returns.
-    pub fn stop(&mut self) {
-        self.core.exit(self.id, ExitReason::Normal)
-    }
-
-    /// Terminates this actor with `reason` after the current handler returns.
-    pub fn exit(&mut self, reason: ExitReason) {
-        self.core.exit(self.id, reason)
-    }
-
-    /// Kills another actor (reason [`ExitReason::Killed`]). It cannot refuse.
-    pub fn kill(&mut self, peer: ActorId) {
-        self.core.exit(peer, ExitReason::Killed)
-    }
-
-    /// Terminates another actor with an explicit reason.
-    pub fn exit_actor(&mut self, peer: ActorId, reason: ExitReason) {
-        self.core.exit(peer, reason)
-    }
-
-    /// True if `peer` is alive.
-    pub fn is_alive(&self, peer: ActorId) -> bool {
-        self.core.is_alive(peer)
+    /// Sends a one-way message to an [`Addr`] or a
+    /// [`Recipient`](crate::actor::Recipient). Returns false, and drops the
+    /// message, if the receiver is dead.
+    #[inline]
+    pub fn send<M>(&mut self, to: impl Destination<M>, msg: M) -> bool {
+        self.core.send(to, msg)
     }
 
     /// Sends a request: `make` builds the callee's message around the reply
-    /// slot, and `map` turns the outcome into a message to this actor. A dead
-    /// callee rejects at once with [`RequestError::DeadActor`].
+    /// slot, and `map` turns the outcome into a message to this actor. A
+    /// dead callee rejects at once with [`RequestError::DeadActor`].
     pub fn request<B, T, F>(&mut self, to: Addr<B>, make: impl FnOnce(Reply<T>) -> B::Msg, map: F)
     where
         B: Actor,
@@ -164,24 +114,28 @@ impl<'a, A: Actor> Ctx<'a, A> {
             _types: PhantomData,
         });
         if !self.core.is_alive(to.id()) {
-            self.core.dead_sends_inc();
+            self.core.count_dead_send();
             let msg = (cont.map)(Err(RequestError::DeadActor(to.id())));
-            self.core.send::<A>(self.id, msg);
+            self.core.send(self.me(), msg);
             return;
         }
         let req = self.core.open_request(cont, timeout);
-        self.core.send::<B>(to.id(), make(Reply::to_actor(req)));
+        self.core.send(to, make(Reply::to_actor(req)));
     }
 
     /// Delivers `msg` to `to` after `delay`. Cancel with
     /// [`Ctx::cancel_timer`].
-    pub fn send_after<B: Actor>(&mut self, to: Addr<B>, msg: B::Msg, delay: Duration) -> TimerId {
-        let id = to.id();
+    pub fn send_after<M: 'static>(
+        &mut self,
+        to: impl Destination<M> + 'static,
+        msg: M,
+        delay: Duration,
+    ) -> TimerId {
         let deadline = self.core.now() + delay;
         self.core.add_timer(
             deadline,
             Box::new(move |core: &mut Core| {
-                core.send::<B>(id, msg);
+                core.send(to, msg);
             }),
         )
     }
@@ -190,6 +144,81 @@ impl<'a, A: Actor> Ctx<'a, A> {
     pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
         self.core.cancel_timer(timer)
     }
+
+    // ----- actors ----------------------------------------------------------
+
+    /// Spawns an actor. It runs its `started` hook on its first run.
+    pub fn spawn<B: Actor>(&mut self, actor: B) -> Addr<B> {
+        self.core.spawn(actor)
+    }
+
+    /// Spawns an actor already linked to this one.
+    pub fn spawn_link<B: Actor>(&mut self, actor: B) -> Addr<B> {
+        let addr = self.core.spawn(actor);
+        self.core.link(self.id, addr.id());
+        addr
+    }
+
+    /// Links this actor and `peer` both ways. Linking a dead actor delivers
+    /// the link notice at once, with [`ExitReason::NoSuchActor`].
+    pub fn link(&mut self, peer: ActorId) {
+        self.core.link(self.id, peer)
+    }
+
+    /// Removes a link, if there is one. Idempotent.
+    pub fn unlink(&mut self, peer: ActorId) {
+        self.core.unlink(self.id, peer)
+    }
+
+    /// Monitors `peer`: when it terminates, this actor's [`Actor::down`]
+    /// receives `(peer, reference, reason)`. Monitoring a dead actor
+    /// notifies at once.
+    pub fn monitor(&mut self, peer: ActorId, reference: MonitorRef) {
+        self.core.monitor(self.id, peer, reference)
+    }
+
+    /// Removes a monitor set with this reference, if there is one.
+    /// Idempotent.
+    pub fn demonitor(&mut self, peer: ActorId, reference: MonitorRef) {
+        self.core.demonitor(self.id, peer, reference)
+    }
+
+    /// Ends this actor normally once the current handler returns.
+    pub fn stop(&mut self) {
+        self.core.terminate(self.id, ExitReason::Normal)
+    }
+
+    /// Ends this actor with `reason` once the current handler returns.
+    pub fn exit(&mut self, reason: ExitReason) {
+        self.core.terminate(self.id, reason)
+    }
+
+    /// Kills another actor ([`ExitReason::Killed`]). It cannot refuse.
+    pub fn kill(&mut self, peer: ActorId) {
+        self.core.kill(peer)
+    }
+
+    /// Ends another actor with an explicit reason.
+    pub fn terminate(&mut self, peer: ActorId, reason: ExitReason) {
+        self.core.terminate(peer, reason)
+    }
+
+    /// True if `peer` is alive.
+    pub fn is_alive(&self, peer: ActorId) -> bool {
+        self.core.is_alive(peer)
+    }
+
+    /// Registers this actor under `name` on its reactor, until it exits.
+    pub fn register_name(&mut self, name: impl Into<Arc<str>>) -> Result<(), NameError> {
+        self.core.register_name(name, self.id)
+    }
+
+    /// The actor registered under `name`, if there is one and it is a `B`.
+    pub fn whereis<B: Actor>(&self, name: &str) -> Option<Addr<B>> {
+        self.core.whereis(name)
+    }
+
+    // ----- the reactor -----------------------------------------------------
 
     /// Registers an I/O source with the reactor's poll, on behalf of this
     /// actor: its readiness arrives through [`Actor::io_ready`].
@@ -212,10 +241,17 @@ impl<'a, A: Actor> Ctx<'a, A> {
     }
 
     /// Makes this actor runnable again even without a new message, so it
-    /// gets another turn (after the others queued now). Used by actors that
+    /// gets another run (after the others queued now). Used by actors that
     /// yield in the middle of a long job.
     pub fn yield_now(&mut self) {
         self.core.schedule(self.id)
+    }
+
+    /// This reactor's `T` (see [`Local`]): state shared by every actor of
+    /// the reactor, created with `Default` on first use.
+    #[inline]
+    pub fn local<T: Local>(&mut self) -> &mut T {
+        self.core.local::<T>()
     }
 
     /// A handle for other threads.
@@ -224,18 +260,31 @@ impl<'a, A: Actor> Ctx<'a, A> {
     }
 
     /// Asks the reactor to stop after this turn; every live actor is then
-    /// terminated with [`ExitReason::Shutdown`].
+    /// ended with [`ExitReason::Shutdown`].
     pub fn shutdown_reactor(&mut self) {
         self.core.request_shutdown()
     }
 
     /// Runtime counters (messages, sends to dead actors, ...).
-    pub fn stats(&self) -> crate::reactor::Stats {
+    pub fn stats(&self) -> Stats {
         self.core.stats()
     }
 
     /// A snapshot of the reactor's scheduler metrics.
-    pub fn metrics(&self) -> crate::reactor::Metrics {
+    pub fn metrics(&self) -> Metrics {
         self.core.metrics()
+    }
+
+    /// True while the event trace is on: test it before building an event.
+    #[inline]
+    pub fn tracing(&self) -> bool {
+        self.core.tracing()
+    }
+
+    /// Writes one trace event (`<kind> <fields>`) if the trace is on. The
+    /// trace format is in `tools/TRACE_FORMAT.md`.
+    #[inline]
+    pub fn trace(&mut self, event: fmt::Arguments<'_>) {
+        self.core.trace(event)
     }
 }

@@ -1,25 +1,69 @@
-//! Actors: the behaviour trait, handles, exit reasons, requests.
+//! Actors: the behaviour trait, addresses, contexts, exit reasons, links,
+//! monitors, requests, names and supervision.
 //!
 //! An actor is a behaviour (a value implementing [`Actor`]) plus a mailbox.
 //! It runs only on the reactor thread, one handler at a time. Everything it
 //! receives (messages, link notices, monitor notices) goes through its one
 //! mailbox, in the order it was sent, so a socket's `closed` event always
 //! reaches its controller before the socket's own link notice.
+//!
+//! This layer sits on the reactor: it builds the function table the reactor
+//! calls for each actor type (`cell.rs`), keeps its own per-reactor state
+//! (`system.rs`: exits, pending requests, names), and adds the actor-level
+//! operations to the reactor's `Core`, `Reactor` and `ReactorHandle`, which
+//! it names for its users as the aliases [`Core`], [`Reactor`] and
+//! [`ReactorHandle`].
+//!
+//! # Vocabulary
+//!
+//! One name per concept, everywhere:
+//!
+//! | concept | name |
+//! |---|---|
+//! | an actor's identity (slot and generation) | [`ActorId`] |
+//! | a typed way to reach an actor | *address*: [`Addr`], [`Recipient`] |
+//! | a way for other threads to reach a reactor | *handle*: [`ReactorHandle`] |
+//! | start an actor | `spawn`: [`Ctx::spawn`] in a handler, [`Core::spawn`] on the reactor thread (a [`Reactor`] derefs to its core), [`ReactorHandle::spawn`] from another thread (with a closure: actors need not be `Send`); [`Ctx::spawn_link`] spawns and links in one step |
+//! | one-way message | `send`, to an [`Addr`] or a [`Recipient`] |
+//! | message with a reply slot | `request`; the callee `resolve`s, `reject`s or keeps (*detaches*) the [`Reply`] |
+//! | end oneself | [`Ctx::stop`] (normal), [`Ctx::exit`] (with a reason) |
+//! | end another actor | `kill` ([`ExitReason::Killed`]), `terminate` (with a reason) |
+//! | why an actor ended | [`ExitReason`] |
+//! | bidirectional, fires on every exit | `link` |
+//! | one-way, never kills the watcher | `monitor`, with a [`MonitorRef`] |
+//! | a name for whichever actor holds it | `register_name`, `whereis` |
 
 mod addr;
+mod cell;
 mod context;
 mod exit;
+mod registry;
+mod remote;
 mod request;
 mod supervisor;
+mod system;
 
-pub use addr::{ActorId, Addr, Recipient};
+pub use crate::reactor::ActorId;
+pub use addr::{Addr, Destination, Recipient};
 pub use context::Ctx;
 pub use exit::ExitReason;
-pub(crate) use request::{take_orphans, Continuation, MapInto, RequestId};
-pub use request::{PendingReply, Reply, RequestError};
+pub use registry::NameError;
+pub use request::{ActorTimer, PendingReply, Reply, RequestError, RequestId};
 pub use supervisor::{ChildInfo, ChildSpec, Restart, StartFn, Supervisor, SupervisorMsg};
+pub use system::{ActorSlot, ActorVTable, System};
 
 use crate::reactor::Ready;
+
+/// The reactor's state as actors see it (see [`crate::reactor::Core`]).
+pub type Core = crate::reactor::Core<System>;
+
+/// A reactor running actors (see [`crate::reactor::Reactor`]). It derefs to
+/// its [`Core`]: spawn and send before running.
+pub type Reactor = crate::reactor::Reactor<System>;
+
+/// A handle to a reactor running actors, for other threads (see
+/// [`crate::reactor::ReactorHandle`]).
+pub type ReactorHandle = crate::reactor::ReactorHandle<System>;
 
 /// What an actor does when a linked peer terminates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,10 +6,11 @@
 //! state and answers later, in any order. That is how the echo client answers
 //! each waiting caller as reply lines arrive.
 //!
-//! Replies to an actor go through the reactor's table of pending requests,
-//! so a request timeout and a late answer cannot both reach the caller:
-//! whichever comes first removes the entry. Replies to another thread go
-//! through a one-shot slot the thread blocks on.
+//! Replies to an actor go through the table of pending requests kept here
+//! (one per reactor, in the actor layer's state), so a request timeout and
+//! a late answer cannot both reach the caller: whichever comes first
+//! removes the entry. Replies to another thread go through a one-shot slot
+//! the thread blocks on.
 //!
 //! A `Reply` dropped unanswered (its holder died, or forgot it) rejects the
 //! request with [`RequestError::Dropped`], so no caller waits for ever.
@@ -20,8 +21,10 @@ use std::fmt;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::actor::{Actor, ActorId, Ctx};
-use crate::reactor::Core;
+use slab::Slab;
+
+use crate::actor::{Actor, ActorId, Core, Ctx};
+use crate::reactor::{on_reactor_thread, TimerId};
 
 /// Why a request produced no value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,10 +68,10 @@ impl fmt::Display for RequestError {
 
 impl std::error::Error for RequestError {}
 
-/// Identifies a pending request in the reactor's table. `seq` is unique per
+/// Identifies a pending request in its reactor's table. `seq` is unique per
 /// reactor, so a stale id never matches a reused table slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct RequestId {
+pub struct RequestId {
     pub(crate) key: u32,
     pub(crate) seq: u64,
     pub(crate) reactor: u32,
@@ -100,13 +103,13 @@ where
             .and_then(Option::take)
         {
             let msg = (self.map)(result);
-            core.send::<A>(self.caller, msg);
+            core.send_to::<A>(self.caller, msg);
         }
     }
 
     fn reject(self: Box<Self>, core: &mut Core, err: RequestError) {
         let msg = (self.map)(Err(err));
-        core.send::<A>(self.caller, msg);
+        core.send_to::<A>(self.caller, msg);
     }
 }
 
@@ -241,7 +244,7 @@ impl<T> PendingReply<T> {
     /// stops, the reply slot is dropped and this returns
     /// [`RequestError::Dropped`].
     pub fn wait(self) -> Result<T, RequestError> {
-        if crate::reactor::on_reactor_thread() {
+        if on_reactor_thread() {
             return Err(RequestError::WouldBlockReactor);
         }
         let mut slot = self.shot.value.lock().unwrap_or_else(|p| p.into_inner());
@@ -260,7 +263,7 @@ impl<T> PendingReply<T> {
     /// Blocks until the answer arrives or `timeout` passes
     /// ([`RequestError::Timeout`]).
     pub fn wait_timeout(self, timeout: Duration) -> Result<T, RequestError> {
-        if crate::reactor::on_reactor_thread() {
+        if on_reactor_thread() {
             return Err(RequestError::WouldBlockReactor);
         }
         let deadline = Instant::now() + timeout;
@@ -295,5 +298,112 @@ impl<T> PendingReply<T> {
 impl<T> fmt::Debug for PendingReply<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PendingReply")
+    }
+}
+
+/// The actor layer's timers.
+#[derive(Debug)]
+pub enum ActorTimer {
+    /// Rejects a pending request with [`RequestError::Timeout`].
+    RequestTimeout(RequestId),
+}
+
+struct PendingRequest {
+    seq: u64,
+    cont: Box<dyn Continuation>,
+    timer: Option<TimerId>,
+}
+
+/// The requests of one reactor's actors that await an answer.
+#[derive(Default)]
+pub(crate) struct Requests {
+    table: Slab<PendingRequest>,
+    seq: u64,
+    /// Replies dropped unanswered, taken from the thread-local list.
+    orphans: Vec<RequestId>,
+}
+
+impl fmt::Debug for Requests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Requests({} pending)", self.table.len())
+    }
+}
+
+impl Core {
+    pub(crate) fn open_request(
+        &mut self,
+        cont: Box<dyn Continuation>,
+        timeout: Option<Duration>,
+    ) -> RequestId {
+        let requests = &mut self.layer.requests;
+        requests.seq += 1;
+        let seq = requests.seq;
+        let key = requests.table.insert(PendingRequest {
+            seq,
+            cont,
+            timer: None,
+        });
+        let id = RequestId {
+            key: key as u32,
+            seq,
+            reactor: self.reactor_id(),
+        };
+        if let Some(t) = timeout {
+            let deadline = self.now() + t;
+            let timer = self.add_layer_timer(deadline, ActorTimer::RequestTimeout(id));
+            self.layer.requests.table[key].timer = Some(timer);
+        }
+        id
+    }
+
+    fn take_request(&mut self, id: RequestId) -> Option<Box<dyn Continuation>> {
+        if id.reactor != self.reactor_id() {
+            return None;
+        }
+        let table = &mut self.layer.requests.table;
+        match table.get(id.key as usize) {
+            Some(p) if p.seq == id.seq => {}
+            _ => return None,
+        }
+        let pending = table.remove(id.key as usize);
+        if let Some(t) = pending.timer {
+            self.cancel_timer(t);
+        }
+        Some(pending.cont)
+    }
+
+    pub(crate) fn complete_request<T: 'static>(
+        &mut self,
+        id: RequestId,
+        result: Result<T, RequestError>,
+    ) {
+        if let Some(cont) = self.take_request(id) {
+            let mut outcome = Some(result);
+            cont.complete(self, &mut outcome as &mut dyn Any);
+        }
+    }
+
+    fn reject_request(&mut self, id: RequestId, err: RequestError) {
+        if let Some(cont) = self.take_request(id) {
+            cont.reject(self, err);
+        }
+    }
+
+    pub(crate) fn request_timed_out(&mut self, id: RequestId) {
+        self.reject_request(id, RequestError::Timeout);
+    }
+
+    /// Rejects, with `Dropped`, the requests whose reply slots were dropped
+    /// unanswered on this thread.
+    pub(crate) fn reap_orphans(&mut self) {
+        take_orphans(&mut self.layer.requests.orphans);
+        while let Some(id) = self.layer.requests.orphans.pop() {
+            self.reject_request(id, RequestError::Dropped);
+        }
+    }
+
+    /// Requests awaiting an answer.
+    pub fn pending_requests(&self) -> usize {
+        self.layer.requests.table.len()
     }
 }

@@ -40,7 +40,10 @@
 //! the runtime does by default, and with it the children.
 //!
 //! [`SupervisorMsg::Children`] asks for the children's current ids; it is
-//! a request with a [`Reply`], usable from an actor or another thread.
+//! a request with a [`Reply`], usable from an actor or another thread. A
+//! child spec marked [`ChildSpec::registered`] has each incarnation
+//! registered under the spec's name, so `whereis` finds the current one
+//! without asking the supervisor.
 //!
 //! ```
 //! use std::time::Duration;
@@ -139,6 +142,8 @@ pub struct ChildSpec {
     name: Arc<str>,
     restart: Restart,
     start: StartFn,
+    /// Register each incarnation under `name`.
+    registered: bool,
 }
 
 impl ChildSpec {
@@ -156,7 +161,16 @@ impl ChildSpec {
             name: name.into(),
             restart,
             start: Box::new(start),
+            registered: false,
         }
+    }
+
+    /// Registers every incarnation of the child under the spec's name
+    /// before anything else runs, so others reach the current one with
+    /// `whereis` after any restart.
+    pub fn registered(mut self) -> ChildSpec {
+        self.registered = true;
+        self
     }
 
     /// A child that is the actor `make` builds, spawned as is. `make` is
@@ -185,6 +199,7 @@ impl fmt::Debug for ChildSpec {
         f.debug_struct("ChildSpec")
             .field("name", &self.name)
             .field("restart", &self.restart)
+            .field("registered", &self.registered)
             .finish_non_exhaustive()
     }
 }
@@ -288,6 +303,16 @@ impl Supervisor {
     fn start_child(&mut self, ctx: &mut Ctx<'_, Self>, index: usize) -> ActorId {
         let id = (self.children[index].spec.start)(ctx);
         self.children[index].id = Some(id);
+        let spec = &self.children[index].spec;
+        if spec.registered && ctx.is_alive(id) {
+            if let Err(e) = ctx.core().register_name(spec.name.clone(), id) {
+                warn!(
+                    "supervisor {}: child {} {id} not registered: {e}",
+                    ctx.id(),
+                    spec.name
+                );
+            }
+        }
         // A dead id is reported at once (NoSuchActor) through the link, and
         // handled like any other exit.
         ctx.link(id);
@@ -394,7 +419,7 @@ impl Actor for Supervisor {
         }
         let theirs = ExitReason::linked(me, reason);
         for id in live {
-            ctx.exit_actor(id, theirs.clone());
+            ctx.terminate(id, theirs.clone());
         }
         for child in &mut self.children {
             child.id = None;

@@ -3,8 +3,8 @@
 //! A [`Listener`] accepts connections only while its controller has issued
 //! accept credit: each accepted connection uses one unit, and with none left
 //! pending connections wait in the kernel backlog. Every accepted connection
-//! becomes a [`Connection`] actor, announced to the controller, controlled by
-//! it and linked to it until it is handed on.
+//! becomes a [`Socket`] actor, announced to the controller, controlled by it
+//! and linked to it until it is handed on.
 //!
 //! Invariants:
 //! - `may_accept` is true whenever the backlog may hold connections that no
@@ -25,11 +25,8 @@ use mio::net::TcpListener;
 use mio::Interest;
 
 use crate::actor::{Actor, Addr, Ctx, ExitReason, Recipient};
-use crate::net::connection::{ConnConfig, Connection, Socket, SocketEvent};
+use crate::net::socket::{Socket, SocketConfig, SocketEvent};
 use crate::reactor::Ready;
-
-/// A handle to a listening-socket actor.
-pub type ListenerHandle = Addr<Listener>;
 
 /// Events a listener sends its controller, whose message type implements
 /// `From<ListenerEvent>`.
@@ -39,10 +36,10 @@ pub enum ListenerEvent {
     /// `Err(reason)`: not listening, or not accepting for now (`ready:
     /// false`): the address could not be bound, accepting is paused for lack
     /// of file descriptors, or the listener stopped.
-    Ready(ListenerHandle, Result<SocketAddr, ListenError>),
+    Ready(Addr<Listener>, Result<SocketAddr, ListenError>),
     /// A new connection, and the peer's address. Hand it on with
-    /// `Socket::set_controller`.
-    Accepted(ListenerHandle, Socket, SocketAddr),
+    /// `Addr<Socket>::set_controller`.
+    Accepted(Addr<Listener>, Addr<Socket>, SocketAddr),
 }
 
 /// Why a listener is not accepting.
@@ -185,7 +182,7 @@ pub struct Listener {
     /// The same controller, as accepted connections see it: it controls
     /// them until it hands them on.
     conn_controller: Recipient<SocketEvent>,
-    conn_config: Rc<ConnConfig>,
+    socket_config: Rc<SocketConfig>,
     credit: u64,
     may_accept: bool,
     retry_armed: bool,
@@ -202,11 +199,11 @@ impl Listener {
     /// with the default connection settings. The caller also controls the
     /// connections it accepts until it hands them on, so its messages
     /// include socket events too.
-    pub fn listen<A: Actor>(ctx: &mut Ctx<'_, A>, spec: ListenSpec) -> ListenerHandle
+    pub fn listen<A: Actor>(ctx: &mut Ctx<'_, A>, spec: ListenSpec) -> Addr<Listener>
     where
         A::Msg: From<ListenerEvent> + From<SocketEvent>,
     {
-        Listener::listen_with(ctx, spec, ConnConfig::default())
+        Listener::listen_with(ctx, spec, SocketConfig::default())
     }
 
     /// Like [`Listener::listen`], with the settings every accepted
@@ -214,8 +211,8 @@ impl Listener {
     pub fn listen_with<A: Actor>(
         ctx: &mut Ctx<'_, A>,
         spec: ListenSpec,
-        conn_config: ConnConfig,
-    ) -> ListenerHandle
+        socket_config: SocketConfig,
+    ) -> Addr<Listener>
     where
         A::Msg: From<ListenerEvent> + From<SocketEvent>,
     {
@@ -224,7 +221,7 @@ impl Listener {
             socket: None,
             controller: ctx.me().recipient(),
             conn_controller: ctx.me().recipient(),
-            conn_config: Rc::new(conn_config),
+            socket_config: Rc::new(socket_config),
             credit: 0,
             may_accept: false,
             retry_armed: false,
@@ -236,8 +233,7 @@ impl Listener {
     }
 
     fn emit(&mut self, ctx: &mut Ctx<'_, Self>, event: ListenerEvent) {
-        let to = self.controller;
-        to.deliver(ctx.core(), event);
+        ctx.send(self.controller, event);
     }
 
     fn bind(&mut self) -> io::Result<TcpListener> {
@@ -309,13 +305,13 @@ impl Listener {
                             self.emit(ctx, ListenerEvent::Ready(me, Ok(local)));
                         }
                     }
-                    let conn = Connection::accepted(
+                    let sock = Socket::accepted(
                         stream,
                         peer,
                         self.conn_controller,
-                        self.conn_config.clone(),
+                        self.socket_config.clone(),
                     );
-                    let sock = ctx.spawn(conn);
+                    let sock = ctx.spawn(sock);
                     self.emit(ctx, ListenerEvent::Accepted(me, sock, peer));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.may_accept = false,
@@ -446,12 +442,8 @@ impl fmt::Debug for Listener {
 
 /// Operations on a listener, from inside an actor.
 impl Addr<Listener> {
-    /// Adds one unit of accept credit.
-    pub fn issue_credit<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {
-        ctx.send(*self, ListenerMsg(Cmd::Credit(1)));
-    }
     /// Adds `n` units of accept credit (negative subtracts, clamped at zero).
-    pub fn issue_credit_n<A: Actor>(&self, ctx: &mut Ctx<'_, A>, n: i64) {
+    pub fn issue_credit<A: Actor>(&self, ctx: &mut Ctx<'_, A>, n: i64) {
         ctx.send(*self, ListenerMsg(Cmd::Credit(n)));
     }
     /// Closes the listener and terminates it (firing its links). Accepted

@@ -1,21 +1,45 @@
-//! Socket actors: the listener, the connection, work-unit framing and the
-//! output queue.
+//! Socket actors: the listener, the connected socket, work-unit framing,
+//! and what they keep per reactor.
 //!
-//! A line of input travels: readiness event (reactor) → [`Connection`]
-//! `io_ready` → `read` into its `BytesMut` → [`framing::Framer`] cuts a unit →
-//! `SocketEvent::Data` to the controlling actor (one per unit of credit) →
-//! the controller sends its reply (`send_line`) and issues credit → the
-//! reply is queued in the connection's output → flushed with one vectored
-//! write at the end of the reactor turn.
+//! A line of input travels, file by file:
+//!
+//! 1. `socket/input.rs`: the readiness event marks the [`Socket`] readable;
+//!    `pump` reads into its buffer (`sys.rs`: `read(2)` into spare capacity);
+//! 2. `framing.rs`: the [`Framer`] cuts a unit off the buffer's front
+//!    (a `Bytes` slice, no copy), and one unit of credit lets it out to the
+//!    controlling actor as [`SocketEvent::Data`];
+//! 3. the controller (the echo session, say) sends its reply with
+//!    `send_line` and issues credit: messages back to the socket;
+//! 4. `socket/output.rs`: the reply is queued, and flushed with one
+//!    vectored write at the end of the reactor turn.
+//!
+//! Accepting runs the same way one level up: `listener.rs` accepts only
+//! while its controller has issued accept credit. `local.rs` holds the
+//! buffer pool and the [`SocketStats`] counters, through the reactor's
+//! public extension point ([`Local`](crate::reactor::Local)): nothing here
+//! uses a private door into the runtime, so a socket actor could live in
+//! another crate.
+//!
+//! # Vocabulary
+//!
+//! | concept | name |
+//! |---|---|
+//! | the actor owning a connected TCP stream | [`Socket`]; its address is `Addr<Socket>` |
+//! | the actor owning a listening socket | [`Listener`]; its address is `Addr<Listener>` |
+//! | the actor that receives a socket's events | its *controller* (`set_controller`) |
+//! | a delimited piece of input | a *work unit* ([`Unit`]) |
+//! | permission to deliver one unit (or accept one connection) | *credit* (`issue_credit(ctx, n)`, `infinite_credit`, `zero_credit`) |
+//! | a socket's settings | [`SocketConfig`] |
 
-pub mod connection;
 pub mod framing;
 pub mod listener;
-mod output;
+mod local;
+pub mod socket;
+mod sys;
 
-pub use connection::{
-    CloseReason, ConnConfig, Connection, CreditOp, OverlongPolicy, Socket, SocketEvent, SocketMsg,
-    SocketStats,
-};
 pub use framing::{Delimiter, Framer, Mode, Text, Unit, UnitError};
-pub use listener::{ListenError, ListenSpec, Listener, ListenerEvent, ListenerHandle, ListenerMsg};
+pub use listener::{ListenError, ListenSpec, Listener, ListenerEvent, ListenerMsg};
+pub use local::SocketStats;
+pub use socket::{
+    CloseReason, CreditOp, OverlongPolicy, Socket, SocketConfig, SocketEvent, SocketMsg,
+};

@@ -18,40 +18,24 @@ use std::fmt;
 #[cfg(feature = "metrics")]
 use std::time::{Duration, Instant};
 
-/// Per-socket counters, summed over every connection of a reactor.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SocketStats {
-    /// Units delivered to controllers (errors included).
-    pub units: u64,
-    /// Times delivery stopped with data waiting because credit was zero.
-    pub credit_stalls: u64,
-    /// Bytes read.
-    pub bytes_in: u64,
-    /// Bytes written.
-    pub bytes_out: u64,
-    /// `read` calls.
-    pub reads: u64,
-    /// `read` calls that found nothing (`WouldBlock`).
-    pub empty_reads: u64,
-    /// `write`/`writev` flush attempts.
-    pub flushes: u64,
-    /// Times input was held back because output passed the high-water mark.
-    pub high_water: u64,
+/// A named group of counters contributed by a reactor-local extension
+/// (see [`Local::counters`](crate::reactor::Local::counters)): socket actors
+/// report theirs as the group `sockets`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// The group's name, e.g. `sockets`.
+    pub group: &'static str,
+    /// `(name, value)` pairs, in the order they are printed.
+    pub values: Vec<(&'static str, u64)>,
 }
 
-impl SocketStats {
-    /// `self - earlier`, field by field (for interval deltas).
-    pub fn since(&self, e: &SocketStats) -> SocketStats {
-        SocketStats {
-            units: self.units - e.units,
-            credit_stalls: self.credit_stalls - e.credit_stalls,
-            bytes_in: self.bytes_in - e.bytes_in,
-            bytes_out: self.bytes_out - e.bytes_out,
-            reads: self.reads - e.reads,
-            empty_reads: self.empty_reads - e.empty_reads,
-            flushes: self.flushes - e.flushes,
-            high_water: self.high_water - e.high_water,
-        }
+impl Counters {
+    /// The value of the counter `name`, if the group has one.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 }
 
@@ -232,13 +216,18 @@ pub struct Metrics {
     pub slow_runs: u64,
     /// The slow threshold, nanoseconds.
     pub slow_threshold_ns: u64,
-    /// Socket totals.
-    pub sockets: SocketStats,
+    /// Counter groups of the reactor's extensions (socket totals, ...).
+    pub counters: Vec<Counters>,
     /// Per behaviour type, in order of first spawn.
     pub types: Vec<TypeMetrics>,
 }
 
 impl Metrics {
+    /// The counter group named `group`, if some extension reported one.
+    pub fn group(&self, group: &str) -> Option<&Counters> {
+        self.counters.iter().find(|c| c.group == group)
+    }
+
     /// Fraction of wall time spent outside `poll` (0..=1).
     pub fn busy_ratio(&self) -> f64 {
         let total = self.poll_ns + self.busy_ns;
@@ -252,9 +241,9 @@ impl Metrics {
     /// One compact line of the changes since `earlier`, as printed by
     /// `echo-server --stats` (format documented in the README).
     pub fn interval_line(&self, earlier: &Metrics, secs: f64) -> String {
+        use std::fmt::Write;
         let s = &self.stats;
         let e = &earlier.stats;
-        let sk = self.sockets.since(&earlier.sockets);
         let busy = self.busy_ns - earlier.busy_ns;
         let poll = self.poll_ns - earlier.poll_ns;
         let ratio = if busy + poll == 0 {
@@ -265,10 +254,9 @@ impl Metrics {
         let d = self.sched_delay_ns.since(&earlier.sched_delay_ns);
         let r = self.run_ns.since(&earlier.run_ns);
         let secs = secs.max(1e-9);
-        format!(
+        let mut line = format!(
             "turns={} polls={} busy={:.1}% runs={} msgs={} msg/s={:.0} yields={} qmax={} \
-             delay_us={:.1}/{:.1}/{:.1} run_us={:.1}/{:.1}/{:.1} slow={} units={} in={} out={} \
-             reads={} wb={} writes={} stalls={} hw={} timers={} wakeups={} dead={} live={}",
+             delay_us={:.1}/{:.1}/{:.1} run_us={:.1}/{:.1}/{:.1} slow={}",
             s.turns - e.turns,
             self.polls - earlier.polls,
             ratio * 100.0,
@@ -284,19 +272,23 @@ impl Metrics {
             r.percentile(99.0) as f64 / 1e3,
             r.max as f64 / 1e3,
             self.slow_runs - earlier.slow_runs,
-            sk.units,
-            sk.bytes_in,
-            sk.bytes_out,
-            sk.reads,
-            sk.empty_reads,
-            sk.flushes,
-            sk.credit_stalls,
-            sk.high_water,
+        );
+        for group in &self.counters {
+            let before = earlier.group(group.group);
+            for &(name, v) in &group.values {
+                let was = before.and_then(|b| b.get(name)).unwrap_or(0);
+                let _ = write!(line, " {name}={}", v.saturating_sub(was));
+            }
+        }
+        let _ = write!(
+            line,
+            " timers={} wakeups={} dead={} live={}",
             s.timers_fired - e.timers_fired,
             s.wakeups - e.wakeups,
             s.dead_sends - e.dead_sends,
             s.live_actors,
-        )
+        );
+        line
     }
 
     /// A multi-line summary (for the end of a run).
@@ -364,12 +356,13 @@ impl Metrics {
             us(self.slow_threshold_ns),
             self.slow_runs
         );
-        let k = &self.sockets;
-        let _ = writeln!(
-            o,
-            "sockets: units {} bytes in {} out {} reads {} (wouldblock {}) writes {} credit stalls {} high-water {}",
-            k.units, k.bytes_in, k.bytes_out, k.reads, k.empty_reads, k.flushes, k.credit_stalls, k.high_water
-        );
+        for group in &self.counters {
+            let _ = write!(o, "{}:", group.group);
+            for (name, v) in &group.values {
+                let _ = write!(o, " {name} {v}");
+            }
+            let _ = writeln!(o);
+        }
         for t in &self.types {
             let _ = writeln!(
                 o,
@@ -403,7 +396,6 @@ pub(crate) struct MetricsState {
     pub(crate) run_ns: Hist,
     pub(crate) slow_runs: u64,
     pub(crate) slow_threshold_ns: u64,
-    pub(crate) sockets: SocketStats,
     pub(crate) types: Vec<TypeMetrics>,
     type_ids: HashMap<TypeId, u32>,
 }
@@ -425,7 +417,6 @@ impl MetricsState {
             run_ns: Hist::default(),
             slow_runs: 0,
             slow_threshold_ns: slow_threshold.as_nanos() as u64,
-            sockets: SocketStats::default(),
             types: Vec::new(),
             type_ids: HashMap::new(),
         }
@@ -474,7 +465,11 @@ impl MetricsState {
         }
     }
 
-    pub(crate) fn snapshot(&self, stats: crate::reactor::Stats) -> Metrics {
+    pub(crate) fn snapshot(
+        &self,
+        stats: crate::reactor::Stats,
+        counters: Vec<Counters>,
+    ) -> Metrics {
         Metrics {
             enabled: true,
             stats,
@@ -489,7 +484,7 @@ impl MetricsState {
             run_ns: self.run_ns.clone(),
             slow_runs: self.slow_runs,
             slow_threshold_ns: self.slow_threshold_ns,
-            sockets: self.sockets,
+            counters,
             types: self.types.clone(),
         }
     }

@@ -1,23 +1,42 @@
-//! The reactor: one thread, one `mio::Poll`, a slab of actors, a FIFO run
-//! queue and a timer queue.
+//! The reactor: one thread, one `mio::Poll`, a slab of cells, a run queue,
+//! a timer queue, and a `Waker` for other threads.
+//!
+//! The reactor is a scheduler of type-erased cells and knows nothing of
+//! messages, requests or sockets: the layer above it (the actor layer, see
+//! [`Layer`]) owns those, and the reactor calls it through plain function
+//! tables. Files, in the order a turn uses them:
+//!
+//! - `mod.rs`: [`Reactor`], its [`Config`] and the turn loop;
+//! - `core.rs`: [`Core`], the slab of slots, scheduling, timers, I/O
+//!   registration, extensions, metrics and trace;
+//! - `run_queue.rs`: FIFO with an optional receiver-next slot ([`Policy`]);
+//! - `timer.rs`: the timer heap;
+//! - `remote.rs`: [`ReactorHandle`] and the command queue other threads
+//!   post to;
+//! - `local.rs`: reactor-local extensions ([`Local`]);
+//! - `metrics.rs`, `trace.rs`: instruments.
 //!
 //! One *turn* of [`Reactor::run`]:
-//! 1. poll for readiness, blocking only if no actor is runnable (until the
+//! 1. poll for readiness, blocking only if nothing is runnable (until the
 //!    next timer deadline, or for ever);
-//! 2. map each event's token to its actor (slab key plus generation), record
-//!    the readiness bits and queue the actor; run commands from other
+//! 2. map each event's token to its cell (slab key plus generation), record
+//!    the readiness bits and queue the cell; run commands from other
 //!    threads if the waker fired;
 //! 3. fire expired timers;
-//! 4. run queued actors in FIFO order, each for at most `budget` messages
-//!    before it goes to the back of the queue; stop after `turn_limit` runs
-//!    so I/O is polled again even while actors stay busy;
-//! 5. call the `turn_end` hooks asked for during the turn (socket actors
+//! 4. run queued cells, each for at most `budget` messages before it goes
+//!    to the back of the queue; stop after `turn_limit` runs so I/O is
+//!    polled again even while actors stay busy;
+//! 5. call the turn-end hooks asked for during the turn (socket actors
 //!    flush their output there, once per turn).
 
-mod cell;
 mod core;
+mod id;
+mod layer;
+mod local;
 mod metrics;
+mod ready;
 mod remote;
+mod run_queue;
 mod timer;
 #[cfg(feature = "trace")]
 mod trace;
@@ -29,13 +48,17 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token, Waker};
 
-pub use self::core::Core;
-pub use metrics::{Hist, Metrics, SocketStats, TypeMetrics};
+pub use self::core::{Core, TimerFn};
+pub use id::ActorId;
+pub use layer::{Layer, VTable};
+pub use local::Local;
+pub use metrics::{Counters, Hist, Metrics, TypeMetrics};
+pub use ready::Ready;
 pub use remote::{on_reactor_thread, ReactorHandle};
+pub use run_queue::RECEIVER_NEXT_MAX;
 pub use timer::TimerId;
 
-use crate::actor::{Actor, Addr};
-use remote::{ReactorThreadGuard, Remote};
+use remote::{Command, ReactorThreadGuard, Remote};
 
 const WAKER: Token = Token(usize::MAX);
 
@@ -84,9 +107,6 @@ pub enum Policy {
     ReceiverNext,
 }
 
-/// Most consecutive runs taken from the receiver-next slot.
-pub const RECEIVER_NEXT_MAX: u32 = 3;
-
 impl std::str::FromStr for Policy {
     type Err = String;
     fn from_str(s: &str) -> Result<Policy, String> {
@@ -97,55 +117,6 @@ impl std::str::FromStr for Policy {
                 "unknown policy {s:?} (expected fifo or receiver-next)"
             )),
         }
-    }
-}
-
-/// I/O readiness handed to [`Actor::io_ready`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Ready(pub(crate) u8);
-
-impl Ready {
-    const READABLE: u8 = 1;
-    const WRITABLE: u8 = 2;
-    const READ_CLOSED: u8 = 4;
-    const WRITE_CLOSED: u8 = 8;
-    const ERROR: u8 = 16;
-
-    fn from_event(e: &mio::event::Event) -> Ready {
-        let mut bits = 0;
-        if e.is_readable() {
-            bits |= Self::READABLE;
-        }
-        if e.is_writable() {
-            bits |= Self::WRITABLE;
-        }
-        if e.is_read_closed() {
-            bits |= Self::READ_CLOSED;
-        }
-        if e.is_write_closed() {
-            bits |= Self::WRITE_CLOSED;
-        }
-        if e.is_error() {
-            bits |= Self::ERROR;
-        }
-        Ready(bits)
-    }
-
-    /// Data (or an EOF, or an error) may be read.
-    pub fn is_readable(self) -> bool {
-        self.0 & (Self::READABLE | Self::READ_CLOSED | Self::ERROR) != 0
-    }
-    /// Output may be written (or the write side failed).
-    pub fn is_writable(self) -> bool {
-        self.0 & (Self::WRITABLE | Self::WRITE_CLOSED | Self::ERROR) != 0
-    }
-    /// The peer closed its write side.
-    pub fn is_read_closed(self) -> bool {
-        self.0 & Self::READ_CLOSED != 0
-    }
-    /// The error flag was set.
-    pub fn is_error(self) -> bool {
-        self.0 & Self::ERROR != 0
     }
 }
 
@@ -176,13 +147,13 @@ pub struct Stats {
     pub wakeups: u64,
 }
 
-/// The single-threaded reactor. Build it, spawn the first actors, then
+/// The single-threaded reactor. Build it, spawn the first cells, then
 /// [`run`](Reactor::run) it.
-pub struct Reactor {
+pub struct Reactor<L: Layer> {
     poll: Poll,
     events: Events,
-    core: Core,
-    commands: Vec<remote::Command>,
+    core: Core<L>,
+    commands: Vec<Command<L>>,
     /// When idle actors' memory is next trimmed.
     next_trim: Instant,
     /// `Stats::actor_runs` at the last trim.
@@ -192,14 +163,14 @@ pub struct Reactor {
 /// How often idle actors' mailboxes and the buffer pool are freed.
 const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 
-impl Reactor {
+impl<L: Layer> Reactor<L> {
     /// A reactor with the default [`Config`].
-    pub fn new() -> io::Result<Reactor> {
+    pub fn new() -> io::Result<Reactor<L>> {
         Reactor::with_config(Config::default())
     }
 
     /// A reactor with the given settings.
-    pub fn with_config(config: Config) -> io::Result<Reactor> {
+    pub fn with_config(config: Config) -> io::Result<Reactor<L>> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         let registry = poll.registry().try_clone()?;
@@ -222,9 +193,9 @@ impl Reactor {
     pub fn start<F>(
         config: Config,
         setup: F,
-    ) -> io::Result<(ReactorHandle, JoinHandle<io::Result<()>>)>
+    ) -> io::Result<(ReactorHandle<L>, JoinHandle<io::Result<()>>)>
     where
-        F: FnOnce(&mut Core) + Send + 'static,
+        F: FnOnce(&mut Core<L>) + Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::channel();
         let join = std::thread::Builder::new()
@@ -248,45 +219,21 @@ impl Reactor {
         }
     }
 
-    /// Spawns an actor before (or between) runs.
-    pub fn spawn<A: Actor>(&mut self, actor: A) -> Addr<A> {
-        self.core.spawn(actor)
-    }
-
-    /// Sends a message before (or between) runs.
-    pub fn send<A: Actor>(&mut self, to: Addr<A>, msg: A::Msg) -> bool {
-        self.core.send::<A>(to.id(), msg)
-    }
-
-    /// A handle for other threads.
-    pub fn handle(&self) -> ReactorHandle {
-        self.core.handle()
-    }
-
-    /// The reactor's state, to spawn and send before running.
-    pub fn core(&mut self) -> &mut Core {
+    /// The reactor's state, to spawn and send before running (a `Reactor`
+    /// also derefs to it).
+    pub fn core(&mut self) -> &mut Core<L> {
         &mut self.core
     }
 
-    /// The counters.
-    pub fn stats(&self) -> Stats {
-        self.core.stats()
-    }
-
-    /// A snapshot of the scheduler metrics.
-    pub fn metrics(&self) -> Metrics {
-        self.core.metrics()
-    }
-
-    /// Runs until shutdown is requested, or until no actor is alive and no
-    /// [`ReactorHandle`] exists (nothing could ever happen again). Actors
-    /// still alive at shutdown are terminated with
-    /// [`ExitReason::Shutdown`](crate::ExitReason::Shutdown).
+    /// Runs until shutdown is requested, or until no cell is alive and no
+    /// [`ReactorHandle`] exists (nothing could ever happen again). Cells
+    /// still alive at shutdown are ended by the layer (actors with
+    /// [`ExitReason::Shutdown`](crate::ExitReason::Shutdown)).
     pub fn run(&mut self) -> io::Result<()> {
         let _guard = ReactorThreadGuard::enter();
         let result = self.run_turns();
         self.core.remote.close();
-        self.core.terminate_all();
+        self.core.stop_all();
         self.core.flush_trace();
         result
     }
@@ -357,7 +304,7 @@ impl Reactor {
                 woken = true;
                 continue;
             }
-            let id = crate::actor::ActorId::from_u64(event.token().0 as u64);
+            let id = ActorId::from_u64(event.token().0 as u64);
             core.set_ready(id, Ready::from_event(event).0);
         }
         metric! {
@@ -368,7 +315,7 @@ impl Reactor {
             core.remote.take(&mut self.commands);
             for cmd in self.commands.drain(..) {
                 cmd(core);
-                core.after_run();
+                L::settle(core);
             }
         }
         core.fire_timers();
@@ -382,7 +329,7 @@ impl Reactor {
     }
 }
 
-impl Reactor {
+impl<L: Layer> Reactor<L> {
     /// Polls for events. With `busy_poll` set and a timeout that is not
     /// zero, polls with a zero timeout until events arrive or the spin
     /// (bounded by `timeout`) is over, then blocks for what is left.
@@ -417,7 +364,21 @@ impl Reactor {
     }
 }
 
-impl std::fmt::Debug for Reactor {
+impl<L: Layer> std::ops::Deref for Reactor<L> {
+    type Target = Core<L>;
+
+    fn deref(&self) -> &Core<L> {
+        &self.core
+    }
+}
+
+impl<L: Layer> std::ops::DerefMut for Reactor<L> {
+    fn deref_mut(&mut self) -> &mut Core<L> {
+        &mut self.core
+    }
+}
+
+impl<L: Layer> std::fmt::Debug for Reactor<L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reactor")
             .field("live", &self.core.live())

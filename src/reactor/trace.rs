@@ -1,23 +1,13 @@
-//! An optional event trace, off by default. When off, each trace point is
-//! one branch on an `Option` that is `None`.
+//! The event trace, off by default (and compiled out without the `trace`
+//! feature). When off, each trace point is one branch on an `Option` that
+//! is `None`.
 //!
-//! Format: one event per line, `<ns since start> <kind> <fields...>`:
-//!
-//! | kind | fields | event |
-//! |---|---|---|
-//! | `S` | id type | spawn |
-//! | `X` | id reason | exit |
-//! | `L` | from to | link notice queued to `to` |
-//! | `M` | peer watcher | monitor notice queued to `watcher` |
-//! | `Q` | id | enqueued (made runnable) |
-//! | `B` | id | run begins |
-//! | `E` | id messages | run ends, after handling `messages` envelopes |
-//! | `T` | | timer fired |
-//! | `R` | conn bytes | socket read (0: EOF) |
-//! | `U` | conn | unit delivered to the controller |
-//! | `O` | conn | output queued (one send) |
-//! | `W` | conn bytes | socket write progress |
-//! | `C` | conn credit | credit after a credit operation |
+//! One event per line, `<ns since start> <kind> <fields...>`. The reactor and
+//! the actor layer write the scheduling kinds (`S` spawn, `X` exit, `L` link
+//! notice, `M` monitor notice, `Q` enqueue, `B`/`E` run begin and end, `T`
+//! timer); layers above add their own through `Core::trace` (socket actors
+//! write `R`, `U`, `O`, `W`, `C`). The whole format is written down in
+//! `tools/TRACE_FORMAT.md`.
 
 use std::fmt;
 use std::io::{BufWriter, Write};

@@ -76,7 +76,7 @@ impl Downs {
     }
 
     /// The next notice, whichever peer it is about (bounded wait).
-    pub fn next(&mut self) -> (ActorId, MonitorRef, ExitReason) {
+    pub fn next_notice(&mut self) -> (ActorId, MonitorRef, ExitReason) {
         if !self.seen.is_empty() {
             return self.seen.remove(0);
         }

@@ -392,7 +392,7 @@ impl ProbeHandle {
     }
 
     /// Sockets accepted so far, in order.
-    pub fn accepted(&self) -> Vec<Socket> {
+    pub fn accepted(&self) -> Vec<Addr<Socket>> {
         self.peek(|log| {
             log.iter()
                 .filter_map(|e| match e {
@@ -406,7 +406,7 @@ impl ProbeHandle {
     /// A barrier through `sock`'s mailbox: a send promise is handled after
     /// every message the probe sent it before, and resolves at once when
     /// nothing is queued.
-    pub fn sync(&self, sock: Socket) {
+    pub fn sync(&self, sock: Addr<Socket>) {
         static NEXT: AtomicU32 = AtomicU32::new(1_000_000);
         let tag = NEXT.fetch_add(1, Ordering::Relaxed);
         self.with(move |ctx| sock.flushed(ctx, move |r| ProbeMsg::Flushed(tag, r)));

@@ -62,7 +62,7 @@ fn send_to_stale_handle_never_reaches_the_slots_next_tenant() {
 
     let before = handle.stats().unwrap().dead_sends;
     let delivered = handle
-        .call(move |core| core.send::<Probe>(a.id(), ProbeMsg::Inc), WAIT)
+        .call(move |core| core.send(a, ProbeMsg::Inc), WAIT)
         .unwrap();
     assert!(!delivered, "send on the old handle must return false");
 
@@ -106,7 +106,7 @@ fn link_chain_exit_reason_keeps_the_origin() {
     // B and C may be reported in either order; collect both.
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        seen.push(rx.next());
+        seen.push(rx.next_notice());
     }
     seen.sort_by_key(|d| d.1);
     assert_eq!(seen[0], (b.id(), 2, linked(a.id(), ExitReason::Killed)));
@@ -862,9 +862,9 @@ fn flooded_actor_does_not_starve_another() {
             move |core| {
                 let mut ok = 0u64;
                 for _ in 0..N {
-                    ok += core.send::<Flooded>(f.id(), ()) as u64;
+                    ok += core.send(f, ()) as u64;
                 }
-                ok += core.send::<Bystander>(g.id(), ()) as u64;
+                ok += core.send(g, ()) as u64;
                 ok
             },
             WAIT,

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use credit_actors::{Actor, Addr, Config, Ctx, Reactor};
+#[cfg(feature = "trace")]
+use credit_testkit::TraceSink;
 use credit_testkit::WAIT;
 
 /// Counts messages and stops itself after `stop_after`.

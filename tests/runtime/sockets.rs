@@ -1,10 +1,10 @@
-//! Socket actor semantics: credit, back-pressure, accept credit, framing
+//! Addr<Socket> actor semantics: credit, back-pressure, accept credit, framing
 //! modes, send promises, controller hand-over, connecting and timeouts.
 //!
 //! A `Probe` actor (from `credit-testkit`) controls the sockets: it records
 //! every event it gets into a shared log the test thread polls (with
 //! deadlines), and runs closures the test thread sends it, so the test can
-//! call the `Socket` methods that need an actor context.
+//! call the `Addr<Socket>` methods that need an actor context.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use credit_actors::net::{
-    CloseReason, ConnConfig, Connection, Delimiter, ListenSpec, Listener, ListenerEvent,
-    ListenerHandle, Mode, Socket, SocketEvent, Unit,
+    CloseReason, Delimiter, ListenSpec, Listener, ListenerEvent, Mode, Socket, SocketConfig,
+    SocketEvent, Unit,
 };
-use credit_actors::RequestError;
+use credit_actors::{Addr, RequestError};
 use credit_testkit::{
     bound, closed_port, join_bounded, wait_until, Event, Notice, ProbeHandle, ProbeMsg,
     TestReactor, WAIT,
@@ -28,11 +28,11 @@ const QUIET: Duration = Duration::from_millis(300);
 
 /// Makes the probe listen on 127.0.0.1:0 with `config` and `credit` units of
 /// accept credit; returns the listener and its address.
-fn listen(probe: &ProbeHandle, config: ConnConfig, credit: i64) -> (ListenerHandle, SocketAddr) {
+fn listen(probe: &ProbeHandle, config: SocketConfig, credit: i64) -> (Addr<Listener>, SocketAddr) {
     let listener = probe.with(move |ctx| {
         let l = Listener::listen_with(ctx, ListenSpec::host_port("127.0.0.1", 0), config);
         if credit != 0 {
-            l.issue_credit_n(ctx, credit);
+            l.issue_credit(ctx, credit);
         }
         l
     });
@@ -48,7 +48,10 @@ fn listen(probe: &ProbeHandle, config: ConnConfig, credit: i64) -> (ListenerHand
 
 /// A probe with one accepted connection from a raw peer: (probe, socket,
 /// peer). The socket starts with zero credit in its default (raw) mode.
-fn accepted_pair(rig: &TestReactor, config: ConnConfig) -> (ProbeHandle, Socket, TcpStream) {
+fn accepted_pair(
+    rig: &TestReactor,
+    config: SocketConfig,
+) -> (ProbeHandle, Addr<Socket>, TcpStream) {
     let probe = ProbeHandle::spawn(&rig.handle);
     let (_listener, addr) = listen(&probe, config, 1);
     let peer = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
@@ -78,18 +81,18 @@ fn text_lines(units: &[Result<Unit, String>]) -> Vec<String> {
 #[test]
 fn zero_credit_delivers_nothing_then_three_credits_deliver_exactly_three() {
     let rig = TestReactor::start();
-    let (probe, sock, mut peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, mut peer) = accepted_pair(&rig, SocketConfig::default());
     probe.with(move |ctx| sock.delimiter_mode(ctx, Delimiter::lf()));
     peer.write_all(b"l1\nl2\nl3\nl4\nl5\n").unwrap();
     std::thread::sleep(QUIET);
     assert_eq!(probe.data_count(), 0, "data delivered without credit");
 
-    probe.with(move |ctx| sock.issue_credit_n(ctx, 3));
+    probe.with(move |ctx| sock.issue_credit(ctx, 3));
     probe.wait_data_count(3);
     std::thread::sleep(QUIET);
     assert_eq!(text_lines(&probe.units()), ["l1", "l2", "l3"]);
 
-    probe.with(move |ctx| sock.issue_credit(ctx));
+    probe.with(move |ctx| sock.issue_credit(ctx, 1));
     probe.wait_data_count(4);
     std::thread::sleep(QUIET);
     assert_eq!(text_lines(&probe.units()), ["l1", "l2", "l3", "l4"]);
@@ -98,13 +101,13 @@ fn zero_credit_delivers_nothing_then_three_credits_deliver_exactly_three() {
 #[test]
 fn negative_credit_clamps_at_zero_infinite_delivers_all_and_zero_stops() {
     let rig = TestReactor::start();
-    let (probe, sock, mut peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, mut peer) = accepted_pair(&rig, SocketConfig::default());
     // Before any input: -5 clamps to 0, +3 gives 3, -1 leaves 2 (not -3).
     probe.with(move |ctx| {
         sock.delimiter_mode(ctx, Delimiter::lf());
-        sock.issue_credit_n(ctx, -5);
-        sock.issue_credit_n(ctx, 3);
-        sock.issue_credit_n(ctx, -1);
+        sock.issue_credit(ctx, -5);
+        sock.issue_credit(ctx, 3);
+        sock.issue_credit(ctx, -1);
     });
     probe.sync(sock);
     peer.write_all(b"a\nb\nc\nd\n").unwrap();
@@ -124,7 +127,7 @@ fn negative_credit_clamps_at_zero_infinite_delivers_all_and_zero_stops() {
     std::thread::sleep(QUIET);
     assert_eq!(probe.data_count(), 6, "delivered after zero_credit");
 
-    probe.with(move |ctx| sock.issue_credit(ctx));
+    probe.with(move |ctx| sock.issue_credit(ctx, 1));
     probe.wait_data_count(7);
     std::thread::sleep(QUIET);
     assert_eq!(
@@ -136,7 +139,7 @@ fn negative_credit_clamps_at_zero_infinite_delivers_all_and_zero_stops() {
 #[test]
 fn out_of_credit_socket_stops_reading_so_the_peer_blocks() {
     let rig = TestReactor::start();
-    let (probe, sock, peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, peer) = accepted_pair(&rig, SocketConfig::default());
     peer.set_nonblocking(true).unwrap();
     let chunk = vec![7u8; 64 * 1024];
     let limit: usize = 64 * 1024 * 1024;
@@ -187,7 +190,7 @@ fn out_of_credit_socket_stops_reading_so_the_peer_blocks() {
 fn credit_after_a_stall_resumes_delivery_without_new_data() {
     const TOTAL: usize = 256 * 1024;
     let rig = TestReactor::start();
-    let (probe, sock, peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, peer) = accepted_pair(&rig, SocketConfig::default());
     // Raw mode: one read's worth per unit, so one credit reads only part
     // of what the kernel holds, and no further readiness edge will come.
     let writer = peer.try_clone().unwrap();
@@ -196,7 +199,7 @@ fn credit_after_a_stall_resumes_delivery_without_new_data() {
         (&writer).write_all(&data).unwrap();
     });
     join_bounded(sender);
-    probe.with(move |ctx| sock.issue_credit(ctx));
+    probe.with(move |ctx| sock.issue_credit(ctx, 1));
     probe.wait_data_count(1);
     std::thread::sleep(QUIET);
     assert_eq!(probe.data_count(), 1);
@@ -217,10 +220,10 @@ fn credit_after_a_stall_resumes_delivery_without_new_data() {
 #[test]
 fn credit_after_a_stall_resumes_buffered_lines_without_new_data() {
     let rig = TestReactor::start();
-    let (probe, sock, mut peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, mut peer) = accepted_pair(&rig, SocketConfig::default());
     probe.with(move |ctx| {
         sock.delimiter_mode(ctx, Delimiter::lf());
-        sock.issue_credit(ctx);
+        sock.issue_credit(ctx, 1);
     });
     // One write: the connection reads all of it into its buffer at once.
     let lines: String = (0..100).map(|i| format!("n{i}\n")).collect();
@@ -228,7 +231,7 @@ fn credit_after_a_stall_resumes_buffered_lines_without_new_data() {
     probe.wait_data_count(1);
     std::thread::sleep(QUIET);
     assert_eq!(probe.data_count(), 1);
-    probe.with(move |ctx| sock.issue_credit_n(ctx, 99));
+    probe.with(move |ctx| sock.issue_credit(ctx, 99));
     probe.wait_data_count(100);
     let want: Vec<String> = (0..100).map(|i| format!("n{i}")).collect();
     assert_eq!(text_lines(&probe.units()), want);
@@ -240,7 +243,7 @@ fn credit_after_a_stall_resumes_buffered_lines_without_new_data() {
 fn zero_accept_credit_accepts_nothing_and_one_credit_accepts_exactly_one() {
     let rig = TestReactor::start();
     let probe = ProbeHandle::spawn(&rig.handle);
-    let (listener, addr) = listen(&probe, ConnConfig::default(), 0);
+    let (listener, addr) = listen(&probe, SocketConfig::default(), 0);
     // The kernel completes the handshakes (backlog) ...
     let c1 = TcpStream::connect_timeout(&addr, WAIT).expect("connect 1");
     let c2 = TcpStream::connect_timeout(&addr, WAIT).expect("connect 2");
@@ -248,7 +251,7 @@ fn zero_accept_credit_accepts_nothing_and_one_credit_accepts_exactly_one() {
     // ... but nothing is accepted without credit.
     assert!(probe.accepted().is_empty(), "accepted without credit");
 
-    probe.with(move |ctx| listener.issue_credit(ctx));
+    probe.with(move |ctx| listener.issue_credit(ctx, 1));
     wait_until("one accept", WAIT, || probe.accepted().len() == 1);
     std::thread::sleep(QUIET);
     assert_eq!(
@@ -258,10 +261,10 @@ fn zero_accept_credit_accepts_nothing_and_one_credit_accepts_exactly_one() {
     );
 
     // Negative accept credit clamps at zero too.
-    probe.with(move |ctx| listener.issue_credit_n(ctx, -3));
+    probe.with(move |ctx| listener.issue_credit(ctx, -3));
     std::thread::sleep(QUIET);
     assert_eq!(probe.accepted().len(), 1);
-    probe.with(move |ctx| listener.issue_credit_n(ctx, 2));
+    probe.with(move |ctx| listener.issue_credit(ctx, 2));
     wait_until("second accept", WAIT, || probe.accepted().len() == 2);
     // One credit left over and no one waiting: a new client takes it.
     let c3 = TcpStream::connect_timeout(&addr, WAIT).expect("connect 3");
@@ -276,7 +279,7 @@ fn zero_accept_credit_accepts_nothing_and_one_credit_accepts_exactly_one() {
 #[test]
 fn switching_from_header_block_to_raw_delivers_buffered_body_raw() {
     let rig = TestReactor::start();
-    let (probe, sock, mut peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, mut peer) = accepted_pair(&rig, SocketConfig::default());
     probe.with(move |ctx| sock.set_mode(ctx, Mode::Binary(Delimiter::crlf_crlf())));
     let body = b"BODY\r\n\r\nwith a delimiter inside, and\nnewlines";
     let mut msg = b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 44\r\n\r\n".to_vec();
@@ -284,7 +287,7 @@ fn switching_from_header_block_to_raw_delivers_buffered_body_raw() {
     // One write, so headers and body land in one buffer.
     peer.write_all(&msg).unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    probe.with(move |ctx| sock.issue_credit(ctx));
+    probe.with(move |ctx| sock.issue_credit(ctx, 1));
     probe.wait_data_count(1);
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(probe.data_count(), 1, "only the header block was asked for");
@@ -297,7 +300,7 @@ fn switching_from_header_block_to_raw_delivers_buffered_body_raw() {
 
     probe.with(move |ctx| {
         sock.set_mode(ctx, Mode::Raw);
-        sock.issue_credit(ctx);
+        sock.issue_credit(ctx, 1);
     });
     probe.wait_data_count(2);
     match &probe.units()[1] {
@@ -309,7 +312,7 @@ fn switching_from_header_block_to_raw_delivers_buffered_body_raw() {
 #[test]
 fn binary_mode_with_multibyte_delimiter_cuts_across_writes() {
     let rig = TestReactor::start();
-    let (probe, sock, mut peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, mut peer) = accepted_pair(&rig, SocketConfig::default());
     let delim = Delimiter::new(Bytes::from_static(b"<|>")).unwrap();
     probe.with(move |ctx| {
         sock.set_mode(ctx, Mode::Binary(delim));
@@ -350,7 +353,7 @@ fn binary_mode_with_multibyte_delimiter_cuts_across_writes() {
 #[test]
 fn send_line_uses_a_custom_line_terminator() {
     let rig = TestReactor::start();
-    let (probe, sock, mut peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, mut peer) = accepted_pair(&rig, SocketConfig::default());
     probe.with(move |ctx| {
         sock.send_line(ctx, "default");
         sock.set_line_terminator(ctx, "\r\n");
@@ -371,9 +374,9 @@ fn send_line_uses_a_custom_line_terminator() {
 #[test]
 fn config_line_terminator_applies_to_accepted_connections() {
     let rig = TestReactor::start();
-    let config = ConnConfig {
+    let config = SocketConfig {
         line_terminator: Bytes::from_static(b"\r\n"),
-        ..ConnConfig::default()
+        ..SocketConfig::default()
     };
     let (probe, sock, mut peer) = accepted_pair(&rig, config);
     probe.with(move |ctx| sock.send_line(ctx, "crlf"));
@@ -387,7 +390,7 @@ fn config_line_terminator_applies_to_accepted_connections() {
 #[test]
 fn send_promise_resolves_once_bytes_are_written() {
     let rig = TestReactor::start();
-    let (probe, sock, mut peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, mut peer) = accepted_pair(&rig, SocketConfig::default());
     probe.with(move |ctx| {
         sock.send(ctx, "payload");
         sock.flushed(ctx, |r| ProbeMsg::Flushed(1, r));
@@ -407,7 +410,7 @@ fn send_promise_resolves_once_bytes_are_written() {
 #[test]
 fn send_promise_is_rejected_when_the_connection_closes_first() {
     let rig = TestReactor::start();
-    let (probe, sock, peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, peer) = accepted_pair(&rig, SocketConfig::default());
     // The peer never reads: 64 MiB cannot all reach the kernel, the write
     // timeout closes the connection, and the promise is rejected.
     let big = Bytes::from(vec![b'z'; 64 * 1024 * 1024]);
@@ -435,7 +438,7 @@ fn send_promise_is_rejected_when_the_connection_closes_first() {
 #[test]
 fn set_controller_moves_events_and_link_to_the_new_controller() {
     let rig = TestReactor::start();
-    let (old, sock, mut peer) = accepted_pair(&rig, ConnConfig::default());
+    let (old, sock, mut peer) = accepted_pair(&rig, SocketConfig::default());
     let new = ProbeHandle::spawn(&rig.handle);
     let new_addr = new.addr;
     old.with(move |ctx| {
@@ -476,9 +479,9 @@ fn set_controller_moves_events_and_link_to_the_new_controller() {
 
 // ----- connecting ------------------------------------------------------------------------
 
-fn connect_probe(rig: &TestReactor, host: &'static str, port: u16) -> (ProbeHandle, Socket) {
+fn connect_probe(rig: &TestReactor, host: &'static str, port: u16) -> (ProbeHandle, Addr<Socket>) {
     let probe = ProbeHandle::spawn(&rig.handle);
-    let sock = probe.with(move |ctx| Connection::connect(ctx, host, port));
+    let sock = probe.with(move |ctx| Socket::connect(ctx, host, port));
     (probe, sock)
 }
 
@@ -505,7 +508,7 @@ fn check_connect_to(listener: TcpListener, host: &'static str) {
     probe.with(move |ctx| {
         sock.send_line(ctx, "from the actor");
         sock.delimiter_mode(ctx, Delimiter::lf());
-        sock.issue_credit_n(ctx, 2);
+        sock.issue_credit(ctx, 2);
     });
     let mut buf = [0u8; 15];
     server_side.read_exact(&mut buf).unwrap();
@@ -566,9 +569,9 @@ fn connect_to_closed_port_gives_closed_with_error_reason() {
 #[test]
 fn idle_timeout_sends_timeout_when_the_peer_is_silent() {
     let rig = TestReactor::start();
-    let config = ConnConfig {
+    let config = SocketConfig {
         idle_timeout: Some(Duration::from_millis(200)),
-        ..ConnConfig::default()
+        ..SocketConfig::default()
     };
     let started = Instant::now();
     let (probe, sock, mut peer) = accepted_pair(&rig, config);
@@ -592,9 +595,9 @@ fn idle_timeout_sends_timeout_when_the_peer_is_silent() {
 #[test]
 fn idle_timeout_is_not_sent_while_input_keeps_arriving() {
     let rig = TestReactor::start();
-    let config = ConnConfig {
+    let config = SocketConfig {
         idle_timeout: Some(Duration::from_millis(300)),
-        ..ConnConfig::default()
+        ..SocketConfig::default()
     };
     let (probe, sock, mut peer) = accepted_pair(&rig, config);
     probe.with(move |ctx| sock.infinite_credit(ctx));
@@ -616,7 +619,7 @@ fn idle_timeout_is_not_sent_while_input_keeps_arriving() {
 #[test]
 fn set_idle_timeout_turns_on_timeouts_for_a_running_connection() {
     let rig = TestReactor::start();
-    let (probe, sock, _peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, _peer) = accepted_pair(&rig, SocketConfig::default());
     std::thread::sleep(QUIET);
     assert!(probe.peek(|log| !log
         .iter()
@@ -652,7 +655,7 @@ fn connect_by_localhost_falls_back_to_ipv6_when_ipv4_is_refused() {
 #[test]
 fn set_controller_to_a_dead_actor_closes_the_socket() {
     let rig = TestReactor::start();
-    let (probe, sock, peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, peer) = accepted_pair(&rig, SocketConfig::default());
     let doomed = ProbeHandle::spawn(&rig.handle);
     let doomed_addr = doomed.addr;
     assert!(rig.handle.kill(doomed_addr.id()));
@@ -669,7 +672,7 @@ fn set_controller_to_a_dead_actor_closes_the_socket() {
 #[test]
 fn stop_flushes_queued_output_then_closes() {
     let rig = TestReactor::start();
-    let (probe, sock, peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, peer) = accepted_pair(&rig, SocketConfig::default());
     let big = Bytes::from(
         (0..4 * 1024 * 1024)
             .map(|i| (i % 253) as u8)
@@ -692,7 +695,7 @@ fn stop_flushes_queued_output_then_closes() {
 #[test]
 fn peer_reset_gives_closed_reset() {
     let rig = TestReactor::start();
-    let (probe, sock, peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, peer) = accepted_pair(&rig, SocketConfig::default());
     probe.with(move |ctx| sock.infinite_credit(ctx));
     (&peer).write_all(b"x").unwrap();
     probe.wait_data_count(1);
@@ -706,10 +709,10 @@ fn peer_reset_gives_closed_reset() {
 #[test]
 fn overlong_close_policy_closes_with_limit_exceeded() {
     let rig = TestReactor::start();
-    let config = ConnConfig {
+    let config = SocketConfig {
         max_unit: 16,
         overlong: credit_actors::net::OverlongPolicy::Close,
-        ..ConnConfig::default()
+        ..SocketConfig::default()
     };
     let (probe, sock, peer) = accepted_pair(&rig, config);
     probe.with(move |ctx| {
@@ -729,7 +732,7 @@ fn overlong_close_policy_closes_with_limit_exceeded() {
 fn listener_stop_reports_stopped_refuses_new_connections_and_keeps_accepted_ones() {
     let rig = TestReactor::start();
     let probe = ProbeHandle::spawn(&rig.handle);
-    let (listener, addr) = listen(&probe, ConnConfig::default(), 1);
+    let (listener, addr) = listen(&probe, SocketConfig::default(), 1);
     let mut peer = TcpStream::connect_timeout(&addr, WAIT).unwrap();
     bound(&peer);
     wait_until("accept", WAIT, || probe.accepted().len() == 1);
@@ -758,7 +761,7 @@ fn listener_stop_reports_stopped_refuses_new_connections_and_keeps_accepted_ones
     // The accepted connection carries on.
     probe.with(move |ctx| {
         sock.delimiter_mode(ctx, Delimiter::lf());
-        sock.issue_credit(ctx);
+        sock.issue_credit(ctx, 1);
         sock.send_line(ctx, "still connected");
     });
     let mut buf = [0u8; 16];
@@ -773,7 +776,7 @@ fn listener_stop_reports_stopped_refuses_new_connections_and_keeps_accepted_ones
 fn socket_messages_work_from_another_thread() {
     use credit_actors::net::{CreditOp, SocketMsg};
     let rig = TestReactor::start();
-    let (probe, sock, mut peer) = accepted_pair(&rig, ConnConfig::default());
+    let (probe, sock, mut peer) = accepted_pair(&rig, SocketConfig::default());
     let h = &rig.handle;
     assert!(h.send(sock, SocketMsg::set_mode(Mode::Text(Delimiter::crlf()))));
     assert!(h.send(sock, SocketMsg::issue_credit(1)));

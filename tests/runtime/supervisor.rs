@@ -398,7 +398,7 @@ fn a_start_function_returning_a_dead_actor_counts_as_a_failed_start() {
                         .intensity(3, Duration::from_secs(5))
                         .child(spec),
                 );
-                core.send::<credit_testkit::Observer>(obs.id(), ObserverMsg::WatchNow(sup.id(), 7));
+                core.send(obs, ObserverMsg::WatchNow(sup.id(), 7));
                 sup
             },
             WAIT,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use credit_actors::actor::{ChildSpec, Restart, Supervisor};
-use credit_actors::net::{ConnConfig, ListenSpec};
+use credit_actors::net::{ListenSpec, SocketConfig};
 use credit_actors::{Actor, Addr, Config, Ctx, ExitReason, Reactor, ReactorHandle, RequestError};
 use credit_echo::{EchoConfig, EchoService, ServiceMsg};
 use log::{info, warn, LevelFilter};
@@ -112,11 +112,11 @@ fn main() -> ExitCode {
     };
     let config = EchoConfig {
         listen: ListenSpec::host_port(args.bind.clone(), args.port).backlog(args.backlog),
-        conn: ConnConfig {
+        conn: SocketConfig {
             max_unit: args.max_line as usize,
             idle_timeout: idle,
             write_timeout: write,
-            ..ConnConfig::default()
+            ..SocketConfig::default()
         },
         max_conns: args.max_conns,
         window: args.window,

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Server, BIN};
 use credit_actors::net::{
-    ConnConfig, Delimiter, ListenSpec, Listener, ListenerEvent, ListenerHandle, Socket,
-    SocketEvent, Unit,
+    Delimiter, ListenSpec, Listener, ListenerEvent, Socket, SocketConfig, SocketEvent, Unit,
 };
 use credit_actors::{
     Actor, ActorId, Addr, Config, Ctx, ExitReason, LinkAction, MonitorRef, Reactor, ReactorHandle,
@@ -153,10 +152,10 @@ fn slowloris_is_not_idle_but_the_line_limit_ends_its_line_while_others_are_serve
     const MAX: usize = 16;
     let idle = Duration::from_millis(400);
     let server = Server::start_with(
-        ConnConfig {
+        SocketConfig {
             max_unit: MAX,
             idle_timeout: Some(idle),
-            ..ConnConfig::default()
+            ..SocketConfig::default()
         },
         None,
     );
@@ -234,9 +233,9 @@ fn slowloris_is_not_idle_but_the_line_limit_ends_its_line_while_others_are_serve
 fn client_that_never_sends_a_byte_is_closed_by_the_idle_timeout() {
     let idle = Duration::from_millis(300);
     let server = Server::start_with(
-        ConnConfig {
+        SocketConfig {
             idle_timeout: Some(idle),
-            ..ConnConfig::default()
+            ..SocketConfig::default()
         },
         None,
     );
@@ -257,9 +256,9 @@ fn client_that_never_sends_a_byte_is_closed_by_the_idle_timeout() {
 fn write_timeout_closes_a_peer_that_never_reads_and_others_are_still_served() {
     let write_timeout = Duration::from_millis(300);
     let server = Server::start_with(
-        ConnConfig {
+        SocketConfig {
             write_timeout: Some(write_timeout),
-            ..ConnConfig::default()
+            ..SocketConfig::default()
         },
         None,
     );
@@ -439,11 +438,11 @@ fn writing_to_closed_peers_never_kills_the_process_with_sigpipe() {
 
 /// A session like `EchoSession`, whose handler panics on the line "boom".
 struct PanickySession {
-    conn: Option<Socket>,
+    conn: Option<Addr<Socket>>,
 }
 
 enum PanickyMsg {
-    Connection(Socket),
+    Connection(Addr<Socket>),
     Socket(SocketEvent),
 }
 
@@ -463,7 +462,7 @@ impl Actor for PanickySession {
             PanickyMsg::Connection(conn) => {
                 self.conn = Some(conn);
                 conn.delimiter_mode(ctx, Delimiter::lf());
-                conn.issue_credit_n(ctx, 8);
+                conn.issue_credit(ctx, 8);
             }
             PanickyMsg::Socket(SocketEvent::Data(conn, Ok(line))) => {
                 if line.as_bytes() == b"boom" {
@@ -473,7 +472,7 @@ impl Actor for PanickySession {
             }
             PanickyMsg::Socket(SocketEvent::Data(conn, Err(e))) => {
                 conn.send_line(ctx, format!("error: {e}"));
-                conn.issue_credit(ctx);
+                conn.issue_credit(ctx, 1);
             }
             PanickyMsg::Socket(SocketEvent::Closed(..)) => ctx.stop(),
             PanickyMsg::Socket(_) => {}
@@ -481,19 +480,19 @@ impl Actor for PanickySession {
     }
 }
 
-fn answer(ctx: &mut Ctx<'_, PanickySession>, conn: Socket, line: Unit) {
+fn answer(ctx: &mut Ctx<'_, PanickySession>, conn: Addr<Socket>, line: Unit) {
     conn.send_line_parts(
         ctx,
         bytes::Bytes::from_static(b"You said: "),
         line.into_bytes(),
     );
-    conn.issue_credit(ctx);
+    conn.issue_credit(ctx, 1);
 }
 
 /// A service like `EchoService` that runs `PanickySession`s and records
 /// every session's exit reason from its monitor.
 struct PanickyService {
-    listener: Option<ListenerHandle>,
+    listener: Option<Addr<Listener>>,
     addr: Option<SocketAddr>,
     live: Vec<ActorId>,
     ended: Vec<(ActorId, ExitReason)>,
@@ -528,7 +527,7 @@ impl Actor for PanickyService {
 
     fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
         let l = Listener::listen(ctx, ListenSpec::host_port("127.0.0.1", 0));
-        l.issue_credit_n(ctx, 1000);
+        l.issue_credit(ctx, 1000);
         self.listener = Some(l);
     }
 

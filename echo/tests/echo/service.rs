@@ -9,14 +9,14 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use crate::support::{Server, PREFIX};
-use credit_actors::net::ConnConfig;
+use credit_actors::net::SocketConfig;
 use credit_echo::{EchoClient, EchoConfig};
 use credit_testkit::{closed_port, join_bounded, wait_until, Peer, WAIT};
 
-fn small_lines() -> ConnConfig {
-    ConnConfig {
+fn small_lines() -> SocketConfig {
+    SocketConfig {
         max_unit: 1024,
-        ..ConnConfig::default()
+        ..SocketConfig::default()
     }
 }
 
@@ -321,7 +321,7 @@ fn tutorial_window_of_one_answers_pipelined_lines_in_order() {
 
 #[test]
 fn max_conns_one_makes_a_second_client_wait_until_the_first_leaves() {
-    let server = Server::start_with(ConnConfig::default(), Some(1));
+    let server = Server::start_with(SocketConfig::default(), Some(1));
     let mut first = server.connect();
     assert_eq!(first.ask("first"), "You said: first");
     // The second handshake completes in the kernel backlog ...
@@ -350,9 +350,9 @@ fn max_conns_one_makes_a_second_client_wait_until_the_first_leaves() {
 #[test]
 fn idle_session_is_closed_after_the_idle_timeout() {
     let server = Server::start_with(
-        ConnConfig {
+        SocketConfig {
             idle_timeout: Some(Duration::from_millis(200)),
-            ..ConnConfig::default()
+            ..SocketConfig::default()
         },
         None,
     );
@@ -394,9 +394,9 @@ fn echo_client_connects_by_the_name_localhost() {
 #[test]
 fn echo_client_requests_are_rejected_when_the_server_closes_the_connection() {
     let server = Server::start_with(
-        ConnConfig {
+        SocketConfig {
             idle_timeout: Some(Duration::from_millis(200)),
-            ..ConnConfig::default()
+            ..SocketConfig::default()
         },
         None,
     );

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use credit_actors::net::{ConnConfig, ListenSpec};
+use credit_actors::net::{ListenSpec, SocketConfig};
 use credit_actors::{Addr, Config, Reactor, ReactorHandle};
 use credit_echo::{EchoConfig, EchoService, ServiceMsg};
 use credit_testkit::{Peer, WAIT};
@@ -29,11 +29,11 @@ pub struct Server {
 impl Server {
     /// A server with default connection settings.
     pub fn start() -> Server {
-        Server::start_with(ConnConfig::default(), None)
+        Server::start_with(SocketConfig::default(), None)
     }
 
     /// A server whose accepted connections use `conn`.
-    pub fn start_with(conn: ConnConfig, max_conns: Option<usize>) -> Server {
+    pub fn start_with(conn: SocketConfig, max_conns: Option<usize>) -> Server {
         Server::start_config(EchoConfig {
             conn,
             max_conns,

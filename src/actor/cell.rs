@@ -1,0 +1,286 @@
+//! The typed half of an actor's slot: behaviour plus mailbox, and the
+//! monomorphised functions the reactor calls through its function table.
+//!
+//! While an actor runs, its behaviour is moved out of the cell and its
+//! mailbox stays in place, so anything sent during the run (to itself
+//! included) lands in the mailbox by the ordinary path.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use std::any::TypeId;
+
+use crate::actor::system::{ActorSlot, ActorVTable, Signal, System};
+use crate::actor::{Actor, ActorId, Addr, Core, Ctx, Destination, ExitReason, LinkAction};
+use crate::reactor::{Ready, VTable};
+
+pub(crate) enum Envelope<M> {
+    Msg(M),
+    Signal(Signal),
+}
+
+pub(crate) struct ActorCell<A: Actor> {
+    /// `None` while the actor runs. Boxed so that taking it out for a run
+    /// moves a pointer, not the whole behaviour (a socket is several
+    /// hundred bytes).
+    pub(crate) actor: Option<Box<A>>,
+    pub(crate) started: bool,
+    /// Where senders push. A run takes it as its batch (so it pops without
+    /// looking the slot up) and gives it back afterwards with its capacity,
+    /// so steady messaging allocates nothing. Only messages an actor sends
+    /// itself during its own run find an empty queue.
+    pub(crate) mailbox: VecDeque<Envelope<A::Msg>>,
+}
+
+impl<A: Actor> ActorCell<A> {
+    pub(crate) fn new(actor: A) -> ActorCell<A> {
+        ActorCell {
+            actor: Some(Box::new(actor)),
+            started: false,
+            mailbox: VecDeque::new(),
+        }
+    }
+}
+
+/// The function table of an actor type.
+pub(crate) trait HasVTable {
+    const VTABLE: VTable<System>;
+}
+
+impl<A: Actor> HasVTable for A {
+    const VTABLE: VTable<System> = VTable::new(
+        run_actor::<A>,
+        turn_end_actor::<A>,
+        trim::<A>,
+        std::any::type_name::<A>,
+        ActorVTable {
+            push_signal: push_signal::<A>,
+            stop: stop_actor::<A>,
+        },
+    );
+}
+
+/// The cell behind `cell`, which the table's owner guarantees is an
+/// `ActorCell<A>`.
+fn cell_of<A: Actor>(cell: &mut dyn Any) -> Option<&mut ActorCell<A>> {
+    cell.downcast_mut::<ActorCell<A>>()
+}
+
+fn push_signal<A: Actor>(cell: &mut dyn Any, signal: Signal) {
+    if let Some(cell) = cell_of::<A>(cell) {
+        cell.mailbox.push_back(Envelope::Signal(signal));
+    }
+}
+
+/// Frees the mailbox's memory if it is empty (an idle actor).
+fn trim<A: Actor>(cell: &mut dyn Any) {
+    if let Some(cell) = cell_of::<A>(cell) {
+        if cell.mailbox.is_empty() && cell.mailbox.capacity() > 0 {
+            cell.mailbox = VecDeque::new();
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> Arc<str> {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        Arc::from(*s)
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        Arc::from(s.as_str())
+    } else {
+        Arc::from("panic with a non-string payload")
+    }
+}
+
+/// One run of one actor: its `started` hook the first time, then up to
+/// `budget` envelopes, then pending I/O readiness.
+fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
+    let Some(slot) = core.slot_mut(id) else {
+        return;
+    };
+    let ready = std::mem::take(&mut slot.ready);
+    let Some(cell) = slot.cell_mut::<ActorCell<A>>() else {
+        return;
+    };
+    let Some(mut actor) = cell.actor.take() else {
+        return;
+    };
+    let first = !cell.started;
+    cell.started = true;
+    let mut batch = std::mem::take(&mut cell.mailbox);
+    let budget = core.config.budget;
+    core.layer.begin_run();
+    // Outside the closure, so a panic does not lose the count.
+    let mut handled = 0usize;
+
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut ctx = Ctx::<A>::new(core, id);
+        if first {
+            actor.started(&mut ctx);
+        }
+        while handled < budget && !ctx.core().layer.running_exits() {
+            let Some(envelope) = batch.pop_front() else {
+                break;
+            };
+            handled += 1;
+            match envelope {
+                Envelope::Msg(msg) => actor.handle(&mut ctx, msg),
+                Envelope::Signal(Signal::Link { from, reason }) => {
+                    if actor.link_exit(&mut ctx, from, &reason) == LinkAction::Exit {
+                        ctx.exit(ExitReason::linked(from, &reason));
+                    }
+                }
+                Envelope::Signal(Signal::Down {
+                    peer,
+                    reference,
+                    reason,
+                }) => actor.down(&mut ctx, peer, reference, &reason),
+            }
+        }
+        if ready != 0 && !ctx.core().layer.running_exits() {
+            actor.io_ready(&mut ctx, Ready(ready));
+        }
+    }));
+
+    if let Err(payload) = outcome {
+        let msg = panic_message(payload);
+        log::error!(
+            "actor {id} ({}) panicked: {msg}",
+            std::any::type_name::<A>()
+        );
+        core.terminate(id, ExitReason::Failed(msg));
+    }
+    let exiting = core.layer.end_run();
+    core.stats.messages += handled as u64;
+    let mut more = false;
+    if let Some(cell) = core.slot_mut(id).and_then(|s| s.cell_mut::<ActorCell<A>>()) {
+        cell.actor = Some(actor);
+        // Leftovers go before what arrived during the run.
+        batch.append(&mut cell.mailbox);
+        more = !batch.is_empty();
+        cell.mailbox = batch;
+    }
+    if more && !exiting {
+        if handled >= budget {
+            core.stats.forced_yields += 1;
+        }
+        core.schedule(id);
+    }
+}
+
+fn turn_end_actor<A: Actor>(core: &mut Core, id: ActorId) {
+    let Some(mut actor) = core
+        .slot_mut(id)
+        .and_then(|s| s.cell_mut::<ActorCell<A>>())
+        .and_then(|c| c.actor.take())
+    else {
+        return;
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        actor.turn_end(&mut Ctx::<A>::new(core, id));
+    }));
+    if let Err(payload) = outcome {
+        core.terminate(id, ExitReason::Failed(panic_message(payload)));
+    }
+    if let Some(cell) = core.slot_mut(id).and_then(|s| s.cell_mut::<ActorCell<A>>()) {
+        cell.actor = Some(actor);
+    }
+}
+
+/// Ends an actor already removed from its slot: its `stopped` hook, then
+/// the drop of its behaviour and mailbox.
+fn stop_actor<A: Actor>(core: &mut Core, cell: Box<dyn Any>, id: ActorId, reason: &ExitReason) {
+    let Ok(mut cell) = cell.downcast::<ActorCell<A>>() else {
+        return;
+    };
+    if let Some(mut actor) = cell.actor.take() {
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            actor.stopped(&mut Ctx::<A>::new(core, id), reason);
+            drop(actor);
+        }));
+        if let Err(payload) = outcome {
+            log::error!(
+                "actor {id} panicked while stopping: {}",
+                panic_message(payload)
+            );
+        }
+    }
+    // Dropping the mailbox drops any unanswered reply slots in it, which
+    // rejects those requests.
+    drop(cell);
+}
+
+impl Core {
+    // ----- spawn and send --------------------------------------------------
+
+    /// Spawns an actor; it runs its `started` hook on its first run.
+    pub fn spawn<A: Actor>(&mut self, actor: A) -> Addr<A> {
+        let id = self.insert(
+            ActorCell::new(actor),
+            &<A as HasVTable>::VTABLE,
+            ActorSlot::default(),
+        );
+        trace_ev!(self, "S {id} {}", std::any::type_name::<A>());
+        self.schedule(id);
+        Addr::new(id)
+    }
+
+    /// Sends `msg` to `to` (an [`Addr`] or a
+    /// [`Recipient`](crate::actor::Recipient)). False, and the message is
+    /// dropped and counted in `Stats::dead_sends`, if the actor is dead.
+    #[inline]
+    pub fn send<M>(&mut self, to: impl Destination<M>, msg: M) -> bool {
+        to.deliver(self, msg)
+    }
+
+    /// Sends `msg` to the actor `to`, of type `A`.
+    #[inline]
+    pub(crate) fn send_to<A: Actor>(&mut self, to: ActorId, msg: A::Msg) -> bool {
+        let delivered = match self.slot_mut(to) {
+            Some(slot) if !slot.data.exiting => match slot.cell_mut::<ActorCell<A>>() {
+                Some(cell) => {
+                    cell.mailbox.push_back(Envelope::Msg(msg));
+                    !slot.scheduled
+                }
+                None => return self.dead_send(),
+            },
+            _ => return self.dead_send(),
+        };
+        if delivered {
+            self.schedule_sent(to);
+        }
+        true
+    }
+
+    fn dead_send(&mut self) -> bool {
+        self.stats.dead_sends += 1;
+        false
+    }
+
+    /// Counts a send (or request) to a dead actor.
+    pub(crate) fn count_dead_send(&mut self) {
+        self.stats.dead_sends += 1;
+    }
+
+    /// True if `id` names a live actor that is not on its way out.
+    pub fn is_alive(&self, id: ActorId) -> bool {
+        self.slot(id).is_some_and(|s| !s.data.exiting)
+    }
+
+    /// True if `id` is a live actor of type `A`.
+    pub(crate) fn is_a<A: Actor>(&self, id: ActorId) -> bool {
+        self.slot(id)
+            .is_some_and(|s| s.type_id == TypeId::of::<ActorCell<A>>())
+    }
+
+    pub(crate) fn push_signal(&mut self, to: ActorId, signal: Signal) {
+        if let Some(slot) = self.slot_mut(to) {
+            if !slot.data.exiting {
+                (slot.vtable.layer().push_signal)(&mut *slot.cell, signal);
+                self.schedule(to);
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The actor-level operations of a [`ReactorHandle`], for other threads:
+//! spawn, send, request, kill, and blocking calls.
+//!
+//! Every blocking call refuses to run on a reactor thread
+//! ([`RequestError::WouldBlockReactor`]): it would deadlock it.
+
+use std::time::Duration;
+
+use crate::actor::system::System;
+use crate::actor::{Actor, ActorId, Addr, Core, ExitReason, PendingReply, Reply, RequestError};
+use crate::reactor::{on_reactor_thread, Metrics, ReactorHandle, Stats};
+
+/// How long the convenience calls below wait for the reactor.
+const CALL_WAIT: Duration = Duration::from_secs(30);
+
+impl ReactorHandle<System> {
+    /// Runs `f` on the reactor thread and waits for its result, at most
+    /// `timeout`.
+    pub fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Core) -> R + Send + 'static,
+        timeout: Duration,
+    ) -> Result<R, RequestError> {
+        if on_reactor_thread() {
+            return Err(RequestError::WouldBlockReactor);
+        }
+        let (reply, pending) = Reply::to_thread();
+        if !self.post(move |core| {
+            let r = f(core);
+            reply.answer(core, Ok(r));
+        }) {
+            return Err(RequestError::ReactorGone);
+        }
+        pending.wait_timeout(timeout)
+    }
+
+    /// Sends a one-way message. False if the reactor has stopped; a message
+    /// to a dead actor is dropped and counted there.
+    pub fn send<A: Actor>(&self, to: Addr<A>, msg: A::Msg) -> bool
+    where
+        A::Msg: Send,
+    {
+        self.post(move |core| {
+            core.send(to, msg);
+        })
+    }
+
+    /// Spawns the actor `make` builds on the reactor thread, and waits for
+    /// its address. (Actors need not be `Send`; the closure must be.)
+    pub fn spawn<A: Actor>(
+        &self,
+        make: impl FnOnce() -> A + Send + 'static,
+    ) -> Result<Addr<A>, RequestError> {
+        self.call(move |core| core.spawn(make()), CALL_WAIT)
+    }
+
+    /// Sends a request and returns the pending answer to wait on. A dead
+    /// callee rejects with [`RequestError::DeadActor`].
+    pub fn request<A: Actor, T: Send + 'static>(
+        &self,
+        to: Addr<A>,
+        make: impl FnOnce(Reply<T>) -> A::Msg + Send + 'static,
+    ) -> PendingReply<T> {
+        let (reply, pending) = Reply::to_thread();
+        let posted = self.post(move |core| {
+            if core.is_alive(to.id()) {
+                core.send(to, make(reply));
+            } else {
+                core.count_dead_send();
+                reply.answer(core, Err(RequestError::DeadActor(to.id())));
+            }
+        });
+        if posted {
+            pending
+        } else {
+            PendingReply::failed(RequestError::ReactorGone)
+        }
+    }
+
+    /// Sends a request and blocks for the answer, at most `timeout`.
+    pub fn request_wait<A: Actor, T: Send + 'static>(
+        &self,
+        to: Addr<A>,
+        make: impl FnOnce(Reply<T>) -> A::Msg + Send + 'static,
+        timeout: Duration,
+    ) -> Result<T, RequestError> {
+        if on_reactor_thread() {
+            return Err(RequestError::WouldBlockReactor);
+        }
+        self.request(to, make).wait_timeout(timeout)
+    }
+
+    /// Kills an actor. False if the reactor has stopped.
+    pub fn kill(&self, id: ActorId) -> bool {
+        self.terminate(id, ExitReason::Killed)
+    }
+
+    /// Ends an actor with `reason`. False if the reactor has stopped.
+    pub fn terminate(&self, id: ActorId, reason: ExitReason) -> bool {
+        self.post(move |core| core.terminate(id, reason))
+    }
+
+    /// True if the actor is alive (asks the reactor and waits).
+    pub fn is_alive(&self, id: ActorId) -> bool {
+        self.call(move |core| core.is_alive(id), CALL_WAIT)
+            .unwrap_or(false)
+    }
+
+    /// The actor registered under `name`, if any and if it is an `A` (asks
+    /// the reactor and waits).
+    pub fn whereis<A: Actor>(&self, name: &str) -> Result<Option<Addr<A>>, RequestError> {
+        let name = name.to_string();
+        self.call(move |core| core.whereis::<A>(&name), CALL_WAIT)
+    }
+
+    /// The reactor's counters (asks the reactor and waits).
+    pub fn stats(&self) -> Result<Stats, RequestError> {
+        self.call(|core| core.stats(), CALL_WAIT)
+    }
+
+    /// A snapshot of the reactor's scheduler metrics (asks the reactor and
+    /// waits).
+    pub fn metrics(&self) -> Result<Metrics, RequestError> {
+        self.call(|core| core.metrics(), CALL_WAIT)
+    }
+}

@@ -1,0 +1,237 @@
+//! The actor layer's per-reactor state, and the operations on the
+//! reactor's [`Core`] that keep it: exits, links and monitors.
+//!
+//! Invariants:
+//! - exits are queued and processed between runs (in [`Layer::settle`]),
+//!   never inside a handler, so a kill from one actor takes effect before
+//!   the next actor runs and no handler runs re-entrantly;
+//! - a link is recorded on both sides, a monitor on the monitored side;
+//!   processing an exit removes the slot, calls `stopped`, then queues a
+//!   link notice to every linked actor and a monitor notice to every
+//!   monitor, in the mailboxes, behind what was sent before.
+
+use std::any::Any;
+use std::collections::VecDeque;
+
+use crate::actor::registry::Names;
+use crate::actor::request::{ActorTimer, Requests};
+use crate::actor::{ActorId, Core, ExitReason, MonitorRef};
+use crate::reactor::Layer;
+
+/// A notice from the runtime about another actor's exit, queued in order
+/// with messages.
+pub(crate) enum Signal {
+    Link {
+        from: ActorId,
+        reason: ExitReason,
+    },
+    Down {
+        peer: ActorId,
+        reference: MonitorRef,
+        reason: ExitReason,
+    },
+}
+
+/// The actor layer: its state in each reactor (exits queued, pending
+/// requests, registered names). It is the `L` of the reactor's
+/// `Core<L>`; users meet it only through the [`Core`] alias.
+#[derive(Debug, Default)]
+pub struct System {
+    exits: VecDeque<(ActorId, ExitReason)>,
+    /// The running actor has an exit queued: it handles nothing more.
+    running_exits: bool,
+    pub(crate) requests: Requests,
+    pub(crate) names: Names,
+}
+
+impl System {
+    pub(crate) fn begin_run(&mut self) {
+        self.running_exits = false;
+    }
+
+    /// Ends the current run; true if the actor asked to exit (or was told).
+    pub(crate) fn end_run(&mut self) -> bool {
+        std::mem::take(&mut self.running_exits)
+    }
+
+    /// True once the running actor has an exit queued.
+    pub(crate) fn running_exits(&self) -> bool {
+        self.running_exits
+    }
+}
+
+/// What the actor layer keeps in each slot.
+#[derive(Debug, Default)]
+pub struct ActorSlot {
+    /// An exit is queued; the actor receives nothing more.
+    pub(crate) exiting: bool,
+    /// Linked peers (both sides record the link).
+    links: Vec<ActorId>,
+    /// Who monitors this actor, and with which reference.
+    monitors: Vec<(ActorId, MonitorRef)>,
+}
+
+/// The actor layer's functions for one actor type.
+#[derive(Debug)]
+pub struct ActorVTable {
+    pub(crate) push_signal: fn(&mut dyn Any, Signal),
+    pub(crate) stop: fn(&mut Core, Box<dyn Any>, ActorId, &ExitReason),
+}
+
+impl Layer for System {
+    type Slot = ActorSlot;
+    type VTable = ActorVTable;
+    type Timer = ActorTimer;
+
+    fn settle(core: &mut Core) {
+        core.process_exits();
+        core.reap_orphans();
+    }
+
+    fn pending(core: &Core) -> bool {
+        !core.layer.exits.is_empty()
+    }
+
+    fn fire(core: &mut Core, timer: ActorTimer) {
+        match timer {
+            ActorTimer::RequestTimeout(id) => core.request_timed_out(id),
+        }
+    }
+
+    fn shutdown(core: &mut Core) {
+        for id in core.ids() {
+            core.terminate(id, ExitReason::Shutdown);
+        }
+        Self::settle(core);
+    }
+}
+
+impl Core {
+    // ----- exits -----------------------------------------------------------
+
+    /// Ends `id` with `reason` once the current handler returns. The first
+    /// reason given wins.
+    pub fn terminate(&mut self, id: ActorId, reason: ExitReason) {
+        let running = self.running() == Some(id);
+        if let Some(slot) = self.slot_mut(id) {
+            if !slot.data.exiting {
+                slot.data.exiting = true;
+                self.layer.exits.push_back((id, reason));
+                if running {
+                    self.layer.running_exits = true;
+                }
+            }
+        }
+    }
+
+    /// Kills `id` ([`ExitReason::Killed`]). It cannot refuse.
+    pub fn kill(&mut self, id: ActorId) {
+        self.terminate(id, ExitReason::Killed)
+    }
+
+    fn process_exits(&mut self) {
+        while let Some((id, reason)) = self.layer.exits.pop_front() {
+            let Some(slot) = self.remove(id) else {
+                continue;
+            };
+            trace_ev!(self, "X {id} {reason}");
+            log::trace!("actor {id} ({}) exited: {reason}", slot.vtable.type_name());
+            self.layer.names.forget(id);
+            (slot.vtable.layer().stop)(self, slot.cell, id, &reason);
+            for peer in slot.data.links {
+                trace_ev!(self, "L {id} {peer}");
+                if let Some(p) = self.slot_mut(peer) {
+                    p.data.links.retain(|l| *l != id);
+                }
+                self.push_signal(
+                    peer,
+                    Signal::Link {
+                        from: id,
+                        reason: reason.clone(),
+                    },
+                );
+            }
+            for (watcher, reference) in slot.data.monitors {
+                trace_ev!(self, "M {id} {watcher}");
+                self.push_signal(
+                    watcher,
+                    Signal::Down {
+                        peer: id,
+                        reference,
+                        reason: reason.clone(),
+                    },
+                );
+            }
+            self.reap_orphans();
+        }
+    }
+
+    // ----- links and monitors ----------------------------------------------
+
+    /// Links `a` and `b` both ways. Linking a dead actor delivers the link
+    /// notice at once, with [`ExitReason::NoSuchActor`].
+    pub fn link(&mut self, a: ActorId, b: ActorId) {
+        if a == b {
+            return;
+        }
+        if !self.is_alive(b) {
+            self.push_signal(
+                a,
+                Signal::Link {
+                    from: b,
+                    reason: ExitReason::NoSuchActor,
+                },
+            );
+            return;
+        }
+        if !self.is_alive(a) {
+            return;
+        }
+        for (x, y) in [(a, b), (b, a)] {
+            if let Some(slot) = self.slot_mut(x) {
+                if !slot.data.links.contains(&y) {
+                    slot.data.links.push(y);
+                }
+            }
+        }
+    }
+
+    /// Removes the link between `a` and `b`, if there is one.
+    pub fn unlink(&mut self, a: ActorId, b: ActorId) {
+        for (x, y) in [(a, b), (b, a)] {
+            if let Some(slot) = self.slot_mut(x) {
+                slot.data.links.retain(|l| *l != y);
+            }
+        }
+    }
+
+    /// `watcher` monitors `peer` with `reference`. Monitoring a dead actor
+    /// notifies at once, with [`ExitReason::NoSuchActor`].
+    pub fn monitor(&mut self, watcher: ActorId, peer: ActorId, reference: MonitorRef) {
+        match self.slot_mut(peer) {
+            Some(slot) if !slot.data.exiting => slot.data.monitors.push((watcher, reference)),
+            _ => self.push_signal(
+                watcher,
+                Signal::Down {
+                    peer,
+                    reference,
+                    reason: ExitReason::NoSuchActor,
+                },
+            ),
+        }
+    }
+
+    /// Removes a monitor, if there is one.
+    pub fn demonitor(&mut self, watcher: ActorId, peer: ActorId, reference: MonitorRef) {
+        if let Some(slot) = self.slot_mut(peer) {
+            if let Some(pos) = slot
+                .data
+                .monitors
+                .iter()
+                .position(|m| *m == (watcher, reference))
+            {
+                slot.data.monitors.swap_remove(pos);
+            }
+        }
+    }
+}

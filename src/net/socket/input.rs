@@ -1,0 +1,158 @@
+//! The input side of a socket: readiness, reads, credit, and delivering
+//! work units to the controller.
+//!
+//! A line's way in: the readiness event marks the socket readable
+//! (`io_ready`), `pump` reads into the read buffer when it runs dry, the
+//! framer cuts units off its front, and each unit of credit lets one unit
+//! out to the controller as `SocketEvent::Data`.
+
+use std::io;
+
+use crate::actor::Ctx;
+use crate::net::framing::UnitError;
+use crate::net::local::NetLocal;
+use crate::net::socket::{CloseReason, CreditOp, OverlongPolicy, Socket, SocketEvent, State};
+use crate::net::sys;
+
+/// Credit that never runs out.
+const INFINITE: u64 = u64::MAX;
+
+impl Socket {
+    /// Applies a credit operation and delivers what it lets out.
+    pub(super) fn credit(&mut self, ctx: &mut Ctx<'_, Self>, op: CreditOp) {
+        self.credit = match op {
+            CreditOp::Infinite => INFINITE,
+            CreditOp::Zero => 0,
+            CreditOp::Issue(_) if self.credit == INFINITE => INFINITE,
+            CreditOp::Issue(n) if n >= 0 => self.credit.saturating_add(n as u64).min(INFINITE - 1),
+            CreditOp::Issue(n) => self.credit.saturating_sub(n.unsigned_abs()),
+        };
+        trace_ev!(ctx, "C {} {}", ctx.id(), self.credit);
+        self.pump(ctx);
+    }
+
+    /// Delivers buffered units while credit lasts, reading more when the
+    /// buffer runs dry and the socket may hold data.
+    pub(super) fn pump(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if self.state != State::Open {
+            return;
+        }
+        loop {
+            let mut exhausted = false;
+            while self.credit > 0 && !self.held {
+                match self.framer.next_unit(&mut self.rbuf, self.eof) {
+                    Some(unit) => {
+                        if self.credit != INFINITE {
+                            self.credit -= 1;
+                        }
+                        metric! {
+                            ctx.local::<NetLocal>().stats.units += 1;
+                        }
+                        trace_ev!(ctx, "U {}", ctx.id());
+                        if let (Err(UnitError::TooLong { limit }), OverlongPolicy::Close) =
+                            (&unit, self.config.overlong)
+                        {
+                            let what = format!("work unit longer than {limit} bytes");
+                            self.fail(ctx, CloseReason::LimitExceeded(what.into()));
+                            return;
+                        }
+                        let me = ctx.me();
+                        self.emit(ctx, SocketEvent::Data(me, unit));
+                    }
+                    None => {
+                        exhausted = true;
+                        break;
+                    }
+                }
+            }
+            if !exhausted {
+                // Out of credit (or held) with input possibly waiting.
+                if !self.rbuf.is_empty() || self.may_read {
+                    metric! {
+                        ctx.local::<NetLocal>().stats.credit_stalls += u64::from(!self.held);
+                    }
+                }
+                break;
+            }
+            if self.eof || !self.may_read {
+                break;
+            }
+            if self.rbuf.capacity() == 0 {
+                self.rbuf = ctx.local::<NetLocal>().take_buffer(self.config.read_size);
+            }
+            match self.read(ctx) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    self.fail(ctx, CloseReason::from_io(&e));
+                    return;
+                }
+            }
+        }
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
+            // An idle socket keeps no read buffer.
+            let buf = std::mem::take(&mut self.rbuf);
+            ctx.local::<NetLocal>().give_buffer(buf);
+        }
+        if self.eof && !self.closed_sent && (self.rbuf.is_empty() || self.framer.is_discarding()) {
+            self.closed_sent = true;
+            let me = ctx.me();
+            self.emit(ctx, SocketEvent::Closed(me, CloseReason::Orderly));
+        }
+    }
+
+    /// One read into the buffer's spare room. `Ok(true)` if bytes (or EOF)
+    /// arrived and the framer should look again.
+    fn read(&mut self, ctx: &mut Ctx<'_, Self>) -> io::Result<bool> {
+        let Some(stream) = self.stream.as_ref() else {
+            return Ok(false);
+        };
+        // Reads grow with a partial unit (doubling), so a long line takes a
+        // few reads, not one per `read_size` bytes.
+        let read_size = self.config.read_size.max(self.rbuf.len()).max(1);
+        let room = self.framer.room(&self.rbuf).min(read_size);
+        if room == 0 {
+            return Ok(false);
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < room {
+            self.rbuf.reserve(room);
+        }
+        metric! {
+            ctx.local::<NetLocal>().stats.reads += 1;
+        }
+        let n = match sys::read_into(stream, &mut self.rbuf, room) {
+            Ok(n) => n,
+            Err(e) => {
+                return match e.kind() {
+                    io::ErrorKind::WouldBlock => {
+                        metric! {
+                            ctx.local::<NetLocal>().stats.empty_reads += 1;
+                        }
+                        self.may_read = false;
+                        Ok(false)
+                    }
+                    io::ErrorKind::Interrupted => Ok(true),
+                    _ => Err(e),
+                };
+            }
+        };
+        trace_ev!(ctx, "R {} {n}", ctx.id());
+        if n == 0 {
+            self.eof = true;
+            self.may_read = false;
+            return Ok(true);
+        }
+        metric! {
+            ctx.local::<NetLocal>().stats.bytes_in += n as u64;
+        }
+        self.last_input = ctx.now();
+        if n < room && !self.read_closed {
+            // A short read drained the socket: the next arrival raises a new
+            // edge, so there is no need to spend a syscall on WouldBlock.
+            // Not so once the peer's FIN was reported: the EOF behind these
+            // bytes raises no new edge.
+            self.may_read = false;
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,595 @@
+//! The connected-socket actor.
+//!
+//! A [`Socket`] owns one TCP stream. It reads into a `BytesMut`, cuts work
+//! units with a [`Framer`], and hands them to its *controlling actor* one
+//! per unit of credit. With no credit it stops reading, so unread bytes stay
+//! in the kernel and TCP pushes back on the peer. Output is queued and
+//! flushed at the end of the reactor turn, so everything a socket produces
+//! in one turn leaves in one (vectored) write.
+//!
+//! The socket is split along the path of a line:
+//! - `input.rs`: readiness, reads, credit, cutting units, delivering them;
+//! - `output.rs`: the output queue, flushing it, send promises;
+//! - `connect.rs`: outgoing connections (name resolution, fallback);
+//! - `timers.rs`: idle and write timeouts, the linger of a closing socket;
+//! - this file: the types, the messages, and closing.
+//!
+//! Invariants:
+//! - no unit is delivered while credit is zero;
+//! - `may_read` is true whenever the kernel may hold unread bytes that no
+//!   future readiness event will announce (edge-triggered readiness: after
+//!   stopping for lack of credit the socket resumes by itself when credit
+//!   arrives);
+//! - the read buffer never exceeds the framer's room (`max_unit` plus the
+//!   delimiter), and input is held back while queued output is above the
+//!   high-water mark, so memory stays bounded whatever the peer does;
+//! - `closed` reaches the controller once, after every unit that preceded it.
+
+mod connect;
+mod input;
+mod output;
+mod timers;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use mio::net::TcpStream;
+use mio::Interest;
+
+use crate::actor::{
+    Actor, ActorId, Addr, Ctx, ExitReason, LinkAction, Recipient, Reply, RequestError,
+};
+use crate::net::framing::{Delimiter, Framer, Mode, Unit, UnitError};
+use crate::net::local::NetLocal;
+use crate::reactor::Ready;
+
+use output::Output;
+
+/// Events a socket sends its controlling actor. The controller's message
+/// type implements `From<SocketEvent>`.
+#[derive(Debug)]
+pub enum SocketEvent {
+    /// An outgoing connection is up, to this peer address.
+    Connected(Addr<Socket>, SocketAddr),
+    /// One work unit, or the typed reason one could not be delivered (the
+    /// connection goes on with the next unit). Uses one unit of credit.
+    Data(Addr<Socket>, Result<Unit, UnitError>),
+    /// The input side ended, or the connection failed. After an orderly
+    /// close the socket still accepts output until it is stopped.
+    Closed(Addr<Socket>, CloseReason),
+    /// Nothing was received for the idle timeout.
+    Timeout(Addr<Socket>),
+}
+
+/// Why a socket's input ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer finished sending (EOF) after every unit was delivered: the
+    /// tutorial's empty reason. Output may still be sent.
+    Orderly,
+    /// The peer reset the connection.
+    Reset,
+    /// An I/O error (including a failed connect).
+    Error {
+        /// The error's kind.
+        kind: io::ErrorKind,
+        /// The error's text.
+        message: Arc<str>,
+    },
+    /// A limit was exceeded and the connection's policy is to close.
+    LimitExceeded(Arc<str>),
+    /// Output made no progress for the write timeout.
+    WriteTimeout,
+}
+
+impl CloseReason {
+    pub(crate) fn from_io(e: &io::Error) -> CloseReason {
+        match e.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => CloseReason::Reset,
+            kind => CloseReason::Error {
+                kind,
+                message: e.to_string().into(),
+            },
+        }
+    }
+
+    /// True for [`CloseReason::Orderly`].
+    pub fn is_orderly(&self) -> bool {
+        matches!(self, CloseReason::Orderly)
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Orderly => f.write_str("closed by peer"),
+            CloseReason::Reset => f.write_str("connection reset by peer"),
+            CloseReason::Error { message, .. } => write!(f, "I/O error: {message}"),
+            CloseReason::LimitExceeded(what) => write!(f, "limit exceeded: {what}"),
+            CloseReason::WriteTimeout => f.write_str("write timeout: output made no progress"),
+        }
+    }
+}
+
+/// What to do with a unit longer than `max_unit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OverlongPolicy {
+    /// Deliver `Data(Err(TooLong))` in its place, discard through the next
+    /// delimiter and go on (tokio's `LinesCodec`). The default.
+    #[default]
+    Skip,
+    /// Close the socket with [`CloseReason::LimitExceeded`] (Akka's
+    /// framing stages).
+    Close,
+}
+
+/// Settings of a socket, shared by all the sockets a listener accepts.
+#[derive(Clone, Debug)]
+pub struct SocketConfig {
+    /// Longest work unit, delimiter excluded. Default 64 KiB.
+    pub max_unit: usize,
+    /// What an overlong unit does.
+    pub overlong: OverlongPolicy,
+    /// Queued output above which input is held back from the controller.
+    /// Default 1 MiB. Input resumes below half of it.
+    pub high_water: usize,
+    /// Bytes asked of the kernel per read. Default 16 KiB.
+    pub read_size: usize,
+    /// Appended by `send_line`. Default LF.
+    pub line_terminator: Bytes,
+    /// Sends `Timeout` after this long without input. Off by default.
+    pub idle_timeout: Option<Duration>,
+    /// Closes the connection when queued output makes no progress for this
+    /// long. Off by default.
+    pub write_timeout: Option<Duration>,
+    /// How long a stopping socket may take to flush its output before
+    /// it is closed regardless. Default 10 s.
+    pub linger: Duration,
+}
+
+impl Default for SocketConfig {
+    fn default() -> SocketConfig {
+        SocketConfig {
+            max_unit: Framer::DEFAULT_MAX_UNIT,
+            overlong: OverlongPolicy::Skip,
+            high_water: 1 << 20,
+            read_size: 16 * 1024,
+            line_terminator: Bytes::from_static(b"\n"),
+            idle_timeout: None,
+            write_timeout: None,
+            linger: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How a credit operation changes credit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreditOp {
+    /// Adds `n` (negative subtracts; the result is clamped at zero).
+    Issue(i64),
+    /// No limit: every unit is delivered as it arrives.
+    Infinite,
+    /// Zero: nothing is delivered until more is issued.
+    Zero,
+}
+
+/// A message to a [`Socket`]. Build one with the constructors (for use from
+/// other threads), or use the methods on `Addr<Socket>` from an actor.
+#[derive(Debug)]
+pub struct SocketMsg(pub(super) Cmd);
+
+#[derive(Debug)]
+pub(super) enum Cmd {
+    SetController(Recipient<SocketEvent>),
+    SetMode(Mode),
+    SetMaxUnit(usize),
+    Credit(CreditOp),
+    Send {
+        head: Bytes,
+        body: Bytes,
+        line: bool,
+    },
+    SendAll(Vec<Bytes>),
+    Promise(Reply<()>),
+    SetLineTerminator(Bytes),
+    SetIdleTimeout(Option<Duration>),
+    SetWriteTimeout(Option<Duration>),
+    Stop,
+    Resolved(Result<Vec<SocketAddr>, CloseReason>),
+    IdleCheck,
+    WriteCheck,
+    LingerExpired,
+}
+
+impl SocketMsg {
+    /// Adds `n` units of credit (negative `n` subtracts, clamped at zero).
+    pub fn issue_credit(n: i64) -> SocketMsg {
+        SocketMsg(Cmd::Credit(CreditOp::Issue(n)))
+    }
+    /// A credit operation.
+    pub fn credit(op: CreditOp) -> SocketMsg {
+        SocketMsg(Cmd::Credit(op))
+    }
+    /// Changes how input is cut into units.
+    pub fn set_mode(mode: Mode) -> SocketMsg {
+        SocketMsg(Cmd::SetMode(mode))
+    }
+    /// Sends bytes as they are.
+    pub fn send(data: impl Into<Bytes>) -> SocketMsg {
+        SocketMsg(Cmd::Send {
+            head: Bytes::new(),
+            body: data.into(),
+            line: false,
+        })
+    }
+    /// Sends a line: the text, then the line terminator.
+    pub fn send_line(text: impl Into<Bytes>) -> SocketMsg {
+        SocketMsg(Cmd::Send {
+            head: Bytes::new(),
+            body: text.into(),
+            line: true,
+        })
+    }
+    /// Hands the socket to another controlling actor.
+    pub fn set_controller(to: Recipient<SocketEvent>) -> SocketMsg {
+        SocketMsg(Cmd::SetController(to))
+    }
+    /// Closes the socket once queued output is flushed.
+    pub fn stop() -> SocketMsg {
+        SocketMsg(Cmd::Stop)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Resolving the name or waiting for the connect to complete.
+    Connecting,
+    Open,
+    /// Stopping: no more input; flushing output, then closing.
+    Draining,
+}
+
+/// The connected-socket actor. See the module docs.
+pub struct Socket {
+    stream: Option<TcpStream>,
+    peer: Option<SocketAddr>,
+    state: State,
+    controller: Recipient<SocketEvent>,
+    framer: Framer,
+    /// Units the controller has asked for; `u64::MAX` is infinite.
+    credit: u64,
+    rbuf: BytesMut,
+    out: Output,
+    config: Rc<SocketConfig>,
+    line_terminator: Bytes,
+    idle_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    /// The kernel may hold bytes no readiness event will announce again.
+    may_read: bool,
+    /// The peer finished sending.
+    eof: bool,
+    /// A readiness event reported the peer's FIN (EPOLLRDHUP): EOF is
+    /// pending even after a short read, and no further edge will say so.
+    read_closed: bool,
+    closed_sent: bool,
+    /// Input held back: output above the high-water mark.
+    held: bool,
+    flush_pending: bool,
+    last_input: Instant,
+    last_output_progress: Instant,
+    idle_armed: bool,
+    write_check_armed: bool,
+    /// Addresses still to try while connecting.
+    targets: Vec<SocketAddr>,
+    connect_target: Option<(String, u16)>,
+}
+
+impl Socket {
+    fn new(
+        stream: Option<TcpStream>,
+        peer: Option<SocketAddr>,
+        state: State,
+        controller: Recipient<SocketEvent>,
+        config: Rc<SocketConfig>,
+    ) -> Socket {
+        let now = Instant::now();
+        Socket {
+            stream,
+            peer,
+            state,
+            controller,
+            framer: Framer::new(Mode::Raw, config.max_unit),
+            credit: 0,
+            rbuf: BytesMut::new(),
+            out: Output::default(),
+            line_terminator: config.line_terminator.clone(),
+            idle_timeout: config.idle_timeout,
+            write_timeout: config.write_timeout,
+            config,
+            may_read: true,
+            eof: false,
+            read_closed: false,
+            closed_sent: false,
+            held: false,
+            flush_pending: false,
+            last_input: now,
+            last_output_progress: now,
+            idle_armed: false,
+            write_check_armed: false,
+            targets: Vec::new(),
+            connect_target: None,
+        }
+    }
+
+    /// A socket over an accepted stream. Used by the listener.
+    pub(crate) fn accepted(
+        stream: TcpStream,
+        peer: SocketAddr,
+        controller: Recipient<SocketEvent>,
+        config: Rc<SocketConfig>,
+    ) -> Socket {
+        Socket::new(Some(stream), Some(peer), State::Open, controller, config)
+    }
+
+    /// The peer's address, once known.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    fn emit(&mut self, ctx: &mut Ctx<'_, Self>, event: SocketEvent) {
+        ctx.send(self.controller, event);
+    }
+
+    // ----- closing ---------------------------------------------------------
+
+    /// Stops input, flushes what is queued, then closes.
+    fn drain(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if self.state == State::Draining {
+            return;
+        }
+        if self.state == State::Connecting {
+            self.finish(ctx);
+            return;
+        }
+        self.state = State::Draining;
+        self.flush(ctx);
+        if self.out.is_empty() {
+            self.finish(ctx);
+        } else {
+            self.arm_linger(ctx);
+        }
+    }
+
+    /// Closes after a clean drain.
+    fn finish(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if let Some(s) = self.stream.as_ref() {
+            let _ = s.shutdown(std::net::Shutdown::Write);
+        }
+        ctx.stop();
+    }
+
+    /// Closes at once after a failure: tells the controller (unless it
+    /// already heard of the close), rejects pending send promises, exits.
+    fn fail(&mut self, ctx: &mut Ctx<'_, Self>, reason: CloseReason) {
+        let err = RequestError::rejected(format!("connection closed: {reason}"));
+        self.fail_output(ctx, &err);
+        if !self.closed_sent || !reason.is_orderly() {
+            self.closed_sent = true;
+            let me = ctx.me();
+            self.emit(ctx, SocketEvent::Closed(me, reason));
+        }
+        ctx.stop();
+    }
+}
+
+impl Actor for Socket {
+    type Msg = SocketMsg;
+
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        ctx.link(self.controller.id());
+        if self.state == State::Connecting {
+            self.start_connect(ctx);
+            return;
+        }
+        let registered = match self.stream.as_mut() {
+            Some(s) => {
+                let _ = s.set_nodelay(true);
+                ctx.register(s, Interest::READABLE | Interest::WRITABLE)
+            }
+            None => Err(io::Error::new(io::ErrorKind::NotConnected, "no stream")),
+        };
+        if let Err(e) = registered {
+            self.fail(ctx, CloseReason::from_io(&e));
+            return;
+        }
+        self.arm_idle(ctx);
+    }
+
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, SocketMsg(cmd): SocketMsg) {
+        match cmd {
+            Cmd::Credit(op) => self.credit(ctx, op),
+            Cmd::Send { head, body, line } => self.push_send(ctx, &head, &body, line),
+            Cmd::SendAll(items) => {
+                for item in &items {
+                    self.push_send(ctx, item, &Bytes::new(), false);
+                }
+            }
+            Cmd::Promise(reply) => self.promise(ctx, reply),
+            Cmd::SetMode(mode) => {
+                self.framer.set_mode(mode);
+                self.pump(ctx);
+            }
+            Cmd::SetMaxUnit(n) => {
+                self.framer.set_max_unit(n);
+                self.pump(ctx);
+            }
+            Cmd::SetController(to) => {
+                let old = self.controller.id();
+                if old != to.id() {
+                    ctx.unlink(old);
+                    self.controller = to;
+                    ctx.link(to.id());
+                }
+            }
+            Cmd::SetLineTerminator(t) => self.line_terminator = t,
+            Cmd::SetIdleTimeout(t) => {
+                self.idle_timeout = t;
+                self.arm_idle(ctx);
+            }
+            Cmd::SetWriteTimeout(t) => {
+                self.write_timeout = t;
+                self.arm_write_check(ctx);
+            }
+            Cmd::Stop => self.drain(ctx),
+            Cmd::Resolved(result) => self.resolved(ctx, result),
+            Cmd::IdleCheck => self.idle_check(ctx),
+            Cmd::WriteCheck => self.write_check(ctx),
+            Cmd::LingerExpired => self.linger_expired(ctx),
+        }
+    }
+
+    fn io_ready(&mut self, ctx: &mut Ctx<'_, Self>, ready: Ready) {
+        if self.state == State::Connecting {
+            self.connect_ready(ctx, ready);
+            return;
+        }
+        if ready.is_writable() && !self.out.is_empty() {
+            self.flush(ctx);
+        }
+        if ready.is_readable() && !self.eof {
+            self.may_read = true;
+            self.read_closed |= ready.is_read_closed() || ready.is_error();
+            self.pump(ctx);
+        }
+    }
+
+    fn turn_end(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.flush_pending = false;
+        self.flush(ctx);
+    }
+
+    fn link_exit(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        _peer: ActorId,
+        _reason: &ExitReason,
+    ) -> LinkAction {
+        // The controller is gone: nobody will read our events, but what it
+        // sent before dying still goes out.
+        self.drain(ctx);
+        LinkAction::Stay
+    }
+
+    fn stopped(&mut self, ctx: &mut Ctx<'_, Self>, _reason: &ExitReason) {
+        self.fail_output(ctx, &RequestError::rejected("connection closed"));
+        let buf = std::mem::take(&mut self.rbuf);
+        if buf.capacity() > 0 {
+            ctx.local::<NetLocal>().give_buffer(buf);
+        }
+    }
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("peer", &self.peer)
+            .field("state", &self.state)
+            .field("credit", &self.credit)
+            .finish()
+    }
+}
+
+/// Operations on a socket, from inside an actor. Each is one message to the
+/// socket actor, handled in the order sent.
+impl Addr<Socket> {
+    /// Adds `n` units of credit (the tutorial's `issueCredit` is `n = 1`);
+    /// negative `n` subtracts, and credit is clamped at zero.
+    pub fn issue_credit<A: Actor>(&self, ctx: &mut Ctx<'_, A>, n: i64) {
+        ctx.send(*self, SocketMsg(Cmd::Credit(CreditOp::Issue(n))));
+    }
+    /// Delivers every unit as it arrives.
+    pub fn infinite_credit<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {
+        ctx.send(*self, SocketMsg(Cmd::Credit(CreditOp::Infinite)));
+    }
+    /// Stops delivery until credit is issued again.
+    pub fn zero_credit<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {
+        ctx.send(*self, SocketMsg(Cmd::Credit(CreditOp::Zero)));
+    }
+    /// Sets how input is cut into units. Buffered input is re-cut.
+    pub fn set_mode<A: Actor>(&self, ctx: &mut Ctx<'_, A>, mode: Mode) {
+        ctx.send(*self, SocketMsg(Cmd::SetMode(mode)));
+    }
+    /// Text units ending at `delimiter` (the tutorial's `delimiterMode:`).
+    pub fn delimiter_mode<A: Actor>(&self, ctx: &mut Ctx<'_, A>, delimiter: Delimiter) {
+        self.set_mode(ctx, Mode::Text(delimiter));
+    }
+    /// Sets the longest accepted unit.
+    pub fn set_max_unit<A: Actor>(&self, ctx: &mut Ctx<'_, A>, max_unit: usize) {
+        ctx.send(*self, SocketMsg(Cmd::SetMaxUnit(max_unit)));
+    }
+    /// Sends bytes (or text) as they are.
+    pub fn send<A: Actor>(&self, ctx: &mut Ctx<'_, A>, data: impl Into<Bytes>) {
+        ctx.send(*self, SocketMsg::send(data));
+    }
+    /// Sends several pieces, in order.
+    pub fn send_all<A: Actor>(&self, ctx: &mut Ctx<'_, A>, items: Vec<Bytes>) {
+        ctx.send(*self, SocketMsg(Cmd::SendAll(items)));
+    }
+    /// Sends a line: the text, then the line terminator.
+    pub fn send_line<A: Actor>(&self, ctx: &mut Ctx<'_, A>, text: impl Into<Bytes>) {
+        ctx.send(*self, SocketMsg::send_line(text));
+    }
+    /// Sends `head` then `body` then the line terminator, without joining
+    /// them first (no allocation for `"You said: "` + line).
+    pub fn send_line_parts<A: Actor>(&self, ctx: &mut Ctx<'_, A>, head: Bytes, body: Bytes) {
+        ctx.send(
+            *self,
+            SocketMsg(Cmd::Send {
+                head,
+                body,
+                line: true,
+            }),
+        );
+    }
+    /// A promise for everything sent so far: `map` receives `Ok(())` once
+    /// those bytes are handed to the kernel, or the rejection if the socket
+    /// closes first.
+    pub fn flushed<A, F>(&self, ctx: &mut Ctx<'_, A>, map: F)
+    where
+        A: Actor,
+        F: FnOnce(Result<(), RequestError>) -> A::Msg + 'static,
+    {
+        ctx.request(*self, |r| SocketMsg(Cmd::Promise(r)), map);
+    }
+    /// Sets the line terminator `send_line` appends.
+    pub fn set_line_terminator<A: Actor>(&self, ctx: &mut Ctx<'_, A>, t: impl Into<Bytes>) {
+        ctx.send(*self, SocketMsg(Cmd::SetLineTerminator(t.into())));
+    }
+    /// Sends `Timeout` to the controller after this long without input.
+    pub fn set_idle_timeout<A: Actor>(&self, ctx: &mut Ctx<'_, A>, t: Option<Duration>) {
+        ctx.send(*self, SocketMsg(Cmd::SetIdleTimeout(t)));
+    }
+    /// Closes when output makes no progress for this long.
+    pub fn set_write_timeout<A: Actor>(&self, ctx: &mut Ctx<'_, A>, t: Option<Duration>) {
+        ctx.send(*self, SocketMsg(Cmd::SetWriteTimeout(t)));
+    }
+    /// Makes another actor the controller: it receives the events from now
+    /// on, and the socket is linked to it instead.
+    pub fn set_controller<A: Actor, B: Actor>(&self, ctx: &mut Ctx<'_, A>, to: Addr<B>)
+    where
+        B::Msg: From<SocketEvent>,
+    {
+        ctx.send(*self, SocketMsg(Cmd::SetController(to.recipient())));
+    }
+    /// Closes the socket once queued output is flushed.
+    pub fn stop<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {
+        ctx.send(*self, SocketMsg(Cmd::Stop));
+    }
+}

@@ -1,0 +1,441 @@
+//! The output side of a socket: the queue of bytes to write, and writing
+//! it.
+//!
+//! Small pieces (replies, lines) are copied into one contiguous tail buffer,
+//! so a turn's worth of replies leaves in one `write`; large pieces are kept
+//! as `Bytes` and written without a copy. A flush writes the queue with
+//! vectored writes until it is empty or the kernel pushes back, at the end
+//! of the reactor turn.
+//!
+//! Invariants:
+//! - the bytes on the wire are the pieces in the order they were queued:
+//!   `chunks` always precede `tail`, and queuing a large piece first moves
+//!   the tail into `chunks`;
+//! - a send promise resolves once every byte queued before it reached the
+//!   kernel, never earlier.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::actor::{Ctx, Reply, RequestError};
+use crate::net::local::NetLocal;
+use crate::net::socket::{CloseReason, Socket, State};
+
+/// Pieces at least this long are queued by reference, not copied.
+const COPY_LIMIT: usize = 2048;
+
+/// The least output buffer taken for a burst of replies. Small, because
+/// thousands of sockets may each hold one until the turn ends; it grows as
+/// needed, and pooled buffers are reused whatever their size.
+const TAIL_MIN: usize = 512;
+
+/// Most buffers handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// The outcome of a write.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Flushed {
+    /// Everything queued reached the kernel.
+    All,
+    /// The kernel buffer is full; wait for writability.
+    Blocked,
+}
+
+/// A socket's queue of bytes to write.
+#[derive(Default)]
+pub(crate) struct Output {
+    chunks: VecDeque<Bytes>,
+    tail: BytesMut,
+    /// Bytes queued and not yet written.
+    queued: usize,
+    /// Bytes written since the socket opened.
+    written: u64,
+    /// Send promises, each resolved once `written` reaches its offset.
+    promises: VecDeque<(u64, Reply<()>)>,
+}
+
+impl Output {
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queued == 0
+    }
+
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// True while the tail has no buffer (before the first piece of a
+    /// burst): give it one from the pool with [`Output::set_tail`].
+    pub(crate) fn needs_tail(&self) -> bool {
+        self.tail.capacity() == 0
+    }
+
+    pub(crate) fn set_tail(&mut self, buf: BytesMut) {
+        debug_assert!(self.tail.is_empty());
+        self.tail = buf;
+    }
+
+    /// The tail buffer, once everything is written, for the pool: an idle
+    /// socket keeps no output buffer.
+    pub(crate) fn take_idle_tail(&mut self) -> Option<BytesMut> {
+        (self.queued == 0 && self.tail.capacity() > 0).then(|| std::mem::take(&mut self.tail))
+    }
+
+    /// Queues `head`, `body` and `tail` in order: one capacity check and
+    /// plain copies when all are small, as a reply line is.
+    pub(crate) fn push3(&mut self, head: &Bytes, body: &Bytes, tail: &[u8]) {
+        let total = head.len() + body.len() + tail.len();
+        if head.len() < COPY_LIMIT && body.len() < COPY_LIMIT {
+            self.tail.reserve(total);
+            self.tail.extend_from_slice(head);
+            self.tail.extend_from_slice(body);
+            self.tail.extend_from_slice(tail);
+            self.queued += total;
+        } else {
+            self.push(head);
+            self.push(body);
+            self.push(&Bytes::copy_from_slice(tail));
+        }
+    }
+
+    pub(crate) fn push(&mut self, piece: &Bytes) {
+        if piece.is_empty() {
+            return;
+        }
+        if piece.len() >= COPY_LIMIT {
+            if !self.tail.is_empty() {
+                self.chunks.push_back(self.tail.split().freeze());
+            }
+            self.chunks.push_back(piece.clone());
+        } else {
+            self.tail.extend_from_slice(piece);
+        }
+        self.queued += piece.len();
+    }
+
+    /// Queues `promise` to be resolved once everything queued so far is
+    /// written; gives it back if nothing is queued (resolve it now).
+    pub(crate) fn promise(&mut self, promise: Reply<()>) -> Option<Reply<()>> {
+        if self.queued == 0 {
+            return Some(promise);
+        }
+        let end = self.written + self.queued as u64;
+        self.promises.push_back((end, promise));
+        None
+    }
+
+    /// The next promise whose bytes have all been written.
+    pub(crate) fn pop_kept(&mut self) -> Option<Reply<()>> {
+        if self.promises.front()?.0 <= self.written {
+            self.promises.pop_front().map(|(_, p)| p)
+        } else {
+            None
+        }
+    }
+
+    /// Writes as much as `w` takes.
+    pub(crate) fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<Flushed> {
+        while self.queued > 0 {
+            let n = {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let mut count = 0;
+                for c in self.chunks.iter().take(MAX_IOVECS - 1) {
+                    slices[count] = IoSlice::new(c);
+                    count += 1;
+                }
+                if (count < MAX_IOVECS - 1 || self.chunks.len() == count) && !self.tail.is_empty() {
+                    slices[count] = IoSlice::new(&self.tail);
+                    count += 1;
+                }
+                let r = if count == 1 {
+                    w.write(&slices[0])
+                } else {
+                    w.write_vectored(&slices[..count])
+                };
+                match r {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Blocked),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            self.consume(n);
+        }
+        Ok(Flushed::All)
+    }
+
+    fn consume(&mut self, mut n: usize) {
+        self.queued -= n;
+        self.written += n as u64;
+        while n > 0 {
+            match self.chunks.front_mut() {
+                Some(c) if c.len() <= n => {
+                    n -= c.len();
+                    self.chunks.pop_front();
+                }
+                Some(c) => {
+                    c.advance(n);
+                    return;
+                }
+                None => {
+                    self.tail.advance(n);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Drops the queue and hands back every pending promise (the socket
+    /// closed first: reject them).
+    pub(crate) fn fail(&mut self) -> VecDeque<(u64, Reply<()>)> {
+        self.chunks.clear();
+        self.tail = BytesMut::new();
+        self.queued = 0;
+        std::mem::take(&mut self.promises)
+    }
+}
+
+impl Socket {
+    /// Rejects every pending send promise with `err` and drops the queue.
+    pub(super) fn fail_output(&mut self, ctx: &mut Ctx<'_, Self>, err: &RequestError) {
+        for (_, p) in self.out.fail() {
+            p.reject(ctx, err.clone());
+        }
+    }
+
+    /// Arms the turn-end flush, the high-water mark and the write timeout
+    /// after output was queued.
+    pub(super) fn queued_output(&mut self, ctx: &mut Ctx<'_, Self>) {
+        trace_ev!(ctx, "O {}", ctx.id());
+        if self.out.queued() > 0 && !self.flush_pending {
+            self.flush_pending = true;
+            ctx.at_turn_end();
+        }
+        if self.out.queued() > self.config.high_water && !self.held {
+            self.held = true;
+            metric! {
+                ctx.local::<NetLocal>().stats.high_water += 1;
+            }
+        }
+        self.arm_write_check(ctx);
+    }
+
+    pub(super) fn push_send(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        head: &Bytes,
+        body: &Bytes,
+        line: bool,
+    ) {
+        if self.out.needs_tail() {
+            let buf = ctx.local::<NetLocal>().take_buffer(TAIL_MIN);
+            self.out.set_tail(buf);
+        }
+        let terminator: &[u8] = if line { &self.line_terminator } else { &[] };
+        self.out.push3(head, body, terminator);
+        self.queued_output(ctx);
+    }
+
+    pub(super) fn promise(&mut self, ctx: &mut Ctx<'_, Self>, reply: Reply<()>) {
+        if let Some(now) = self.out.promise(reply) {
+            now.resolve(ctx, ());
+        }
+    }
+
+    /// Writes what is queued, resolves the promises it kept, and resumes
+    /// input once output drained below half the high-water mark.
+    pub(super) fn flush(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if self.state == State::Connecting || self.out.is_empty() {
+            return;
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let before = self.out.written();
+        let result = self.out.write_to(stream);
+        while let Some(p) = self.out.pop_kept() {
+            p.resolve(ctx, ());
+        }
+        let progressed = self.out.written() - before;
+        metric! {
+            let stats = &mut ctx.local::<NetLocal>().stats;
+            stats.flushes += 1;
+            stats.bytes_out += progressed;
+        }
+        if progressed > 0 {
+            trace_ev!(ctx, "W {} {progressed}", ctx.id());
+            self.last_output_progress = ctx.now();
+        }
+        if let Some(tail) = self.out.take_idle_tail() {
+            ctx.local::<NetLocal>().give_buffer(tail);
+        }
+        if let Err(e) = result {
+            self.fail(ctx, CloseReason::from_io(&e));
+            return;
+        }
+        if self.held && self.out.queued() <= self.config.high_water / 2 {
+            self.held = false;
+            self.pump(ctx);
+        }
+        if self.state == State::Draining && self.out.is_empty() {
+            self.finish(ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `per_call` bytes a call, and
+    /// `WouldBlock` once `budget` is spent.
+    struct Pipe {
+        got: Vec<u8>,
+        per_call: usize,
+        budget: usize,
+        calls: usize,
+    }
+
+    impl Pipe {
+        fn new(per_call: usize, budget: usize) -> Pipe {
+            Pipe {
+                got: Vec::new(),
+                per_call,
+                budget,
+                calls: 0,
+            }
+        }
+    }
+
+    impl Write for Pipe {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            let mut room = self.per_call.min(self.budget);
+            if room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(room);
+                self.got.extend_from_slice(&b[..take]);
+                room -= take;
+                n += take;
+                if room == 0 {
+                    break;
+                }
+            }
+            self.budget -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn out() -> Output {
+        let mut o = Output::default();
+        o.set_tail(BytesMut::with_capacity(TAIL_MIN));
+        o
+    }
+
+    #[test]
+    fn small_and_large_pieces_reach_the_wire_in_queue_order_in_one_write() {
+        let mut o = out();
+        let big = Bytes::from(vec![b'x'; COPY_LIMIT]);
+        o.push3(
+            &Bytes::from_static(b"You said: "),
+            &Bytes::from_static(b"a"),
+            b"\n",
+        );
+        o.push(&big);
+        o.push(&Bytes::from_static(b"tail"));
+        assert_eq!(o.queued(), 12 + COPY_LIMIT + 4);
+        let mut w = Pipe::new(usize::MAX, usize::MAX);
+        assert_eq!(o.write_to(&mut w).unwrap(), Flushed::All);
+        let mut want = b"You said: a\n".to_vec();
+        want.extend_from_slice(&big);
+        want.extend_from_slice(b"tail");
+        assert_eq!(w.got, want);
+        assert_eq!(w.calls, 1, "one vectored write for the whole queue");
+        assert!(o.is_empty());
+        assert_eq!(o.written(), want.len() as u64);
+    }
+
+    #[test]
+    fn partial_writes_resume_where_they_stopped() {
+        let mut o = out();
+        let big = Bytes::from((0..5000u32).map(|i| i as u8).collect::<Vec<_>>());
+        o.push(&Bytes::from_static(b"head-"));
+        o.push(&big);
+        o.push(&Bytes::from_static(b"-end"));
+        let mut w = Pipe::new(7, usize::MAX);
+        assert_eq!(o.write_to(&mut w).unwrap(), Flushed::All);
+        let mut want = b"head-".to_vec();
+        want.extend_from_slice(&big);
+        want.extend_from_slice(b"-end");
+        assert_eq!(w.got, want);
+    }
+
+    #[test]
+    fn a_full_kernel_buffer_blocks_and_keeps_the_rest_queued() {
+        let mut o = out();
+        o.push(&Bytes::from_static(b"0123456789"));
+        let mut w = Pipe::new(usize::MAX, 4);
+        assert_eq!(o.write_to(&mut w).unwrap(), Flushed::Blocked);
+        assert_eq!(o.queued(), 6);
+        assert_eq!(o.written(), 4);
+        assert!(o.take_idle_tail().is_none(), "the tail still holds bytes");
+        let mut w2 = Pipe::new(usize::MAX, usize::MAX);
+        assert_eq!(o.write_to(&mut w2).unwrap(), Flushed::All);
+        assert_eq!(w2.got, b"456789");
+        assert!(
+            o.take_idle_tail().is_some(),
+            "an empty queue gives its buffer back"
+        );
+        assert!(o.needs_tail());
+    }
+
+    #[test]
+    fn promises_resolve_only_once_their_bytes_are_written() {
+        let mut o = out();
+        let (first, _p1) = Reply::<()>::to_thread();
+        let (second, _p2) = Reply::<()>::to_thread();
+        let (now, _p3) = Reply::<()>::to_thread();
+        assert!(o.promise(now).is_some(), "nothing queued: resolve at once");
+        o.push(&Bytes::from_static(b"abc"));
+        assert!(o.promise(first).is_none());
+        o.push(&Bytes::from_static(b"def"));
+        assert!(o.promise(second).is_none());
+        let mut w = Pipe::new(usize::MAX, 4);
+        let _ = o.write_to(&mut w).unwrap();
+        assert!(o.pop_kept().is_some(), "the first three bytes are out");
+        assert!(
+            o.pop_kept().is_none(),
+            "two bytes of the second still queued"
+        );
+        let mut w = Pipe::new(usize::MAX, usize::MAX);
+        let _ = o.write_to(&mut w).unwrap();
+        assert!(o.pop_kept().is_some());
+        assert!(o.pop_kept().is_none());
+    }
+
+    #[test]
+    fn failing_drops_the_queue_and_hands_back_every_pending_promise() {
+        let mut o = out();
+        o.push(&Bytes::from_static(b"abc"));
+        let (p, _wait) = Reply::<()>::to_thread();
+        assert!(o.promise(p).is_none());
+        assert_eq!(o.fail().len(), 1);
+        assert!(o.is_empty());
+        assert_eq!(o.fail().len(), 0);
+    }
+}
