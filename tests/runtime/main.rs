@@ -7,6 +7,7 @@ mod alloc;
 mod framing;
 mod metrics;
 mod policies;
+mod registry;
 mod sockets;
 mod supervisor;
 

@@ -3,15 +3,20 @@
 //! SIGINT or SIGTERM stops accepting (as killing the service does) and lets
 //! sessions finish within the grace period; a second signal exits at once.
 
+use std::cell::Cell;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use credit_actors::actor::{ChildSpec, Restart, Supervisor};
+use credit_actors::actor::{ChildSpec, Restart, Supervisor, SupervisorMsg};
 use credit_actors::net::{ListenSpec, SocketConfig};
-use credit_actors::{Actor, Addr, Config, Ctx, ExitReason, Reactor, ReactorHandle, RequestError};
+use credit_actors::{
+    Actor, ActorId, Addr, Config, Ctx, ExitReason, Reactor, ReactorHandle, RequestError,
+};
 use credit_echo::{EchoConfig, EchoService, ServiceMsg};
 use log::{info, warn, LevelFilter};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -162,66 +167,33 @@ fn main() -> ExitCode {
     }
     // The listening side runs under a supervisor: if the service fails (and
     // its listener with it), a new one listens again on the port the first
-    // one bound.
-    let current: Arc<Mutex<(Option<Addr<EchoService>>, u16)>> =
-        Arc::new(Mutex::new((None, args.port)));
-    let slot = current.clone();
-    let supervisor = reactor.spawn(Supervisor::new().child(ChildSpec::new(
-        "echo-service",
-        Restart::Permanent,
-        move |ctx| {
-            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-            let mut config = config.clone();
-            config.listen.port = slot.1;
-            let service = ctx.spawn(EchoService::new(config));
-            slot.0 = Some(service);
-            service.id()
-        },
-    )));
+    // one bound. Each incarnation is registered under SERVICE, so the
+    // launcher finds the current one by name.
+    let port = Rc::new(Cell::new(args.port));
+    let bound_port = port.clone();
+    let supervisor = reactor.spawn(
+        Supervisor::new().child(
+            ChildSpec::new(SERVICE, Restart::Permanent, move |ctx| {
+                let mut config = config.clone();
+                config.listen.port = port.get();
+                ctx.spawn(EchoService::new(config)).id()
+            })
+            .registered(),
+        ),
+    );
     let handle = reactor.handle();
 
     // Set by the first stop signal. After it, the service is gone on
     // purpose, and its absence says nothing about binding.
     let stopping = Arc::new(AtomicBool::new(false));
 
-    // If the supervisor gives up (too many restarts; it logs why), the
-    // server cannot accept any more: exit rather than linger.
-    reactor.spawn(Watchdog {
-        supervisor: supervisor.id(),
+    // Fails fast if the address cannot be bound, remembers the bound port
+    // for restarts, and ends the process if the supervisor gives up.
+    reactor.spawn(Launcher {
+        supervisor,
+        port: bound_port,
+        spec: format!("{}:{}", args.bind, args.port),
         stopping: stopping.clone(),
-    });
-
-    // Fail fast if the address cannot be bound, rather than retrying quietly.
-    let ready_handle = handle.clone();
-    let spec = format!("{}:{}", args.bind, args.port);
-    let ready_stopping = stopping.clone();
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        // The supervisor starts the service on the reactor's first turn.
-        let service = loop {
-            if let Some(s) = current.lock().unwrap_or_else(|e| e.into_inner()).0 {
-                break Some(s);
-            }
-            if Instant::now() >= deadline || ready_stopping.load(Ordering::SeqCst) {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        let ready = match service {
-            Some(service) => ready_handle
-                .request(service, ServiceMsg::WhenReady)
-                .wait_timeout(deadline.saturating_duration_since(Instant::now())),
-            None => Err(RequestError::Timeout),
-        };
-        match ready {
-            Ok(addr) => current.lock().unwrap_or_else(|e| e.into_inner()).1 = addr.port(),
-            Err(e) => {
-                if !ready_stopping.load(Ordering::SeqCst) {
-                    eprintln!("echo-server: cannot listen on {spec}: {e}");
-                    std::process::exit(1);
-                }
-            }
-        }
     });
 
     if let Some(every) = stats_every {
@@ -279,30 +251,77 @@ fn print_stats(handle: ReactorHandle, every: Duration) {
     }
 }
 
-/// Ends the process when the supervisor of the listening side ends, unless
-/// a stop signal ended it.
-struct Watchdog {
-    supervisor: credit_actors::ActorId,
+/// The name each incarnation of the echo service is registered under.
+const SERVICE: &str = "echo-service";
+
+/// How long the service may take to report that it listens.
+const READY_WAIT: Duration = Duration::from_secs(10);
+
+/// Watches the listening side from the reactor: once the supervisor has
+/// started the service, asks it (by name) for the address it listens on,
+/// records the port so restarts bind the same one, and exits 1 if it cannot
+/// listen. Ends the process when the supervisor ends, unless a stop signal
+/// ended it.
+struct Launcher {
+    supervisor: Addr<Supervisor>,
+    /// The port restarts bind: the one the first service bound.
+    port: Rc<Cell<u16>>,
+    /// What was asked for, for the error message.
+    spec: String,
     stopping: Arc<AtomicBool>,
 }
 
-impl Actor for Watchdog {
-    type Msg = ();
+enum LauncherMsg {
+    /// The supervisor has started its children (or is gone: the monitor
+    /// says why).
+    Started,
+    /// The service's answer: listening, or why not.
+    Ready(Result<SocketAddr, RequestError>),
+}
 
-    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
-        ctx.monitor(self.supervisor, 0);
+impl Launcher {
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
-    fn handle(&mut self, _ctx: &mut Ctx<'_, Self>, _msg: ()) {}
+    fn cannot_listen(&self, why: &dyn std::fmt::Display) -> ! {
+        eprintln!("echo-server: cannot listen on {}: {why}", self.spec);
+        std::process::exit(1);
+    }
+}
 
-    fn down(
-        &mut self,
-        ctx: &mut Ctx<'_, Self>,
-        _peer: credit_actors::ActorId,
-        _r: u64,
-        reason: &ExitReason,
-    ) {
-        if self.stopping.load(Ordering::SeqCst) {
+impl Actor for Launcher {
+    type Msg = LauncherMsg;
+
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        ctx.monitor(self.supervisor.id(), 0);
+        // Answered once the supervisor's `started` hook has run, that is,
+        // once the service exists and is registered.
+        ctx.request(self.supervisor, SupervisorMsg::Children, |_| {
+            LauncherMsg::Started
+        });
+    }
+
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: LauncherMsg) {
+        match msg {
+            LauncherMsg::Started => match ctx.whereis::<EchoService>(SERVICE) {
+                Some(service) => ctx.request_timeout(
+                    service,
+                    ServiceMsg::WhenReady,
+                    LauncherMsg::Ready,
+                    READY_WAIT,
+                ),
+                None if self.stopping() => {}
+                None => self.cannot_listen(&"the echo service did not start"),
+            },
+            LauncherMsg::Ready(Ok(addr)) => self.port.set(addr.port()),
+            LauncherMsg::Ready(Err(_)) if self.stopping() => {}
+            LauncherMsg::Ready(Err(e)) => self.cannot_listen(&e),
+        }
+    }
+
+    fn down(&mut self, ctx: &mut Ctx<'_, Self>, _peer: ActorId, _r: u64, reason: &ExitReason) {
+        if self.stopping() {
             ctx.stop();
             return;
         }

@@ -1,7 +1,8 @@
 //! The echo service under a supervisor: a killed service listens again on
 //! its port, and sessions outlive both it and the supervisor.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
 
 use credit_actors::actor::{ChildInfo, ChildSpec, Restart, Supervisor, SupervisorMsg};
 use credit_actors::net::ListenSpec;
@@ -19,32 +20,29 @@ fn children(handle: &ReactorHandle, sup: Addr<Supervisor>) -> Vec<ChildInfo> {
 fn killed_echo_service_under_a_supervisor_listens_again_on_its_port_and_sessions_survive() {
     let rig = TestReactor::start();
     let h = &rig.handle;
-    // What the start function shares: the current service, and the port the
-    // first one bound (port 0 asks for a free one; restarts reuse it).
-    let current: Arc<Mutex<(Option<Addr<EchoService>>, u16)>> = Arc::new(Mutex::new((None, 0)));
-    let slot = current.clone();
+    // What the start function shares: the port the first service bound
+    // (port 0 asks for a free one; restarts reuse it). The current service
+    // is found by the name each incarnation is registered under.
+    let port = Arc::new(AtomicU16::new(0));
+    let bound = port.clone();
     let sup = h
         .spawn(move || {
-            Supervisor::new().child(ChildSpec::new(
-                "echo-service",
-                Restart::Permanent,
-                move |ctx| {
-                    let mut slot = slot.lock().unwrap();
+            Supervisor::new().child(
+                ChildSpec::new("echo-service", Restart::Permanent, move |ctx| {
                     let config = EchoConfig {
-                        listen: ListenSpec::host_port("127.0.0.1", slot.1),
+                        listen: ListenSpec::host_port("127.0.0.1", bound.load(Ordering::SeqCst)),
                         ..EchoConfig::default()
                     };
-                    let service = ctx.spawn(EchoService::new(config));
-                    slot.0 = Some(service);
-                    service.id()
-                },
-            ))
+                    ctx.spawn(EchoService::new(config)).id()
+                })
+                .registered(),
+            )
         })
         .unwrap();
     let service = |n: usize| -> Addr<EchoService> {
         let mut found = None;
         wait_until(&format!("service incarnation {n}"), WAIT, || {
-            found = current.lock().unwrap().0;
+            found = h.whereis::<EchoService>("echo-service").unwrap();
             found.is_some_and(|s| {
                 children(h, sup)[0].restarts as usize + 1 == n && h.is_alive(s.id())
             })
@@ -55,7 +53,7 @@ fn killed_echo_service_under_a_supervisor_listens_again_on_its_port_and_sessions
     let addr = h
         .request_wait(first, ServiceMsg::WhenReady, WAIT)
         .expect("listening");
-    current.lock().unwrap().1 = addr.port();
+    port.store(addr.port(), Ordering::SeqCst);
     let mut old = Peer::connect(addr);
     assert_eq!(old.ask("before"), "You said: before");
 
