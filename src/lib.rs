@@ -15,8 +15,6 @@
 //!   controlling actor only while it has issued credit; output is queued and
 //!   flushed once per reactor turn with vectored writes.
 
-#![warn(missing_docs, missing_debug_implementations)]
-
 /// Writes a trace event if the trace is on: `trace_ev!(core_or_ctx, "fmt",
 /// ..)`. Compiled out without the `trace` feature; with it, one branch on
 /// an `Option` while no trace is set.

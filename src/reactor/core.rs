@@ -434,6 +434,7 @@ impl<L: Layer> Core<L> {
         {
             Metrics {
                 stats: self.stats(),
+                counters: self.locals.counters(),
                 ..Default::default()
             }
         }
@@ -454,7 +455,7 @@ impl<L: Layer> Core<L> {
     /// Turns the event trace on, writing to `out` (buffered; flushed when
     /// the reactor's run ends). Only with the `trace` cargo feature.
     #[cfg(feature = "trace")]
-    pub fn set_trace(&mut self, out: Box<dyn std::io::Write>) {
+    pub fn set_trace(&mut self, out: Box<dyn io::Write>) {
         self.trace = Some(Box::new(crate::reactor::trace::Tracer::new(out)));
     }
 

@@ -18,8 +18,6 @@
 //! Every wait here has a deadline, so a misbehaving runtime fails a test
 //! instead of hanging it.
 
-#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
-
 use std::net::TcpListener;
 use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;

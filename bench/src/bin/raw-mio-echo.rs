@@ -156,6 +156,8 @@ impl Conn {
             };
             if n >= 0 {
                 let n = n as usize;
+                // SAFETY: the kernel initialised `n <= want` bytes of the
+                // spare capacity, right after the vector's length.
                 unsafe { self.rbuf.set_len(self.rbuf.len() + n) };
                 return Ok((n, n == want));
             }
@@ -278,16 +280,7 @@ fn main() {
         }
     };
     // Many idle connections (c10k) need many descriptors.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
+    let _ = credit_bench::loadgen::raise_nofile_limit();
     let mut listener = match listen(addr) {
         Ok(l) => l,
         Err(e) => {

@@ -183,19 +183,6 @@ fn proc_fds(pid: u32) -> Option<usize> {
         .map(|d| d.count())
 }
 
-fn raise_nofile_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 // ----- the driver ------------------------------------------------------------
 
 struct Driver {
@@ -607,7 +594,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    raise_nofile_limit();
+    let _ = credit_bench::loadgen::raise_nofile_limit();
     let pid = args.pid;
     if let Some(p) = pid {
         match std::fs::read_to_string(format!("/proc/{p}/comm")) {

@@ -88,7 +88,7 @@ pub fn start_connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<TcpStr
                     libc::IPPROTO_IP,
                     libc::IP_BIND_ADDRESS_NO_PORT,
                     &one as *const libc::c_int as *const libc::c_void,
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                    size_of::<libc::c_int>() as libc::socklen_t,
                 );
             }
         }

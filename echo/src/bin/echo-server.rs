@@ -336,7 +336,7 @@ impl Actor for Launcher {
 /// is over. Second signal: exit at once.
 fn watch_signals(
     handle: ReactorHandle,
-    supervisor: credit_actors::ActorId,
+    supervisor: ActorId,
     grace: Duration,
     stopping: Arc<AtomicBool>,
 ) -> std::io::Result<()> {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::BIN;
-use credit_testkit::{join_bounded, Peer, ServerProc, WAIT};
+use credit_testkit::{join_bounded, procfs, Peer, ServerProc, WAIT};
 
 /// Repetitions of the start-then-SIGTERM race check.
 const ROUNDS: usize = 60;
@@ -355,21 +355,9 @@ fn binary_second_sigterm_exits_at_once_with_failure() {
 
 #[test]
 fn binary_out_of_file_descriptors_pauses_accepting_without_spinning_and_recovers() {
-    use std::os::unix::process::CommandExt;
-    const LIMIT: libc::rlim_t = 24;
+    const LIMIT: u64 = 24;
     let mut cmd = Command::new(BIN);
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: LIMIT,
-                rlim_max: LIMIT,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    procfs::limit_child_nofile(&mut cmd, LIMIT);
     let server = ServerProc::start_cmd(cmd, &[]);
     let addr = server.addr();
     // More clients than the server has descriptors for. Each connects (the
@@ -408,7 +396,7 @@ fn binary_out_of_file_descriptors_pauses_accepting_without_spinning_and_recovers
     let t0 = server.cpu_ticks();
     std::thread::sleep(Duration::from_secs(1));
     let ticks = server.cpu_ticks() - t0;
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = procfs::ticks_per_second();
     assert!(
         ticks * 2 < hz,
         "server used {ticks} ticks of {hz}/s CPU while out of descriptors"

@@ -22,7 +22,7 @@ use credit_actors::{
     Actor, ActorId, Addr, Config, Ctx, ExitReason, LinkAction, MonitorRef, Reactor, ReactorHandle,
     Reply,
 };
-use credit_testkit::{bound, join_bounded, wait_until, Peer, ServerProc, WAIT};
+use credit_testkit::{bound, join_bounded, procfs, wait_until, Peer, ServerProc, WAIT};
 
 /// A client that keeps asking on its own connection until stopped, and
 /// reports how many answers it got and the slowest round trip. Any wrong
@@ -304,25 +304,11 @@ fn write_timeout_closes_a_peer_that_never_reads_and_others_are_still_served() {
 
 // ----- connect floods ------------------------------------------------------------
 
-/// Raises this process's soft descriptor limit to the hard limit.
-fn raise_nofile_limit() -> libc::rlim_t {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        lim.rlim_cur = lim.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-    }
-    lim.rlim_cur
-}
-
 #[test]
 fn flood_of_five_thousand_connects_is_served_and_leaks_no_descriptors() {
     const TOTAL: usize = 5000;
     const BATCH: usize = 500;
-    let limit = raise_nofile_limit();
+    let limit = procfs::raise_nofile_limit();
     assert!(limit as usize > BATCH * 2 + 100, "descriptor limit {limit}");
     let mut server = ServerProc::start(BIN, &["--backlog", "1024"]);
     let addr = server.addr();

@@ -69,7 +69,7 @@ fn n_lines_give_n_units_and_exact_byte_counts() {
 #[test]
 fn window_of_one_counts_credit_stalls() {
     const N: usize = 50;
-    let server = Server::start_config(credit_echo::EchoConfig {
+    let server = Server::start_config(EchoConfig {
         window: 1,
         ..Default::default()
     });
