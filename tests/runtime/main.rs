@@ -4,6 +4,7 @@
 
 mod actors;
 mod alloc;
+mod examples;
 mod framing;
 mod metrics;
 mod policies;
