@@ -1,19 +1,67 @@
 //! A single-threaded actor runtime for TCP services, over mio.
 //!
-//! The layout follows the path of a line of input:
+//! Three layers, each using only the ones below it:
 //!
-//! - [`reactor`]: one thread owning a `mio::Poll`, a slab of actor slots, a
-//!   FIFO run queue with a per-actor message budget, a timer queue, and a
-//!   `Waker` for other threads ([`ReactorHandle`]).
-//! - [`actor`]: the [`Actor`] trait, typed handles ([`Addr`]) that carry the
-//!   slot's generation, requests with reply slots that can be detached,
-//!   links, monitors and exit reasons.
-//! - [`net`]: socket actors. A [`Listener`](net::Listener) accepts
-//!   connections only while its controller has issued accept credit; a
-//!   [`Connection`](net::Connection) reads into a `BytesMut`, cuts work units
-//!   (lines, or any delimiter, or raw chunks) and hands them to its
-//!   controlling actor only while it has issued credit; output is queued and
-//!   flushed once per reactor turn with vectored writes.
+//! - [`reactor`]: one thread owning a `mio::Poll`, a slab of type-erased
+//!   cells with generations, a run queue, a timer heap, reactor-local
+//!   extensions, and a `Waker` for other threads. It knows nothing of
+//!   messages or sockets.
+//! - [`actor`]: the [`Actor`] trait and everything actors need: typed
+//!   addresses ([`Addr`]), contexts ([`Ctx`]), mailboxes, exit reasons,
+//!   links, monitors, requests with replies that can be detached, names and
+//!   supervision. It plugs into the reactor as its layer.
+//! - [`net`]: socket actors. A [`Listener`](net::Listener) accepts while
+//!   its controller has issued accept credit; a [`Socket`](net::Socket)
+//!   hands its controller delimited *work units* only while it has issued
+//!   credit, and flushes output once per reactor turn.
+//!
+//! # The path of one line
+//!
+//! An echo server's line, from the peer's bytes to the reply on the wire:
+//!
+//! 1. `reactor/mod.rs`: `poll` reports the socket's token; the reactor maps
+//!    it to the socket actor's slot (`reactor/core.rs`), records the
+//!    readiness and queues the actor (`reactor/run_queue.rs`).
+//! 2. `actor/cell.rs`: the socket actor's run hands it the readiness
+//!    (`Actor::io_ready`).
+//! 3. `net/socket/input.rs`: `pump` reads into the socket's buffer
+//!    (`net/sys.rs`), and `net/framing.rs` cuts the line off its front: a
+//!    slice of the read buffer, no copy.
+//! 4. `net/socket/input.rs`: one unit of credit lets the line out as
+//!    `SocketEvent::Data`, a message to the controller
+//!    (`actor/cell.rs`: `Core::send`, into its mailbox; the controller is
+//!    queued).
+//! 5. The controller (`echo/src/lib.rs`, `EchoSession`) handles it: it
+//!    sends `You said: L` with `send_line` and issues one unit of credit,
+//!    two messages back to the socket.
+//! 6. `net/socket/output.rs`: the socket queues the reply and asks for its
+//!    turn-end hook; the credit lets the next buffered line out.
+//! 7. `reactor/core.rs`: at the end of the turn the hook flushes every
+//!    reply the socket produced in that turn with one vectored write.
+//!
+//! # Example
+//!
+//! ```
+//! use credit_actors::{Actor, Ctx, Reactor};
+//!
+//! struct Greeter;
+//!
+//! impl Actor for Greeter {
+//!     type Msg = String;
+//!     fn handle(&mut self, ctx: &mut Ctx<'_, Self>, name: String) {
+//!         println!("Hello, {name}!");
+//!         ctx.stop();
+//!     }
+//! }
+//!
+//! let mut reactor = Reactor::new().unwrap();
+//! let greeter = reactor.spawn(Greeter);
+//! reactor.send(greeter, "world".to_string());
+//! reactor.run().unwrap(); // returns once no actor is alive
+//! ```
+//!
+//! More in `examples/` (numbered, each run by a test) and in the echo
+//! tutorial's crate (`echo/`).
 
 /// Writes a trace event if the trace is on: `trace_ev!(core_or_ctx, "fmt",
 /// ..)`. Compiled out without the `trace` feature; with it, one branch on

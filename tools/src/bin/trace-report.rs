@@ -3,7 +3,8 @@
 //! the server, and the ten slowest actor runs.
 //!
 //! Usage: `trace-report FILE [--actor ID]...` (an ID as printed, e.g.
-//! `<3.0>`, prints that actor's full timeline).
+//! `<3.0>`, prints that actor's full timeline). The format is written down
+//! in `tools/TRACE_FORMAT.md`.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader};
