@@ -201,3 +201,47 @@ fn trace_records_spawn_enqueue_runs_exit_and_links() {
     assert_eq!(b, e);
     assert_eq!(b as u64, reactor.stats().actor_runs);
 }
+
+/// A reactor-local extension defined outside the runtime crate, as socket
+/// actors define theirs: one value per reactor, reached from any actor, its
+/// counters in the metrics snapshot.
+#[derive(Default)]
+struct Hits {
+    hits: u64,
+}
+
+impl credit_actors::Local for Hits {
+    fn counters(&self) -> Option<credit_actors::Counters> {
+        Some(credit_actors::Counters {
+            group: "hits",
+            values: vec![("hits", self.hits)],
+        })
+    }
+}
+
+struct Hitter;
+
+impl Actor for Hitter {
+    type Msg = u64;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, n: u64) {
+        ctx.local::<Hits>().hits += n;
+        ctx.stop();
+    }
+}
+
+#[test]
+fn an_outside_extension_is_shared_by_the_reactors_actors_and_counted_in_metrics() {
+    let mut reactor = Reactor::new().unwrap();
+    let a = reactor.spawn(Hitter);
+    let b = reactor.spawn(Hitter);
+    reactor.send(a, 2);
+    reactor.send(b, 3);
+    reactor.run().unwrap();
+    assert_eq!(reactor.local::<Hits>().hits, 5, "one value, both actors");
+    let m = reactor.metrics();
+    let group = m.group("hits").expect("the extension's counters");
+    assert_eq!(group.get("hits"), Some(5));
+    assert!(m
+        .interval_line(&Default::default(), 1.0)
+        .contains(" hits=5 "));
+}
