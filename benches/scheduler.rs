@@ -24,13 +24,32 @@ fn allocs() -> u64 {
 // ----- sizes -----------------------------------------------------------------------
 
 const REPS: usize = 5;
+/// Round trips per measured ping-pong, unless `SCHED_ROUNDS` says.
 const PING_PONG_ROUNDS: u64 = 1_000_000;
 const PING_PONG_WARMUP: u64 = 10_000;
 const FAN_OUT_ACTORS: usize = 1_000;
 const FAN_OUT_ROUNDS: u64 = 1_000;
 const SPAWN_ACTORS: u64 = 100_000;
 const SPAWN_BATCH: u64 = 1_000;
+/// Round trips per measured request/reply, unless `SCHED_ROUNDS` says.
 const REQUEST_ROUNDS: u64 = 500_000;
+
+/// `SCHED_ROUNDS`, if set: the round trips of every case (for callgrind).
+fn rounds_override() -> Option<u64> {
+    std::env::var("SCHED_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
+fn rounds() -> u64 {
+    static ROUNDS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ROUNDS.get_or_init(|| rounds_override().unwrap_or(PING_PONG_ROUNDS))
+}
+
+fn request_rounds() -> u64 {
+    static ROUNDS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ROUNDS.get_or_init(|| rounds_override().unwrap_or(REQUEST_ROUNDS))
+}
 
 /// One measured stretch: elapsed time, operations, allocations.
 #[derive(Clone, Copy)]
@@ -84,14 +103,14 @@ impl Actor for Player {
             PingMsg::Serve(to) => to,
             PingMsg::Ball(from) => {
                 if let Some(left) = self.left.as_mut() {
-                    if *left == PING_PONG_ROUNDS {
+                    if *left == rounds() {
                         self.start = Some((Instant::now(), allocs()));
                     }
                     if *left == 0 {
                         let (t0, a0) = self.start.unwrap();
                         let sample = Sample {
                             elapsed: t0.elapsed(),
-                            ops: 2 * PING_PONG_ROUNDS,
+                            ops: 2 * rounds(),
                             allocs: allocs() - a0,
                         };
                         self.result.as_ref().unwrap().set(Some(sample));
@@ -113,7 +132,7 @@ fn ping_pong() -> Sample {
     let result = std::rc::Rc::new(std::cell::Cell::new(None));
     let mut reactor = Reactor::new().unwrap();
     let a = reactor.spawn(Player {
-        left: Some(PING_PONG_WARMUP + PING_PONG_ROUNDS),
+        left: Some(PING_PONG_WARMUP + rounds()),
         start: None,
         result: Some(result.clone()),
     });
@@ -143,7 +162,7 @@ fn tokio_ping_pong() -> Sample {
         });
         let a = tokio::spawn(async move {
             let mut start = (Instant::now(), allocs());
-            for i in 0..PING_PONG_WARMUP + PING_PONG_ROUNDS {
+            for i in 0..PING_PONG_WARMUP + rounds() {
                 if i == PING_PONG_WARMUP {
                     start = (Instant::now(), allocs());
                 }
@@ -153,7 +172,7 @@ fn tokio_ping_pong() -> Sample {
             }
             Sample {
                 elapsed: start.0.elapsed(),
-                ops: 2 * PING_PONG_ROUNDS,
+                ops: 2 * rounds(),
                 allocs: allocs() - start.1,
             }
         });
@@ -322,14 +341,14 @@ impl Actor for Client {
     fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: ClientMsg) {
         let ClientMsg::Got(r) = msg;
         let v = r.expect("server answers");
-        if self.left == REQUEST_ROUNDS {
+        if self.left == request_rounds() {
             self.start = Some((Instant::now(), allocs()));
         }
         if self.left == 0 {
             let (t0, a0) = self.start.unwrap();
             self.result.set(Some(Sample {
                 elapsed: t0.elapsed(),
-                ops: REQUEST_ROUNDS,
+                ops: request_rounds(),
                 allocs: allocs() - a0,
             }));
             ctx.kill(self.server.id());
@@ -347,7 +366,7 @@ fn request_reply() -> Sample {
     let server = reactor.spawn(Server);
     reactor.spawn(Client {
         server,
-        left: PING_PONG_WARMUP + REQUEST_ROUNDS,
+        left: PING_PONG_WARMUP + request_rounds(),
         start: None,
         result: result.clone(),
     });
@@ -378,7 +397,23 @@ fn row(name: &str, unit: &str, samples: &[Sample], allocs: bool) {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing to parse.
+    // `cargo bench` passes `--bench`; nothing to parse. `SCHED_CASE` runs
+    // one case once, without warm-up (for `instructions-per-message.sh`).
+    if let Ok(case) = std::env::var("SCHED_CASE") {
+        let s = match case.as_str() {
+            "pingpong" => ping_pong(),
+            "tokio" => tokio_ping_pong(),
+            "request" => request_reply(),
+            other => panic!("unknown SCHED_CASE {other:?} (pingpong, tokio, request)"),
+        };
+        println!(
+            "{case}: {} ops, {:.1} ns/op, {:.4} allocs/op",
+            s.ops,
+            s.ns_per_op(),
+            s.allocs_per_op()
+        );
+        return;
+    }
     let t0 = Instant::now();
     let ours = measure(ping_pong);
     let tokio = measure(tokio_ping_pong);

@@ -16,9 +16,11 @@ use crate::actor::system::{ActorSlot, ActorVTable, Signal, System};
 use crate::actor::{Actor, ActorId, Addr, Core, Ctx, Destination, ExitReason, LinkAction};
 use crate::reactor::{Ready, VTable};
 
+/// What a mailbox holds. Notices are boxed: they are rare, and the
+/// envelope of every message is then no larger than the message.
 pub(crate) enum Envelope<M> {
     Msg(M),
-    Signal(Signal),
+    Signal(Box<Signal>),
 }
 
 pub(crate) struct ActorCell<A: Actor> {
@@ -70,7 +72,7 @@ fn cell_of<A: Actor>(cell: &mut dyn Any) -> Option<&mut ActorCell<A>> {
 
 fn push_signal<A: Actor>(cell: &mut dyn Any, signal: Signal) {
     if let Some(cell) = cell_of::<A>(cell) {
-        cell.mailbox.push_back(Envelope::Signal(signal));
+        cell.mailbox.push_back(Envelope::Signal(Box::new(signal)));
     }
 }
 
@@ -94,14 +96,46 @@ pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> Arc<str> {
     }
 }
 
-/// One run of one actor: its `started` hook the first time, then up to
-/// `budget` envelopes, then pending I/O readiness.
+/// The cell of slot `idx`, from a function of the slot's own table.
+///
+/// The reactor calls `run_actor::<A>` and `turn_end_actor::<A>` only through
+/// the table `Core::spawn` stored beside an `ActorCell<A>`, and a slot's
+/// cell and table never change, so the type check a send makes is not
+/// needed here (it cost about 15 instructions per message).
+#[inline(always)]
+fn own_cell<A: Actor>(core: &mut Core, idx: usize) -> Option<&mut ActorCell<A>> {
+    let slot = core.slot_at(idx)?;
+    // SAFETY: see above: the slot's table is `A`'s, so its cell is an
+    // `ActorCell<A>`.
+    Some(unsafe { slot.cell_unchecked::<ActorCell<A>>() })
+}
+
+/// The next envelope of the actor in slot `idx`, whose run is under way.
+#[inline(always)]
+fn pop<A: Actor>(core: &mut Core, idx: usize) -> Option<Envelope<A::Msg>> {
+    own_cell::<A>(core, idx)?.mailbox.pop_front()
+}
+
+/// Puts a behaviour back in its cell after a run or a hook.
+#[inline(always)]
+fn put_back<A: Actor>(cell: &mut ActorCell<A>, actor: Box<A>) {
+    debug_assert!(cell.actor.is_none());
+    // The slot was empty: nothing to drop.
+    std::mem::forget(cell.actor.replace(actor));
+}
+
+/// One run of one actor: its `started` hook the first time, then the
+/// envelopes waiting when the run began (at most `budget`), then pending
+/// I/O readiness. What the actor sends itself during the run waits for the
+/// next run, as what others send does.
 fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
-    let Some(slot) = core.slot_mut(id) else {
+    let idx = id.index() as usize;
+    let budget = core.config.budget;
+    let Some(slot) = core.slot_at(idx) else {
         return;
     };
     let ready = std::mem::take(&mut slot.ready);
-    let Some(cell) = slot.cell_mut::<ActorCell<A>>() else {
+    let Some(cell) = own_cell::<A>(core, idx) else {
         return;
     };
     let Some(mut actor) = cell.actor.take() else {
@@ -109,8 +143,7 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
     };
     let first = !cell.started;
     cell.started = true;
-    let mut batch = std::mem::take(&mut cell.mailbox);
-    let budget = core.config.budget;
+    let waiting = cell.mailbox.len().min(budget);
     core.layer.begin_run();
     // Outside the closure, so a panic does not lose the count.
     let mut handled = 0usize;
@@ -120,23 +153,25 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
         if first {
             actor.started(&mut ctx);
         }
-        while handled < budget && !ctx.core().layer.running_exits() {
-            let Some(envelope) = batch.pop_front() else {
+        while handled < waiting && !ctx.core().layer.running_exits() {
+            let Some(envelope) = pop::<A>(ctx.core(), idx) else {
                 break;
             };
             handled += 1;
             match envelope {
                 Envelope::Msg(msg) => actor.handle(&mut ctx, msg),
-                Envelope::Signal(Signal::Link { from, reason }) => {
-                    if actor.link_exit(&mut ctx, from, &reason) == LinkAction::Exit {
-                        ctx.exit(ExitReason::linked(from, &reason));
+                Envelope::Signal(signal) => match *signal {
+                    Signal::Link { from, reason } => {
+                        if actor.link_exit(&mut ctx, from, &reason) == LinkAction::Exit {
+                            ctx.exit(ExitReason::linked(from, &reason));
+                        }
                     }
-                }
-                Envelope::Signal(Signal::Down {
-                    peer,
-                    reference,
-                    reason,
-                }) => actor.down(&mut ctx, peer, reference, &reason),
+                    Signal::Down {
+                        peer,
+                        reference,
+                        reason,
+                    } => actor.down(&mut ctx, peer, reference, &reason),
+                },
             }
         }
         if ready != 0 && !ctx.core().layer.running_exits() {
@@ -154,15 +189,11 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
     }
     let exiting = core.layer.end_run();
     core.stats.messages += handled as u64;
-    let mut more = false;
-    if let Some(cell) = core.slot_mut(id).and_then(|s| s.cell_mut::<ActorCell<A>>()) {
-        cell.actor = Some(actor);
-        // Leftovers go before what arrived during the run.
-        batch.append(&mut cell.mailbox);
-        more = !batch.is_empty();
-        cell.mailbox = batch;
-    }
-    if more && !exiting {
+    let Some(cell) = own_cell::<A>(core, idx) else {
+        return;
+    };
+    put_back(cell, actor);
+    if !cell.mailbox.is_empty() && !exiting {
         if handled >= budget {
             core.stats.forced_yields += 1;
         }
@@ -171,11 +202,8 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
 }
 
 fn turn_end_actor<A: Actor>(core: &mut Core, id: ActorId) {
-    let Some(mut actor) = core
-        .slot_mut(id)
-        .and_then(|s| s.cell_mut::<ActorCell<A>>())
-        .and_then(|c| c.actor.take())
-    else {
+    let idx = id.index() as usize;
+    let Some(mut actor) = own_cell::<A>(core, idx).and_then(|c| c.actor.take()) else {
         return;
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -184,8 +212,8 @@ fn turn_end_actor<A: Actor>(core: &mut Core, id: ActorId) {
     if let Err(payload) = outcome {
         core.terminate(id, ExitReason::Failed(panic_message(payload)));
     }
-    if let Some(cell) = core.slot_mut(id).and_then(|s| s.cell_mut::<ActorCell<A>>()) {
-        cell.actor = Some(actor);
+    if let Some(cell) = own_cell::<A>(core, idx) {
+        put_back(cell, actor);
     }
 }
 
@@ -238,18 +266,19 @@ impl Core {
     /// Sends `msg` to the actor `to`, of type `A`.
     #[inline]
     pub(crate) fn send_to<A: Actor>(&mut self, to: ActorId, msg: A::Msg) -> bool {
-        let delivered = match self.slot_mut(to) {
+        let clock = self.clock();
+        let newly = match self.slot_mut(to) {
             Some(slot) if !slot.data.exiting => match slot.cell_mut::<ActorCell<A>>() {
                 Some(cell) => {
                     cell.mailbox.push_back(Envelope::Msg(msg));
-                    !slot.scheduled
+                    slot.mark_scheduled(clock)
                 }
                 None => return self.dead_send(),
             },
             _ => return self.dead_send(),
         };
-        if delivered {
-            self.schedule_sent(to);
+        if newly {
+            self.push_runnable(to, true);
         }
         true
     }

@@ -109,7 +109,6 @@ impl<'a, A: Actor> Ctx<'a, A> {
         F: FnOnce(Result<T, RequestError>) -> A::Msg + 'static,
     {
         let cont = Box::new(MapInto::<T, A, F> {
-            caller: self.id,
             map,
             _types: PhantomData,
         });
@@ -119,7 +118,7 @@ impl<'a, A: Actor> Ctx<'a, A> {
             self.core.send(self.me(), msg);
             return;
         }
-        let req = self.core.open_request(cont, timeout);
+        let req = self.core.open_request(self.id, cont, timeout);
         self.core.send(to, make(Reply::to_actor(req)));
     }
 

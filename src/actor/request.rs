@@ -78,15 +78,16 @@ pub struct RequestId {
 }
 
 /// What the caller does with the outcome: monomorphised for the caller's
-/// message type, erased here.
+/// message type, erased here. The caller's id is kept beside it, so a
+/// continuation whose map is a function or a closure that captures nothing
+/// is zero-sized and boxing it allocates nothing.
 pub(crate) trait Continuation {
     /// `outcome` is an `Option<Result<T, RequestError>>` holding the value.
-    fn complete(self: Box<Self>, core: &mut Core, outcome: &mut dyn Any);
-    fn reject(self: Box<Self>, core: &mut Core, err: RequestError);
+    fn complete(self: Box<Self>, core: &mut Core, caller: ActorId, outcome: &mut dyn Any);
+    fn reject(self: Box<Self>, core: &mut Core, caller: ActorId, err: RequestError);
 }
 
 pub(crate) struct MapInto<T, A: Actor, F> {
-    pub(crate) caller: ActorId,
     pub(crate) map: F,
     pub(crate) _types: std::marker::PhantomData<fn(T) -> A>,
 }
@@ -97,19 +98,19 @@ where
     A: Actor,
     F: FnOnce(Result<T, RequestError>) -> A::Msg,
 {
-    fn complete(self: Box<Self>, core: &mut Core, outcome: &mut dyn Any) {
+    fn complete(self: Box<Self>, core: &mut Core, caller: ActorId, outcome: &mut dyn Any) {
         if let Some(result) = outcome
             .downcast_mut::<Option<Result<T, RequestError>>>()
             .and_then(Option::take)
         {
             let msg = (self.map)(result);
-            core.send_to::<A>(self.caller, msg);
+            core.send_to::<A>(caller, msg);
         }
     }
 
-    fn reject(self: Box<Self>, core: &mut Core, err: RequestError) {
+    fn reject(self: Box<Self>, core: &mut Core, caller: ActorId, err: RequestError) {
         let msg = (self.map)(Err(err));
-        core.send_to::<A>(self.caller, msg);
+        core.send_to::<A>(caller, msg);
     }
 }
 
@@ -310,6 +311,7 @@ pub enum ActorTimer {
 
 struct PendingRequest {
     seq: u64,
+    caller: ActorId,
     cont: Box<dyn Continuation>,
     timer: Option<TimerId>,
 }
@@ -332,6 +334,7 @@ impl fmt::Debug for Requests {
 impl Core {
     pub(crate) fn open_request(
         &mut self,
+        caller: ActorId,
         cont: Box<dyn Continuation>,
         timeout: Option<Duration>,
     ) -> RequestId {
@@ -340,6 +343,7 @@ impl Core {
         let seq = requests.seq;
         let key = requests.table.insert(PendingRequest {
             seq,
+            caller,
             cont,
             timer: None,
         });
@@ -356,7 +360,7 @@ impl Core {
         id
     }
 
-    fn take_request(&mut self, id: RequestId) -> Option<Box<dyn Continuation>> {
+    fn take_request(&mut self, id: RequestId) -> Option<(ActorId, Box<dyn Continuation>)> {
         if id.reactor != self.reactor_id() {
             return None;
         }
@@ -369,7 +373,7 @@ impl Core {
         if let Some(t) = pending.timer {
             self.cancel_timer(t);
         }
-        Some(pending.cont)
+        Some((pending.caller, pending.cont))
     }
 
     pub(crate) fn complete_request<T: 'static>(
@@ -377,15 +381,15 @@ impl Core {
         id: RequestId,
         result: Result<T, RequestError>,
     ) {
-        if let Some(cont) = self.take_request(id) {
+        if let Some((caller, cont)) = self.take_request(id) {
             let mut outcome = Some(result);
-            cont.complete(self, &mut outcome as &mut dyn Any);
+            cont.complete(self, caller, &mut outcome as &mut dyn Any);
         }
     }
 
     fn reject_request(&mut self, id: RequestId, err: RequestError) {
-        if let Some(cont) = self.take_request(id) {
-            cont.reject(self, err);
+        if let Some((caller, cont)) = self.take_request(id) {
+            cont.reject(self, caller, err);
         }
     }
 
@@ -394,11 +398,27 @@ impl Core {
     }
 
     /// Rejects, with `Dropped`, the requests whose reply slots were dropped
-    /// unanswered on this thread.
+    /// unanswered on this thread. With no request pending there is nothing
+    /// to reject (a dropped reply of an answered or timed-out request is
+    /// ignored anyway), so the thread-local list waits for the next time one
+    /// is, or for the once-a-second trim.
+    #[inline]
     pub(crate) fn reap_orphans(&mut self) {
+        if self.layer.requests.table.is_empty() {
+            return;
+        }
         take_orphans(&mut self.layer.requests.orphans);
         while let Some(id) = self.layer.requests.orphans.pop() {
             self.reject_request(id, RequestError::Dropped);
+        }
+    }
+
+    /// Forgets the replies dropped on this thread while no request was
+    /// pending (they can only name requests already settled).
+    pub(crate) fn trim_orphans(&mut self) {
+        if self.layer.requests.table.is_empty() {
+            let mut stale = Vec::new();
+            take_orphans(&mut stale);
         }
     }
 

@@ -83,8 +83,11 @@ impl Layer for System {
     type VTable = ActorVTable;
     type Timer = ActorTimer;
 
+    #[inline]
     fn settle(core: &mut Core) {
-        core.process_exits();
+        if !core.layer.exits.is_empty() {
+            core.process_exits();
+        }
         core.reap_orphans();
     }
 
@@ -96,6 +99,10 @@ impl Layer for System {
         match timer {
             ActorTimer::RequestTimeout(id) => core.request_timed_out(id),
         }
+    }
+
+    fn trim(core: &mut Core) {
+        core.trim_orphans();
     }
 
     fn shutdown(core: &mut Core) {

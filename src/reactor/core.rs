@@ -116,6 +116,13 @@ impl<L: Layer> Core<L> {
         self.slots.get_mut(idx)
     }
 
+    /// The slot at `idx`, without a generation check: for a cell whose run
+    /// is under way, whose slot cannot be removed before the run ends.
+    #[inline(always)]
+    pub(crate) fn slot_at(&mut self, idx: usize) -> Option<&mut Slot<L>> {
+        self.slots.get_mut(idx)
+    }
+
     #[inline]
     pub(crate) fn slot(&self, id: ActorId) -> Option<&Slot<L>> {
         let idx = id.index() as usize;
@@ -204,30 +211,33 @@ impl<L: Layer> Core<L> {
 
     /// Puts `id` in the run queue, unless it is there already.
     pub fn schedule(&mut self, id: ActorId) {
-        self.schedule_inner(id, false);
-    }
-
-    /// [`Core::schedule`] for a cell that a send made runnable: under
-    /// `Policy::ReceiverNext` it may run next.
-    #[inline]
-    pub(crate) fn schedule_sent(&mut self, id: ActorId) {
-        self.schedule_inner(id, true);
-    }
-
-    #[inline]
-    fn schedule_inner(&mut self, id: ActorId, sent: bool) {
-        #[cfg(feature = "metrics")]
-        let clock = self.m.clock;
+        let clock = self.clock();
         let Some(slot) = self.slot_mut(id) else {
             return;
         };
-        if slot.scheduled {
-            return;
+        if slot.mark_scheduled(clock) {
+            self.push_runnable(id, false);
         }
-        slot.scheduled = true;
-        metric! {
-            slot.enq = clock;
+    }
+
+    /// The metrics counter's last reading (0 without metrics), to stamp an
+    /// enqueue with.
+    #[inline(always)]
+    pub(crate) fn clock(&self) -> u64 {
+        #[cfg(feature = "metrics")]
+        {
+            self.m.clock
         }
+        #[cfg(not(feature = "metrics"))]
+        {
+            0
+        }
+    }
+
+    /// Queues `id`, which the caller has just marked scheduled
+    /// (`Slot::mark_scheduled`).
+    #[inline]
+    pub(crate) fn push_runnable(&mut self, id: ActorId, sent: bool) {
         let by_other = sent && self.running.is_some_and(|r| r != id);
         self.run_queue.push(id, self.config.policy, by_other);
         trace_ev!(self, "Q {id}");
@@ -395,6 +405,7 @@ impl<L: Layer> Core<L> {
             }
         }
         self.locals.trim();
+        L::trim(self);
     }
 
     // ----- extensions ------------------------------------------------------

@@ -37,6 +37,10 @@ pub trait Layer: Default + Sized + 'static {
 
     /// The reactor is stopping: end every cell still alive.
     fn shutdown(core: &mut Core<Self>);
+
+    /// Frees what the layer keeps for reuse; called with the reactor's
+    /// once-a-second trim.
+    fn trim(_core: &mut Core<Self>) {}
 }
 
 /// The functions the reactor calls for one cell type.
@@ -113,6 +117,36 @@ pub(crate) struct Slot<L: Layer> {
 }
 
 impl<L: Layer> Slot<L> {
+    /// Marks the cell scheduled, stamped with `clock`; true if it was not
+    /// (the caller then queues it).
+    #[inline(always)]
+    pub(crate) fn mark_scheduled(&mut self, _clock: u64) -> bool {
+        if self.scheduled {
+            return false;
+        }
+        self.scheduled = true;
+        #[cfg(feature = "metrics")]
+        {
+            self.enq = _clock;
+        }
+        true
+    }
+
+    /// The cell as a `T`, without checking.
+    ///
+    /// # Safety
+    ///
+    /// The cell must be a `T`: it was inserted as one, for instance because
+    /// the caller is a function of the slot's own table.
+    #[inline(always)]
+    pub(crate) unsafe fn cell_unchecked<T: 'static>(&mut self) -> &mut T {
+        debug_assert!(self.type_id == TypeId::of::<T>());
+        let ptr: *mut dyn Any = &mut *self.cell;
+        // SAFETY: the caller guarantees the pointee is a `T`; the borrow is
+        // tied to `&mut self`.
+        unsafe { &mut *ptr.cast::<T>() }
+    }
+
     /// The cell as a `T`, if that is its type.
     #[inline]
     pub(crate) fn cell_mut<T: 'static>(&mut self) -> Option<&mut T> {

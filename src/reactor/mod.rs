@@ -239,10 +239,9 @@ impl<L: Layer> Reactor<L> {
     }
 
     fn run_turns(&mut self) -> io::Result<()> {
-        let now = Instant::now();
-        self.core.set_now(now);
+        self.core.set_now(Instant::now());
         metric! {
-            self.core.m.tick_at(now);
+            self.core.m.tick();
         }
         loop {
             if self.core.shutdown_requested() {
@@ -258,22 +257,27 @@ impl<L: Layer> Reactor<L> {
             let timeout = if self.core.has_runnable() {
                 Some(Duration::ZERO)
             } else {
-                let now = Instant::now();
-                // Trimming is due only if some actor ran since the last one:
-                // a server with nothing to do sleeps undisturbed.
+                // The turn's clock is good enough for trimming, which is
+                // due only if some actor ran since the last one: a server
+                // with nothing to do sleeps undisturbed.
+                let turn_now = self.core.now();
                 let dirty = self.core.stats.actor_runs != self.runs_at_trim;
-                if dirty && now >= self.next_trim {
+                if dirty && turn_now >= self.next_trim {
                     self.core.trim_idle();
                     self.runs_at_trim = self.core.stats.actor_runs;
-                    self.next_trim = now + TRIM_INTERVAL;
+                    self.next_trim = turn_now + TRIM_INTERVAL;
                 }
                 let trim_at =
                     (self.core.stats.actor_runs != self.runs_at_trim).then_some(self.next_trim);
                 match (self.core.next_deadline(), trim_at) {
-                    (Some(d), Some(t)) => Some(d.min(t)),
-                    (d, t) => d.or(t),
+                    (None, None) => None,
+                    // Timers want the time now, not the turn's.
+                    (Some(d), t) => {
+                        let deadline = t.map_or(d, |t| d.min(t));
+                        Some(deadline.saturating_duration_since(Instant::now()))
+                    }
+                    (None, Some(t)) => Some(t.saturating_duration_since(turn_now)),
                 }
-                .map(|d| d.saturating_duration_since(now))
             };
             self.turn(timeout)?;
         }
@@ -284,14 +288,13 @@ impl<L: Layer> Reactor<L> {
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.poll_events(timeout)?;
         let core = &mut self.core;
-        let now = Instant::now();
-        core.set_now(now);
+        // The one clock reading of the turn.
+        core.set_now(Instant::now());
         #[cfg(feature = "metrics")]
         let polled = {
             let before = core.m.clock;
-            let after = core.m.tick_at(now);
-            core.m.polls += 1;
-            core.m.poll_ns += after.saturating_sub(before);
+            let after = core.m.tick();
+            core.m.add_poll(before, after);
             after
         };
         #[cfg(feature = "metrics")]
@@ -323,7 +326,7 @@ impl<L: Layer> Reactor<L> {
         core.end_turn();
         metric! {
             let end = core.m.tick();
-            core.m.busy_ns += end.saturating_sub(polled);
+            core.m.add_busy(polled, end);
         }
         Ok(())
     }

@@ -100,3 +100,79 @@ fn steady_state_ping_pong_allocates_almost_nothing() {
         "{per_message} allocations per message ({allocs} over {messages})"
     );
 }
+
+/// Answers each request with the value plus one.
+struct Echoer;
+
+enum EchoerMsg {
+    Ask(u64, credit_actors::Reply<u64>),
+}
+
+impl Actor for Echoer {
+    type Msg = EchoerMsg;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: EchoerMsg) {
+        let EchoerMsg::Ask(v, reply) = msg;
+        reply.resolve(ctx, v + 1);
+    }
+}
+
+/// Asks the echoer in a loop, and records the allocation counter when the
+/// warm-up ends and when the measured stretch ends.
+struct Asker {
+    echoer: Addr<Echoer>,
+    left: u64,
+    marks: Vec<u64>,
+    out: Option<std::sync::mpsc::Sender<(u64, u64)>>,
+}
+
+enum AskerMsg {
+    Got(Result<u64, credit_actors::RequestError>),
+}
+
+impl Actor for Asker {
+    type Msg = AskerMsg;
+
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        ctx.request(self.echoer, |r| EchoerMsg::Ask(0, r), AskerMsg::Got);
+    }
+
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: AskerMsg) {
+        let AskerMsg::Got(v) = msg;
+        let v = v.expect("answered");
+        if self.left == MEASURED || self.left == 0 {
+            self.marks.push(CountingAlloc::thread());
+        }
+        if self.left == 0 {
+            let (a, b) = (self.marks[0], self.marks[1]);
+            self.out.take().unwrap().send((a, b)).unwrap();
+            ctx.kill(self.echoer.id());
+            ctx.stop();
+            return;
+        }
+        self.left -= 1;
+        ctx.request(self.echoer, move |r| EchoerMsg::Ask(v, r), AskerMsg::Got);
+    }
+}
+
+#[test]
+fn steady_state_request_reply_allocates_nothing() {
+    let (tx, rx) = channel();
+    let th = std::thread::spawn(move || {
+        let mut reactor = Reactor::new().unwrap();
+        let echoer = reactor.spawn(Echoer);
+        reactor.spawn(Asker {
+            echoer,
+            left: WARMUP + MEASURED,
+            marks: Vec::with_capacity(2),
+            out: Some(tx),
+        });
+        reactor.run().unwrap();
+    });
+    let (start, end) = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("request/reply did not finish in time");
+    th.join().unwrap();
+    let allocs = end - start;
+    eprintln!("{allocs} allocations over {MEASURED} request/reply round trips");
+    assert_eq!(allocs, 0, "a round trip allocates in steady state");
+}
