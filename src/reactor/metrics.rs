@@ -429,7 +429,7 @@ impl Cycles {
                 std::hint::spin_loop();
             }
             let (ns, ticks) = (
-                t0.elapsed().as_nanos() as u128,
+                t0.elapsed().as_nanos(),
                 Self::read_tsc().wrapping_sub(c0) as u128,
             );
             let q32 = ((ns << 32) / ticks.max(1)).max(1);
