@@ -255,12 +255,6 @@ pub struct EchoSession {
     /// read in one turn. Either way one more unit is issued per line
     /// answered, so at most `window` lines are ever waiting here.
     window: u32,
-    /// Credit owed for lines answered and not yet issued. Paid back once it
-    /// reaches half the window, so at least half the window is always
-    /// outstanding (no stall) and a busy socket gets one credit message per
-    /// half window rather than one per line. With a window of 1 it is paid
-    /// at once: the tutorial, line by line.
-    owed: u32,
 }
 
 /// The default credit window of a session: enough for a pipelining client's
@@ -272,8 +266,6 @@ impl Default for EchoSession {
         EchoSession::new()
     }
 }
-
-static PREFIX: Bytes = Bytes::from_static(REPLY_PREFIX.as_bytes());
 
 impl EchoSession {
     /// A session waiting for its connection, with the default window.
@@ -287,7 +279,6 @@ impl EchoSession {
         EchoSession {
             conn: None,
             window: window.max(1),
-            owed: 0,
         }
     }
 
@@ -304,18 +295,12 @@ impl EchoSession {
             "Received line: {}",
             String::from_utf8_lossy(line.as_bytes())
         );
-        conn.send_line_parts(ctx, PREFIX.clone(), line.into_bytes());
-        self.issue_credit(ctx, conn);
-    }
-
-    /// The tutorial's `conn issueCredit`, paid in batches of half the
-    /// window (see `owed`).
-    fn issue_credit(&mut self, ctx: &mut Ctx<'_, Self>, conn: Addr<Socket>) {
-        self.owed += 1;
-        if self.owed >= (self.window / 2).max(1) {
-            conn.issue_credit(ctx, i64::from(self.owed));
-            self.owed = 0;
-        }
+        conn.send_line_parts(
+            ctx,
+            Bytes::from_static(REPLY_PREFIX.as_bytes()),
+            line.into_bytes(),
+        );
+        conn.issue_credit(ctx, 1);
     }
 }
 
@@ -330,7 +315,7 @@ impl Actor for EchoSession {
                 // The unit was skipped; answer so every line gets one reply.
                 debug!("Rejected line: {e}");
                 conn.send_line(ctx, format!("error: {e}"));
-                self.issue_credit(ctx, conn);
+                conn.issue_credit(ctx, 1);
             }
             SessionMsg::Socket(SocketEvent::Closed(_, reason)) => {
                 debug!("Disconnected: {reason}");

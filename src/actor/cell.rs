@@ -298,6 +298,30 @@ impl Core {
         self.slot(id).is_some_and(|s| !s.data.exiting)
     }
 
+    /// The state of the actor `to`, in place, when acting on it now cannot
+    /// be told apart from sending it a message that it handles next: it is
+    /// on this reactor, alive, not running, and has no envelope waiting
+    /// (so nothing sent to it earlier is overtaken). Otherwise `None`, and
+    /// the caller sends the message instead.
+    ///
+    /// Socket actors use it so that a controller's `send_line` and
+    /// `issue_credit` act on the socket's output queue and credit counter
+    /// without a mailbox round trip. The borrow ends before the caller uses
+    /// the core again, so what the operation implies for the reactor
+    /// (a turn-end flush, a wake-up) is done afterwards, by id.
+    #[inline]
+    pub fn direct<A: Actor>(&mut self, to: Addr<A>) -> Option<&mut A> {
+        let slot = self.slot_mut(to.id())?;
+        if slot.data.exiting {
+            return None;
+        }
+        let cell = slot.cell_mut::<ActorCell<A>>()?;
+        if !cell.mailbox.is_empty() {
+            return None;
+        }
+        cell.actor.as_deref_mut()
+    }
+
     /// True if `id` is a live actor of type `A`.
     pub(crate) fn is_a<A: Actor>(&self, id: ActorId) -> bool {
         self.slot(id)

@@ -39,7 +39,10 @@ impl<'a, A: Actor> Ctx<'a, A> {
         }
     }
 
-    pub(crate) fn core(&mut self) -> &mut Core {
+    /// The reactor's state, for operations by id on other actors
+    /// (`Core::at_turn_end`, `Core::wake`, `Core::direct`, ...).
+    #[inline(always)]
+    pub fn core(&mut self) -> &mut Core {
         self.core
     }
 
@@ -200,6 +203,14 @@ impl<'a, A: Actor> Ctx<'a, A> {
     /// Ends another actor with an explicit reason.
     pub fn terminate(&mut self, peer: ActorId, reason: ExitReason) {
         self.core.terminate(peer, reason)
+    }
+
+    /// Another actor's state, in place, when acting on it now is the same
+    /// as sending it a message: see [`Core::direct`]. `None` means send the
+    /// message instead.
+    #[inline(always)]
+    pub fn direct<B: Actor>(&mut self, to: Addr<B>) -> Option<&mut B> {
+        self.core.direct(to)
     }
 
     /// True if `peer` is alive.

@@ -2,6 +2,8 @@
 //! extension point ([`Local`]): a pool of emptied I/O buffers and the socket
 //! counters.
 
+use std::collections::VecDeque;
+
 use bytes::BytesMut;
 
 use crate::reactor::{Counters, Local, Metrics};
@@ -68,39 +70,79 @@ impl SocketStats {
     }
 }
 
-/// Most buffers kept in the pool.
+/// Most buffers kept in each pool.
 const POOL_MAX: usize = 256;
+
+/// Emptied buffers of one kind, for reuse. Read buffers and output
+/// buffers are kept apart: they differ in size, and a read buffer goes back
+/// while the units cut from it may still be alive, so it cannot be handed
+/// to a writer (which would have to allocate) before they are dropped.
+#[derive(Debug, Default)]
+struct Pool {
+    /// Oldest first: the oldest buffer is the likeliest to be unshared.
+    buffers: VecDeque<BytesMut>,
+}
+
+impl Pool {
+    /// An empty buffer with room for at least `min` bytes: the oldest
+    /// pooled one whose units are all gone, if one of the first two is, else
+    /// a new one. A pooled buffer still shared with units goes to the back
+    /// and waits.
+    fn take(&mut self, min: usize) -> BytesMut {
+        for _ in 0..2 {
+            let Some(mut b) = self.buffers.pop_front() else {
+                break;
+            };
+            b.clear();
+            if b.try_reclaim(min) {
+                return b;
+            }
+            self.buffers.push_back(b);
+        }
+        BytesMut::with_capacity(min)
+    }
+
+    fn give(&mut self, b: BytesMut) {
+        if self.buffers.len() < POOL_MAX && b.capacity() > 0 {
+            self.buffers.push_back(b);
+        }
+    }
+}
 
 /// The socket actors' per-reactor state.
 #[derive(Debug, Default)]
 pub(crate) struct NetLocal {
-    /// Emptied I/O buffers for reuse, so a busy socket does not allocate
-    /// per read and an idle one holds none.
-    buffers: Vec<BytesMut>,
+    read: Pool,
+    write: Pool,
     pub(crate) stats: SocketStats,
 }
 
 impl NetLocal {
-    /// An empty buffer with room for at least `min` bytes, from the pool
-    /// when one is there.
-    pub(crate) fn take_buffer(&mut self, min: usize) -> BytesMut {
-        let mut b = self.buffers.pop().unwrap_or_default();
-        b.clear();
-        b.reserve(min);
-        b
+    /// An empty read buffer with room for at least `min` bytes.
+    pub(crate) fn take_read(&mut self, min: usize) -> BytesMut {
+        self.read.take(min)
     }
 
-    /// Returns a buffer to the pool.
-    pub(crate) fn give_buffer(&mut self, b: BytesMut) {
-        if self.buffers.len() < POOL_MAX && b.capacity() > 0 {
-            self.buffers.push(b);
-        }
+    /// Returns a read buffer (units cut from it may still be alive).
+    pub(crate) fn give_read(&mut self, b: BytesMut) {
+        self.read.give(b);
+    }
+
+    /// A buffer for a socket's output queue.
+    pub(crate) fn take_tail(&mut self) -> BytesMut {
+        self.write.take(crate::net::socket::TAIL_MIN)
+    }
+
+    /// Returns an output buffer, emptied by a flush.
+    pub(crate) fn give_tail(&mut self, b: BytesMut) {
+        self.write.give(b);
     }
 }
 
 impl Local for NetLocal {
     fn trim(&mut self) {
-        self.buffers = Vec::new();
+        self.read = Pool::default();
+        self.write = Pool::default();
     }
 
     fn counters(&self) -> Option<Counters> {

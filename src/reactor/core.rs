@@ -24,7 +24,7 @@ use crate::reactor::local::Locals;
 use crate::reactor::remote::Remote;
 use crate::reactor::run_queue::RunQueue;
 use crate::reactor::timer::{TimerId, Timers};
-use crate::reactor::{ActorId, Config, Layer, Local, Metrics, ReactorHandle, Stats, VTable};
+use crate::reactor::{ActorId, Config, Layer, Local, Metrics, ReactorHandle, Ready, Stats, VTable};
 
 /// A closure a timer runs on the reactor when it fires.
 pub type TimerFn<L> = Box<dyn FnOnce(&mut Core<L>)>;
@@ -247,6 +247,13 @@ impl<L: Layer> Core<L> {
                 self.m.queue_depth_max = n;
             }
         }
+    }
+
+    /// Queues `id` for a run whose I/O hook sees [`Ready::is_wake`]: for a
+    /// cell that has work of its own to resume, for instance after another
+    /// actor acted on its state in place.
+    pub fn wake(&mut self, id: ActorId) {
+        self.set_ready(id, Ready::wake().0);
     }
 
     pub(crate) fn set_ready(&mut self, id: ActorId, bits: u8) {

@@ -11,6 +11,7 @@ impl Ready {
     const READ_CLOSED: u8 = 4;
     const WRITE_CLOSED: u8 = 8;
     const ERROR: u8 = 16;
+    const WAKE: u8 = 32;
 
     pub(crate) fn from_event(e: &mio::event::Event) -> Ready {
         let mut bits = 0;
@@ -55,5 +56,16 @@ impl Ready {
     /// The error flag was set.
     pub fn is_error(self) -> bool {
         self.0 & Self::ERROR != 0
+    }
+
+    /// Someone asked for this run with `Core::wake`: the actor has work of
+    /// its own to resume (a socket given credit while input waits), whether
+    /// or not an I/O event came.
+    pub fn is_wake(self) -> bool {
+        self.0 & Self::WAKE != 0
+    }
+
+    pub(crate) const fn wake() -> Ready {
+        Ready(Self::WAKE)
     }
 }

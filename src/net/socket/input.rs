@@ -18,15 +18,45 @@ use crate::net::sys;
 const INFINITE: u64 = u64::MAX;
 
 impl Socket {
-    /// Applies a credit operation and delivers what it lets out.
-    pub(super) fn credit(&mut self, ctx: &mut Ctx<'_, Self>, op: CreditOp) {
+    /// Applies a credit operation to the counter. True if that let input
+    /// out that waits (credit went from zero to positive with units, or
+    /// unread bytes, or the close, still to deliver): the socket must then
+    /// run to deliver it. Shared by the message path and the direct one.
+    #[inline]
+    pub(super) fn apply_credit(&mut self, op: CreditOp) -> bool {
+        let was = self.credit;
         self.credit = match op {
             CreditOp::Infinite => INFINITE,
             CreditOp::Zero => 0,
-            CreditOp::Issue(_) if self.credit == INFINITE => INFINITE,
-            CreditOp::Issue(n) if n >= 0 => self.credit.saturating_add(n as u64).min(INFINITE - 1),
-            CreditOp::Issue(n) => self.credit.saturating_sub(n.unsigned_abs()),
+            CreditOp::Issue(_) if was == INFINITE => INFINITE,
+            CreditOp::Issue(n) if n >= 0 => was.saturating_add(n as u64).min(INFINITE - 1),
+            CreditOp::Issue(n) => was.saturating_sub(n.unsigned_abs()),
         };
+        was == 0 && self.credit > 0 && self.input_waiting()
+    }
+
+    /// The credit counter now (`u64::MAX`: infinite).
+    pub(super) fn credit_now(&self) -> u64 {
+        self.credit
+    }
+
+    /// Input that a unit of credit would let out may be waiting: bytes in
+    /// the buffer, bytes the kernel may hold, or the close not yet told.
+    fn input_waiting(&self) -> bool {
+        self.state == State::Open
+            && (!self.rbuf.is_empty() || self.may_read || (self.eof && !self.closed_sent))
+    }
+
+    /// Changes how input is cut. True if buffered input may now make units
+    /// that credit lets out: the socket must then run to re-cut it.
+    pub(super) fn set_mode_in_place(&mut self, mode: crate::net::framing::Mode) -> bool {
+        self.framer.set_mode(mode);
+        self.credit > 0 && self.input_waiting()
+    }
+
+    /// Applies a credit operation and delivers what it lets out.
+    pub(super) fn credit(&mut self, ctx: &mut Ctx<'_, Self>, op: CreditOp) {
+        let _ = self.apply_credit(op);
         trace_ev!(ctx, "C {} {}", ctx.id(), self.credit);
         self.pump(ctx);
     }
@@ -37,6 +67,8 @@ impl Socket {
         if self.state != State::Open {
             return;
         }
+        let me = ctx.me();
+        let tracing = ctx.tracing();
         loop {
             let mut exhausted = false;
             while self.credit > 0 && !self.held {
@@ -45,18 +77,18 @@ impl Socket {
                         if self.credit != INFINITE {
                             self.credit -= 1;
                         }
-                        metric! {
-                            ctx.local::<NetLocal>().stats.units += 1;
+                        self.units_out += 1;
+                        if tracing {
+                            ctx.trace(format_args!("U {}", me.id()));
                         }
-                        trace_ev!(ctx, "U {}", ctx.id());
                         if let (Err(UnitError::TooLong { limit }), OverlongPolicy::Close) =
                             (&unit, self.config.overlong)
                         {
                             let what = format!("work unit longer than {limit} bytes");
+                            self.count_units(ctx);
                             self.fail(ctx, CloseReason::LimitExceeded(what.into()));
                             return;
                         }
-                        let me = ctx.me();
                         self.emit(ctx, SocketEvent::Data(me, unit));
                     }
                     None => {
@@ -66,6 +98,7 @@ impl Socket {
                 }
             }
             if !exhausted {
+                self.count_units(ctx);
                 // Out of credit (or held) with input possibly waiting.
                 if !self.rbuf.is_empty() || self.may_read {
                     metric! {
@@ -75,11 +108,13 @@ impl Socket {
                 break;
             }
             if self.eof || !self.may_read {
+                self.count_units(ctx);
                 break;
             }
             if self.rbuf.capacity() == 0 {
-                self.rbuf = ctx.local::<NetLocal>().take_buffer(self.config.read_size);
+                self.rbuf = ctx.local::<NetLocal>().take_read(self.config.read_size);
             }
+            self.count_units(ctx);
             match self.read(ctx) {
                 Ok(true) => {}
                 Ok(false) => break,
@@ -92,13 +127,25 @@ impl Socket {
         if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
             // An idle socket keeps no read buffer.
             let buf = std::mem::take(&mut self.rbuf);
-            ctx.local::<NetLocal>().give_buffer(buf);
+            ctx.local::<NetLocal>().give_read(buf);
         }
         if self.eof && !self.closed_sent && (self.rbuf.is_empty() || self.framer.is_discarding()) {
             self.closed_sent = true;
             let me = ctx.me();
             self.emit(ctx, SocketEvent::Closed(me, CloseReason::Orderly));
         }
+    }
+
+    /// Adds the units delivered since the last call to the reactor's socket
+    /// counters: once per batch, not per unit.
+    #[inline]
+    fn count_units(&mut self, _ctx: &mut Ctx<'_, Self>) {
+        metric! {
+            if self.units_out > 0 {
+                _ctx.local::<NetLocal>().stats.units += u64::from(self.units_out);
+            }
+        }
+        self.units_out = 0;
     }
 
     /// One read into the buffer's spare room. `Ok(true)` if bytes (or EOF)

@@ -49,6 +49,7 @@ use crate::net::local::NetLocal;
 use crate::reactor::Ready;
 
 use output::Output;
+pub(crate) use output::TAIL_MIN;
 
 /// Events a socket sends its controlling actor. The controller's message
 /// type implements `From<SocketEvent>`.
@@ -265,6 +266,8 @@ pub struct Socket {
     framer: Framer,
     /// Units the controller has asked for; `u64::MAX` is infinite.
     credit: u64,
+    /// Units delivered and not yet added to the reactor's counters.
+    units_out: u32,
     rbuf: BytesMut,
     out: Output,
     config: Rc<SocketConfig>,
@@ -307,6 +310,7 @@ impl Socket {
             controller,
             framer: Framer::new(Mode::Raw, config.max_unit),
             credit: 0,
+            units_out: 0,
             rbuf: BytesMut::new(),
             out: Output::default(),
             line_terminator: config.line_terminator.clone(),
@@ -467,6 +471,9 @@ impl Actor for Socket {
             self.may_read = true;
             self.read_closed |= ready.is_read_closed() || ready.is_error();
             self.pump(ctx);
+        } else if ready.is_wake() {
+            // Credit arrived in place (`Core::direct`) while input waited.
+            self.pump(ctx);
         }
     }
 
@@ -491,7 +498,7 @@ impl Actor for Socket {
         self.fail_output(ctx, &RequestError::rejected("connection closed"));
         let buf = std::mem::take(&mut self.rbuf);
         if buf.capacity() > 0 {
-            ctx.local::<NetLocal>().give_buffer(buf);
+            ctx.local::<NetLocal>().give_read(buf);
         }
     }
 }
@@ -506,25 +513,57 @@ impl fmt::Debug for Socket {
     }
 }
 
-/// Operations on a socket, from inside an actor. Each is one message to the
-/// socket actor, handled in the order sent.
+/// Operations on a socket, from inside an actor. Each acts as one message
+/// to the socket actor, handled in the order sent.
+///
+/// Credit, sends and mode changes are made in place when the socket is on
+/// the caller's reactor and nothing sent to it earlier waits in its mailbox
+/// (`Core::direct`): the credit counter is added to, the reply is copied
+/// straight into the output queue, and the socket is woken only when credit
+/// went from zero to positive while input waits. That is what a message
+/// would have done, without the mailbox round trip. Otherwise they are sent
+/// as messages.
 impl Addr<Socket> {
     /// Adds `n` units of credit (the tutorial's `issueCredit` is `n = 1`);
     /// negative `n` subtracts, and credit is clamped at zero.
+    #[inline]
     pub fn issue_credit<A: Actor>(&self, ctx: &mut Ctx<'_, A>, n: i64) {
-        ctx.send(*self, SocketMsg(Cmd::Credit(CreditOp::Issue(n))));
+        self.credit(ctx, CreditOp::Issue(n));
     }
     /// Delivers every unit as it arrives.
     pub fn infinite_credit<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {
-        ctx.send(*self, SocketMsg(Cmd::Credit(CreditOp::Infinite)));
+        self.credit(ctx, CreditOp::Infinite);
     }
     /// Stops delivery until credit is issued again.
     pub fn zero_credit<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {
-        ctx.send(*self, SocketMsg(Cmd::Credit(CreditOp::Zero)));
+        self.credit(ctx, CreditOp::Zero);
     }
+
+    #[inline]
+    fn credit<A: Actor>(&self, ctx: &mut Ctx<'_, A>, op: CreditOp) {
+        let Some(sock) = ctx.direct(*self) else {
+            ctx.send(*self, SocketMsg(Cmd::Credit(op)));
+            return;
+        };
+        let wake = sock.apply_credit(op);
+        if ctx.tracing() {
+            let credit = ctx.direct(*self).map_or(0, |s| s.credit_now());
+            ctx.trace(format_args!("C {} {credit}", self.id()));
+        }
+        if wake {
+            ctx.core().wake(self.id());
+        }
+    }
+
     /// Sets how input is cut into units. Buffered input is re-cut.
     pub fn set_mode<A: Actor>(&self, ctx: &mut Ctx<'_, A>, mode: Mode) {
-        ctx.send(*self, SocketMsg(Cmd::SetMode(mode)));
+        let Some(sock) = ctx.direct(*self) else {
+            ctx.send(*self, SocketMsg(Cmd::SetMode(mode)));
+            return;
+        };
+        if sock.set_mode_in_place(mode) {
+            ctx.core().wake(self.id());
+        }
     }
     /// Text units ending at `delimiter` (the tutorial's `delimiterMode:`).
     pub fn delimiter_mode<A: Actor>(&self, ctx: &mut Ctx<'_, A>, delimiter: Delimiter) {
@@ -536,7 +575,7 @@ impl Addr<Socket> {
     }
     /// Sends bytes (or text) as they are.
     pub fn send<A: Actor>(&self, ctx: &mut Ctx<'_, A>, data: impl Into<Bytes>) {
-        ctx.send(*self, SocketMsg::send(data));
+        self.send_parts(ctx, Bytes::new(), data.into(), false);
     }
     /// Sends several pieces, in order.
     pub fn send_all<A: Actor>(&self, ctx: &mut Ctx<'_, A>, items: Vec<Bytes>) {
@@ -544,19 +583,37 @@ impl Addr<Socket> {
     }
     /// Sends a line: the text, then the line terminator.
     pub fn send_line<A: Actor>(&self, ctx: &mut Ctx<'_, A>, text: impl Into<Bytes>) {
-        ctx.send(*self, SocketMsg::send_line(text));
+        self.send_parts(ctx, Bytes::new(), text.into(), true);
     }
     /// Sends `head` then `body` then the line terminator, without joining
     /// them first (no allocation for `"You said: "` + line).
+    #[inline]
     pub fn send_line_parts<A: Actor>(&self, ctx: &mut Ctx<'_, A>, head: Bytes, body: Bytes) {
-        ctx.send(
-            *self,
-            SocketMsg(Cmd::Send {
-                head,
-                body,
-                line: true,
-            }),
-        );
+        self.send_parts(ctx, head, body, true);
+    }
+
+    #[inline]
+    fn send_parts<A: Actor>(&self, ctx: &mut Ctx<'_, A>, head: Bytes, body: Bytes, line: bool) {
+        let now = ctx.now();
+        let queued = match ctx.direct(*self) {
+            Some(sock) if !sock.out_needs_tail() => sock.queue_send(&head, &body, line, now),
+            Some(_) => {
+                // The first send of a burst: a buffer from the pool first.
+                let buf = ctx.local::<NetLocal>().take_tail();
+                match ctx.direct(*self) {
+                    Some(sock) => {
+                        sock.set_tail(buf);
+                        sock.queue_send(&head, &body, line, now)
+                    }
+                    None => return,
+                }
+            }
+            None => {
+                ctx.send(*self, SocketMsg(Cmd::Send { head, body, line }));
+                return;
+            }
+        };
+        Socket::apply_queued(ctx, *self, queued);
     }
     /// A promise for everything sent so far: `map` receives `Ok(())` once
     /// those bytes are handed to the kernel, or the rejection if the socket

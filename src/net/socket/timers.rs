@@ -40,14 +40,26 @@ impl Socket {
     /// Arms the write check while output is queued and a write timeout is
     /// set.
     pub(super) fn arm_write_check(&mut self, ctx: &mut Ctx<'_, Self>) {
-        if let Some(t) = self.write_timeout {
-            if !self.write_check_armed && self.out.queued() > 0 {
-                self.write_check_armed = true;
-                self.last_output_progress = ctx.now();
-                let me = ctx.me();
-                ctx.send_after(me, SocketMsg(Cmd::WriteCheck), t);
-            }
+        if let Some(t) = self.write_check_due(ctx.now()) {
+            let me = ctx.me();
+            ctx.send_after(me, SocketMsg(Cmd::WriteCheck), t);
         }
+    }
+
+    /// Marks the write check armed and says after how long it fires, if
+    /// output is queued, a write timeout is set, and it is not armed yet.
+    #[inline(always)]
+    pub(super) fn write_check_due(
+        &mut self,
+        now: std::time::Instant,
+    ) -> Option<std::time::Duration> {
+        let t = self.write_timeout?;
+        if self.write_check_armed || self.out.queued() == 0 {
+            return None;
+        }
+        self.write_check_armed = true;
+        self.last_output_progress = now;
+        Some(t)
     }
 
     pub(super) fn write_check(&mut self, ctx: &mut Ctx<'_, Self>) {
