@@ -291,9 +291,18 @@ impl<'a, A: Actor> Ctx<'a, A> {
         self.core.tracing()
     }
 
+    /// Writes the trace event `<kind> <id>` or `<kind> <id> <value>` if the
+    /// trace is on: the cheapest kind of trace point (see
+    /// [`Core::trace_id`]).
+    #[inline(always)]
+    pub fn trace_id(&mut self, kind: char, id: ActorId, value: Option<u64>) {
+        self.core.trace_id(kind, id, value)
+    }
+
     /// Writes one trace event (`<kind> <fields>`) if the trace is on. The
     /// trace format is in `tools/TRACE_FORMAT.md`.
-    #[inline]
+    #[cold]
+    #[inline(never)]
     pub fn trace(&mut self, event: fmt::Arguments<'_>) {
         self.core.trace(event)
     }

@@ -431,8 +431,11 @@ impl Framer {
     /// it). In discard state at eof the rest is dropped and `None` returned.
     #[inline]
     pub fn next_unit(&mut self, buf: &mut BytesMut, eof: bool) -> Option<Result<Unit, UnitError>> {
-        if let Some(unit) = self.next_line(buf) {
-            return Some(unit);
+        match self.next_line(buf) {
+            Line::Unit(unit) => return Some(unit),
+            // A partial line that cannot be overlong yet: nothing to do.
+            Line::Partial if !eof && buf.len() <= self.max_unit => return None,
+            Line::Partial | Line::General => {}
         }
         let before = buf.len();
         let unit = self.cut(buf, eof);
@@ -442,30 +445,30 @@ impl Framer {
     }
 
     /// The common case, straight through: a one-byte delimiter found, the
-    /// unit within the limit, nothing being discarded. `None` leaves every
-    /// other case (and a partial unit) to the general path, with the scan
-    /// position moved past what was searched so it does not search again.
+    /// unit within the limit, nothing being discarded. A partial unit moves
+    /// the scan position past what was searched, so it is not searched
+    /// again; every other case goes to the general path.
     #[inline(always)]
-    fn next_line(&mut self, buf: &mut BytesMut) -> Option<Result<Unit, UnitError>> {
+    fn next_line(&mut self, buf: &mut BytesMut) -> Line {
         if self.discarding {
-            return None;
+            return Line::General;
         }
         let (delim, text) = match &self.mode {
             Mode::Text(d) => (d, true),
             Mode::Binary(d) => (d, false),
-            Mode::Raw => return None,
+            Mode::Raw => return Line::General,
         };
         let &[b] = delim.as_bytes() else {
-            return None;
+            return Line::General;
         };
         let start = self.scan_from.min(buf.len());
         let Some(off) = find_byte(&buf[start..], b) else {
             self.scan_from = buf.len();
-            return None;
+            return Line::Partial;
         };
         let pos = start + off;
         if pos > self.max_unit {
-            return None;
+            return Line::General;
         }
         self.scan_from = 0;
         let ascii = text && self.ascii_before(buf, pos);
@@ -474,7 +477,7 @@ impl Framer {
         // split of the shared buffer instead of a split and an advance.
         let mut unit = buf.split_to(pos + 1).freeze();
         unit.truncate(pos);
-        Some(finish(unit, text, ascii))
+        Line::Unit(finish(unit, text, ascii))
     }
 
     /// Whether `buf[..end]` is ASCII, extending the known-ASCII prefix over
@@ -573,6 +576,16 @@ impl Framer {
     }
 }
 
+/// What the straight-through path of [`Framer::next_unit`] found.
+enum Line {
+    /// A unit, cut.
+    Unit(Result<Unit, UnitError>),
+    /// No delimiter in the buffer (one byte long): a partial unit.
+    Partial,
+    /// A case for the general path.
+    General,
+}
+
 /// Leftmost delimiter occurrence in `buf`, resuming where the previous
 /// unsuccessful search left off (`scan_from`); on failure records where to
 /// resume. No occurrence starts before `scan_from`.
@@ -594,22 +607,44 @@ fn find_from(buf: &BytesMut, delim: &[u8], scan_from: &mut usize) -> Option<usiz
     }
 }
 
-/// The length of the longest ASCII prefix of `bytes`, sixteen bytes at a
-/// time.
+/// The length of the longest ASCII prefix of `bytes`: sixteen bytes at a
+/// time while they are all ASCII, then eight, then one.
+#[inline]
 fn ascii_prefix(bytes: &[u8]) -> usize {
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = bytes.chunks_exact(16);
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()) & HIGH)
+    };
     let mut n = 0;
-    for c in chunks.by_ref() {
-        let (a, b) = c.split_at(8);
-        let a = u64::from_ne_bytes(a.try_into().unwrap_or_default());
-        let b = u64::from_ne_bytes(b.try_into().unwrap_or_default());
-        if (a | b) & HIGH != 0 {
+    while n + 16 <= bytes.len() {
+        if (word(n).unwrap_or(HIGH) | word(n + 8).unwrap_or(HIGH)) != 0 {
             break;
         }
         n += 16;
     }
-    n + bytes[n..].iter().take_while(|b| b.is_ascii()).count()
+    while let Some(w) = word(n) {
+        if w != 0 {
+            return n + (w.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    if n < bytes.len() && bytes.len() >= 8 {
+        // The last eight bytes, overlapping what is known ASCII (whose high
+        // bits are clear, so a set bit is past `n`).
+        let last = bytes.len() - 8;
+        let w = word(last).unwrap_or_default();
+        return if w == 0 {
+            bytes.len()
+        } else {
+            last + (w.trailing_zeros() / 8) as usize
+        };
+    }
+    while n < bytes.len() && bytes[n] < 0x80 {
+        n += 1;
+    }
+    n
 }
 
 /// Wraps a cut unit according to the mode; `ascii` says the framer already
@@ -670,6 +705,16 @@ fn find_byte(hay: &[u8], b: u8) -> Option<usize> {
     }
     if at >= SHORT_SCAN {
         return memchr::memchr(b, &hay[at..]).map(|p| at + p);
+    }
+    if at < hay.len() && hay.len() >= 8 {
+        // The last eight bytes, overlapping bytes known not to be `b`: no
+        // zero byte there, so none is flagged, and a flagged byte is past
+        // `at`.
+        let last = hay.len() - 8;
+        let word = hay.get(last..).unwrap_or_default();
+        let w = u64::from_le_bytes(word.try_into().unwrap_or_default()) ^ pattern;
+        let zero = w.wrapping_sub(LOW) & !w & HIGH;
+        return (zero != 0).then(|| last + (zero.trailing_zeros() / 8) as usize);
     }
     hay[at..].iter().position(|&c| c == b).map(|p| at + p)
 }

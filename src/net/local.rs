@@ -2,8 +2,6 @@
 //! extension point ([`Local`]): a pool of emptied I/O buffers and the socket
 //! counters.
 
-use std::collections::VecDeque;
-
 use bytes::BytesMut;
 
 use crate::reactor::{Counters, Local, Metrics};
@@ -74,37 +72,32 @@ impl SocketStats {
 const POOL_MAX: usize = 256;
 
 /// Emptied buffers of one kind, for reuse. Read buffers and output
-/// buffers are kept apart: they differ in size, and a read buffer goes back
-/// while the units cut from it may still be alive, so it cannot be handed
-/// to a writer (which would have to allocate) before they are dropped.
+/// buffers are kept apart: they differ in size, and a read buffer may come
+/// back while units cut from it are still alive, so it must not go to a
+/// writer (which would then allocate) before they are dropped.
 #[derive(Debug, Default)]
 struct Pool {
-    /// Oldest first: the oldest buffer is the likeliest to be unshared.
-    buffers: VecDeque<BytesMut>,
+    buffers: Vec<BytesMut>,
 }
 
 impl Pool {
-    /// An empty buffer with room for at least `min` bytes: the oldest
-    /// pooled one whose units are all gone, if one of the first two is, else
-    /// a new one. A pooled buffer still shared with units goes to the back
-    /// and waits.
+    /// An empty buffer with room for at least `min` bytes: the last one
+    /// given back if its whole allocation can be reused (no unit cut from
+    /// it is alive any more), else a new one.
     fn take(&mut self, min: usize) -> BytesMut {
-        for _ in 0..2 {
-            let Some(mut b) = self.buffers.pop_front() else {
-                break;
-            };
+        if let Some(mut b) = self.buffers.pop() {
             b.clear();
             if b.try_reclaim(min) {
                 return b;
             }
-            self.buffers.push_back(b);
+            // Still shared with units: it is freed when they are dropped.
         }
         BytesMut::with_capacity(min)
     }
 
     fn give(&mut self, b: BytesMut) {
         if self.buffers.len() < POOL_MAX && b.capacity() > 0 {
-            self.buffers.push_back(b);
+            self.buffers.push(b);
         }
     }
 }
@@ -123,7 +116,8 @@ impl NetLocal {
         self.read.take(min)
     }
 
-    /// Returns a read buffer (units cut from it may still be alive).
+    /// Returns a read buffer (socket actors give theirs back at the end of
+    /// the turn, once the units cut from it have usually been handled).
     pub(crate) fn give_read(&mut self, b: BytesMut) {
         self.read.give(b);
     }

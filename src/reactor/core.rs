@@ -63,8 +63,10 @@ pub struct Core<L: Layer> {
     #[cfg(feature = "metrics")]
     pub(crate) m: crate::reactor::metrics::MetricsState,
     /// The event trace, if on.
-    #[cfg(feature = "trace")]
     trace: Option<Box<crate::reactor::trace::Tracer>>,
+    /// `trace.is_some()`, kept as a plain flag: every trace point tests it,
+    /// and a byte compare is the cheapest test there is.
+    tracing: bool,
     /// The layer's per-reactor state.
     pub(crate) layer: L,
 }
@@ -99,8 +101,8 @@ impl<L: Layer> Core<L> {
             locals: Locals::default(),
             #[cfg(feature = "metrics")]
             m: crate::reactor::metrics::MetricsState::new(config.slow_threshold),
-            #[cfg(feature = "trace")]
             trace: None,
+            tracing: false,
             layer: L::default(),
         }
     }
@@ -236,11 +238,13 @@ impl<L: Layer> Core<L> {
 
     /// Queues `id`, which the caller has just marked scheduled
     /// (`Slot::mark_scheduled`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_runnable(&mut self, id: ActorId, sent: bool) {
         let by_other = sent && self.running.is_some_and(|r| r != id);
         self.run_queue.push(id, self.config.policy, by_other);
-        trace_ev!(self, "Q {id}");
+        if self.tracing {
+            self.trace_id('Q', id, None);
+        }
         metric! {
             let n = self.run_queue.len() as u64;
             if n > self.m.queue_depth_max {
@@ -285,6 +289,9 @@ impl<L: Layer> Core<L> {
         metric! {
             self.m.queue_depth.record(self.run_queue.len() as u64);
         }
+        // Read once: a trace turned on by a handler starts with the next
+        // turn's runs.
+        let tracing = self.tracing;
         while let Some(id) = self.run_queue.pop() {
             let Some(slot) = self.slot_mut(id) else {
                 continue;
@@ -293,14 +300,17 @@ impl<L: Layer> Core<L> {
             let run = slot.vtable.run;
             #[cfg(feature = "metrics")]
             let (ty, enq, start) = (slot.ty, slot.enq, self.m.clock);
-            #[cfg(any(feature = "metrics", feature = "trace"))]
             let msgs = self.stats.messages;
-            trace_ev!(self, "B {id}");
+            if tracing {
+                self.trace_id('B', id, None);
+            }
             self.running = Some(id);
             run(self, id);
             self.running = None;
             runs += 1;
-            trace_ev!(self, "E {id} {}", self.stats.messages - msgs);
+            if tracing {
+                self.trace_id('E', id, Some(self.stats.messages - msgs));
+            }
             L::settle(self);
             metric! {
                 let end = self.m.tick();
@@ -471,40 +481,55 @@ impl<L: Layer> Core<L> {
     }
 
     /// Turns the event trace on, writing to `out` (buffered; flushed when
-    /// the reactor's run ends). Only with the `trace` cargo feature.
-    #[cfg(feature = "trace")]
+    /// the reactor's run ends, and by [`Core::stop_trace`]). The format is
+    /// in `tools/TRACE_FORMAT.md`.
     pub fn set_trace(&mut self, out: Box<dyn io::Write>) {
         self.trace = Some(Box::new(crate::reactor::trace::Tracer::new(out)));
+        self.tracing = true;
+    }
+
+    /// Turns the event trace off, flushing what it buffered.
+    pub fn stop_trace(&mut self) {
+        self.flush_trace();
+        self.trace = None;
+        self.tracing = false;
     }
 
     /// Flushes the event trace, if on.
     pub fn flush_trace(&mut self) {
-        #[cfg(feature = "trace")]
         if let Some(t) = self.trace.as_deref_mut() {
             t.flush();
         }
     }
 
-    /// True while the event trace is on: test it before building an event.
-    #[inline]
+    /// True while the event trace is on: test it before building an event,
+    /// so a trace point costs one predictable branch while it is off.
+    #[inline(always)]
     pub fn tracing(&self) -> bool {
-        #[cfg(feature = "trace")]
-        {
-            self.trace.is_some()
-        }
-        #[cfg(not(feature = "trace"))]
-        {
-            false
+        self.tracing
+    }
+
+    /// Writes the trace event `<kind> <id>` or `<kind> <id> <value>`, if the
+    /// trace is on. Everything is passed by value to a cold function, so a
+    /// trace point adds only its test to the code around it (a formatted
+    /// event borrows its arguments, which keeps them out of registers).
+    #[cold]
+    #[inline(never)]
+    pub fn trace_id(&mut self, kind: char, id: ActorId, value: Option<u64>) {
+        match value {
+            Some(v) => self.trace(format_args!("{kind} {id} {v}")),
+            None => self.trace(format_args!("{kind} {id}")),
         }
     }
 
     /// Writes one trace event (`<kind> <fields>`), stamped with the time,
-    /// if the trace is on.
-    #[inline]
-    pub fn trace(&mut self, _event: fmt::Arguments<'_>) {
-        #[cfg(feature = "trace")]
+    /// if the trace is on. Out of line and marked cold, so a trace point
+    /// adds only its test to the code around it.
+    #[cold]
+    #[inline(never)]
+    pub fn trace(&mut self, event: fmt::Arguments<'_>) {
         if let Some(t) = self.trace.as_deref_mut() {
-            t.event(_event);
+            t.event(event);
         }
     }
 }

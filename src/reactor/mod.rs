@@ -38,7 +38,6 @@ mod ready;
 mod remote;
 mod run_queue;
 mod timer;
-#[cfg(feature = "trace")]
 mod trace;
 
 use std::io;

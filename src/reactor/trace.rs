@@ -1,6 +1,7 @@
-//! The event trace, off by default (and compiled out without the `trace`
-//! feature). When off, each trace point is one branch on an `Option` that
-//! is `None`.
+//! The event trace, off by default and turned on at run time
+//! (`Core::set_trace`, `echo-server --trace FILE`). While it is off, each
+//! trace point is one test of a flag that stays false: one predictable
+//! branch.
 //!
 //! One event per line, `<ns since start> <kind> <fields...>`. The reactor and
 //! the actor layer write the scheduling kinds (`S` spawn, `X` exit, `L` link

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use credit_actors::{Actor, Addr, Config, Ctx, Reactor};
-#[cfg(feature = "trace")]
 use credit_testkit::TraceSink;
 use credit_testkit::WAIT;
 
@@ -146,7 +145,6 @@ fn ctx_metrics_snapshot_from_inside_an_actor() {
 
 // ----- trace -----------------------------------------------------------------
 
-#[cfg(feature = "trace")]
 #[test]
 fn trace_records_spawn_enqueue_runs_exit_and_links() {
     struct Parent;

@@ -148,21 +148,12 @@ fn main() -> ExitCode {
         }
     };
     if let Some(path) = &args.trace {
-        #[cfg(feature = "trace")]
         match std::fs::File::create(path) {
-            Ok(f) => reactor.core().set_trace(Box::new(f)),
+            Ok(f) => reactor.set_trace(Box::new(f)),
             Err(e) => {
                 eprintln!("echo-server: cannot create {}: {e}", path.display());
                 return ExitCode::FAILURE;
             }
-        }
-        #[cfg(not(feature = "trace"))]
-        {
-            eprintln!(
-                "echo-server: --trace {} needs a build with `--features trace`",
-                path.display()
-            );
-            return ExitCode::from(2);
         }
     }
     // The listening side runs under a supervisor: if the service fails (and

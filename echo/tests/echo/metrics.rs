@@ -89,7 +89,6 @@ fn window_of_one_counts_credit_stalls() {
     }
 }
 
-#[cfg(feature = "trace")]
 #[test]
 fn trace_records_socket_reads_units_and_writes() {
     const N: usize = 20;

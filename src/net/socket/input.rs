@@ -57,7 +57,9 @@ impl Socket {
     /// Applies a credit operation and delivers what it lets out.
     pub(super) fn credit(&mut self, ctx: &mut Ctx<'_, Self>, op: CreditOp) {
         let _ = self.apply_credit(op);
-        trace_ev!(ctx, "C {} {}", ctx.id(), self.credit);
+        if ctx.tracing() {
+            ctx.trace_id('C', ctx.id(), Some(self.credit));
+        }
         self.pump(ctx);
     }
 
@@ -79,7 +81,7 @@ impl Socket {
                         }
                         self.units_out += 1;
                         if tracing {
-                            ctx.trace(format_args!("U {}", me.id()));
+                            ctx.trace_id('U', me.id(), None);
                         }
                         if let (Err(UnitError::TooLong { limit }), OverlongPolicy::Close) =
                             (&unit, self.config.overlong)
@@ -124,10 +126,12 @@ impl Socket {
                 }
             }
         }
-        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
-            // An idle socket keeps no read buffer.
-            let buf = std::mem::take(&mut self.rbuf);
-            ctx.local::<NetLocal>().give_read(buf);
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 && !self.flush_pending {
+            // An idle socket keeps no read buffer: it goes back to the pool
+            // at the end of the turn, once the controller has handled the
+            // units cut from it, so the next read can reuse it whole.
+            self.flush_pending = true;
+            ctx.at_turn_end();
         }
         if self.eof && !self.closed_sent && (self.rbuf.is_empty() || self.framer.is_discarding()) {
             self.closed_sent = true;
@@ -183,7 +187,9 @@ impl Socket {
                 };
             }
         };
-        trace_ev!(ctx, "R {} {n}", ctx.id());
+        if ctx.tracing() {
+            ctx.trace_id('R', ctx.id(), Some(n as u64));
+        }
         if n == 0 {
             self.eof = true;
             self.may_read = false;

@@ -284,6 +284,8 @@ pub struct Socket {
     closed_sent: bool,
     /// Input held back: output above the high-water mark.
     held: bool,
+    /// The turn-end hook is asked for (to flush output, and to give an
+    /// emptied read buffer back to the pool).
     flush_pending: bool,
     last_input: Instant,
     last_output_progress: Instant,
@@ -480,6 +482,10 @@ impl Actor for Socket {
     fn turn_end(&mut self, ctx: &mut Ctx<'_, Self>) {
         self.flush_pending = false;
         self.flush(ctx);
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
+            let buf = std::mem::take(&mut self.rbuf);
+            ctx.local::<NetLocal>().give_read(buf);
+        }
     }
 
     fn link_exit(
@@ -548,7 +554,7 @@ impl Addr<Socket> {
         let wake = sock.apply_credit(op);
         if ctx.tracing() {
             let credit = ctx.direct(*self).map_or(0, |s| s.credit_now());
-            ctx.trace(format_args!("C {} {credit}", self.id()));
+            ctx.trace_id('C', self.id(), Some(credit));
         }
         if wake {
             ctx.core().wake(self.id());

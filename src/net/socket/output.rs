@@ -278,7 +278,9 @@ impl Socket {
     /// actor's: the socket's own, or the controller's on the direct path.
     #[inline(always)]
     pub(super) fn apply_queued<A: Actor>(ctx: &mut Ctx<'_, A>, sock: Addr<Socket>, q: Queued) {
-        trace_ev!(ctx, "O {}", sock.id());
+        if ctx.tracing() {
+            ctx.trace_id('O', sock.id(), None);
+        }
         if q.turn_end {
             ctx.core().at_turn_end(sock.id());
         }
@@ -353,7 +355,9 @@ impl Socket {
             stats.bytes_out += progressed;
         }
         if progressed > 0 {
-            trace_ev!(ctx, "W {} {progressed}", ctx.id());
+            if ctx.tracing() {
+                ctx.trace_id('W', ctx.id(), Some(progressed));
+            }
             self.last_output_progress = ctx.now();
         }
         if let Some(tail) = self.out.take_idle_tail() {
