@@ -1,16 +1,21 @@
 //! The typed half of an actor's slot: behaviour plus mailbox, and the
 //! monomorphised functions the reactor calls through its function table.
 //!
-//! While an actor runs, its behaviour is moved out of the cell and its
-//! mailbox stays in place, so anything sent during the run (to itself
-//! included) lands in the mailbox by the ordinary path.
+//! An actor runs in place: its behaviour stays in the cell and the run
+//! borrows it through the cell's raw pointer, while whatever the core does
+//! to the cell meanwhile (a send, to itself included, a notice, a trim)
+//! reaches the mailbox and flags through the same pointer, field by field.
+//! No reference to a whole cell is ever made while it is in its slot, so
+//! the run's borrow and those accesses never overlap; and a cell is freed
+//! only once its slot is gone, which never happens during its run
+//! (`Core::remove` refuses the running cell).
 
-use std::any::Any;
-use std::collections::VecDeque;
+use std::any::{Any, TypeId};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::{addr_of_mut, NonNull};
 use std::sync::Arc;
 
-use std::any::TypeId;
+use crate::actor::mailbox::Mailbox;
 
 use crate::actor::system::{ActorSlot, ActorVTable, Signal, System};
 use crate::actor::{Actor, ActorId, Addr, Core, Ctx, Destination, ExitReason, LinkAction};
@@ -23,27 +28,42 @@ pub(crate) enum Envelope<M> {
     Signal(Box<Signal>),
 }
 
+/// An actor's cell: one allocation holding its mailbox, its flags and its
+/// behaviour. Reached only through a raw pointer while in its slot (see the
+/// module's notes).
 pub(crate) struct ActorCell<A: Actor> {
-    /// `None` while the actor runs. Boxed so that taking it out for a run
-    /// moves a pointer, not the whole behaviour (a socket is several
-    /// hundred bytes).
-    pub(crate) actor: Option<Box<A>>,
-    pub(crate) started: bool,
-    /// Where senders push. A run takes it as its batch (so it pops without
-    /// looking the slot up) and gives it back afterwards with its capacity,
-    /// so steady messaging allocates nothing. Only messages an actor sends
-    /// itself during its own run find an empty queue.
-    pub(crate) mailbox: VecDeque<Envelope<A::Msg>>,
+    /// Where senders push; a run pops the envelopes that were waiting when
+    /// it began.
+    mailbox: Mailbox<Envelope<A::Msg>>,
+    /// Its `started` hook has run.
+    started: bool,
+    /// A run or a hook borrows the behaviour now.
+    running: bool,
+    actor: A,
 }
 
 impl<A: Actor> ActorCell<A> {
     pub(crate) fn new(actor: A) -> ActorCell<A> {
         ActorCell {
-            actor: Some(Box::new(actor)),
+            mailbox: Mailbox::default(),
             started: false,
-            mailbox: VecDeque::new(),
+            running: false,
+            actor,
         }
     }
+}
+
+/// The mailbox of the cell at `p`, borrowed alone.
+///
+/// # Safety
+///
+/// `p` points to a live `ActorCell<A>`, and no other borrow of its mailbox
+/// is alive while the returned one is used.
+#[inline(always)]
+unsafe fn mailbox<'a, A: Actor>(p: *mut ActorCell<A>) -> &'a mut Mailbox<Envelope<A::Msg>> {
+    // SAFETY: as the caller guarantees; the borrow covers the mailbox field
+    // only, not the behaviour a run may be borrowing.
+    unsafe { &mut *addr_of_mut!((*p).mailbox) }
 }
 
 /// The function table of an actor type.
@@ -56,7 +76,9 @@ impl<A: Actor> HasVTable for A {
         run_actor::<A>,
         turn_end_actor::<A>,
         trim::<A>,
+        drop_cell::<A>,
         std::any::type_name::<A>,
+        TypeId::of::<ActorCell<A>>(),
         ActorVTable {
             push_signal: push_signal::<A>,
             stop: stop_actor::<A>,
@@ -64,25 +86,37 @@ impl<A: Actor> HasVTable for A {
     );
 }
 
-/// The cell behind `cell`, which the table's owner guarantees is an
-/// `ActorCell<A>`.
-fn cell_of<A: Actor>(cell: &mut dyn Any) -> Option<&mut ActorCell<A>> {
-    cell.downcast_mut::<ActorCell<A>>()
-}
-
-fn push_signal<A: Actor>(cell: &mut dyn Any, signal: Signal) {
-    if let Some(cell) = cell_of::<A>(cell) {
-        cell.mailbox.push_back(Envelope::Signal(Box::new(signal)));
-    }
+/// Queues a notice.
+///
+/// # Safety
+///
+/// `cell` is a live `ActorCell<A>` (the function is called through the
+/// table of the slot holding it).
+unsafe fn push_signal<A: Actor>(cell: NonNull<u8>, signal: Signal) {
+    // SAFETY: as the caller guarantees; only the mailbox is borrowed.
+    unsafe { mailbox(cell.as_ptr().cast::<ActorCell<A>>()) }
+        .push_back(Envelope::Signal(Box::new(signal)));
 }
 
 /// Frees the mailbox's memory if it is empty (an idle actor).
-fn trim<A: Actor>(cell: &mut dyn Any) {
-    if let Some(cell) = cell_of::<A>(cell) {
-        if cell.mailbox.is_empty() && cell.mailbox.capacity() > 0 {
-            cell.mailbox = VecDeque::new();
-        }
-    }
+///
+/// # Safety
+///
+/// As for [`push_signal`].
+unsafe fn trim<A: Actor>(cell: NonNull<u8>) {
+    // SAFETY: as the caller guarantees; only the mailbox is borrowed.
+    unsafe { mailbox(cell.as_ptr().cast::<ActorCell<A>>()) }.trim();
+}
+
+/// Drops and frees a cell.
+///
+/// # Safety
+///
+/// `cell` was made from a `Box<ActorCell<A>>` and is owned by the caller,
+/// which hands it over.
+unsafe fn drop_cell<A: Actor>(cell: NonNull<u8>) {
+    // SAFETY: as the caller guarantees.
+    drop(unsafe { Box::from_raw(cell.as_ptr().cast::<ActorCell<A>>()) });
 }
 
 /// The text of a panic payload.
@@ -103,25 +137,11 @@ pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> Arc<str> {
 /// cell and table never change, so the type check a send makes is not
 /// needed here (it cost about 15 instructions per message).
 #[inline(always)]
-fn own_cell<A: Actor>(core: &mut Core, idx: usize) -> Option<&mut ActorCell<A>> {
+fn own_cell<A: Actor>(core: &mut Core, idx: usize) -> Option<*mut ActorCell<A>> {
     let slot = core.slot_at(idx)?;
     // SAFETY: see above: the slot's table is `A`'s, so its cell is an
     // `ActorCell<A>`.
     Some(unsafe { slot.cell_unchecked::<ActorCell<A>>() })
-}
-
-/// The next envelope of the actor in slot `idx`, whose run is under way.
-#[inline(always)]
-fn pop<A: Actor>(core: &mut Core, idx: usize) -> Option<Envelope<A::Msg>> {
-    own_cell::<A>(core, idx)?.mailbox.pop_front()
-}
-
-/// Puts a behaviour back in its cell after a run or a hook.
-#[inline(always)]
-fn put_back<A: Actor>(cell: &mut ActorCell<A>, actor: Box<A>) {
-    debug_assert!(cell.actor.is_none());
-    // The slot was empty: nothing to drop.
-    std::mem::forget(cell.actor.replace(actor));
 }
 
 /// One run of one actor: its `started` hook the first time, then the
@@ -135,15 +155,27 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
         return;
     };
     let ready = std::mem::take(&mut slot.ready);
-    let Some(cell) = own_cell::<A>(core, idx) else {
+    let Some(p) = own_cell::<A>(core, idx) else {
         return;
     };
-    let Some(mut actor) = cell.actor.take() else {
-        return;
+    // SAFETY: `p` is the live cell of slot `idx`; the flags are read and
+    // written in place and the mailbox is borrowed alone, briefly.
+    let (first, waiting) = unsafe {
+        if (*p).running {
+            return;
+        }
+        (*p).running = true;
+        let first = !(*p).started;
+        (*p).started = true;
+        (first, mailbox(p).len().min(budget))
     };
-    let first = !cell.started;
-    cell.started = true;
-    let waiting = cell.mailbox.len().min(budget);
+    // SAFETY: the behaviour is borrowed by this run alone until `running`
+    // is cleared below: `running` keeps `Core::direct` and other runs away
+    // from it, and everything else reaching the cell during the run goes
+    // through `p`'s fields other than `actor` (see the module's notes).
+    // The cell neither moves (it is boxed) nor is freed (its slot is not
+    // removed while it runs) before the borrow ends.
+    let actor = unsafe { &mut *addr_of_mut!((*p).actor) };
     core.layer.begin_run();
     // Outside the closure, so a panic does not lose the count.
     let mut handled = 0usize;
@@ -154,7 +186,9 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
             actor.started(&mut ctx);
         }
         while handled < waiting && !ctx.core().layer.running_exits() {
-            let Some(envelope) = pop::<A>(ctx.core(), idx) else {
+            // SAFETY: `p` is live for the whole run (above); the mailbox
+            // borrow ends with the statement.
+            let Some(envelope) = (unsafe { mailbox(p) }).pop_front() else {
                 break;
             };
             handled += 1;
@@ -189,11 +223,12 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
     }
     let exiting = core.layer.end_run();
     core.stats.messages += handled as u64;
-    let Some(cell) = own_cell::<A>(core, idx) else {
-        return;
+    // SAFETY: `p` is still live (above); the run's borrow has ended.
+    let more = unsafe {
+        (*p).running = false;
+        !mailbox(p).is_empty()
     };
-    put_back(cell, actor);
-    if !cell.mailbox.is_empty() && !exiting {
+    if more && !exiting {
         if handled >= budget {
             core.stats.forced_yields += 1;
         }
@@ -203,8 +238,17 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
 
 fn turn_end_actor<A: Actor>(core: &mut Core, id: ActorId) {
     let idx = id.index() as usize;
-    let Some(mut actor) = own_cell::<A>(core, idx).and_then(|c| c.actor.take()) else {
+    let Some(p) = own_cell::<A>(core, idx) else {
         return;
+    };
+    // SAFETY: as in `run_actor`: `p` is the live cell of slot `idx`, and
+    // while `running` is set the behaviour is borrowed by this hook alone.
+    let actor = unsafe {
+        if (*p).running {
+            return;
+        }
+        (*p).running = true;
+        &mut *addr_of_mut!((*p).actor)
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         actor.turn_end(&mut Ctx::<A>::new(core, id));
@@ -212,32 +256,36 @@ fn turn_end_actor<A: Actor>(core: &mut Core, id: ActorId) {
     if let Err(payload) = outcome {
         core.terminate(id, ExitReason::Failed(panic_message(payload)));
     }
-    if let Some(cell) = own_cell::<A>(core, idx) {
-        put_back(cell, actor);
-    }
+    // SAFETY: `p` is still live; the hook's borrow has ended.
+    unsafe { (*p).running = false };
 }
 
 /// Ends an actor already removed from its slot: its `stopped` hook, then
 /// the drop of its behaviour and mailbox.
-fn stop_actor<A: Actor>(core: &mut Core, cell: Box<dyn Any>, id: ActorId, reason: &ExitReason) {
-    let Ok(mut cell) = cell.downcast::<ActorCell<A>>() else {
-        return;
-    };
-    if let Some(mut actor) = cell.actor.take() {
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            actor.stopped(&mut Ctx::<A>::new(core, id), reason);
-            drop(actor);
-        }));
-        if let Err(payload) = outcome {
-            log::error!(
-                "actor {id} panicked while stopping: {}",
-                panic_message(payload)
-            );
-        }
+///
+/// # Safety
+///
+/// As for [`drop_cell`]: the caller hands over a cell it owns.
+unsafe fn stop_actor<A: Actor>(
+    core: &mut Core,
+    cell: NonNull<u8>,
+    id: ActorId,
+    reason: &ExitReason,
+) {
+    // SAFETY: as the caller guarantees.
+    let mut cell = unsafe { Box::from_raw(cell.as_ptr().cast::<ActorCell<A>>()) };
+    let outcome = catch_unwind(AssertUnwindSafe(move || {
+        cell.actor.stopped(&mut Ctx::<A>::new(core, id), reason);
+        // Dropping the mailbox drops any unanswered reply slots in it,
+        // which rejects those requests.
+        drop(cell);
+    }));
+    if let Err(payload) = outcome {
+        log::error!(
+            "actor {id} panicked while stopping: {}",
+            panic_message(payload)
+        );
     }
-    // Dropping the mailbox drops any unanswered reply slots in it, which
-    // rejects those requests.
-    drop(cell);
 }
 
 impl Core {
@@ -266,12 +314,14 @@ impl Core {
     /// Sends `msg` to the actor `to`, of type `A`.
     #[inline]
     pub(crate) fn send_to<A: Actor>(&mut self, to: ActorId, msg: A::Msg) -> bool {
-        let clock = self.clock();
         let newly = match self.slot_mut(to) {
-            Some(slot) if !slot.data.exiting => match slot.cell_mut::<ActorCell<A>>() {
-                Some(cell) => {
-                    cell.mailbox.push_back(Envelope::Msg(msg));
-                    slot.mark_scheduled(clock)
+            Some(slot) if !slot.data.exiting => match slot.cell_ptr::<ActorCell<A>>() {
+                Some(p) => {
+                    // SAFETY: the slot's live cell, checked to be an
+                    // `ActorCell<A>`; only its mailbox is borrowed, for
+                    // this statement.
+                    unsafe { mailbox(p) }.push_back(Envelope::Msg(msg));
+                    slot.mark_scheduled()
                 }
                 None => return self.dead_send(),
             },
@@ -315,23 +365,30 @@ impl Core {
         if slot.data.exiting {
             return None;
         }
-        let cell = slot.cell_mut::<ActorCell<A>>()?;
-        if !cell.mailbox.is_empty() {
-            return None;
+        let p = slot.cell_ptr::<ActorCell<A>>()?;
+        // SAFETY: the slot's live cell, checked to be an `ActorCell<A>`.
+        // The behaviour is handed out only while no run or hook borrows it
+        // (`running`), for as long as the core is borrowed, so nothing else
+        // reaches the cell meanwhile.
+        unsafe {
+            if (*p).running || !mailbox(p).is_empty() {
+                return None;
+            }
+            Some(&mut *addr_of_mut!((*p).actor))
         }
-        cell.actor.as_deref_mut()
     }
 
     /// True if `id` is a live actor of type `A`.
     pub(crate) fn is_a<A: Actor>(&self, id: ActorId) -> bool {
         self.slot(id)
-            .is_some_and(|s| s.type_id == TypeId::of::<ActorCell<A>>())
+            .is_some_and(|s| s.vtable.type_id == TypeId::of::<ActorCell<A>>())
     }
 
     pub(crate) fn push_signal(&mut self, to: ActorId, signal: Signal) {
         if let Some(slot) = self.slot_mut(to) {
             if !slot.data.exiting {
-                (slot.vtable.layer().push_signal)(&mut *slot.cell, signal);
+                // SAFETY: the slot's live cell, through its own table.
+                unsafe { (slot.vtable.layer().push_signal)(slot.cell, signal) };
                 self.schedule(to);
             }
         }

@@ -34,9 +34,11 @@
 //! | a name for whichever actor holds it | `register_name`, `whereis` |
 
 mod addr;
-mod cell;
+pub(crate) mod cell;
 mod context;
 mod exit;
+mod few;
+mod mailbox;
 mod registry;
 mod remote;
 mod request;

@@ -10,9 +10,10 @@
 //!   link notice to every linked actor and a monitor notice to every
 //!   monitor, in the mailboxes, behind what was sent before.
 
-use std::any::Any;
 use std::collections::VecDeque;
+use std::ptr::NonNull;
 
+use crate::actor::few::Few;
 use crate::actor::registry::Names;
 use crate::actor::request::{ActorTimer, Requests};
 use crate::actor::{ActorId, Core, ExitReason, MonitorRef};
@@ -66,16 +67,19 @@ pub struct ActorSlot {
     /// An exit is queued; the actor receives nothing more.
     pub(crate) exiting: bool,
     /// Linked peers (both sides record the link).
-    links: Vec<ActorId>,
+    links: Few<ActorId>,
     /// Who monitors this actor, and with which reference.
-    monitors: Vec<(ActorId, MonitorRef)>,
+    monitors: Few<(ActorId, MonitorRef)>,
 }
 
 /// The actor layer's functions for one actor type.
 #[derive(Debug)]
 pub struct ActorVTable {
-    pub(crate) push_signal: fn(&mut dyn Any, Signal),
-    pub(crate) stop: fn(&mut Core, Box<dyn Any>, ActorId, &ExitReason),
+    /// Queues a notice in the mailbox of a live cell of the type.
+    pub(crate) push_signal: unsafe fn(NonNull<u8>, Signal),
+    /// Ends a cell of the type that its slot no longer holds, taking
+    /// ownership of it.
+    pub(crate) stop: unsafe fn(&mut Core, NonNull<u8>, ActorId, &ExitReason),
 }
 
 impl Layer for System {
@@ -141,14 +145,17 @@ impl Core {
             let Some(slot) = self.remove(id) else {
                 continue;
             };
+            let (cell, vtable, data) = slot.into_parts();
             trace_ev!(self, "X {id} {reason}");
-            log::trace!("actor {id} ({}) exited: {reason}", slot.vtable.type_name());
+            log::trace!("actor {id} ({}) exited: {reason}", vtable.type_name());
             self.layer.names.forget(id);
-            (slot.vtable.layer().stop)(self, slot.cell, id, &reason);
-            for peer in slot.data.links {
+            // SAFETY: `cell` came out of its slot just now, as a cell of the
+            // table's type, and is handed over once.
+            unsafe { (vtable.layer().stop)(self, cell, id, &reason) };
+            for peer in data.links {
                 trace_ev!(self, "L {id} {peer}");
                 if let Some(p) = self.slot_mut(peer) {
-                    p.data.links.retain(|l| *l != id);
+                    p.data.links.remove_all(&id);
                 }
                 self.push_signal(
                     peer,
@@ -158,7 +165,7 @@ impl Core {
                     },
                 );
             }
-            for (watcher, reference) in slot.data.monitors {
+            for (watcher, reference) in data.monitors {
                 trace_ev!(self, "M {id} {watcher}");
                 self.push_signal(
                     watcher,
@@ -207,7 +214,7 @@ impl Core {
     pub fn unlink(&mut self, a: ActorId, b: ActorId) {
         for (x, y) in [(a, b), (b, a)] {
             if let Some(slot) = self.slot_mut(x) {
-                slot.data.links.retain(|l| *l != y);
+                slot.data.links.remove_all(&y);
             }
         }
     }
@@ -231,14 +238,7 @@ impl Core {
     /// Removes a monitor, if there is one.
     pub fn demonitor(&mut self, watcher: ActorId, peer: ActorId, reference: MonitorRef) {
         if let Some(slot) = self.slot_mut(peer) {
-            if let Some(pos) = slot
-                .data
-                .monitors
-                .iter()
-                .position(|m| *m == (watcher, reference))
-            {
-                slot.data.monitors.swap_remove(pos);
-            }
+            slot.data.monitors.swap_remove_first(&(watcher, reference));
         }
     }
 }

@@ -108,15 +108,6 @@ pub enum Mode {
     Binary(Delimiter),
 }
 
-impl Mode {
-    fn delimiter(&self) -> Option<&Delimiter> {
-        match self {
-            Mode::Raw => None,
-            Mode::Text(d) | Mode::Binary(d) => Some(d),
-        }
-    }
-}
-
 /// Validated UTF-8 over shared bytes: a string unit without a copy.
 ///
 /// Invariant: the bytes are valid UTF-8 (checked at construction).
@@ -333,18 +324,29 @@ impl std::error::Error for FramingError {}
 /// scan state belongs to that connection's buffer.
 #[derive(Debug)]
 pub struct Framer {
-    mode: Mode,
-    max_unit: usize,
-    /// Offset in the caller's buffer where the next delimiter search starts;
-    /// no delimiter occurrence starts before it.
-    scan_from: usize,
+    /// The mode, as its delimiter (none: raw) and whether units are text:
+    /// smaller than a `Mode`, and every connection holds a framer.
+    delim: Option<Delimiter>,
+    text: bool,
     /// Discarding the rest of an overlong unit (already reported).
     discarding: bool,
+    max_unit: usize,
+    /// Offset in the caller's buffer where the next delimiter search starts;
+    /// no delimiter occurrence starts before it. Both offsets are kept in
+    /// 32 bits, saturating: a smaller value than the true one only means
+    /// searching or checking again.
+    scan_from: u32,
     /// How many bytes at the front of the caller's buffer are known to be
     /// ASCII, so that text units cut from them need no validation: each
     /// byte is checked once, in one pass over all the units of a read,
     /// instead of once per unit.
-    ascii_upto: usize,
+    ascii_upto: u32,
+}
+
+/// `n` in 32 bits, saturating.
+#[inline(always)]
+fn sat32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl Default for Framer {
@@ -362,13 +364,16 @@ impl Framer {
     /// A framer; a `max_unit` of 0 is clamped to 1 so construction cannot
     /// fail (use [`Framer::try_new`] to reject it instead).
     pub fn new(mode: Mode, max_unit: usize) -> Framer {
-        Framer {
-            mode,
+        let mut f = Framer {
+            delim: None,
+            text: false,
+            discarding: false,
             max_unit: max_unit.max(1),
             scan_from: 0,
-            discarding: false,
             ascii_upto: 0,
-        }
+        };
+        f.set_mode(mode);
+        f
     }
 
     /// Like [`Framer::new`] but reports a zero limit as a configuration error,
@@ -382,8 +387,12 @@ impl Framer {
     }
 
     /// The current mode.
-    pub fn mode(&self) -> &Mode {
-        &self.mode
+    pub fn mode(&self) -> Mode {
+        match (&self.delim, self.text) {
+            (None, _) => Mode::Raw,
+            (Some(d), true) => Mode::Text(d.clone()),
+            (Some(d), false) => Mode::Binary(d.clone()),
+        }
     }
 
     /// The current unit limit in bytes (delimiter excluded).
@@ -394,7 +403,11 @@ impl Framer {
     /// Change mode at any time. Bytes still in the caller's buffer are re-cut
     /// under the new mode (scan state resets; discard state ends).
     pub fn set_mode(&mut self, mode: Mode) {
-        self.mode = mode;
+        (self.delim, self.text) = match mode {
+            Mode::Raw => (None, false),
+            Mode::Text(d) => (Some(d), true),
+            Mode::Binary(d) => (Some(d), false),
+        };
         self.scan_from = 0;
         self.discarding = false;
         self.ascii_upto = 0;
@@ -416,7 +429,7 @@ impl Framer {
     /// beyond that could never help. The caller reads at most `room(buf)` more
     /// bytes. Always positive after `next_unit` returned `None` (before eof).
     pub fn room(&self, buf: &BytesMut) -> usize {
-        let limit = match self.mode.delimiter() {
+        let limit = match &self.delim {
             None => self.max_unit,
             Some(d) => self.max_unit.saturating_add(d.len()),
         };
@@ -440,7 +453,7 @@ impl Framer {
         let before = buf.len();
         let unit = self.cut(buf, eof);
         // Everything consumed came off the front.
-        self.ascii_upto = self.ascii_upto.saturating_sub(before - buf.len());
+        self.ascii_upto = self.ascii_upto.saturating_sub(sat32(before - buf.len()));
         unit
     }
 
@@ -453,17 +466,16 @@ impl Framer {
         if self.discarding {
             return Line::General;
         }
-        let (delim, text) = match &self.mode {
-            Mode::Text(d) => (d, true),
-            Mode::Binary(d) => (d, false),
-            Mode::Raw => return Line::General,
+        let Some(delim) = &self.delim else {
+            return Line::General;
         };
+        let text = self.text;
         let &[b] = delim.as_bytes() else {
             return Line::General;
         };
-        let start = self.scan_from.min(buf.len());
+        let start = (self.scan_from as usize).min(buf.len());
         let Some(off) = find_byte(&buf[start..], b) else {
-            self.scan_from = buf.len();
+            self.scan_from = sat32(buf.len());
             return Line::Partial;
         };
         let pos = start + off;
@@ -472,7 +484,7 @@ impl Framer {
         }
         self.scan_from = 0;
         let ascii = text && self.ascii_before(buf, pos);
-        self.ascii_upto = self.ascii_upto.saturating_sub(pos + 1);
+        self.ascii_upto = self.ascii_upto.saturating_sub(sat32(pos + 1));
         // The delimiter goes with the split and is cut off the unit: one
         // split of the shared buffer instead of a split and an advance.
         let mut unit = buf.split_to(pos + 1).freeze();
@@ -484,24 +496,24 @@ impl Framer {
     /// the rest of the buffer first when it does not reach `end`.
     #[inline(always)]
     fn ascii_before(&mut self, buf: &[u8], end: usize) -> bool {
-        if end > self.ascii_upto {
-            let from = self.ascii_upto.min(buf.len());
-            self.ascii_upto = from + ascii_prefix(&buf[from..]);
+        if end > self.ascii_upto as usize {
+            let from = (self.ascii_upto as usize).min(buf.len());
+            self.ascii_upto = sat32(from + ascii_prefix(&buf[from..]));
         }
-        end <= self.ascii_upto
+        end <= self.ascii_upto as usize
     }
 
     fn cut(&mut self, buf: &mut BytesMut, eof: bool) -> Option<Result<Unit, UnitError>> {
-        let (delim, text): (&[u8], bool) = match &self.mode {
-            Mode::Raw => {
+        let text = self.text;
+        let delim: &[u8] = match &self.delim {
+            None => {
                 if buf.is_empty() {
                     return None;
                 }
                 let n = buf.len().min(self.max_unit);
                 return Some(Ok(Unit::Bytes(buf.split_to(n).freeze())));
             }
-            Mode::Text(d) => (&d.0, true),
-            Mode::Binary(d) => (&d.0, false),
+            Some(d) => &d.0,
         };
         let dlen = delim.len();
         // Bytes at the end of the buffer that might be the start of a
@@ -589,8 +601,8 @@ enum Line {
 /// Leftmost delimiter occurrence in `buf`, resuming where the previous
 /// unsuccessful search left off (`scan_from`); on failure records where to
 /// resume. No occurrence starts before `scan_from`.
-fn find_from(buf: &BytesMut, delim: &[u8], scan_from: &mut usize) -> Option<usize> {
-    let start = (*scan_from).min(buf.len());
+fn find_from(buf: &BytesMut, delim: &[u8], scan_from: &mut u32) -> Option<usize> {
+    let start = (*scan_from as usize).min(buf.len());
     if start == buf.len() {
         // Nothing new since the last search (the common case when credit
         // arrives after the buffer was drained).
@@ -601,7 +613,7 @@ fn find_from(buf: &BytesMut, delim: &[u8], scan_from: &mut usize) -> Option<usiz
         None => {
             // A delimiter might straddle the end of the buffer: its first
             // `delim.len() - 1` bytes may already be here.
-            *scan_from = buf.len().saturating_sub(delim.len().saturating_sub(1));
+            *scan_from = sat32(buf.len().saturating_sub(delim.len().saturating_sub(1)));
             None
         }
     }

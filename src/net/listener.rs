@@ -305,12 +305,8 @@ impl Listener {
                             self.emit(ctx, ListenerEvent::Ready(me, Ok(local)));
                         }
                     }
-                    let sock = Socket::accepted(
-                        stream,
-                        peer,
-                        self.conn_controller,
-                        self.socket_config.clone(),
-                    );
+                    let sock =
+                        Socket::accepted(stream, self.conn_controller, self.socket_config.clone());
                     let sock = ctx.spawn(sock);
                     self.emit(ctx, ListenerEvent::Accepted(me, sock, peer));
                 }

@@ -12,6 +12,7 @@
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::io;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,7 +23,7 @@ use slab::Slab;
 use crate::reactor::layer::Slot;
 use crate::reactor::local::Locals;
 use crate::reactor::remote::Remote;
-use crate::reactor::run_queue::RunQueue;
+use crate::reactor::run_queue::{Entry, RunQueue};
 use crate::reactor::timer::{TimerId, Timers};
 use crate::reactor::{ActorId, Config, Layer, Local, Metrics, ReactorHandle, Ready, Stats, VTable};
 
@@ -85,8 +86,8 @@ impl<L: Layer> Core<L> {
     pub(crate) fn new(registry: Registry, remote: Arc<Remote<L>>, config: Config) -> Core<L> {
         static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
         Core {
-            slots: Slab::new(),
-            generations: Vec::new(),
+            slots: Slab::with_capacity(config.slots_reserved),
+            generations: Vec::with_capacity(config.slots_reserved),
             run_queue: RunQueue::default(),
             turn_end: Vec::new(),
             timers: Timers::default(),
@@ -141,6 +142,10 @@ impl<L: Layer> Core<L> {
         vtable: &'static VTable<L>,
         data: L::Slot,
     ) -> ActorId {
+        assert!(
+            vtable.type_id == TypeId::of::<T>(),
+            "a cell inserted with another type's table"
+        );
         let key = self.slots.vacant_key();
         if key >= self.generations.len() {
             self.generations.push(0);
@@ -149,14 +154,11 @@ impl<L: Layer> Core<L> {
         #[cfg(feature = "metrics")]
         let ty = self.m.type_index(TypeId::of::<T>(), (vtable.type_name)());
         self.slots.insert(Slot {
-            cell: Box::new(cell),
-            type_id: TypeId::of::<T>(),
+            cell: NonNull::from(Box::leak(Box::new(cell))).cast::<u8>(),
             vtable,
             scheduled: false,
             turn_end: false,
             ready: 0,
-            #[cfg(feature = "metrics")]
-            enq: 0,
             #[cfg(feature = "metrics")]
             ty,
             data,
@@ -167,8 +169,12 @@ impl<L: Layer> Core<L> {
 
     /// Removes a slot and retires its generation: no id of it matches
     /// again.
+    ///
+    /// Never the cell running now: its run borrows from the cell, which
+    /// removal would free. Exits are processed between runs.
     pub(crate) fn remove(&mut self, id: ActorId) -> Option<Slot<L>> {
         self.slot(id)?;
+        assert!(self.running != Some(id), "removing the running cell {id}");
         let idx = id.index() as usize;
         let slot = self.slots.remove(idx);
         self.generations[idx] = self.generations[idx].wrapping_add(1);
@@ -213,11 +219,10 @@ impl<L: Layer> Core<L> {
 
     /// Puts `id` in the run queue, unless it is there already.
     pub fn schedule(&mut self, id: ActorId) {
-        let clock = self.clock();
         let Some(slot) = self.slot_mut(id) else {
             return;
         };
-        if slot.mark_scheduled(clock) {
+        if slot.mark_scheduled() {
             self.push_runnable(id, false);
         }
     }
@@ -241,7 +246,8 @@ impl<L: Layer> Core<L> {
     #[inline(always)]
     pub(crate) fn push_runnable(&mut self, id: ActorId, sent: bool) {
         let by_other = sent && self.running.is_some_and(|r| r != id);
-        self.run_queue.push(id, self.config.policy, by_other);
+        let entry = Entry::new(id, self.clock());
+        self.run_queue.push(entry, self.config.policy, by_other);
         if self.tracing {
             self.trace_id('Q', id, None);
         }
@@ -292,14 +298,15 @@ impl<L: Layer> Core<L> {
         // Read once: a trace turned on by a handler starts with the next
         // turn's runs.
         let tracing = self.tracing;
-        while let Some(id) = self.run_queue.pop() {
+        while let Some(entry) = self.run_queue.pop() {
+            let id = entry.id;
             let Some(slot) = self.slot_mut(id) else {
                 continue;
             };
             slot.scheduled = false;
             let run = slot.vtable.run;
             #[cfg(feature = "metrics")]
-            let (ty, enq, start) = (slot.ty, slot.enq, self.m.clock);
+            let (ty, enq, start) = (slot.ty, entry.enq, self.m.clock);
             let msgs = self.stats.messages;
             if tracing {
                 self.trace_id('B', id, None);
@@ -414,11 +421,14 @@ impl<L: Layer> Core<L> {
     /// Frees memory idle cells keep for reuse (mailboxes), and what the
     /// reactor-local extensions keep (buffer pools). Run about once a
     /// second while busy: a busy cell reallocates at most that often, and
-    /// an idle one holds nothing.
-    pub(crate) fn trim_idle(&mut self) {
+    /// an idle one holds nothing. Callable at any time, for instance before
+    /// measuring what connections cost at rest.
+    pub fn trim_idle(&mut self) {
         for (_, slot) in self.slots.iter_mut() {
             if !slot.scheduled {
-                (slot.vtable.trim)(&mut *slot.cell);
+                // SAFETY: the cell is live and of the table's type; `trim`
+                // touches only what no run borrows.
+                unsafe { (slot.vtable.trim)(slot.cell) };
             }
         }
         self.locals.trim();

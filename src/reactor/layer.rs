@@ -7,7 +7,8 @@
 //! those in through [`Layer`], and keeps its own per-reactor state in
 //! `Core::layer`.
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
+use std::ptr::NonNull;
 
 use crate::reactor::Core;
 
@@ -49,10 +50,15 @@ pub struct VTable<L: Layer> {
     pub(crate) run: fn(&mut Core<L>, crate::reactor::ActorId),
     /// The cell's turn-end hook, if it asked for one this turn.
     pub(crate) turn_end: fn(&mut Core<L>, crate::reactor::ActorId),
-    /// Frees memory the cell keeps for reuse while it is idle.
-    pub(crate) trim: fn(&mut dyn Any),
+    /// Frees memory the cell keeps for reuse while it is idle. Must touch
+    /// nothing a run of the cell borrows: it may be called during one.
+    pub(crate) trim: unsafe fn(NonNull<u8>),
+    /// Drops and frees a cell the slab no longer holds.
+    pub(crate) drop: unsafe fn(NonNull<u8>),
     /// The cell's type name, for logs, metrics and traces.
     pub(crate) type_name: fn() -> &'static str,
+    /// The cell's concrete type, for downcasts without a virtual call.
+    pub(crate) type_id: TypeId,
     /// The layer's own functions for this type.
     pub(crate) layer: L::VTable,
 }
@@ -62,15 +68,19 @@ impl<L: Layer> VTable<L> {
     pub const fn new(
         run: fn(&mut Core<L>, crate::reactor::ActorId),
         turn_end: fn(&mut Core<L>, crate::reactor::ActorId),
-        trim: fn(&mut dyn Any),
+        trim: unsafe fn(NonNull<u8>),
+        drop: unsafe fn(NonNull<u8>),
         type_name: fn() -> &'static str,
+        type_id: TypeId,
         layer: L::VTable,
     ) -> VTable<L> {
         VTable {
             run,
             turn_end,
             trim,
+            drop,
             type_name,
+            type_id,
             layer,
         }
     }
@@ -93,12 +103,14 @@ impl<L: Layer> std::fmt::Debug for VTable<L> {
 }
 
 /// One slot of the slab: a cell and its scheduling state.
+///
+/// The cell is a `Box` of the type `vtable.type_id` names, held as a raw
+/// pointer: its address stays put while the slab grows and moves slots
+/// around, and moving a raw pointer asserts nothing about the memory it
+/// points to, which a running cell is borrowing from. The slot owns the
+/// box and frees it through the table when dropped.
 pub(crate) struct Slot<L: Layer> {
-    /// The cell, type-erased.
-    pub(crate) cell: Box<dyn Any>,
-    /// The concrete type inside `cell`, for downcasts without a virtual
-    /// call.
-    pub(crate) type_id: TypeId,
+    pub(crate) cell: NonNull<u8>,
     pub(crate) vtable: &'static VTable<L>,
     /// In the run queue now.
     pub(crate) scheduled: bool,
@@ -106,9 +118,6 @@ pub(crate) struct Slot<L: Layer> {
     pub(crate) turn_end: bool,
     /// I/O readiness bits not yet handed to the cell.
     pub(crate) ready: u8,
-    /// Metrics clock when it was last queued.
-    #[cfg(feature = "metrics")]
-    pub(crate) enq: u64,
     /// Its type's index in the per-type metrics.
     #[cfg(feature = "metrics")]
     pub(crate) ty: u32,
@@ -116,20 +125,35 @@ pub(crate) struct Slot<L: Layer> {
     pub(crate) data: L::Slot,
 }
 
+impl<L: Layer> Drop for Slot<L> {
+    fn drop(&mut self) {
+        // SAFETY: the slot owns its cell, created by `Core::insert` as a
+        // box of the table's type; nothing else frees it (`into_parts`
+        // forgets the slot).
+        unsafe { (self.vtable.drop)(self.cell) }
+    }
+}
+
 impl<L: Layer> Slot<L> {
-    /// Marks the cell scheduled, stamped with `clock`; true if it was not
-    /// (the caller then queues it).
+    /// Marks the cell scheduled; true if it was not (the caller then
+    /// queues it).
     #[inline(always)]
-    pub(crate) fn mark_scheduled(&mut self, _clock: u64) -> bool {
+    pub(crate) fn mark_scheduled(&mut self) -> bool {
         if self.scheduled {
             return false;
         }
         self.scheduled = true;
-        #[cfg(feature = "metrics")]
-        {
-            self.enq = _clock;
-        }
         true
+    }
+
+    /// Takes the slot apart: its cell (which the caller now owns and must
+    /// free through the table), its table and the layer's data.
+    pub(crate) fn into_parts(self) -> (NonNull<u8>, &'static VTable<L>, L::Slot) {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so `data` is moved out exactly
+        // once; the other fields are `Copy`.
+        let data = unsafe { std::ptr::read(&this.data) };
+        (this.cell, this.vtable, data)
     }
 
     /// The cell as a `T`, without checking.
@@ -139,29 +163,15 @@ impl<L: Layer> Slot<L> {
     /// The cell must be a `T`: it was inserted as one, for instance because
     /// the caller is a function of the slot's own table.
     #[inline(always)]
-    pub(crate) unsafe fn cell_unchecked<T: 'static>(&mut self) -> &mut T {
-        debug_assert!(self.type_id == TypeId::of::<T>());
-        let ptr: *mut dyn Any = &mut *self.cell;
-        // SAFETY: the caller guarantees the pointee is a `T`; the borrow is
-        // tied to `&mut self`.
-        unsafe { &mut *ptr.cast::<T>() }
+    pub(crate) unsafe fn cell_unchecked<T: 'static>(&self) -> *mut T {
+        debug_assert!(self.vtable.type_id == TypeId::of::<T>());
+        self.cell.as_ptr().cast::<T>()
     }
 
-    /// The cell as a `T`, if that is its type.
+    /// The cell as a `T`, if that is its type. Comparing the table's type
+    /// id is one load; `Any::type_id` was a virtual call on every send.
     #[inline]
-    pub(crate) fn cell_mut<T: 'static>(&mut self) -> Option<&mut T> {
-        if self.type_id == TypeId::of::<T>() {
-            let ptr: *mut dyn Any = &mut *self.cell;
-            // SAFETY: `type_id` is the `TypeId` of the value this box was
-            // created with (recorded by `Core::insert` from the same
-            // value), and the box's contents are never replaced, so the
-            // pointee is a `T`. The borrow is tied to `&mut self`. Comparing
-            // the stored id skips `Any::type_id`, a virtual call on every
-            // send (about 65 instructions per echoed line, measured with
-            // callgrind).
-            Some(unsafe { &mut *ptr.cast::<T>() })
-        } else {
-            None
-        }
+    pub(crate) fn cell_ptr<T: 'static>(&self) -> Option<*mut T> {
+        (self.vtable.type_id == TypeId::of::<T>()).then(|| self.cell.as_ptr().cast::<T>())
     }
 }

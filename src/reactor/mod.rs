@@ -31,7 +31,7 @@
 
 mod core;
 mod id;
-mod layer;
+pub(crate) mod layer;
 mod local;
 mod metrics;
 mod ready;
@@ -78,6 +78,11 @@ pub struct Config {
     /// Before blocking in `poll`, poll with a zero timeout for up to this
     /// long (zero: block at once).
     pub busy_poll: Duration,
+    /// Actor slots reserved when the reactor starts. Reserving costs
+    /// address space only (the pages are touched as slots are used); past
+    /// it the table grows by copying, and the allocator may keep the old
+    /// copy resident.
+    pub slots_reserved: usize,
 }
 
 impl Default for Config {
@@ -89,6 +94,7 @@ impl Default for Config {
             slow_threshold: Duration::from_micros(50),
             policy: Policy::Fifo,
             busy_poll: Duration::ZERO,
+            slots_reserved: 1 << 16,
         }
     }
 }

@@ -7,6 +7,10 @@
 //!
 //! Invariant (kept by the caller, through each slot's `scheduled` flag): an
 //! actor is in the queue, or in the slot, at most once.
+//!
+//! Each entry carries the metrics clock at which it was queued (with the
+//! `metrics` feature), for the queue-wait histogram: kept here rather than
+//! in the slot, it costs memory only while the actor waits.
 
 use std::collections::VecDeque;
 
@@ -15,11 +19,30 @@ use crate::reactor::{ActorId, Policy};
 /// Most consecutive runs taken from the receiver-next slot.
 pub const RECEIVER_NEXT_MAX: u32 = 3;
 
+/// A queued actor and when it was queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) id: ActorId,
+    #[cfg(feature = "metrics")]
+    pub(crate) enq: u64,
+}
+
+impl Entry {
+    #[inline(always)]
+    pub(crate) fn new(id: ActorId, _enq: u64) -> Entry {
+        Entry {
+            id,
+            #[cfg(feature = "metrics")]
+            enq: _enq,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct RunQueue {
-    queue: VecDeque<ActorId>,
+    queue: VecDeque<Entry>,
     /// `Policy::ReceiverNext`: the actor to run before the queue's head.
-    next: Option<ActorId>,
+    next: Option<Entry>,
     /// Consecutive runs taken from `next`.
     streak: u32,
 }
@@ -29,7 +52,7 @@ impl RunQueue {
     /// from another running actor made it runnable) puts it in the slot,
     /// and the slot's previous tenant goes to the back of the queue.
     #[inline]
-    pub(crate) fn push(&mut self, id: ActorId, policy: Policy, sent_by_other: bool) {
+    pub(crate) fn push(&mut self, id: Entry, policy: Policy, sent_by_other: bool) {
         if sent_by_other && policy == Policy::ReceiverNext {
             if let Some(old) = self.next.replace(id) {
                 self.queue.push_back(old);
@@ -42,7 +65,7 @@ impl RunQueue {
     /// The next actor to run: the receiver-next slot (at most
     /// `RECEIVER_NEXT_MAX` times in a row), else the queue's head.
     #[inline]
-    pub(crate) fn pop(&mut self) -> Option<ActorId> {
+    pub(crate) fn pop(&mut self) -> Option<Entry> {
         if let Some(id) = self.next.take() {
             if self.streak < RECEIVER_NEXT_MAX || self.queue.is_empty() {
                 self.streak += 1;
@@ -74,12 +97,18 @@ impl RunQueue {
 mod tests {
     use super::*;
 
-    fn id(i: u32) -> ActorId {
-        ActorId::new(i, 0)
+    fn id(i: u32) -> Entry {
+        Entry::new(ActorId::new(i, 0), u64::from(i))
     }
 
     fn drain(q: &mut RunQueue) -> Vec<u32> {
-        std::iter::from_fn(|| q.pop()).map(|a| a.index()).collect()
+        std::iter::from_fn(|| q.pop())
+            .map(|a| {
+                #[cfg(feature = "metrics")]
+                assert_eq!(a.enq, u64::from(a.id.index()), "stamp lost");
+                a.id.index()
+            })
+            .collect()
     }
 
     #[test]
@@ -112,7 +141,7 @@ mod tests {
         // A ping-pong pair keeps refilling the slot.
         for i in 0..(RECEIVER_NEXT_MAX + 2) {
             q.push(id(i % 2), Policy::ReceiverNext, true);
-            order.push(q.pop().unwrap().index());
+            order.push(q.pop().unwrap().id.index());
         }
         let head_at = order.iter().position(|&i| i == 9).expect("the head ran");
         assert_eq!(head_at, RECEIVER_NEXT_MAX as usize, "{order:?}");

@@ -215,7 +215,7 @@ fn connect(addr: SocketAddr, small_rcvbuf: bool) -> io::Result<TcpStream> {
 fn line_for(i: usize, seq: u64) -> Vec<u8> {
     let pad = (seq.wrapping_mul(7919) ^ i as u64) % 60;
     let mut l = format!("c{i} n{seq} ").into_bytes();
-    l.extend(std::iter::repeat(b'p').take(pad as usize));
+    l.extend(std::iter::repeat_n(b'p', pad as usize));
     l
 }
 
@@ -276,7 +276,7 @@ impl Driver {
         let c = &mut self.conns[i];
         c.seq += 1;
         if expect_error {
-            c.out.extend(std::iter::repeat(b'o').take(max_line + 100));
+            c.out.extend(std::iter::repeat_n(b'o', max_line + 100));
             c.out.push(b'\n');
             c.expect.push_back(Expect::Error);
             self.stats.overlong_sent += 1;

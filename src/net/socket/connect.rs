@@ -36,17 +36,16 @@ impl Socket {
     {
         let mut sock = Socket::new(
             None,
-            None,
             State::Connecting,
             ctx.me().recipient(),
             Rc::new(config),
         );
-        sock.connect_target = Some((host.to_string(), port));
+        sock.cold().connect_target = Some((host.to_string(), port));
         ctx.spawn(sock)
     }
 
     pub(super) fn start_connect(&mut self, ctx: &mut Ctx<'_, Self>) {
-        let Some((host, port)) = self.connect_target.take() else {
+        let Some((host, port)) = self.cold().connect_target.take() else {
             return;
         };
         let literal = host
@@ -55,10 +54,10 @@ impl Socket {
             .parse::<IpAddr>()
             .ok();
         if let Some(ip) = literal {
-            self.targets = vec![SocketAddr::new(ip, port)];
+            self.cold().targets = vec![SocketAddr::new(ip, port)];
             self.next_target(ctx, None);
         } else if host.eq_ignore_ascii_case("localhost") {
-            self.targets = vec![
+            self.cold().targets = vec![
                 SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
                 SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
             ];
@@ -75,7 +74,7 @@ impl Socket {
                         .to_socket_addrs()
                         .map(|a| a.collect::<Vec<_>>())
                         .map_err(|e| CloseReason::from_io(&e));
-                    handle.send(me, SocketMsg(Cmd::Resolved(result)));
+                    handle.send(me, SocketMsg(Cmd::Resolved(Box::new(result))));
                 });
             if let Err(e) = spawned {
                 self.fail(ctx, CloseReason::from_io(&e));
@@ -93,7 +92,7 @@ impl Socket {
             Ok(mut addrs) => {
                 // Tried back to front: keep the resolver's preference order.
                 addrs.reverse();
-                self.targets = addrs;
+                self.cold().targets = addrs;
                 self.next_target(ctx, None);
             }
             Err(reason) => self.fail(ctx, reason),
@@ -106,11 +105,11 @@ impl Socket {
             let _ = ctx.deregister(&mut s);
         }
         let mut last_error = last_error;
-        while let Some(addr) = self.targets.pop() {
+        while let Some(addr) = self.cold().targets.pop() {
             match TcpStream::connect(addr) {
                 Ok(mut s) => match ctx.register(&mut s, Interest::READABLE | Interest::WRITABLE) {
                     Ok(()) => {
-                        self.peer = Some(addr);
+                        self.cold().peer = Some(addr);
                         self.stream = Some(s);
                         return;
                     }
@@ -135,10 +134,11 @@ impl Socket {
         }
         match stream.peer_addr() {
             Ok(peer) => {
-                self.peer = Some(peer);
                 let _ = stream.set_nodelay(true);
+                let cold = self.cold();
+                cold.peer = Some(peer);
+                cold.targets = Vec::new();
                 self.state = State::Open;
-                self.targets.clear();
                 let me = ctx.me();
                 self.emit(ctx, SocketEvent::Connected(me, peer));
                 self.arm_idle(ctx);

@@ -71,6 +71,11 @@ impl Socket {
         }
         let me = ctx.me();
         let tracing = ctx.tracing();
+        // A buffer taken from the pool for this pump that no byte has been
+        // read into yet: nothing was cut from it, so if the read finds
+        // nothing it goes straight back, for the next socket of this turn
+        // (thousands of sockets opening in one turn share one buffer).
+        let mut fresh = false;
         loop {
             let mut exhausted = false;
             while self.credit > 0 && !self.held {
@@ -115,11 +120,18 @@ impl Socket {
             }
             if self.rbuf.capacity() == 0 {
                 self.rbuf = ctx.local::<NetLocal>().take_read(self.config.read_size);
+                fresh = true;
             }
             self.count_units(ctx);
             match self.read(ctx) {
-                Ok(true) => {}
-                Ok(false) => break,
+                Ok(true) => fresh = false,
+                Ok(false) => {
+                    if fresh && self.rbuf.is_empty() {
+                        let b = std::mem::take(&mut self.rbuf);
+                        ctx.local::<NetLocal>().give_read(b);
+                    }
+                    break;
+                }
                 Err(e) => {
                     self.fail(ctx, CloseReason::from_io(&e));
                     return;
@@ -198,7 +210,7 @@ impl Socket {
         metric! {
             ctx.local::<NetLocal>().stats.bytes_in += n as u64;
         }
-        self.last_input = ctx.now();
+        self.input_at(ctx.now());
         if n < room && !self.read_closed {
             // A short read drained the socket: the next arrival raises a new
             // edge, so there is no need to spend a syscall on WouldBlock.

@@ -27,7 +27,7 @@
 
 mod connect;
 mod input;
-mod output;
+pub(crate) mod output;
 mod timers;
 
 use std::fmt;
@@ -189,27 +189,37 @@ pub struct SocketMsg(pub(super) Cmd);
 #[derive(Debug)]
 pub(super) enum Cmd {
     SetController(Recipient<SocketEvent>),
-    SetMode(Mode),
+    SetMode(Box<Mode>),
     SetMaxUnit(usize),
     Credit(CreditOp),
-    Send {
-        head: Bytes,
-        body: Bytes,
-        line: bool,
-    },
+    Send(Box<SendCmd>),
     SendAll(Vec<Bytes>),
     Promise(Reply<()>),
-    SetLineTerminator(Bytes),
+    SetLineTerminator(Box<Bytes>),
     SetIdleTimeout(Option<Duration>),
     SetWriteTimeout(Option<Duration>),
     Stop,
-    Resolved(Result<Vec<SocketAddr>, CloseReason>),
+    Resolved(Box<Result<Vec<SocketAddr>, CloseReason>>),
     IdleCheck,
     WriteCheck,
     LingerExpired,
 }
 
+/// A send that takes the message path (the direct one needs no box). Boxed
+/// so that the socket's message, and the mailbox slot it sits in, stay
+/// small: every connection holds one such slot.
+#[derive(Debug)]
+pub(super) struct SendCmd {
+    head: Bytes,
+    body: Bytes,
+    line: bool,
+}
+
 impl SocketMsg {
+    fn send_cmd(head: Bytes, body: Bytes, line: bool) -> SocketMsg {
+        SocketMsg(Cmd::Send(Box::new(SendCmd { head, body, line })))
+    }
+
     /// Adds `n` units of credit (negative `n` subtracts, clamped at zero).
     pub fn issue_credit(n: i64) -> SocketMsg {
         SocketMsg(Cmd::Credit(CreditOp::Issue(n)))
@@ -220,23 +230,15 @@ impl SocketMsg {
     }
     /// Changes how input is cut into units.
     pub fn set_mode(mode: Mode) -> SocketMsg {
-        SocketMsg(Cmd::SetMode(mode))
+        SocketMsg(Cmd::SetMode(Box::new(mode)))
     }
     /// Sends bytes as they are.
     pub fn send(data: impl Into<Bytes>) -> SocketMsg {
-        SocketMsg(Cmd::Send {
-            head: Bytes::new(),
-            body: data.into(),
-            line: false,
-        })
+        SocketMsg::send_cmd(Bytes::new(), data.into(), false)
     }
     /// Sends a line: the text, then the line terminator.
     pub fn send_line(text: impl Into<Bytes>) -> SocketMsg {
-        SocketMsg(Cmd::Send {
-            head: Bytes::new(),
-            body: text.into(),
-            line: true,
-        })
+        SocketMsg::send_cmd(Bytes::new(), text.into(), true)
     }
     /// Hands the socket to another controlling actor.
     pub fn set_controller(to: Recipient<SocketEvent>) -> SocketMsg {
@@ -258,9 +260,13 @@ pub(crate) enum State {
 }
 
 /// The connected-socket actor. See the module docs.
+///
+/// Its fields are what every socket uses on every line; what only some
+/// sockets use (outgoing connections, timeouts, a line terminator of their
+/// own) is in [`Cold`], boxed and allocated on first use, so an idle
+/// accepted socket stays small.
 pub struct Socket {
     stream: Option<TcpStream>,
-    peer: Option<SocketAddr>,
     state: State,
     controller: Recipient<SocketEvent>,
     framer: Framer,
@@ -271,9 +277,8 @@ pub struct Socket {
     rbuf: BytesMut,
     out: Output,
     config: Rc<SocketConfig>,
-    line_terminator: Bytes,
-    idle_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
+    /// What only some sockets use.
+    cold: Option<Box<Cold>>,
     /// The kernel may hold bytes no readiness event will announce again.
     may_read: bool,
     /// The peer finished sending.
@@ -287,27 +292,55 @@ pub struct Socket {
     /// The turn-end hook is asked for (to flush output, and to give an
     /// emptied read buffer back to the pool).
     flush_pending: bool,
-    last_input: Instant,
-    last_output_progress: Instant,
-    idle_armed: bool,
-    write_check_armed: bool,
+}
+
+/// The parts of a socket that only some sockets use: those that connect,
+/// that have timeouts, or that change their line terminator.
+#[derive(Debug, Default)]
+pub(crate) struct Cold {
+    /// The peer's address, for a socket that connected (an accepted one
+    /// reports its peer in `ListenerEvent::Accepted`).
+    peer: Option<SocketAddr>,
+    /// Where to connect, until the connect starts.
+    connect_target: Option<(String, u16)>,
     /// Addresses still to try while connecting.
     targets: Vec<SocketAddr>,
-    connect_target: Option<(String, u16)>,
+    /// Replaces the configuration's line terminator.
+    line_terminator: Option<Bytes>,
+    idle_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    last_input: Option<Instant>,
+    last_output_progress: Option<Instant>,
+    idle_armed: bool,
+    write_check_armed: bool,
+}
+
+/// The line terminator in force: the socket's own, else the configuration's.
+/// A free function so callers can borrow other fields of the socket.
+#[inline]
+fn terminator_of<'a>(cold: &'a Option<Box<Cold>>, config: &'a SocketConfig) -> &'a [u8] {
+    match cold.as_deref().and_then(|c| c.line_terminator.as_deref()) {
+        Some(t) => t,
+        None => &config.line_terminator,
+    }
 }
 
 impl Socket {
     fn new(
         stream: Option<TcpStream>,
-        peer: Option<SocketAddr>,
         state: State,
         controller: Recipient<SocketEvent>,
         config: Rc<SocketConfig>,
     ) -> Socket {
-        let now = Instant::now();
+        let cold = (config.idle_timeout.is_some() || config.write_timeout.is_some()).then(|| {
+            Box::new(Cold {
+                idle_timeout: config.idle_timeout,
+                write_timeout: config.write_timeout,
+                ..Cold::default()
+            })
+        });
         Socket {
             stream,
-            peer,
             state,
             controller,
             framer: Framer::new(Mode::Raw, config.max_unit),
@@ -315,38 +348,47 @@ impl Socket {
             units_out: 0,
             rbuf: BytesMut::new(),
             out: Output::default(),
-            line_terminator: config.line_terminator.clone(),
-            idle_timeout: config.idle_timeout,
-            write_timeout: config.write_timeout,
             config,
+            cold,
             may_read: true,
             eof: false,
             read_closed: false,
             closed_sent: false,
             held: false,
             flush_pending: false,
-            last_input: now,
-            last_output_progress: now,
-            idle_armed: false,
-            write_check_armed: false,
-            targets: Vec::new(),
-            connect_target: None,
         }
     }
 
-    /// A socket over an accepted stream. Used by the listener.
+    /// The cold part, allocated on first use.
+    fn cold(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
+    /// Notes input at `now`, for the idle timeout (if it is on).
+    #[inline]
+    fn input_at(&mut self, now: Instant) {
+        if let Some(c) = self.cold.as_deref_mut() {
+            c.last_input = Some(now);
+        }
+    }
+
+    /// A socket over an accepted stream. Used by the listener, which
+    /// reports the peer's address in `ListenerEvent::Accepted`.
     pub(crate) fn accepted(
         stream: TcpStream,
-        peer: SocketAddr,
         controller: Recipient<SocketEvent>,
         config: Rc<SocketConfig>,
     ) -> Socket {
-        Socket::new(Some(stream), Some(peer), State::Open, controller, config)
+        Socket::new(Some(stream), State::Open, controller, config)
     }
 
-    /// The peer's address, once known.
+    /// The peer's address, once known: for an outgoing connection once it
+    /// is up; for an accepted one, the kernel's answer.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer
+        match self.cold.as_ref().and_then(|c| c.peer) {
+            Some(p) => Some(p),
+            None => self.stream.as_ref()?.peer_addr().ok(),
+        }
     }
 
     fn emit(&mut self, ctx: &mut Ctx<'_, Self>, event: SocketEvent) {
@@ -421,7 +463,7 @@ impl Actor for Socket {
     fn handle(&mut self, ctx: &mut Ctx<'_, Self>, SocketMsg(cmd): SocketMsg) {
         match cmd {
             Cmd::Credit(op) => self.credit(ctx, op),
-            Cmd::Send { head, body, line } => self.push_send(ctx, &head, &body, line),
+            Cmd::Send(cmd) => self.push_send(ctx, &cmd.head, &cmd.body, cmd.line),
             Cmd::SendAll(items) => {
                 for item in &items {
                     self.push_send(ctx, item, &Bytes::new(), false);
@@ -429,7 +471,7 @@ impl Actor for Socket {
             }
             Cmd::Promise(reply) => self.promise(ctx, reply),
             Cmd::SetMode(mode) => {
-                self.framer.set_mode(mode);
+                self.framer.set_mode(*mode);
                 self.pump(ctx);
             }
             Cmd::SetMaxUnit(n) => {
@@ -444,17 +486,17 @@ impl Actor for Socket {
                     ctx.link(to.id());
                 }
             }
-            Cmd::SetLineTerminator(t) => self.line_terminator = t,
+            Cmd::SetLineTerminator(t) => self.cold().line_terminator = Some(*t),
             Cmd::SetIdleTimeout(t) => {
-                self.idle_timeout = t;
+                self.cold().idle_timeout = t;
                 self.arm_idle(ctx);
             }
             Cmd::SetWriteTimeout(t) => {
-                self.write_timeout = t;
+                self.cold().write_timeout = t;
                 self.arm_write_check(ctx);
             }
             Cmd::Stop => self.drain(ctx),
-            Cmd::Resolved(result) => self.resolved(ctx, result),
+            Cmd::Resolved(result) => self.resolved(ctx, *result),
             Cmd::IdleCheck => self.idle_check(ctx),
             Cmd::WriteCheck => self.write_check(ctx),
             Cmd::LingerExpired => self.linger_expired(ctx),
@@ -512,7 +554,7 @@ impl Actor for Socket {
 impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Socket")
-            .field("peer", &self.peer)
+            .field("peer", &self.cold.as_ref().and_then(|c| c.peer))
             .field("state", &self.state)
             .field("credit", &self.credit)
             .finish()
@@ -564,7 +606,7 @@ impl Addr<Socket> {
     /// Sets how input is cut into units. Buffered input is re-cut.
     pub fn set_mode<A: Actor>(&self, ctx: &mut Ctx<'_, A>, mode: Mode) {
         let Some(sock) = ctx.direct(*self) else {
-            ctx.send(*self, SocketMsg(Cmd::SetMode(mode)));
+            ctx.send(*self, SocketMsg(Cmd::SetMode(Box::new(mode))));
             return;
         };
         if sock.set_mode_in_place(mode) {
@@ -615,7 +657,7 @@ impl Addr<Socket> {
                 }
             }
             None => {
-                ctx.send(*self, SocketMsg(Cmd::Send { head, body, line }));
+                ctx.send(*self, SocketMsg::send_cmd(head, body, line));
                 return;
             }
         };
@@ -633,7 +675,7 @@ impl Addr<Socket> {
     }
     /// Sets the line terminator `send_line` appends.
     pub fn set_line_terminator<A: Actor>(&self, ctx: &mut Ctx<'_, A>, t: impl Into<Bytes>) {
-        ctx.send(*self, SocketMsg(Cmd::SetLineTerminator(t.into())));
+        ctx.send(*self, SocketMsg(Cmd::SetLineTerminator(Box::new(t.into()))));
     }
     /// Sends `Timeout` to the controller after this long without input.
     pub fn set_idle_timeout<A: Actor>(&self, ctx: &mut Ctx<'_, A>, t: Option<Duration>) {
@@ -649,7 +691,18 @@ impl Addr<Socket> {
     where
         B::Msg: From<SocketEvent>,
     {
-        ctx.send(*self, SocketMsg(Cmd::SetController(to.recipient())));
+        let to = to.recipient();
+        let Some(sock) = ctx.direct(*self) else {
+            ctx.send(*self, SocketMsg(Cmd::SetController(to)));
+            return;
+        };
+        let old = std::mem::replace(&mut sock.controller, to).id();
+        if old != to.id() {
+            let me = self.id();
+            let core = ctx.core();
+            core.unlink(me, old);
+            core.link(me, to.id());
+        }
     }
     /// Closes the socket once queued output is flushed.
     pub fn stop<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {

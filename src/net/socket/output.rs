@@ -11,6 +11,8 @@
 //! - the bytes on the wire are the pieces in the order they were queued:
 //!   `chunks` always precede `tail`, and queuing a large piece first moves
 //!   the tail into `chunks`;
+//! - large pieces and promises live in a box that a socket sending only
+//!   small pieces never allocates, so an idle connection stays small;
 //! - a send promise resolves once every byte queued before it reached the
 //!   kernel, never earlier.
 
@@ -59,12 +61,20 @@ pub(super) struct Queued {
 /// A socket's queue of bytes to write.
 #[derive(Default)]
 pub(crate) struct Output {
-    chunks: VecDeque<Bytes>,
     tail: BytesMut,
     /// Bytes queued and not yet written.
     queued: usize,
     /// Bytes written since the socket opened.
     written: u64,
+    /// Large pieces and promises, while there are any.
+    rare: Option<Box<Rare>>,
+}
+
+/// What only a socket sending large pieces or keeping promises needs.
+#[derive(Default)]
+struct Rare {
+    /// Large pieces, by reference; all queued before `tail`.
+    chunks: VecDeque<Bytes>,
     /// Send promises, each resolved once `written` reaches its offset.
     promises: VecDeque<(u64, Reply<()>)>,
 }
@@ -81,7 +91,7 @@ pub(crate) struct Output {
 unsafe fn copy_small(src: &[u8], dst: *mut u8) {
     let n = src.len();
     let s = src.as_ptr();
-    // SAFETY (every arm): each read is within `src` (offsets from 0 and up
+    // SAFETY: (every arm) each read is within `src` (offsets from 0 and up
     // to `n`), each write within `dst[..n]`, as the caller guarantees;
     // unaligned reads and writes are used throughout.
     unsafe {
@@ -141,8 +151,23 @@ impl Output {
 
     /// The tail buffer, once everything is written, for the pool: an idle
     /// socket keeps no output buffer.
+    /// Frees the large-piece box too once it holds nothing.
     pub(crate) fn take_idle_tail(&mut self) -> Option<BytesMut> {
-        (self.queued == 0 && self.tail.capacity() > 0).then(|| std::mem::take(&mut self.tail))
+        if self.queued != 0 {
+            return None;
+        }
+        if self
+            .rare
+            .as_ref()
+            .is_some_and(|r| r.chunks.is_empty() && r.promises.is_empty())
+        {
+            self.rare = None;
+        }
+        (self.tail.capacity() > 0).then(|| std::mem::take(&mut self.tail))
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     /// Queues `head`, `body` and `tail` in order: one capacity check and
@@ -184,10 +209,10 @@ impl Output {
             return;
         }
         if piece.len() >= COPY_LIMIT {
-            if !self.tail.is_empty() {
-                self.chunks.push_back(self.tail.split().freeze());
-            }
-            self.chunks.push_back(piece.clone());
+            let front = (!self.tail.is_empty()).then(|| self.tail.split().freeze());
+            let chunks = &mut self.rare().chunks;
+            chunks.extend(front);
+            chunks.push_back(piece.clone());
         } else {
             self.tail.extend_from_slice(piece);
         }
@@ -201,14 +226,15 @@ impl Output {
             return Some(promise);
         }
         let end = self.written + self.queued as u64;
-        self.promises.push_back((end, promise));
+        self.rare().promises.push_back((end, promise));
         None
     }
 
     /// The next promise whose bytes have all been written.
     pub(crate) fn pop_kept(&mut self) -> Option<Reply<()>> {
-        if self.promises.front()?.0 <= self.written {
-            self.promises.pop_front().map(|(_, p)| p)
+        let promises = &mut self.rare.as_mut()?.promises;
+        if promises.front()?.0 <= self.written {
+            promises.pop_front().map(|(_, p)| p)
         } else {
             None
         }
@@ -217,25 +243,27 @@ impl Output {
     /// Writes as much as `w` takes.
     pub(crate) fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<Flushed> {
         while self.queued > 0 {
-            let r = if self.chunks.is_empty() {
+            let r = match self.rare.as_deref() {
+                Some(rare) if !rare.chunks.is_empty() => {
+                    let chunks = &rare.chunks;
+                    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                    let mut count = 0;
+                    for c in chunks.iter().take(MAX_IOVECS - 1) {
+                        slices[count] = IoSlice::new(c);
+                        count += 1;
+                    }
+                    if chunks.len() == count && !self.tail.is_empty() {
+                        slices[count] = IoSlice::new(&self.tail);
+                        count += 1;
+                    }
+                    if count == 1 {
+                        w.write(&slices[0])
+                    } else {
+                        w.write_vectored(&slices[..count])
+                    }
+                }
                 // The usual case, replies only: one plain write.
-                w.write(&self.tail)
-            } else {
-                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                let mut count = 0;
-                for c in self.chunks.iter().take(MAX_IOVECS - 1) {
-                    slices[count] = IoSlice::new(c);
-                    count += 1;
-                }
-                if self.chunks.len() == count && !self.tail.is_empty() {
-                    slices[count] = IoSlice::new(&self.tail);
-                    count += 1;
-                }
-                if count == 1 {
-                    w.write(&slices[0])
-                } else {
-                    w.write_vectored(&slices[..count])
-                }
+                _ => w.write(&self.tail),
             };
             let n = match r {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -253,10 +281,12 @@ impl Output {
         self.queued -= n;
         self.written += n as u64;
         while n > 0 {
-            match self.chunks.front_mut() {
+            match self.rare.as_mut().and_then(|r| r.chunks.front_mut()) {
                 Some(c) if c.len() <= n => {
                     n -= c.len();
-                    self.chunks.pop_front();
+                    if let Some(r) = self.rare.as_mut() {
+                        r.chunks.pop_front();
+                    }
                 }
                 Some(c) => {
                     c.advance(n);
@@ -273,10 +303,9 @@ impl Output {
     /// Drops the queue and hands back every pending promise (the socket
     /// closed first: reject them).
     pub(crate) fn fail(&mut self) -> VecDeque<(u64, Reply<()>)> {
-        self.chunks.clear();
         self.tail = BytesMut::new();
         self.queued = 0;
-        std::mem::take(&mut self.promises)
+        self.rare.take().map(|r| r.promises).unwrap_or_default()
     }
 }
 
@@ -300,7 +329,11 @@ impl Socket {
         line: bool,
         now: std::time::Instant,
     ) -> Queued {
-        let terminator: &[u8] = if line { &self.line_terminator } else { &[] };
+        let terminator: &[u8] = if line {
+            super::terminator_of(&self.cold, &self.config)
+        } else {
+            &[]
+        };
         self.out.push3(head, body, terminator);
         let mut q = Queued::default();
         if self.out.queued() > 0 && !self.flush_pending {
@@ -400,7 +433,9 @@ impl Socket {
             if ctx.tracing() {
                 ctx.trace_id('W', ctx.id(), Some(progressed));
             }
-            self.last_output_progress = ctx.now();
+            if let Some(c) = self.cold.as_deref_mut() {
+                c.last_output_progress = Some(ctx.now());
+            }
         }
         if let Some(tail) = self.out.take_idle_tail() {
             ctx.local::<NetLocal>().give_tail(tail);
@@ -480,13 +515,19 @@ mod tests {
     #[test]
     fn small_copies_of_every_length_are_exact() {
         for n in 0..=40usize {
-            let src: Vec<u8> = (0..n as u8).map(|b| b.wrapping_mul(7).wrapping_add(1)).collect();
+            let src: Vec<u8> = (0..n as u8)
+                .map(|b| b.wrapping_mul(7).wrapping_add(1))
+                .collect();
             let mut dst = vec![0xeeu8; n + 2];
             // SAFETY: `dst` has room for `n` bytes after offset 1, and is
             // another allocation than `src`.
             unsafe { copy_small(&src, dst.as_mut_ptr().add(1)) };
             assert_eq!(&dst[1..=n], &src[..], "length {n}");
-            assert_eq!((dst[0], dst[n + 1]), (0xee, 0xee), "length {n} wrote outside");
+            assert_eq!(
+                (dst[0], dst[n + 1]),
+                (0xee, 0xee),
+                "length {n} wrote outside"
+            );
         }
     }
 

@@ -8,32 +8,43 @@ use crate::net::socket::{CloseReason, Cmd, Socket, SocketEvent, SocketMsg, State
 
 impl Socket {
     pub(super) fn arm_idle(&mut self, ctx: &mut Ctx<'_, Self>) {
-        if let (Some(t), false) = (self.idle_timeout, self.idle_armed) {
-            self.idle_armed = true;
-            self.last_input = ctx.now();
+        let now = ctx.now();
+        let Some(c) = self.cold.as_deref_mut() else {
+            return;
+        };
+        if let (Some(t), false) = (c.idle_timeout, c.idle_armed) {
+            c.idle_armed = true;
+            c.last_input = Some(now);
             let me = ctx.me();
             ctx.send_after(me, SocketMsg(Cmd::IdleCheck), t);
         }
     }
 
     pub(super) fn idle_check(&mut self, ctx: &mut Ctx<'_, Self>) {
-        self.idle_armed = false;
-        let Some(t) = self.idle_timeout else {
+        let now = ctx.now();
+        let open = self.state == State::Open;
+        let Some(c) = self.cold.as_deref_mut() else {
             return;
         };
-        if self.state != State::Open {
+        c.idle_armed = false;
+        let Some(t) = c.idle_timeout else {
+            return;
+        };
+        if !open {
             return;
         }
-        let idle = ctx.now().saturating_duration_since(self.last_input);
-        let me = ctx.me();
+        let idle = now.saturating_duration_since(c.last_input.unwrap_or(now));
         let next = if idle >= t {
-            self.last_input = ctx.now();
-            self.emit(ctx, SocketEvent::Timeout(me));
+            c.last_input = Some(now);
             t
         } else {
             t - idle
         };
-        self.idle_armed = true;
+        c.idle_armed = true;
+        let me = ctx.me();
+        if idle >= t {
+            self.emit(ctx, SocketEvent::Timeout(me));
+        }
         ctx.send_after(me, SocketMsg(Cmd::IdleCheck), next);
     }
 
@@ -53,30 +64,35 @@ impl Socket {
         &mut self,
         now: std::time::Instant,
     ) -> Option<std::time::Duration> {
-        let t = self.write_timeout?;
-        if self.write_check_armed || self.out.queued() == 0 {
+        let queued = self.out.queued();
+        let c = self.cold.as_deref_mut()?;
+        let t = c.write_timeout?;
+        if c.write_check_armed || queued == 0 {
             return None;
         }
-        self.write_check_armed = true;
-        self.last_output_progress = now;
+        c.write_check_armed = true;
+        c.last_output_progress = Some(now);
         Some(t)
     }
 
     pub(super) fn write_check(&mut self, ctx: &mut Ctx<'_, Self>) {
-        self.write_check_armed = false;
-        let Some(t) = self.write_timeout else {
+        let now = ctx.now();
+        let empty = self.out.is_empty();
+        let Some(c) = self.cold.as_deref_mut() else {
             return;
         };
-        if self.out.is_empty() {
+        c.write_check_armed = false;
+        let Some(t) = c.write_timeout else {
+            return;
+        };
+        if empty {
             return;
         }
-        let stalled = ctx
-            .now()
-            .saturating_duration_since(self.last_output_progress);
+        let stalled = now.saturating_duration_since(c.last_output_progress.unwrap_or(now));
         if stalled >= t {
             self.fail(ctx, CloseReason::WriteTimeout);
         } else {
-            self.write_check_armed = true;
+            c.write_check_armed = true;
             let me = ctx.me();
             ctx.send_after(me, SocketMsg(Cmd::WriteCheck), t - stalled);
         }
