@@ -98,14 +98,22 @@ unsafe fn push_signal<A: Actor>(cell: NonNull<u8>, signal: Signal) {
         .push_back(Envelope::Signal(Box::new(signal)));
 }
 
-/// Frees the mailbox's memory if it is empty (an idle actor).
+/// Frees the mailbox's memory if it is empty, and lets the behaviour free
+/// what it keeps ([`Actor::trim`]), unless it is running.
 ///
 /// # Safety
 ///
 /// As for [`push_signal`].
 unsafe fn trim<A: Actor>(cell: NonNull<u8>) {
-    // SAFETY: as the caller guarantees; only the mailbox is borrowed.
-    unsafe { mailbox(cell.as_ptr().cast::<ActorCell<A>>()) }.trim();
+    let p = cell.as_ptr().cast::<ActorCell<A>>();
+    // SAFETY: as the caller guarantees; the mailbox is borrowed alone, and
+    // the behaviour only while no run or hook borrows it (`running`).
+    unsafe {
+        mailbox(p).trim();
+        if !(*p).running {
+            (*addr_of_mut!((*p).actor)).trim();
+        }
+    }
 }
 
 /// Drops and frees a cell.

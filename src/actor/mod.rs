@@ -145,6 +145,12 @@ pub trait Actor: Sized + 'static {
     /// the replies of one turn leave in one write.
     fn turn_end(&mut self, _ctx: &mut Ctx<'_, Self>) {}
 
+    /// Frees memory kept for reuse. The reactor calls it about once a
+    /// second, on actors that are neither running nor waiting to run, so
+    /// an actor may keep buffers while busy and still cost little at rest.
+    /// Socket actors drop their emptied large-send queue here.
+    fn trim(&mut self) {}
+
     /// Runs when the actor terminates, for whatever reason, before its links
     /// and monitors are notified.
     fn stopped(&mut self, _ctx: &mut Ctx<'_, Self>, _reason: &ExitReason) {}

@@ -619,17 +619,28 @@ fn find_from(buf: &BytesMut, delim: &[u8], scan_from: &mut u32) -> Option<usize>
     }
 }
 
-/// The length of the longest ASCII prefix of `bytes`: sixteen bytes at a
-/// time while they are all ASCII, then eight, then one.
+/// The length of the longest ASCII prefix of `bytes`: sixty-four bytes at
+/// a time while they are all ASCII (eight words or-ed together, which the
+/// compiler turns into vector loads), then sixteen, eight and one to find
+/// the first high byte.
 #[inline]
 fn ascii_prefix(bytes: &[u8]) -> usize {
     const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut n = 0;
+    for block in bytes.chunks_exact(64) {
+        let any = block.chunks_exact(8).fold(0, |acc, w| {
+            acc | u64::from_le_bytes(w.try_into().unwrap_or_default())
+        });
+        if any & HIGH != 0 {
+            break;
+        }
+        n += 64;
+    }
     let word = |at: usize| {
         bytes
             .get(at..at + 8)
             .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()) & HIGH)
     };
-    let mut n = 0;
     while n + 16 <= bytes.len() {
         if (word(n).unwrap_or(HIGH) | word(n + 8).unwrap_or(HIGH)) != 0 {
             break;
@@ -1012,9 +1023,12 @@ mod tests {
     fn ascii_prefix_stops_at_the_first_high_byte() {
         assert_eq!(ascii_prefix(b""), 0);
         assert_eq!(ascii_prefix(b"abc"), 3);
-        let mut long = vec![b'a'; 100];
-        assert_eq!(ascii_prefix(&long), 100);
-        for at in [0, 7, 8, 15, 16, 17, 31, 99] {
+        let mut long = vec![b'a'; 300];
+        assert_eq!(ascii_prefix(&long), 300);
+        assert_eq!(ascii_prefix(&long[..130]), 130);
+        for at in [
+            0, 7, 8, 15, 16, 17, 31, 63, 64, 65, 127, 128, 200, 255, 256, 299,
+        ] {
             long[at] = 0xc3;
             assert_eq!(ascii_prefix(&long), at, "high byte at {at}");
             long[at] = b'a';

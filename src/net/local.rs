@@ -71,33 +71,89 @@ impl SocketStats {
 /// Most buffers kept in each pool.
 const POOL_MAX: usize = 256;
 
+/// Most bytes of buffer capacity kept in each pool, so that a burst of
+/// long lines cannot leave the pool holding much memory until the next
+/// trim.
+const POOL_BYTES_MAX: usize = 8 << 20;
+
+/// Pooled buffers looked at by one `take` besides the newest: the oldest
+/// ones, the likeliest to have had their units dropped.
+const TAKE_SCAN: usize = 4;
+
 /// Emptied buffers of one kind, for reuse. Read buffers and output
 /// buffers are kept apart: they differ in size, and a read buffer may come
 /// back while units cut from it are still alive, so it must not go to a
 /// writer (which would then allocate) before they are dropped.
 #[derive(Debug, Default)]
 struct Pool {
-    buffers: Vec<BytesMut>,
+    /// The buffers, oldest first, each with its capacity when given back.
+    buffers: Vec<(BytesMut, usize)>,
+    /// Capacity of the buffers kept.
+    bytes: usize,
 }
 
 impl Pool {
-    /// An empty buffer with room for at least `min` bytes: the last one
-    /// given back if its whole allocation can be reused (no unit cut from
-    /// it is alive any more), else a new one.
+    /// An empty buffer with room for at least `min` bytes: a pooled one
+    /// whose whole allocation can be reused (no unit cut from it is alive
+    /// any more), else a new one. The newest is tried first (it is warm in
+    /// the cache, and free unless units of the last read are still alive),
+    /// then the oldest few. A buffer still shared with units stays in the
+    /// pool and becomes reusable once they are dropped, so a socket
+    /// answering long lines by reference cycles through a few buffers
+    /// instead of allocating one per line.
+    #[inline]
     fn take(&mut self, min: usize) -> BytesMut {
-        if let Some(mut b) = self.buffers.pop() {
-            b.clear();
+        if let Some((mut b, had)) = self.buffers.pop() {
+            Pool::reset(&mut b);
             if b.try_reclaim(min) {
+                self.bytes -= had;
                 return b;
             }
-            // Still shared with units: it is freed when they are dropped.
+            self.buffers.push((b, had));
+            return self.take_older(min);
         }
-        BytesMut::with_capacity(min)
+        Pool::fresh(min)
     }
 
+    /// `take` when the newest buffer is still shared: the oldest few.
+    #[cold]
+    fn take_older(&mut self, min: usize) -> BytesMut {
+        let older = self.buffers.len() - 1;
+        for i in 0..older.min(TAKE_SCAN) {
+            let (b, _) = &mut self.buffers[i];
+            Pool::reset(b);
+            if b.try_reclaim(min) {
+                let (b, had) = self.buffers.remove(i);
+                self.bytes -= had;
+                return b;
+            }
+        }
+        Pool::fresh(min)
+    }
+
+    /// Empties `b` and, if no unit shares its allocation any more, gives
+    /// it the whole allocation back: a buffer comes back as the view left
+    /// after the units cut from its front, which may be a small part of
+    /// it.
+    #[inline]
+    fn reset(b: &mut BytesMut) {
+        b.clear();
+        let _ = b.try_reclaim(b.capacity() + 1);
+    }
+
+    fn fresh(min: usize) -> BytesMut {
+        // Rounded up to a power of two: a buffer that must grow for a long
+        // unit then has room for what follows it, and the pool's buffers
+        // come in a few sizes that fit many requests.
+        BytesMut::with_capacity(min.checked_next_power_of_two().unwrap_or(min))
+    }
+
+    #[inline]
     fn give(&mut self, b: BytesMut) {
-        if self.buffers.len() < POOL_MAX && b.capacity() > 0 {
-            self.buffers.push(b);
+        let cap = b.capacity();
+        if self.buffers.len() < POOL_MAX && cap > 0 && self.bytes + cap <= POOL_BYTES_MAX {
+            self.bytes += cap;
+            self.buffers.push((b, cap));
         }
     }
 }

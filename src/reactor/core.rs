@@ -218,6 +218,7 @@ impl<L: Layer> Core<L> {
     // ----- scheduling ------------------------------------------------------
 
     /// Puts `id` in the run queue, unless it is there already.
+    #[inline]
     pub fn schedule(&mut self, id: ActorId) {
         let Some(slot) = self.slot_mut(id) else {
             return;

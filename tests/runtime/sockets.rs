@@ -433,6 +433,109 @@ fn send_promise_is_rejected_when_the_connection_closes_first() {
     drop(peer);
 }
 
+// ----- in-place operations -------------------------------------------------------
+
+/// Envelopes the socket actors of the probe's reactor have handled so far;
+/// `None` without the `metrics` feature.
+fn socket_messages(probe: &ProbeHandle) -> Option<u64> {
+    probe.with(|ctx| {
+        let m = ctx.core().metrics();
+        m.enabled.then(|| {
+            m.types
+                .iter()
+                .filter(|t| t.name.ends_with("::Socket"))
+                .map(|t| t.messages)
+                .sum()
+        })
+    })
+}
+
+#[test]
+fn controller_operations_act_in_place_and_never_overtake_a_waiting_message() {
+    let rig = TestReactor::start();
+    let (probe, sock, mut peer) = accepted_pair(&rig, SocketConfig::default());
+    let before = socket_messages(&probe);
+
+    // Sends, credit and a mode change from the controller's handler reach
+    // the socket's state directly: its mailbox sees none of them.
+    probe.with(move |ctx| {
+        sock.delimiter_mode(ctx, Delimiter::lf());
+        for i in 0..50 {
+            sock.send_line(ctx, format!("line {i}"));
+        }
+        sock.issue_credit(ctx, 2);
+    });
+    let want: String = (0..50).map(|i| format!("line {i}\n")).collect();
+    let mut got = vec![0u8; want.len()];
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(String::from_utf8(got).unwrap(), want);
+    peer.write_all(b"a\nb\nc\n").unwrap();
+    probe.wait_data_count(2);
+    let after = socket_messages(&probe);
+    if let (Some(b), Some(a)) = (before, after) {
+        assert_eq!(a - b, 0, "in-place operations went through the mailbox");
+    }
+
+    // A message-only operation waits in the mailbox; what follows it must
+    // queue behind it, not act in place ahead of it.
+    probe.with(move |ctx| {
+        sock.set_line_terminator(ctx, "\r\n");
+        sock.send_line(ctx, "after");
+        sock.issue_credit(ctx, 1);
+        sock.send_line(ctx, "and after");
+    });
+    let want = b"after\r\nand after\r\n";
+    let mut got = vec![0u8; want.len()];
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(&got[..], &want[..]);
+    probe.wait_data_count(3);
+    assert_eq!(text_lines(&probe.units()), ["a", "b", "c"]);
+    if let (Some(a), Some(last)) = (after, socket_messages(&probe)) {
+        assert_eq!(
+            last - a,
+            4,
+            "the operations behind the message did not queue"
+        );
+    }
+}
+
+#[test]
+fn credit_in_place_wakes_a_stalled_socket_and_delivers_exactly_the_credit() {
+    let rig = TestReactor::start();
+    let (probe, sock, mut peer) = accepted_pair(&rig, SocketConfig::default());
+    probe.with(move |ctx| {
+        sock.delimiter_mode(ctx, Delimiter::lf());
+        sock.issue_credit(ctx, 1);
+    });
+    // One read brings all five lines; one unit of credit takes one, the
+    // rest wait in the socket's buffer with no readiness left to come.
+    peer.write_all(b"1\n2\n3\n4\n5\n").unwrap();
+    probe.wait_data_count(1);
+    let before = socket_messages(&probe);
+    std::thread::sleep(QUIET);
+    assert_eq!(probe.data_count(), 1, "a unit without credit");
+
+    // Credit going from zero to positive with input waiting wakes the
+    // socket, by the counter alone.
+    for n in 2..=5 {
+        probe.with(move |ctx| sock.issue_credit(ctx, 1));
+        probe.wait_data_count(n);
+    }
+    std::thread::sleep(QUIET);
+    assert_eq!(text_lines(&probe.units()), ["1", "2", "3", "4", "5"]);
+    if let (Some(b), Some(a)) = (before, socket_messages(&probe)) {
+        assert_eq!(a - b, 0, "credit went through the mailbox");
+    }
+    // Credit with nothing waiting stays on the counter until input comes.
+    probe.with(move |ctx| sock.issue_credit(ctx, 2));
+    std::thread::sleep(QUIET);
+    assert_eq!(probe.data_count(), 5);
+    peer.write_all(b"6\n7\n8\n").unwrap();
+    probe.wait_data_count(7);
+    std::thread::sleep(QUIET);
+    assert_eq!(probe.data_count(), 7, "more units than credit");
+}
+
 // ----- controller hand-over ---------------------------------------------------------------
 
 #[test]

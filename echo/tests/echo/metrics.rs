@@ -1,14 +1,11 @@
 //! The runtime's metrics and trace under echo traffic: exact unit and byte
-//! counts, credit stalls, and the socket events of the trace.
+//! counts, credit stalls, the socket events of the trace, and the trace
+//! switched on and off at run time.
 
 use crate::support::{Server, PREFIX};
-#[allow(unused_imports)]
 use credit_actors::net::{ListenSpec, SocketStats};
-#[allow(unused_imports)]
 use credit_actors::{Config, Reactor};
-#[allow(unused_imports)]
 use credit_echo::{EchoConfig, EchoService, ServiceMsg};
-#[allow(unused_imports)]
 use credit_testkit::{join_bounded, Peer, TraceSink, WAIT};
 
 /// N lines over one connection: N units delivered, every byte counted in
@@ -140,4 +137,52 @@ fn trace_records_socket_reads_units_and_writes() {
     // The session's window is the first credit operation.
     let first = ev.iter().find(|e| e.0 == "C" && e.1 == conn).unwrap();
     assert_eq!(first.2, credit_echo::DEFAULT_WINDOW.to_string());
+}
+
+/// Runs `f` on the server's reactor and waits for it.
+fn on_reactor<R: Send + 'static>(
+    server: &Server,
+    f: impl FnOnce(&mut credit_actors::Core) -> R + Send + 'static,
+) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    assert!(server.handle.post(move |core| {
+        let _ = tx.send(f(core));
+    }));
+    credit_testkit::recv(&rx)
+}
+
+/// The trace is a switch thrown at run time, in the default build: it
+/// records exactly the lines echoed while it is on.
+#[test]
+fn trace_turns_on_and_off_while_the_server_runs() {
+    let server = Server::start();
+    let mut peer = server.connect();
+    assert_eq!(peer.ask("before"), format!("{PREFIX}before"));
+    assert!(!on_reactor(&server, |core| core.tracing()));
+
+    let sink = TraceSink::default();
+    let s2 = sink.clone();
+    on_reactor(&server, move |core| core.set_trace(Box::new(s2)));
+    for i in 0..5 {
+        assert_eq!(peer.ask(&format!("on {i}")), format!("{PREFIX}on {i}"));
+    }
+    assert!(on_reactor(&server, |core| {
+        let was = core.tracing();
+        core.stop_trace();
+        was
+    }));
+    for i in 0..3 {
+        assert_eq!(peer.ask(&format!("off {i}")), format!("{PREFIX}off {i}"));
+    }
+    assert!(!on_reactor(&server, |core| core.tracing()));
+
+    let ev = sink.events();
+    assert_eq!(ev.iter().filter(|e| e.0 == "U").count(), 5, "units traced");
+    let written: usize = ev
+        .iter()
+        .filter(|e| e.0 == "W")
+        .map(|e| e.2.parse::<usize>().unwrap())
+        .sum();
+    let want: usize = (0..5).map(|i| format!("{PREFIX}on {i}\n").len()).sum();
+    assert_eq!(written, want, "bytes written while the trace was on");
 }

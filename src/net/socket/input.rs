@@ -119,7 +119,8 @@ impl Socket {
                 break;
             }
             if self.rbuf.capacity() == 0 {
-                self.rbuf = ctx.local::<NetLocal>().take_read(self.config.read_size);
+                let want = self.config.read_size.max(self.read_hint as usize);
+                self.rbuf = ctx.local::<NetLocal>().take_read(want);
                 fresh = true;
             }
             self.count_units(ctx);
@@ -167,19 +168,36 @@ impl Socket {
     /// One read into the buffer's spare room. `Ok(true)` if bytes (or EOF)
     /// arrived and the framer should look again.
     fn read(&mut self, ctx: &mut Ctx<'_, Self>) -> io::Result<bool> {
-        let Some(stream) = self.stream.as_ref() else {
+        if self.stream.is_none() {
             return Ok(false);
-        };
-        // Reads grow with a partial unit (doubling), so a long line takes a
-        // few reads, not one per `read_size` bytes.
+        }
+        // The buffer grows with a partial unit (doubling), so a long line
+        // takes a few reads, not one per `read_size` bytes, and it never
+        // grows past what the unit being cut may still need. A read fills
+        // all the room the buffer already has, though (a pooled buffer may
+        // be large): that costs no memory, and brings what follows the
+        // unit in the same call.
+        let spare = self.rbuf.capacity() - self.rbuf.len();
         let read_size = self.config.read_size.max(self.rbuf.len()).max(1);
-        let room = self.framer.room(&self.rbuf).min(read_size);
+        let room = self.framer.room(&self.rbuf).min(read_size).max(spare);
         if room == 0 {
             return Ok(false);
         }
-        if self.rbuf.capacity() - self.rbuf.len() < room {
-            self.rbuf.reserve(room);
+        if spare < room && !self.rbuf.try_reclaim(room) {
+            // The buffer is shared with units still alive (or too small):
+            // move the partial unit to a buffer from the pool rather than
+            // to a fresh allocation, and leave this one to the pool, where
+            // it becomes reusable once those units are dropped.
+            let need = self.rbuf.len() + room.max(read_size);
+            self.read_hint = u32::try_from(need).unwrap_or(u32::MAX);
+            let net = ctx.local::<NetLocal>();
+            let mut next = net.take_read(need);
+            next.extend_from_slice(&self.rbuf);
+            net.give_read(std::mem::replace(&mut self.rbuf, next));
         }
+        let Some(stream) = self.stream.as_ref() else {
+            return Ok(false);
+        };
         metric! {
             ctx.local::<NetLocal>().stats.reads += 1;
         }

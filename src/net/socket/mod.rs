@@ -274,6 +274,11 @@ pub struct Socket {
     credit: u64,
     /// Units delivered and not yet added to the reactor's counters.
     units_out: u32,
+    /// The read buffer size this connection's units have needed (0 until
+    /// a unit outgrew `read_size`): a buffer taken for a new burst asks
+    /// the pool for this much, so long lines do not grow a small buffer
+    /// read after read.
+    read_hint: u32,
     rbuf: BytesMut,
     out: Output,
     config: Rc<SocketConfig>,
@@ -318,8 +323,8 @@ pub(crate) struct Cold {
 /// The line terminator in force: the socket's own, else the configuration's.
 /// A free function so callers can borrow other fields of the socket.
 #[inline]
-fn terminator_of<'a>(cold: &'a Option<Box<Cold>>, config: &'a SocketConfig) -> &'a [u8] {
-    match cold.as_deref().and_then(|c| c.line_terminator.as_deref()) {
+fn terminator_of<'a>(cold: &'a Option<Box<Cold>>, config: &'a SocketConfig) -> &'a Bytes {
+    match cold.as_deref().and_then(|c| c.line_terminator.as_ref()) {
         Some(t) => t,
         None => &config.line_terminator,
     }
@@ -346,6 +351,7 @@ impl Socket {
             framer: Framer::new(Mode::Raw, config.max_unit),
             credit: 0,
             units_out: 0,
+            read_hint: 0,
             rbuf: BytesMut::new(),
             out: Output::default(),
             config,
@@ -519,6 +525,10 @@ impl Actor for Socket {
             // Credit arrived in place (`Core::direct`) while input waited.
             self.pump(ctx);
         }
+    }
+
+    fn trim(&mut self) {
+        self.out.trim();
     }
 
     fn turn_end(&mut self, ctx: &mut Ctx<'_, Self>) {

@@ -151,11 +151,14 @@ impl Output {
 
     /// The tail buffer, once everything is written, for the pool: an idle
     /// socket keeps no output buffer.
-    /// Frees the large-piece box too once it holds nothing.
     pub(crate) fn take_idle_tail(&mut self) -> Option<BytesMut> {
-        if self.queued != 0 {
-            return None;
-        }
+        (self.queued == 0 && self.tail.capacity() > 0).then(|| std::mem::take(&mut self.tail))
+    }
+
+    /// Frees the large-piece box if it holds nothing (a socket at rest).
+    /// Kept between turns otherwise: a socket sending large pieces reuses
+    /// it.
+    pub(crate) fn trim(&mut self) {
         if self
             .rare
             .as_ref()
@@ -163,7 +166,6 @@ impl Output {
         {
             self.rare = None;
         }
-        (self.tail.capacity() > 0).then(|| std::mem::take(&mut self.tail))
     }
 
     fn rare(&mut self) -> &mut Rare {
@@ -173,7 +175,7 @@ impl Output {
     /// Queues `head`, `body` and `tail` in order: one capacity check and
     /// plain copies when all are small, as a reply line is.
     #[inline]
-    pub(crate) fn push3(&mut self, head: &Bytes, body: &Bytes, tail: &[u8]) {
+    pub(crate) fn push3(&mut self, head: &Bytes, body: &Bytes, tail: &Bytes) {
         let total = head.len() + body.len() + tail.len();
         if head.len() < COPY_LIMIT && body.len() < COPY_LIMIT {
             self.tail.reserve(total);
@@ -197,10 +199,21 @@ impl Output {
                 self.tail.set_len(len + total);
             }
             self.queued += total;
+        } else if self.tail.is_empty() {
+            // Nothing small waiting: all three pieces by reference, so
+            // the tail buffer is not split off (which allocates) and the
+            // pieces are not copied.
+            let chunks = &mut self.rare().chunks;
+            for piece in [head, body, tail] {
+                if !piece.is_empty() {
+                    chunks.push_back(piece.clone());
+                }
+            }
+            self.queued += total;
         } else {
             self.push(head);
             self.push(body);
-            self.push(&Bytes::copy_from_slice(tail));
+            self.push(tail);
         }
     }
 
@@ -329,10 +342,11 @@ impl Socket {
         line: bool,
         now: std::time::Instant,
     ) -> Queued {
-        let terminator: &[u8] = if line {
+        static NONE: Bytes = Bytes::new();
+        let terminator = if line {
             super::terminator_of(&self.cold, &self.config)
         } else {
-            &[]
+            &NONE
         };
         self.out.push3(head, body, terminator);
         let mut q = Queued::default();
@@ -538,7 +552,7 @@ mod tests {
         o.push3(
             &Bytes::from_static(b"You said: "),
             &Bytes::from_static(b"a"),
-            b"\n",
+            &Bytes::from_static(b"\n"),
         );
         o.push(&big);
         o.push(&Bytes::from_static(b"tail"));
@@ -551,6 +565,28 @@ mod tests {
         assert_eq!(w.got, want);
         assert_eq!(w.calls, 1, "one vectored write for the whole queue");
         assert!(o.is_empty());
+        assert_eq!(o.written(), want.len() as u64);
+    }
+
+    #[test]
+    fn a_large_reply_is_queued_by_reference_behind_what_waits() {
+        let mut o = out();
+        let big = Bytes::from(vec![b'y'; COPY_LIMIT * 2]);
+        let nl = Bytes::from_static(b"\n");
+        // Nothing waiting: head, body and terminator by reference.
+        o.push3(&Bytes::from_static(b"> "), &big, &nl);
+        // Small pieces waiting first: they stay ahead of the large reply.
+        o.push(&Bytes::from_static(b"small"));
+        o.push3(&Bytes::from_static(b"> "), &big, &nl);
+        o.push(&Bytes::from_static(b"end"));
+        let mut w = Pipe::new(usize::MAX, usize::MAX);
+        assert_eq!(o.write_to(&mut w).unwrap(), Flushed::All);
+        let mut want = b"> ".to_vec();
+        want.extend_from_slice(&big);
+        want.extend_from_slice(b"\nsmall> ");
+        want.extend_from_slice(&big);
+        want.extend_from_slice(b"\nend");
+        assert_eq!(w.got, want);
         assert_eq!(o.written(), want.len() as u64);
     }
 
