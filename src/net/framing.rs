@@ -442,7 +442,7 @@ impl Framer {
     /// `eof`: the peer has finished sending; a trailing partial unit
     /// (non-empty) is then delivered as the last unit (text mode validates
     /// it). In discard state at eof the rest is dropped and `None` returned.
-    #[inline]
+    #[inline(always)]
     pub fn next_unit(&mut self, buf: &mut BytesMut, eof: bool) -> Option<Result<Unit, UnitError>> {
         match self.next_line(buf) {
             Line::Unit(unit) => return Some(unit),

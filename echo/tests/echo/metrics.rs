@@ -83,6 +83,18 @@ fn window_of_one_counts_credit_stalls() {
         let k = SocketStats::of(&m);
         assert_eq!(k.units, N as u64);
         assert!(k.credit_stalls >= 1, "{k:?}");
+        // Each unit of credit lets the next buffered line out in place:
+        // the socket runs per read, not once per line.
+        let sock = m
+            .types
+            .iter()
+            .find(|t| t.name.ends_with("::Socket"))
+            .expect("socket metrics");
+        assert!(
+            sock.runs < N as u64 / 2,
+            "the socket ran {} times for {N} lines",
+            sock.runs
+        );
     }
 }
 

@@ -8,8 +8,8 @@
 
 use std::io;
 
-use crate::actor::Ctx;
-use crate::net::framing::UnitError;
+use crate::actor::{Ctx, Recipient};
+use crate::net::framing::{Unit, UnitError};
 use crate::net::local::NetLocal;
 use crate::net::socket::{CloseReason, CreditOp, OverlongPolicy, Socket, SocketEvent, State};
 use crate::net::sys;
@@ -33,6 +33,40 @@ impl Socket {
             CreditOp::Issue(n) => was.saturating_sub(n.unsigned_abs()),
         };
         was == 0 && self.credit > 0 && self.input_waiting()
+    }
+
+    /// For credit issued in place: the next unit, cut as the socket's own
+    /// run would cut it, if credit allows and one is buffered whole, with
+    /// the controller to hand it to. Leaves everything else (reading,
+    /// the end of input, an overlong unit that closes the socket) to the
+    /// run.
+    pub(super) fn unit_in_place(
+        &mut self,
+    ) -> Option<(Recipient<SocketEvent>, Result<Unit, UnitError>)> {
+        if self.state != State::Open
+            || self.credit == 0
+            || self.held
+            || self.config.overlong == OverlongPolicy::Close
+        {
+            return None;
+        }
+        let unit = self.framer.next_unit(&mut self.rbuf, false)?;
+        if self.credit != INFINITE {
+            self.credit -= 1;
+        }
+        Some((self.controller, unit))
+    }
+
+    /// After units were cut in place: true if the socket must run to go
+    /// on (credit left and input that may make more units). If its buffer
+    /// ran dry, asks for its turn-end hook, which gives the buffer back to
+    /// the pool.
+    pub(super) fn after_units_in_place(&mut self) -> (bool, bool) {
+        let release = self.rbuf.is_empty() && self.rbuf.capacity() > 0 && !self.flush_pending;
+        if release {
+            self.flush_pending = true;
+        }
+        (self.credit > 0 && self.input_waiting(), release)
     }
 
     /// The credit counter now (`u64::MAX`: infinite).

@@ -609,7 +609,43 @@ impl Addr<Socket> {
             ctx.trace_id('C', self.id(), Some(credit));
         }
         if wake {
-            ctx.core().wake(self.id());
+            self.units_in_place(ctx);
+        }
+    }
+
+    /// Credit went from zero to positive with input waiting: hands over
+    /// the units already buffered whole right here, as the socket's run
+    /// would (a controller issuing one unit at a time then costs the
+    /// socket no run per unit), and wakes the socket only if it must read
+    /// or close. Kept out of line: the common credit operation does not
+    /// wake.
+    #[inline(never)]
+    fn units_in_place<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {
+        let me = *self;
+        let mut units = 0u64;
+        let mut next = (true, false);
+        while let Some(sock) = ctx.direct(me) {
+            let Some((to, unit)) = sock.unit_in_place() else {
+                next = sock.after_units_in_place();
+                break;
+            };
+            units += 1;
+            if ctx.tracing() {
+                ctx.trace_id('U', me.id(), None);
+            }
+            ctx.send(to, SocketEvent::Data(me, unit));
+        }
+        metric! {
+            if units > 0 {
+                ctx.local::<NetLocal>().stats.units += units;
+            }
+        }
+        let (wake, release) = next;
+        if release {
+            ctx.core().at_turn_end(me.id());
+        }
+        if wake {
+            ctx.core().wake(me.id());
         }
     }
 
