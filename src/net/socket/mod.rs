@@ -604,6 +604,17 @@ impl Addr<Socket> {
             return;
         };
         let wake = sock.apply_credit(op);
+        // One test on the common path (no wake, no trace): the rest is out
+        // of line, so the operation itself stays a small leaf.
+        if wake | ctx.tracing() {
+            self.after_credit(ctx, wake);
+        }
+    }
+
+    /// What follows a credit operation in place when the socket must be
+    /// woken or the trace is on.
+    #[inline(never)]
+    fn after_credit<A: Actor>(&self, ctx: &mut Ctx<'_, A>, wake: bool) {
         if ctx.tracing() {
             let credit = ctx.direct(*self).map_or(0, |s| s.credit_now());
             ctx.trace_id('C', self.id(), Some(credit));
