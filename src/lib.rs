@@ -117,7 +117,14 @@ mod layout_tests {
             "slot {}",
             size_of::<Slot<System>>()
         );
-        assert!(size_of::<Socket>() <= 216, "socket {}", size_of::<Socket>());
+        // In debug builds mio's stream carries a registration check (12
+        // more bytes, 16 with alignment).
+        let socket_budget = if cfg!(debug_assertions) { 216 } else { 200 };
+        assert!(
+            size_of::<Socket>() <= socket_budget,
+            "socket {}",
+            size_of::<Socket>()
+        );
         assert!(size_of::<Framer>() <= 56, "framer {}", size_of::<Framer>());
         assert!(size_of::<Output>() <= 56, "output {}", size_of::<Output>());
         // The socket's mailbox holds one message inline: keep it small.

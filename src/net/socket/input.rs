@@ -153,7 +153,11 @@ impl Socket {
                 break;
             }
             if self.rbuf.capacity() == 0 {
-                let want = self.config.read_size.max(self.read_hint as usize);
+                let hint = match self.read_hint_log2 {
+                    0 => 0,
+                    k => 1usize.checked_shl(u32::from(k)).unwrap_or(usize::MAX),
+                };
+                let want = self.config.read_size.max(hint);
                 self.rbuf = ctx.local::<NetLocal>().take_read(want);
                 fresh = true;
             }
@@ -223,7 +227,9 @@ impl Socket {
             // to a fresh allocation, and leave this one to the pool, where
             // it becomes reusable once those units are dropped.
             let need = self.rbuf.len() + room.max(read_size);
-            self.read_hint = u32::try_from(need).unwrap_or(u32::MAX);
+            self.read_hint_log2 =
+                need.checked_next_power_of_two()
+                    .map_or(usize::BITS - 1, usize::trailing_zeros) as u8;
             let net = ctx.local::<NetLocal>();
             let mut next = net.take_read(need);
             next.extend_from_slice(&self.rbuf);

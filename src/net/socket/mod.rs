@@ -274,11 +274,12 @@ pub struct Socket {
     credit: u64,
     /// Units delivered and not yet added to the reactor's counters.
     units_out: u32,
-    /// The read buffer size this connection's units have needed (0 until
-    /// a unit outgrew `read_size`): a buffer taken for a new burst asks
-    /// the pool for this much, so long lines do not grow a small buffer
-    /// read after read.
-    read_hint: u32,
+    /// The read buffer size this connection's units have needed, as a
+    /// power of two (0 until a unit outgrew `read_size`): a buffer taken
+    /// for a new burst asks the pool for this much, so long lines do not
+    /// grow a small buffer read after read. One byte: every connection
+    /// holds it.
+    read_hint_log2: u8,
     rbuf: BytesMut,
     out: Output,
     config: Rc<SocketConfig>,
@@ -351,7 +352,7 @@ impl Socket {
             framer: Framer::new(Mode::Raw, config.max_unit),
             credit: 0,
             units_out: 0,
-            read_hint: 0,
+            read_hint_log2: 0,
             rbuf: BytesMut::new(),
             out: Output::default(),
             config,
