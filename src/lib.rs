@@ -32,12 +32,16 @@
 //!    (`actor/cell.rs`: `Core::send`, into its mailbox; the controller is
 //!    queued).
 //! 5. The controller (`echo/src/lib.rs`, `EchoSession`) handles it: it
-//!    sends `You said: L` with `send_line` and issues one unit of credit,
-//!    two messages back to the socket.
-//! 6. `net/socket/output.rs`: the socket queues the reply and asks for its
-//!    turn-end hook; the credit lets the next buffered line out.
-//! 7. `reactor/core.rs`: at the end of the turn the hook flushes every
-//!    reply the socket produced in that turn with one vectored write.
+//!    sends `You said: L` with `send_line` and issues one unit of credit.
+//!    Both act on the socket in place (`Core::direct`, `net/socket/mod.rs`)
+//!    when it is on this reactor, not running and has no message waiting:
+//!    the reply is copied straight into its output queue
+//!    (`net/socket/output.rs`) and the credit is added to its counter,
+//!    which wakes it only if credit went from zero to positive with input
+//!    waiting (and then lets buffered lines out on the spot). Otherwise
+//!    each is a message, queued behind what waits.
+//! 6. `reactor/core.rs`: at the end of the turn the socket's turn-end hook
+//!    flushes every reply it got in that turn with one write.
 //!
 //! # Example
 //!

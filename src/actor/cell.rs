@@ -35,19 +35,23 @@ pub(crate) struct ActorCell<A: Actor> {
     /// Where senders push; a run pops the envelopes that were waiting when
     /// it began.
     mailbox: Mailbox<Envelope<A::Msg>>,
-    /// Its `started` hook has run.
-    started: bool,
-    /// A run or a hook borrows the behaviour now.
-    running: bool,
+    /// `STARTED` once its `started` hook has run, plus `RUNNING` while a
+    /// run or a hook borrows the behaviour: one byte, so that "started and
+    /// idle" (what `Core::direct` needs) is one compare.
+    state: u8,
     actor: A,
 }
+
+/// `ActorCell::state`: the `started` hook has run.
+const STARTED: u8 = 1;
+/// `ActorCell::state`: a run or a hook borrows the behaviour.
+const RUNNING: u8 = 2;
 
 impl<A: Actor> ActorCell<A> {
     pub(crate) fn new(actor: A) -> ActorCell<A> {
         ActorCell {
             mailbox: Mailbox::default(),
-            started: false,
-            running: false,
+            state: 0,
             actor,
         }
     }
@@ -110,8 +114,16 @@ unsafe fn trim<A: Actor>(cell: NonNull<u8>) {
     // the behaviour only while no run or hook borrows it (`running`).
     unsafe {
         mailbox(p).trim();
-        if !(*p).running {
-            (*addr_of_mut!((*p).actor)).trim();
+        if (*p).state & RUNNING == 0 {
+            let actor = &mut *addr_of_mut!((*p).actor);
+            // A panicking `trim` frees nothing more; the actor goes on.
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| actor.trim())) {
+                log::error!(
+                    "{} panicked in trim: {}",
+                    std::any::type_name::<A>(),
+                    panic_message(payload)
+                );
+            }
         }
     }
 }
@@ -169,12 +181,12 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
     // SAFETY: `p` is the live cell of slot `idx`; the flags are read and
     // written in place and the mailbox is borrowed alone, briefly.
     let (first, waiting) = unsafe {
-        if (*p).running {
+        let state = (*p).state;
+        if state & RUNNING != 0 {
             return;
         }
-        (*p).running = true;
-        let first = !(*p).started;
-        (*p).started = true;
+        (*p).state = STARTED | RUNNING;
+        let first = state & STARTED == 0;
         (first, mailbox(p).len().min(budget))
     };
     // SAFETY: the behaviour is borrowed by this run alone until `running`
@@ -233,7 +245,7 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
     core.stats.messages += handled as u64;
     // SAFETY: `p` is still live (above); the run's borrow has ended.
     let more = unsafe {
-        (*p).running = false;
+        (*p).state = STARTED;
         !mailbox(p).is_empty()
     };
     if more && !exiting {
@@ -252,10 +264,11 @@ fn turn_end_actor<A: Actor>(core: &mut Core, id: ActorId) {
     // SAFETY: as in `run_actor`: `p` is the live cell of slot `idx`, and
     // while `running` is set the behaviour is borrowed by this hook alone.
     let actor = unsafe {
-        if (*p).running {
+        let state = (*p).state;
+        if state & RUNNING != 0 {
             return;
         }
-        (*p).running = true;
+        (*p).state = state | RUNNING;
         &mut *addr_of_mut!((*p).actor)
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -265,7 +278,7 @@ fn turn_end_actor<A: Actor>(core: &mut Core, id: ActorId) {
         core.terminate(id, ExitReason::Failed(panic_message(payload)));
     }
     // SAFETY: `p` is still live; the hook's borrow has ended.
-    unsafe { (*p).running = false };
+    unsafe { (*p).state &= !RUNNING };
 }
 
 /// Ends an actor already removed from its slot: its `stopped` hook, then
@@ -358,9 +371,9 @@ impl Core {
 
     /// The state of the actor `to`, in place, when acting on it now cannot
     /// be told apart from sending it a message that it handles next: it is
-    /// on this reactor, alive, not running, and has no envelope waiting
-    /// (so nothing sent to it earlier is overtaken). Otherwise `None`, and
-    /// the caller sends the message instead.
+    /// on this reactor, alive, started, not running, and has no envelope
+    /// waiting (so nothing sent to it earlier is overtaken). Otherwise
+    /// `None`, and the caller sends the message instead.
     ///
     /// Socket actors use it so that a controller's `send_line` and
     /// `issue_credit` act on the socket's output queue and credit counter
@@ -379,7 +392,7 @@ impl Core {
         // (`running`), for as long as the core is borrowed, so nothing else
         // reaches the cell meanwhile.
         unsafe {
-            if (*p).running || !mailbox(p).is_empty() {
+            if (*p).state != STARTED || !mailbox(p).is_empty() {
                 return None;
             }
             Some(&mut *addr_of_mut!((*p).actor))

@@ -145,10 +145,12 @@ impl Core {
             let Some(slot) = self.remove(id) else {
                 continue;
             };
-            let (cell, vtable, data) = slot.into_parts();
+            // Before the slot is taken apart: should any of this panic, the
+            // slot still frees its cell.
             trace_ev!(self, "X {id} {reason}");
-            log::trace!("actor {id} ({}) exited: {reason}", vtable.type_name());
+            log::trace!("actor {id} ({}) exited: {reason}", slot.vtable.type_name());
             self.layer.names.forget(id);
+            let (cell, vtable, data) = slot.into_parts();
             // SAFETY: `cell` came out of its slot just now, as a cell of the
             // table's type, and is handed over once.
             unsafe { (vtable.layer().stop)(self, cell, id, &reason) };

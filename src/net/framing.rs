@@ -526,6 +526,11 @@ impl Framer {
                     buf.advance(pos + dlen);
                     self.scan_from = 0;
                     self.discarding = false;
+                    // The known-ASCII prefix counted from the old front:
+                    // forget it, or the unit cut next could be taken as
+                    // checked without being so (a rare path: an overlong
+                    // unit was just dropped).
+                    self.ascii_upto = 0;
                     // Fall through: continue with the next unit.
                 }
                 None => {
@@ -1033,6 +1038,23 @@ mod tests {
             assert_eq!(ascii_prefix(&long), at, "high byte at {at}");
             long[at] = b'a';
         }
+    }
+
+    #[test]
+    fn a_unit_after_a_discarded_overlong_one_is_still_validated() {
+        // The discard drops bytes from the buffer's front in the middle of
+        // a cut; the bytes that follow must not pass as checked ASCII.
+        let mut f = Framer::new(Mode::Text(Delimiter::crlf()), 4);
+        let mut buf = BytesMut::from(&b"ok\r\nAAAAAAAA"[..]);
+        assert_eq!(
+            drain(&mut f, &mut buf, false),
+            vec![text("ok"), Err(UnitError::TooLong { limit: 4 })]
+        );
+        buf.extend_from_slice(b"B\r\n\xff\r\n");
+        assert_eq!(
+            drain(&mut f, &mut buf, false),
+            vec![Err(UnitError::InvalidUtf8 { valid_up_to: 0 })]
+        );
     }
 
     #[test]

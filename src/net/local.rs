@@ -68,8 +68,16 @@ impl SocketStats {
     }
 }
 
-/// Most buffers kept in each pool.
-const POOL_MAX: usize = 256;
+/// Most buffers kept in each pool. The byte bound below sees a buffer
+/// still shared with units by the part of it the pool holds, which may be
+/// small, so this also bounds what such buffers keep alive: 64 times the
+/// largest buffer a socket may grow (128 KiB at the default limits).
+const POOL_MAX: usize = 64;
+
+/// A pooled read buffer is handed out only for a request of at least this
+/// fraction of its size: a socket cutting short lines does not get (and
+/// fill, and hold while its peer is slow) a buffer grown for long ones.
+const HAND_OUT_MAX_RATIO: usize = 4;
 
 /// Most bytes of buffer capacity kept in each pool, so that a burst of
 /// long lines cannot leave the pool holding much memory until the next
@@ -101,28 +109,32 @@ impl Pool {
     /// pool and becomes reusable once they are dropped, so a socket
     /// answering long lines by reference cycles through a few buffers
     /// instead of allocating one per line.
-    #[inline]
-    fn take(&mut self, min: usize) -> BytesMut {
+    ///
+    /// `near` also refuses buffers far larger than `min` (read buffers,
+    /// which reads fill); output buffers are taken at their least size and
+    /// grow, so any size will do.
+    #[inline(always)]
+    fn take(&mut self, min: usize, near: bool) -> BytesMut {
         if let Some((mut b, had)) = self.buffers.pop() {
             Pool::reset(&mut b);
-            if b.try_reclaim(min) {
+            if Pool::fits(&mut b, min, near) {
                 self.bytes -= had;
                 return b;
             }
             self.buffers.push((b, had));
-            return self.take_older(min);
+            return self.take_older(min, near);
         }
         Pool::fresh(min)
     }
 
     /// `take` when the newest buffer is still shared: the oldest few.
     #[cold]
-    fn take_older(&mut self, min: usize) -> BytesMut {
+    fn take_older(&mut self, min: usize, near: bool) -> BytesMut {
         let older = self.buffers.len() - 1;
         for i in 0..older.min(TAKE_SCAN) {
             let (b, _) = &mut self.buffers[i];
             Pool::reset(b);
-            if b.try_reclaim(min) {
+            if Pool::fits(b, min, near) {
                 let (b, had) = self.buffers.remove(i);
                 self.bytes -= had;
                 return b;
@@ -139,6 +151,13 @@ impl Pool {
     fn reset(b: &mut BytesMut) {
         b.clear();
         let _ = b.try_reclaim(b.capacity() + 1);
+    }
+
+    /// True if `b` (emptied) has room for `min` bytes and, if `near`, is
+    /// not far larger than that.
+    #[inline]
+    fn fits(b: &mut BytesMut, min: usize, near: bool) -> bool {
+        (!near || b.capacity() <= min.saturating_mul(HAND_OUT_MAX_RATIO)) && b.try_reclaim(min)
     }
 
     fn fresh(min: usize) -> BytesMut {
@@ -169,7 +188,7 @@ pub(crate) struct NetLocal {
 impl NetLocal {
     /// An empty read buffer with room for at least `min` bytes.
     pub(crate) fn take_read(&mut self, min: usize) -> BytesMut {
-        self.read.take(min)
+        self.read.take(min, true)
     }
 
     /// Returns a read buffer (socket actors give theirs back at the end of
@@ -180,7 +199,7 @@ impl NetLocal {
 
     /// A buffer for a socket's output queue.
     pub(crate) fn take_tail(&mut self) -> BytesMut {
-        self.write.take(crate::net::socket::TAIL_MIN)
+        self.write.take(crate::net::socket::TAIL_MIN, false)
     }
 
     /// Returns an output buffer, emptied by a flush.

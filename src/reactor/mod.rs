@@ -259,19 +259,20 @@ impl<L: Layer> Reactor<L> {
             {
                 return Ok(());
             }
+            // The turn's clock is good enough for trimming, which is due
+            // only if some actor ran since the last one (a server with
+            // nothing to do sleeps undisturbed), and is checked busy or
+            // not (a reactor that always has work still trims).
+            let turn_now = self.core.now();
+            let dirty = self.core.stats.actor_runs != self.runs_at_trim;
+            if dirty && turn_now >= self.next_trim {
+                self.core.trim_idle();
+                self.runs_at_trim = self.core.stats.actor_runs;
+                self.next_trim = turn_now + TRIM_INTERVAL;
+            }
             let timeout = if self.core.has_runnable() {
                 Some(Duration::ZERO)
             } else {
-                // The turn's clock is good enough for trimming, which is
-                // due only if some actor ran since the last one: a server
-                // with nothing to do sleeps undisturbed.
-                let turn_now = self.core.now();
-                let dirty = self.core.stats.actor_runs != self.runs_at_trim;
-                if dirty && turn_now >= self.next_trim {
-                    self.core.trim_idle();
-                    self.runs_at_trim = self.core.stats.actor_runs;
-                    self.next_trim = turn_now + TRIM_INTERVAL;
-                }
                 let trim_at =
                     (self.core.stats.actor_runs != self.runs_at_trim).then_some(self.next_trim);
                 match (self.core.next_deadline(), trim_at) {

@@ -152,6 +152,17 @@ proptest! {
         }
     }
 
+    /// (2b) A text unit holds valid UTF-8, however the stream was cut and
+    /// whatever was discarded before it: `Text` derefs to `&str` unchecked.
+    #[test]
+    fn text_units_are_utf8((mode, max, stream, sizes) in case()) {
+        for u in chunked(&mode, max, &stream, &sizes, true).into_iter().flatten() {
+            if let Some(t) = u.as_text() {
+                prop_assert!(std::str::from_utf8(t.as_bytes()).is_ok(), "{:?}", t.as_bytes());
+            }
+        }
+    }
+
     /// (3) Without errors, units and delimiters rebuild the stream.
     #[test]
     fn reconstruction((mode, max, stream, sizes) in case()) {

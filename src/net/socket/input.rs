@@ -17,6 +17,59 @@ use crate::net::sys;
 /// Credit that never runs out.
 const INFINITE: u64 = u64::MAX;
 
+/// The read buffer size a connection's units have needed lately, in one
+/// byte (every connection holds it): a power of two (bits 0-5; 0 for
+/// none), whether a unit longer than `read_size` was cut since the buffer
+/// last went back to the pool (bit 6), and whether the previous such
+/// stretch had none (bit 7). A buffer taken for a new burst asks the pool
+/// for this much, so long lines do not grow a small buffer read after
+/// read; two bursts in a row without a long unit forget it, so one long
+/// line does not make every later buffer large.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct ReadHint(u8);
+
+impl ReadHint {
+    const LOG2: u8 = 0x3f;
+    const LONG: u8 = 0x40;
+    const QUIET: u8 = 0x80;
+
+    /// The size to ask for (0: none).
+    fn size(self) -> usize {
+        match self.0 & Self::LOG2 {
+            0 => 0,
+            k => 1usize.checked_shl(u32::from(k)).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// A unit needed a buffer of `need` bytes.
+    fn grew(&mut self, need: usize) {
+        let log2 = need
+            .checked_next_power_of_two()
+            .map_or(usize::BITS - 1, usize::trailing_zeros) as u8;
+        self.0 = log2.min(Self::LOG2) | Self::LONG;
+    }
+
+    /// A unit longer than `read_size` was cut.
+    #[inline(always)]
+    fn saw_long(&mut self) {
+        self.0 |= Self::LONG;
+    }
+
+    /// The buffer went back to the pool: a burst ended.
+    #[inline(always)]
+    pub(super) fn released(&mut self) {
+        if self.0 == 0 {
+            // No hint: the common case, one test.
+        } else if self.0 & Self::LONG != 0 {
+            self.0 &= !(Self::LONG | Self::QUIET);
+        } else if self.0 & Self::QUIET != 0 {
+            self.0 = 0;
+        } else {
+            self.0 |= Self::QUIET;
+        }
+    }
+}
+
 impl Socket {
     /// Applies a credit operation to the counter. True if that let input
     /// out that waits (credit went from zero to positive with units, or
@@ -54,6 +107,9 @@ impl Socket {
         if self.credit != INFINITE {
             self.credit -= 1;
         }
+        if unit.as_ref().map_or(0, Unit::len) > self.config.read_size {
+            self.read_hint.saw_long();
+        }
         Some((self.controller, unit))
     }
 
@@ -66,7 +122,11 @@ impl Socket {
         if release {
             self.flush_pending = true;
         }
-        (self.credit > 0 && self.input_waiting(), release)
+        let closing = self.eof && !self.closed_sent;
+        (
+            (self.credit > 0 || closing) && self.input_waiting(),
+            release,
+        )
     }
 
     /// The credit counter now (`u64::MAX`: infinite).
@@ -130,6 +190,9 @@ impl Socket {
                             self.fail(ctx, CloseReason::LimitExceeded(what.into()));
                             return;
                         }
+                        if unit.as_ref().map_or(0, Unit::len) > self.config.read_size {
+                            self.read_hint.saw_long();
+                        }
                         self.emit(ctx, SocketEvent::Data(me, unit));
                     }
                     None => {
@@ -153,11 +216,7 @@ impl Socket {
                 break;
             }
             if self.rbuf.capacity() == 0 {
-                let hint = match self.read_hint_log2 {
-                    0 => 0,
-                    k => 1usize.checked_shl(u32::from(k)).unwrap_or(usize::MAX),
-                };
-                let want = self.config.read_size.max(hint);
+                let want = self.config.read_size.max(self.read_hint.size());
                 self.rbuf = ctx.local::<NetLocal>().take_read(want);
                 fresh = true;
             }
@@ -226,10 +285,8 @@ impl Socket {
             // move the partial unit to a buffer from the pool rather than
             // to a fresh allocation, and leave this one to the pool, where
             // it becomes reusable once those units are dropped.
-            let need = self.rbuf.len() + room.max(read_size);
-            self.read_hint_log2 =
-                need.checked_next_power_of_two()
-                    .map_or(usize::BITS - 1, usize::trailing_zeros) as u8;
+            let need = self.rbuf.len() + room;
+            self.read_hint.grew(need);
             let net = ctx.local::<NetLocal>();
             let mut next = net.take_read(need);
             next.extend_from_slice(&self.rbuf);
@@ -277,5 +334,36 @@ impl Socket {
             self.may_read = false;
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadHint;
+
+    #[test]
+    fn the_read_hint_outlives_one_quiet_burst_but_not_two() {
+        let mut h = ReadHint::default();
+        assert_eq!(h.size(), 0);
+        h.grew(65_537);
+        assert_eq!(h.size(), 128 * 1024, "rounded up to a power of two");
+        // A burst that grew (or cut a long unit) keeps it.
+        h.released();
+        assert_eq!(h.size(), 128 * 1024);
+        // One burst of short units keeps it; a second forgets it.
+        h.released();
+        assert_eq!(h.size(), 128 * 1024);
+        h.released();
+        assert_eq!(h.size(), 0);
+        // A long unit in between resets the count.
+        h.grew(40_000);
+        h.released();
+        h.released();
+        h.saw_long();
+        h.released();
+        h.released();
+        assert_eq!(h.size(), 64 * 1024);
+        h.released();
+        assert_eq!(h.size(), 0);
     }
 }

@@ -20,9 +20,12 @@
 //!   future readiness event will announce (edge-triggered readiness: after
 //!   stopping for lack of credit the socket resumes by itself when credit
 //!   arrives);
-//! - the read buffer never exceeds the framer's room (`max_unit` plus the
-//!   delimiter), and input is held back while queued output is above the
-//!   high-water mark, so memory stays bounded whatever the peer does;
+//! - a read buffer grows only as far as the unit being cut may need
+//!   (`max_unit` plus the delimiter, rounded up to a power of two), a
+//!   pooled one handed out is at most four times the size asked for, and
+//!   input is held back while queued output is above the high-water mark,
+//!   so memory stays bounded whatever the peer does (reads do fill the
+//!   room a buffer already has);
 //! - `closed` reaches the controller once, after every unit that preceded it.
 
 mod connect;
@@ -38,6 +41,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use input::ReadHint;
 use mio::net::TcpStream;
 use mio::Interest;
 
@@ -274,12 +278,8 @@ pub struct Socket {
     credit: u64,
     /// Units delivered and not yet added to the reactor's counters.
     units_out: u32,
-    /// The read buffer size this connection's units have needed, as a
-    /// power of two (0 until a unit outgrew `read_size`): a buffer taken
-    /// for a new burst asks the pool for this much, so long lines do not
-    /// grow a small buffer read after read. One byte: every connection
-    /// holds it.
-    read_hint_log2: u8,
+    /// The buffer size this connection's units have needed lately.
+    read_hint: ReadHint,
     rbuf: BytesMut,
     out: Output,
     config: Rc<SocketConfig>,
@@ -352,7 +352,7 @@ impl Socket {
             framer: Framer::new(Mode::Raw, config.max_unit),
             credit: 0,
             units_out: 0,
-            read_hint_log2: 0,
+            read_hint: ReadHint::default(),
             rbuf: BytesMut::new(),
             out: Output::default(),
             config,
@@ -538,6 +538,7 @@ impl Actor for Socket {
         if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
             let buf = std::mem::take(&mut self.rbuf);
             ctx.local::<NetLocal>().give_read(buf);
+            self.read_hint.released();
         }
     }
 
@@ -634,6 +635,7 @@ impl Addr<Socket> {
     #[inline(never)]
     fn units_in_place<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {
         let me = *self;
+        #[cfg(feature = "metrics")]
         let mut units = 0u64;
         let mut next = (true, false);
         while let Some(sock) = ctx.direct(me) {
@@ -641,7 +643,9 @@ impl Addr<Socket> {
                 next = sock.after_units_in_place();
                 break;
             };
-            units += 1;
+            metric! {
+                units += 1;
+            }
             if ctx.tracing() {
                 ctx.trace_id('U', me.id(), None);
             }
@@ -711,7 +715,13 @@ impl Addr<Socket> {
                         sock.set_tail(buf);
                         sock.queue_send(&head, &body, line, now)
                     }
-                    None => return,
+                    // Taking the buffer cannot change the socket's state,
+                    // but should it: the message path, buffer returned.
+                    None => {
+                        ctx.local::<NetLocal>().give_tail(buf);
+                        ctx.send(*self, SocketMsg::send_cmd(head, body, line));
+                        return;
+                    }
                 }
             }
             None => {
