@@ -536,6 +536,54 @@ fn credit_in_place_wakes_a_stalled_socket_and_delivers_exactly_the_credit() {
     assert_eq!(probe.data_count(), 7, "more units than credit");
 }
 
+// ----- backlog and half-close ------------------------------------------------------
+
+#[test]
+fn a_peer_that_never_reads_is_closed_once_the_backlog_passes_the_limit() {
+    let rig = TestReactor::start();
+    let config = SocketConfig {
+        max_backlog: Some(256 * 1024),
+        ..SocketConfig::default()
+    };
+    let (probe, sock, peer) = accepted_pair(&rig, config);
+    // The peer never reads: once the kernel's buffers are full, output
+    // stays queued after the flush, and past 256 KiB the socket closes.
+    let chunk = Bytes::from(vec![b'q'; 64 * 1024]);
+    for _ in 0..1024 {
+        let c = chunk.clone();
+        probe.with(move |ctx| sock.send(ctx, c));
+        if probe.peek(|log| {
+            log.iter()
+                .any(|e| matches!(e, Event::Socket(SocketEvent::Closed(..))))
+        }) {
+            break;
+        }
+    }
+    assert_eq!(probe.wait_closed(), CloseReason::Backlog);
+    wait_until("socket gone", WAIT, || !rig.handle.is_alive(sock.id()));
+    drop(peer);
+}
+
+#[test]
+fn shutdown_write_sends_eof_after_queued_output_and_keeps_reading() {
+    let rig = TestReactor::start();
+    let (probe, sock, mut peer) = accepted_pair(&rig, SocketConfig::default());
+    probe.with(move |ctx| {
+        sock.delimiter_mode(ctx, Delimiter::lf());
+        sock.infinite_credit(ctx);
+        sock.send_line(ctx, "last words");
+        sock.shutdown_write(ctx);
+    });
+    let mut got = Vec::new();
+    (&peer).read_to_end(&mut got).expect("EOF after the output");
+    assert_eq!(got, b"last words\n");
+    // The other direction is still open.
+    peer.write_all(b"still here\n").unwrap();
+    probe.wait_data_count(1);
+    assert_eq!(text_lines(&probe.units()), ["still here"]);
+    assert!(rig.handle.is_alive(sock.id()));
+}
+
 // ----- controller hand-over ---------------------------------------------------------------
 
 #[test]

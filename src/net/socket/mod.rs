@@ -90,6 +90,9 @@ pub enum CloseReason {
     LimitExceeded(Arc<str>),
     /// Output made no progress for the write timeout.
     WriteTimeout,
+    /// Output still queued after a flush passed `max_backlog`: the peer
+    /// reads too slowly.
+    Backlog,
 }
 
 impl CloseReason {
@@ -119,6 +122,9 @@ impl fmt::Display for CloseReason {
             CloseReason::Error { message, .. } => write!(f, "I/O error: {message}"),
             CloseReason::LimitExceeded(what) => write!(f, "limit exceeded: {what}"),
             CloseReason::WriteTimeout => f.write_str("write timeout: output made no progress"),
+            CloseReason::Backlog => {
+                f.write_str("output backlog over the limit: the peer reads too slowly")
+            }
         }
     }
 }
@@ -157,6 +163,12 @@ pub struct SocketConfig {
     /// How long a stopping socket may take to flush its output before
     /// it is closed regardless. Default 10 s.
     pub linger: Duration,
+    /// Closes the connection ([`CloseReason::Backlog`]) when more than this
+    /// many bytes are still queued after the end-of-turn flush: for
+    /// services that push output the peer did not ask for (a chat room's
+    /// broadcast), where holding input back would not slow the sender. Off
+    /// by default.
+    pub max_backlog: Option<usize>,
 }
 
 impl Default for SocketConfig {
@@ -170,6 +182,7 @@ impl Default for SocketConfig {
             idle_timeout: None,
             write_timeout: None,
             linger: Duration::from_secs(10),
+            max_backlog: None,
         }
     }
 }
@@ -203,6 +216,7 @@ pub(super) enum Cmd {
     SetIdleTimeout(Option<Duration>),
     SetWriteTimeout(Option<Duration>),
     Stop,
+    ShutdownWrite,
     Resolved(Box<Result<Vec<SocketAddr>, CloseReason>>),
     IdleCheck,
     WriteCheck,
@@ -251,6 +265,10 @@ impl SocketMsg {
     /// Closes the socket once queued output is flushed.
     pub fn stop() -> SocketMsg {
         SocketMsg(Cmd::Stop)
+    }
+    /// Sends the peer EOF once queued output is flushed; input goes on.
+    pub fn shutdown_write() -> SocketMsg {
+        SocketMsg(Cmd::ShutdownWrite)
     }
 }
 
@@ -319,6 +337,8 @@ pub(crate) struct Cold {
     last_output_progress: Option<Instant>,
     idle_armed: bool,
     write_check_armed: bool,
+    /// Shut the write side down once the queued output is written.
+    shutdown_write: bool,
 }
 
 /// The line terminator in force: the socket's own, else the configuration's.
@@ -422,6 +442,18 @@ impl Socket {
         }
     }
 
+    /// Sends the peer EOF (shuts the write side down) if that was asked
+    /// for and everything queued is written. Input goes on.
+    fn shutdown_write_if_flushed(&mut self) {
+        if !self.out.is_empty() || !self.cold.as_ref().is_some_and(|c| c.shutdown_write) {
+            return;
+        }
+        self.cold().shutdown_write = false;
+        if let Some(s) = self.stream.as_ref() {
+            let _ = s.shutdown(std::net::Shutdown::Write);
+        }
+    }
+
     /// Closes after a clean drain.
     fn finish(&mut self, ctx: &mut Ctx<'_, Self>) {
         if let Some(s) = self.stream.as_ref() {
@@ -503,6 +535,13 @@ impl Actor for Socket {
                 self.arm_write_check(ctx);
             }
             Cmd::Stop => self.drain(ctx),
+            Cmd::ShutdownWrite => {
+                self.cold().shutdown_write = true;
+                if self.state == State::Open {
+                    self.flush(ctx);
+                    self.shutdown_write_if_flushed();
+                }
+            }
             Cmd::Resolved(result) => self.resolved(ctx, *result),
             Cmd::IdleCheck => self.idle_check(ctx),
             Cmd::WriteCheck => self.write_check(ctx),
@@ -775,5 +814,10 @@ impl Addr<Socket> {
     /// Closes the socket once queued output is flushed.
     pub fn stop<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {
         ctx.send(*self, SocketMsg(Cmd::Stop));
+    }
+    /// Sends the peer EOF once queued output is flushed (shuts the write
+    /// side down), and goes on reading: the peer may still answer.
+    pub fn shutdown_write<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {
+        ctx.send(*self, SocketMsg(Cmd::ShutdownWrite));
     }
 }

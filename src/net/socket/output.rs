@@ -458,12 +458,22 @@ impl Socket {
             self.fail(ctx, CloseReason::from_io(&e));
             return;
         }
+        if self
+            .config
+            .max_backlog
+            .is_some_and(|max| self.out.queued() > max)
+        {
+            self.fail(ctx, CloseReason::Backlog);
+            return;
+        }
         if self.held && self.out.queued() <= self.config.high_water / 2 {
             self.held = false;
             self.pump(ctx);
         }
         if self.state == State::Draining && self.out.is_empty() {
             self.finish(ctx);
+        } else if self.cold.is_some() {
+            self.shutdown_write_if_flushed();
         }
     }
 }
