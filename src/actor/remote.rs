@@ -4,7 +4,7 @@
 //! Every blocking call refuses to run on a reactor thread
 //! ([`RequestError::WouldBlockReactor`]): it would deadlock it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::actor::system::System;
 use crate::actor::{Actor, ActorId, Addr, Core, ExitReason, PendingReply, Reply, RequestError};
@@ -122,5 +122,52 @@ impl ReactorHandle<System> {
     /// waits).
     pub fn metrics(&self) -> Result<Metrics, RequestError> {
         self.call(|core| core.metrics(), CALL_WAIT)
+    }
+
+    /// Waits until no actor is alive or `grace` has passed, then shuts the
+    /// reactor down: the end of a server's orderly stop, once it has told
+    /// its actors to finish. Returns the actors still alive at the
+    /// deadline (0 if all finished).
+    pub fn shutdown_when_idle(&self, grace: Duration) -> u64 {
+        let deadline = Instant::now() + grace;
+        let left = loop {
+            match self.stats() {
+                Ok(s) if s.live_actors == 0 => break 0,
+                Ok(s) if Instant::now() >= deadline => break s.live_actors,
+                Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => return 0,
+            }
+        };
+        self.shutdown();
+        left
+    }
+
+    /// Starts a thread that writes to stderr, every `every`, one line of
+    /// the changes of the reactor's metrics since the last line
+    /// (`stats <Metrics::interval_line>`), until the reactor stops.
+    pub fn print_stats_every(&self, every: Duration) -> std::io::Result<()> {
+        let handle = self.clone();
+        std::thread::Builder::new()
+            .name("stats".into())
+            .spawn(move || {
+                let Ok(mut last) = handle.metrics() else {
+                    return;
+                };
+                let mut at = Instant::now();
+                loop {
+                    std::thread::sleep(every);
+                    let Ok(m) = handle.metrics() else {
+                        return;
+                    };
+                    let now = Instant::now();
+                    eprintln!(
+                        "stats {}",
+                        m.interval_line(&last, now.duration_since(at).as_secs_f64())
+                    );
+                    last = m;
+                    at = now;
+                }
+            })
+            .map(drop)
     }
 }

@@ -68,11 +68,33 @@ impl SocketStats {
     }
 }
 
-/// Most buffers kept in each pool. The byte bound below sees a buffer
-/// still shared with units by the part of it the pool holds, which may be
-/// small, so this also bounds what such buffers keep alive: 64 times the
-/// largest buffer a socket may grow (128 KiB at the default limits).
-const POOL_MAX: usize = 64;
+/// Most read buffers kept. The byte bound below sees a buffer still
+/// shared with units by the part of it the pool holds, which may be small,
+/// so this also bounds what such buffers keep alive: 64 times the largest
+/// buffer a socket may grow (128 KiB at the default limits).
+const READ_POOL_MAX: usize = 64;
+
+/// Most output buffers kept: one per socket that wrote in a turn, for a
+/// broadcast to many sockets (they are never shared, so the byte bound
+/// holds for them).
+const WRITE_POOL_MAX: usize = 4096;
+
+/// Buffer bytes freed by one trim past which the allocator is asked to
+/// give its free pages back to the system: a burst (thousands of sockets
+/// writing in one turn) leaves the heap full of freed buffers between
+/// live allocations, which the allocator keeps resident otherwise.
+const RELEASE_AFTER: usize = 1 << 20;
+
+/// Returns the allocator's free pages to the system, where it can
+/// (glibc's `malloc_trim`); elsewhere, nothing.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` takes a padding size and only releases memory
+    // the allocator holds free; it is safe to call at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 /// A pooled read buffer is handed out only for a request of at least this
 /// fraction of its size: a socket cutting short lines does not get (and
@@ -92,15 +114,25 @@ const TAKE_SCAN: usize = 4;
 /// buffers are kept apart: they differ in size, and a read buffer may come
 /// back while units cut from it are still alive, so it must not go to a
 /// writer (which would then allocate) before they are dropped.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Pool {
     /// The buffers, oldest first, each with its capacity when given back.
     buffers: Vec<(BytesMut, usize)>,
     /// Capacity of the buffers kept.
     bytes: usize,
+    /// Most buffers kept.
+    max: usize,
 }
 
 impl Pool {
+    fn new(max: usize) -> Pool {
+        Pool {
+            buffers: Vec::new(),
+            bytes: 0,
+            max,
+        }
+    }
+
     /// An empty buffer with room for at least `min` bytes: a pooled one
     /// whose whole allocation can be reused (no unit cut from it is alive
     /// any more), else a new one. The newest is tried first (it is warm in
@@ -170,7 +202,7 @@ impl Pool {
     #[inline]
     fn give(&mut self, b: BytesMut) {
         let cap = b.capacity();
-        if self.buffers.len() < POOL_MAX && cap > 0 && self.bytes + cap <= POOL_BYTES_MAX {
+        if self.buffers.len() < self.max && cap > 0 && self.bytes + cap <= POOL_BYTES_MAX {
             self.bytes += cap;
             self.buffers.push((b, cap));
         }
@@ -178,11 +210,21 @@ impl Pool {
 }
 
 /// The socket actors' per-reactor state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct NetLocal {
     read: Pool,
     write: Pool,
     pub(crate) stats: SocketStats,
+}
+
+impl Default for NetLocal {
+    fn default() -> NetLocal {
+        NetLocal {
+            read: Pool::new(READ_POOL_MAX),
+            write: Pool::new(WRITE_POOL_MAX),
+            stats: SocketStats::default(),
+        }
+    }
 }
 
 impl NetLocal {
@@ -210,8 +252,12 @@ impl NetLocal {
 
 impl Local for NetLocal {
     fn trim(&mut self) {
-        self.read = Pool::default();
-        self.write = Pool::default();
+        let freed = self.read.bytes + self.write.bytes;
+        self.read = Pool::new(READ_POOL_MAX);
+        self.write = Pool::new(WRITE_POOL_MAX);
+        if freed >= RELEASE_AFTER {
+            release_free_memory();
+        }
     }
 
     fn counters(&self) -> Option<Counters> {

@@ -82,6 +82,9 @@ impl<L: Layer> fmt::Debug for Core<L> {
     }
 }
 
+/// Rounds of turn-end hooks per turn (see `Core::end_turn`).
+const TURN_END_ROUNDS: usize = 4;
+
 impl<L: Layer> Core<L> {
     pub(crate) fn new(registry: Registry, remote: Arc<Remote<L>>, config: Config) -> Core<L> {
         static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
@@ -338,21 +341,30 @@ impl<L: Layer> Core<L> {
 
     /// Calls the turn-end hooks asked for this turn.
     pub(crate) fn end_turn(&mut self) {
-        let mut ids = std::mem::take(&mut self.turn_end);
-        for id in ids.drain(..) {
-            let Some(slot) = self.slot_mut(id) else {
-                continue;
-            };
-            slot.turn_end = false;
-            let f = slot.vtable.turn_end;
-            self.running = Some(id);
-            f(self, id);
-            self.running = None;
-            L::settle(self);
+        // A hook may ask for other cells' hooks (a chat room handing its
+        // turn's lines to sockets, which flush in theirs): they run in the
+        // same turn end, for a few rounds; what is asked after that waits
+        // for the next turn, so hooks asking for each other cannot loop.
+        for _ in 0..TURN_END_ROUNDS {
+            if self.turn_end.is_empty() {
+                return;
+            }
+            let mut ids = std::mem::take(&mut self.turn_end);
+            for id in ids.drain(..) {
+                let Some(slot) = self.slot_mut(id) else {
+                    continue;
+                };
+                slot.turn_end = false;
+                let f = slot.vtable.turn_end;
+                self.running = Some(id);
+                f(self, id);
+                self.running = None;
+                L::settle(self);
+            }
+            // Keep the allocation; hooks may have queued new entries.
+            ids.append(&mut self.turn_end);
+            self.turn_end = ids;
         }
-        // Keep the allocation; hooks may have queued new entries meanwhile.
-        ids.append(&mut self.turn_end);
-        self.turn_end = ids;
     }
 
     /// Ends every cell (through the layer) and forgets what was queued.

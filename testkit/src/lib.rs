@@ -50,6 +50,18 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// Polls `f` until it gives a value, at most [`WAIT`]; panics after.
+pub fn wait_for_value<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "waited {WAIT:?} in vain");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Joins a thread, waiting at most [`WAIT`].
 pub fn join_bounded<T>(join: JoinHandle<T>) -> T {
     let deadline = Instant::now() + WAIT;

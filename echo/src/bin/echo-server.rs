@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use credit_actors::actor::{ChildSpec, Restart, Supervisor, SupervisorMsg};
@@ -188,11 +188,9 @@ fn main() -> ExitCode {
     });
 
     if let Some(every) = stats_every {
-        let handle = handle.clone();
-        std::thread::Builder::new()
-            .name("stats".into())
-            .spawn(move || print_stats(handle, every))
-            .ok();
+        if let Err(e) = handle.print_stats_every(every) {
+            warn!("cannot start the stats thread: {e}");
+        }
     }
     if let Err(e) = watch_signals(handle, supervisor.id(), grace, stopping) {
         eprintln!("echo-server: cannot install signal handlers: {e}");
@@ -217,28 +215,6 @@ fn main() -> ExitCode {
             eprintln!("echo-server: reactor failed: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Every `every`, one line of metric deltas to stderr (format in the
-/// README). Ends when the reactor does.
-fn print_stats(handle: ReactorHandle, every: Duration) {
-    let Ok(mut last) = handle.metrics() else {
-        return;
-    };
-    let mut at = Instant::now();
-    loop {
-        std::thread::sleep(every);
-        let Ok(m) = handle.metrics() else {
-            return;
-        };
-        let now = Instant::now();
-        eprintln!(
-            "stats {}",
-            m.interval_line(&last, now.duration_since(at).as_secs_f64())
-        );
-        last = m;
-        at = now;
     }
 }
 
@@ -346,27 +322,13 @@ fn watch_signals(
                 );
                 handle.kill(supervisor);
                 let handle = handle.clone();
-                std::thread::spawn(move || drain(handle, grace));
+                std::thread::spawn(move || {
+                    let left = handle.shutdown_when_idle(grace);
+                    if left > 0 {
+                        warn!("grace period over: closing {left} remaining actors");
+                    }
+                });
             }
         })?;
     Ok(())
-}
-
-fn drain(handle: ReactorHandle, grace: Duration) {
-    let deadline = Instant::now() + grace;
-    loop {
-        match handle.stats() {
-            Ok(s) if s.live_actors == 0 => break,
-            Ok(s) if Instant::now() >= deadline => {
-                warn!(
-                    "grace period over: closing {} remaining actors",
-                    s.live_actors
-                );
-                break;
-            }
-            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
-            Err(_) => return,
-        }
-    }
-    handle.shutdown();
 }

@@ -223,6 +223,24 @@ pub(super) enum Cmd {
     LingerExpired,
 }
 
+/// What a send queues: pieces by handle, or a short slice to copy.
+enum Payload<'a> {
+    Parts(Bytes, Bytes),
+    Copied(&'a [u8]),
+}
+
+impl Payload<'_> {
+    /// The message that queues it, for the message path.
+    fn into_msg(self, line: bool) -> SocketMsg {
+        match self {
+            Payload::Parts(head, body) => SocketMsg::send_cmd(head, body, line),
+            Payload::Copied(text) => {
+                SocketMsg::send_cmd(Bytes::new(), Bytes::copy_from_slice(text), line)
+            }
+        }
+    }
+}
+
 /// A send that takes the message path (the direct one needs no box). Boxed
 /// so that the socket's message, and the mailbox slot it sits in, stay
 /// small: every connection holds one such slot.
@@ -743,28 +761,51 @@ impl Addr<Socket> {
 
     #[inline]
     fn send_parts<A: Actor>(&self, ctx: &mut Ctx<'_, A>, head: Bytes, body: Bytes, line: bool) {
+        self.send_payload(ctx, Payload::Parts(head, body), line);
+    }
+
+    /// Sends a copy of `text` and the line terminator. For one line sent
+    /// to many sockets (a broadcast): sharing one `Bytes` among them would
+    /// cost two atomic reference-count operations per socket, where a
+    /// short line is copied into each output buffer anyway.
+    pub fn send_line_copied<A: Actor>(&self, ctx: &mut Ctx<'_, A>, text: &[u8]) {
+        if Output::copies(text) {
+            self.send_payload(ctx, Payload::Copied(text), true);
+        } else {
+            self.send_parts(ctx, Bytes::new(), Bytes::copy_from_slice(text), true);
+        }
+    }
+
+    /// Queues `payload` in place if the socket can be acted on directly,
+    /// else sends it as a message.
+    #[inline]
+    fn send_payload<A: Actor>(&self, ctx: &mut Ctx<'_, A>, payload: Payload<'_>, line: bool) {
         let now = ctx.now();
+        let queue = |sock: &mut Socket, payload: &Payload<'_>| match payload {
+            Payload::Parts(head, body) => sock.queue_send(head, body, line, now),
+            Payload::Copied(text) => sock.queue_copied(text, line, now),
+        };
         let queued = match ctx.direct(*self) {
-            Some(sock) if !sock.out_needs_tail() => sock.queue_send(&head, &body, line, now),
+            Some(sock) if !sock.out_needs_tail() => queue(sock, &payload),
             Some(_) => {
                 // The first send of a burst: a buffer from the pool first.
                 let buf = ctx.local::<NetLocal>().take_tail();
                 match ctx.direct(*self) {
                     Some(sock) => {
                         sock.set_tail(buf);
-                        sock.queue_send(&head, &body, line, now)
+                        queue(sock, &payload)
                     }
                     // Taking the buffer cannot change the socket's state,
                     // but should it: the message path, buffer returned.
                     None => {
                         ctx.local::<NetLocal>().give_tail(buf);
-                        ctx.send(*self, SocketMsg::send_cmd(head, body, line));
+                        ctx.send(*self, payload.into_msg(line));
                         return;
                     }
                 }
             }
             None => {
-                ctx.send(*self, SocketMsg::send_cmd(head, body, line));
+                ctx.send(*self, payload.into_msg(line));
                 return;
             }
         };

@@ -34,6 +34,10 @@ const COPY_LIMIT: usize = 2048;
 /// needed, and pooled buffers are reused whatever their size.
 pub(crate) const TAIL_MIN: usize = 512;
 
+/// Output past which a full tail buffer is sealed rather than grown (see
+/// [`Output::seal_tail`]).
+const SEAL_AT: usize = 64 * 1024;
+
 /// Most buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
@@ -176,8 +180,60 @@ impl Output {
     /// plain copies when all are small, as a reply line is.
     #[inline]
     pub(crate) fn push3(&mut self, head: &Bytes, body: &Bytes, tail: &Bytes) {
-        let total = head.len() + body.len() + tail.len();
         if head.len() < COPY_LIMIT && body.len() < COPY_LIMIT {
+            self.push_small(head, body, tail);
+        } else if self.tail.is_empty() {
+            // Nothing small waiting: all three pieces by reference, so
+            // the tail buffer is not split off (which allocates) and the
+            // pieces are not copied.
+            let chunks = &mut self.rare().chunks;
+            for piece in [head, body, tail] {
+                if !piece.is_empty() {
+                    chunks.push_back(piece.clone());
+                }
+            }
+            self.queued += head.len() + body.len() + tail.len();
+        } else {
+            self.push(head);
+            self.push(body);
+            self.push(tail);
+        }
+    }
+
+    /// Queues a copy of `body` then `tail`; `body` must be shorter than
+    /// the copy limit ([`Output::copies`]).
+    #[inline]
+    pub(crate) fn push_copied(&mut self, body: &[u8], tail: &[u8]) {
+        debug_assert!(Output::copies(body));
+        self.push_small(&[], body, tail);
+    }
+
+    /// Moves a full tail buffer to the queue of pieces and starts a new
+    /// one: a backlog grows as a chain of buffers instead of one buffer
+    /// that growing (or reclaiming the room its written front left) would
+    /// copy over and over.
+    #[cold]
+    fn seal_tail(&mut self) {
+        let full = std::mem::take(&mut self.tail).freeze();
+        self.rare().chunks.push_back(full);
+        self.tail = BytesMut::with_capacity(SEAL_AT);
+    }
+
+    /// True if a piece this long is copied into the output buffer (rather
+    /// than queued by reference).
+    #[inline(always)]
+    pub(crate) fn copies(piece: &[u8]) -> bool {
+        piece.len() < COPY_LIMIT
+    }
+
+    /// Copies three small pieces into the tail buffer.
+    #[inline(always)]
+    fn push_small(&mut self, head: &[u8], body: &[u8], tail: &[u8]) {
+        let total = head.len() + body.len() + tail.len();
+        {
+            if self.tail.capacity() - self.tail.len() < total && self.tail.len() >= SEAL_AT {
+                self.seal_tail();
+            }
             self.tail.reserve(total);
             let len = self.tail.len();
             // One capacity check for the three pieces, then plain copies
@@ -199,21 +255,6 @@ impl Output {
                 self.tail.set_len(len + total);
             }
             self.queued += total;
-        } else if self.tail.is_empty() {
-            // Nothing small waiting: all three pieces by reference, so
-            // the tail buffer is not split off (which allocates) and the
-            // pieces are not copied.
-            let chunks = &mut self.rare().chunks;
-            for piece in [head, body, tail] {
-                if !piece.is_empty() {
-                    chunks.push_back(piece.clone());
-                }
-            }
-            self.queued += total;
-        } else {
-            self.push(head);
-            self.push(body);
-            self.push(tail);
         }
     }
 
@@ -349,6 +390,30 @@ impl Socket {
             &NONE
         };
         self.out.push3(head, body, terminator);
+        self.queued(now)
+    }
+
+    /// [`Socket::queue_send`] for a copy of a short `body` (see
+    /// [`Output::copies`]).
+    #[inline(always)]
+    pub(super) fn queue_copied(
+        &mut self,
+        body: &[u8],
+        line: bool,
+        now: std::time::Instant,
+    ) -> Queued {
+        let terminator: &[u8] = if line {
+            super::terminator_of(&self.cold, &self.config)
+        } else {
+            &[]
+        };
+        self.out.push_copied(body, terminator);
+        self.queued(now)
+    }
+
+    /// What the reactor must do after something was queued.
+    #[inline(always)]
+    fn queued(&mut self, now: std::time::Instant) -> Queued {
         let mut q = Queued::default();
         if self.out.queued() > 0 && !self.flush_pending {
             self.flush_pending = true;
