@@ -1,0 +1,170 @@
+//! One agent per connected user (the library's `ChatUserAgent`): the
+//! controller of the user's socket. It reads the user's lines, answers
+//! what concerns the user alone (malformed commands, bad input) and takes
+//! the rest to the room; it tells the room when the user goes.
+
+use std::net::SocketAddr;
+
+use log::debug;
+
+use credit_actors::net::{Delimiter, Socket, SocketEvent, Unit, UnitError};
+use credit_actors::{Actor, ActorId, Addr, Ctx, ExitReason, MonitorRef};
+
+use crate::protocol::{self, Input};
+use crate::room::{ChatRoom, Departure, RoomMsg};
+
+/// Messages to a [`UserAgent`].
+#[derive(Debug)]
+pub enum AgentMsg {
+    /// The user's socket (the agent is made its controller).
+    Connection(Addr<Socket>),
+    /// The room lets the user go (the server stops): close the connection
+    /// once what the room said is written.
+    Close,
+    /// From the socket.
+    Socket(SocketEvent),
+}
+
+impl From<SocketEvent> for AgentMsg {
+    fn from(e: SocketEvent) -> Self {
+        AgentMsg::Socket(e)
+    }
+}
+
+/// The agent of one user.
+#[derive(Debug)]
+pub struct UserAgent {
+    room: Addr<ChatRoom>,
+    sock: Option<Addr<Socket>>,
+    peer: Option<SocketAddr>,
+    /// The longest line, for the error message.
+    max_line: usize,
+}
+
+const ROOM_MONITOR: MonitorRef = 1;
+
+impl UserAgent {
+    /// An agent for a user of `room`, connected from `peer`.
+    pub fn new(room: Addr<ChatRoom>, peer: Option<SocketAddr>, max_line: usize) -> UserAgent {
+        UserAgent {
+            room,
+            sock: None,
+            peer,
+            max_line,
+        }
+    }
+
+    fn connection(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>) {
+        self.sock = Some(sock);
+        sock.delimiter_mode(ctx, Delimiter::lf());
+        // Credit comes from the room: once it has the user, and after each
+        // line it handled.
+        ctx.monitor(self.room.id(), ROOM_MONITOR);
+        ctx.send(
+            self.room,
+            RoomMsg::Join {
+                agent: ctx.me(),
+                sock,
+                peer: self.peer,
+            },
+        );
+    }
+
+    fn line(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, unit: Unit) {
+        let Unit::Text(text) = unit else {
+            // The socket is in text mode: every unit is text.
+            return;
+        };
+        let from = ctx.id();
+        match protocol::parse(text.as_str()) {
+            Input::Say(said) => {
+                // `said` is a slice of `text`: its start and length.
+                let start = said.as_ptr() as usize - text.as_str().as_ptr() as usize;
+                let len = said.len();
+                let text = if start == 0 {
+                    text
+                } else {
+                    // `//text`: the room gets the text after the first '/'.
+                    match credit_actors::net::Text::try_from(text.into_bytes().slice(start..)) {
+                        Ok(t) => t,
+                        Err(_) => return,
+                    }
+                };
+                ctx.send(self.room, RoomMsg::Say { from, text, len });
+            }
+            Input::Nick(name) => {
+                let name = name.to_string();
+                ctx.send(self.room, RoomMsg::Nick { from, name });
+            }
+            Input::Who => {
+                ctx.send(self.room, RoomMsg::Who { from });
+            }
+            Input::Quit => self.leave(ctx, sock, Departure::Quit),
+            Input::Error(why) => {
+                sock.send_line(ctx, protocol::error(&why));
+                sock.issue_credit(ctx, 1);
+            }
+        }
+    }
+
+    fn bad_line(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, e: &UnitError) {
+        let why = match e {
+            UnitError::TooLong { .. } => format!("line longer than {} bytes", self.max_line),
+            UnitError::InvalidUtf8 { .. } => "line is not valid UTF-8".to_string(),
+        };
+        sock.send_line(ctx, protocol::error(&why));
+        sock.issue_credit(ctx, 1);
+    }
+
+    /// Tells the room, closes the connection once its output is written,
+    /// and ends.
+    fn leave(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, why: Departure) {
+        let from = ctx.id();
+        ctx.send(self.room, RoomMsg::Leave { from, why });
+        sock.stop(ctx);
+        ctx.stop();
+    }
+}
+
+impl Actor for UserAgent {
+    type Msg = AgentMsg;
+
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: AgentMsg) {
+        match msg {
+            AgentMsg::Connection(sock) => self.connection(ctx, sock),
+            AgentMsg::Close => {
+                if let Some(sock) = self.sock {
+                    sock.stop(ctx);
+                }
+                ctx.stop();
+            }
+            AgentMsg::Socket(SocketEvent::Data(sock, Ok(unit))) => self.line(ctx, sock, unit),
+            AgentMsg::Socket(SocketEvent::Data(sock, Err(e))) => self.bad_line(ctx, sock, &e),
+            AgentMsg::Socket(SocketEvent::Closed(sock, reason)) => {
+                debug!("{sock}: {reason}");
+                self.leave(ctx, sock, Departure::Closed(reason));
+            }
+            AgentMsg::Socket(SocketEvent::Timeout(sock)) => self.leave(ctx, sock, Departure::Idle),
+            AgentMsg::Socket(SocketEvent::Connected(..)) => {}
+        }
+    }
+
+    /// The room is gone. If it failed, the user is told so; either way the
+    /// connection closes (a restarted room starts empty, and the user
+    /// reconnects to it).
+    fn down(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        _room: ActorId,
+        _r: MonitorRef,
+        reason: &ExitReason,
+    ) {
+        if let Some(sock) = self.sock {
+            if !reason.is_normal() {
+                sock.send_line(ctx, protocol::ROOM_FAILED);
+            }
+            sock.stop(ctx);
+        }
+        ctx.stop();
+    }
+}

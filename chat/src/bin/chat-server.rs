@@ -1,0 +1,266 @@
+//! The chat server: one room, every user on port 5999 (see the crate docs
+//! for the protocol).
+//!
+//! SIGINT or SIGTERM tells every user `server shutting down`, stops
+//! accepting, lets output drain within the grace period, then exits 0; a
+//! second signal exits at once.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use credit_actors::actor::{Supervisor, SupervisorMsg};
+use credit_actors::net::{ListenSpec, SocketConfig};
+use credit_actors::{Actor, ActorId, Addr, Config, Ctx, ExitReason, Reactor, RequestError};
+use credit_chat::{ChatConfig, ChatRoom, ChatService, RoomMsg, ServiceMsg, ROOM, SERVICE};
+use log::{info, warn, LevelFilter};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// A chat room server on a single-threaded actor reactor.
+#[derive(Parser, Debug)]
+#[command(name = "chat-server", version)]
+struct Args {
+    /// Address to listen on (an IP address; `::` for IPv6 and IPv4).
+    #[arg(long, default_value = "0.0.0.0")]
+    bind: String,
+    /// Port to listen on (0 picks a free one; the log says which).
+    #[arg(long, default_value_t = credit_chat::DEFAULT_PORT)]
+    port: u16,
+    /// Longest accepted line, in bytes; longer lines get an error reply.
+    #[arg(long, default_value_t = credit_chat::DEFAULT_MAX_LINE as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 24))]
+    max_line: u64,
+    /// Output a user may leave unread, in bytes, before being disconnected
+    /// as too slow.
+    #[arg(long, default_value_t = credit_chat::DEFAULT_MAX_BACKLOG as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 32))]
+    max_backlog: u64,
+    /// Most users at once; further connections wait in the backlog.
+    #[arg(long)]
+    max_users: Option<usize>,
+    /// Lines a user may have on their way to the room; each user gets at
+    /// most this many handled per reactor turn.
+    #[arg(long, default_value_t = credit_chat::room::DEFAULT_WINDOW, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    window: u32,
+    /// Let users go who are silent for this many seconds.
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<f64>,
+    /// Seconds the users' output gets to drain after SIGINT/SIGTERM.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    grace: f64,
+    /// Listen backlog.
+    #[arg(long, default_value_t = 1024)]
+    backlog: u32,
+    /// Log level: error, warn, info, debug, trace, off (default: RUST_LOG,
+    /// else info).
+    #[arg(long)]
+    log_level: Option<LevelFilter>,
+    /// Print one line of scheduler metrics (changes since the last line) to
+    /// stderr every SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    stats: Option<f64>,
+}
+
+fn secs(name: &str, v: Option<f64>) -> Result<Option<Duration>, String> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(format!(
+            "--{name} must be a positive number of seconds, got {s}"
+        )),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut logger = simple_logger::SimpleLogger::new()
+        .with_level(LevelFilter::Info)
+        .with_utc_timestamps()
+        .env();
+    if let Some(level) = args.log_level {
+        logger = logger.with_level(level);
+    }
+    let _ = logger.init();
+
+    let (idle, grace, stats) = match (
+        secs("idle-timeout", args.idle_timeout),
+        secs("grace", Some(args.grace.max(0.001))),
+        secs("stats", args.stats),
+    ) {
+        (Ok(i), Ok(g), Ok(s)) => (i, g.unwrap_or_default(), s),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("chat-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = ChatConfig {
+        listen: ListenSpec::host_port(args.bind.clone(), args.port).backlog(args.backlog),
+        conn: SocketConfig {
+            max_unit: args.max_line as usize,
+            max_backlog: Some(args.max_backlog as usize),
+            idle_timeout: idle,
+            ..SocketConfig::default()
+        },
+        max_users: args.max_users,
+        window: args.window,
+    };
+
+    let mut reactor = match Reactor::with_config(Config::default()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chat-server: cannot create the reactor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let supervisor = reactor.spawn(credit_chat::supervisor(config));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let launcher = reactor.spawn(Launcher {
+        supervisor,
+        spec: format!("{}:{}", args.bind, args.port),
+        stopping: stopping.clone(),
+    });
+    let handle = reactor.handle();
+    if let Some(every) = stats {
+        if let Err(e) = handle.print_stats_every(every) {
+            warn!("cannot start the stats thread: {e}");
+        }
+    }
+
+    let signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("chat-server: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let on_signal = handle.clone();
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut signals = signals;
+            for sig in signals.forever() {
+                if stopping.swap(true, Ordering::SeqCst) {
+                    warn!("second signal ({sig}): exiting at once");
+                    std::process::exit(1);
+                }
+                info!(
+                    "signal {sig}: telling every user; output gets {:.1}s to drain",
+                    grace.as_secs_f64()
+                );
+                on_signal.send(launcher, LauncherMsg::Stop);
+                let handle = on_signal.clone();
+                std::thread::spawn(move || {
+                    let left = handle.shutdown_when_idle(grace);
+                    if left > 0 {
+                        warn!("grace period over: closing {left} remaining actors");
+                    }
+                });
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("chat-server: cannot start the signal thread: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    let result = reactor.run();
+    let s = reactor.stats();
+    info!(
+        "chat-server exiting: {} turns, {} messages, {} actors spawned",
+        s.turns, s.messages, s.spawned
+    );
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat-server: reactor failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How long the service may take to report that it listens.
+const READY_WAIT: Duration = Duration::from_secs(10);
+
+/// Watches the server from the reactor: exits 1 if the service cannot
+/// listen or the supervisor gives up; on a stop signal, tells every user,
+/// stops accepting and ends the supervisor.
+struct Launcher {
+    supervisor: Addr<Supervisor>,
+    spec: String,
+    stopping: Arc<AtomicBool>,
+}
+
+enum LauncherMsg {
+    /// The supervisor has started the room and the service.
+    Started,
+    /// The service's answer: listening, or why not.
+    Ready(Result<SocketAddr, RequestError>),
+    /// A stop signal arrived.
+    Stop,
+    /// The room has told its users (or is gone).
+    Told,
+}
+
+impl Launcher {
+    fn cannot_listen(&self, why: &dyn std::fmt::Display) -> ! {
+        eprintln!("chat-server: cannot listen on {}: {why}", self.spec);
+        std::process::exit(1);
+    }
+}
+
+impl Actor for Launcher {
+    type Msg = LauncherMsg;
+
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        ctx.monitor(self.supervisor.id(), 0);
+        ctx.request(self.supervisor, SupervisorMsg::Children, |_| {
+            LauncherMsg::Started
+        });
+    }
+
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: LauncherMsg) {
+        let stopping = self.stopping.load(Ordering::SeqCst);
+        match msg {
+            LauncherMsg::Started => match ctx.whereis::<ChatService>(SERVICE) {
+                Some(service) => ctx.request_timeout(
+                    service,
+                    ServiceMsg::WhenReady,
+                    LauncherMsg::Ready,
+                    READY_WAIT,
+                ),
+                None if stopping => {}
+                None => self.cannot_listen(&"the chat service did not start"),
+            },
+            LauncherMsg::Ready(Ok(_)) => {}
+            LauncherMsg::Ready(Err(_)) if stopping => {}
+            LauncherMsg::Ready(Err(e)) => self.cannot_listen(&e),
+            LauncherMsg::Stop => {
+                if let Some(service) = ctx.whereis::<ChatService>(SERVICE) {
+                    ctx.send(service, ServiceMsg::StopAccepting);
+                }
+                match ctx.whereis::<ChatRoom>(ROOM) {
+                    Some(room) => ctx.request(room, RoomMsg::Shutdown, |_| LauncherMsg::Told),
+                    None => {
+                        ctx.send(ctx.me(), LauncherMsg::Told);
+                    }
+                }
+            }
+            LauncherMsg::Told => {
+                // The users' agents are closing their connections; the
+                // supervisor, the room and the service go now.
+                ctx.kill(self.supervisor.id());
+                ctx.stop();
+            }
+        }
+    }
+
+    fn down(&mut self, ctx: &mut Ctx<'_, Self>, _peer: ActorId, _r: u64, reason: &ExitReason) {
+        if self.stopping.load(Ordering::SeqCst) {
+            ctx.stop();
+            return;
+        }
+        eprintln!("chat-server: the server failed too often ({reason}); exiting");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,135 @@
+//! The chat room from the tutorial's library (`ChatRoom`, one
+//! `ChatUserAgent` per user), on credit-actors' public API.
+//!
+//! - [`ChatRoom`] knows who is present, in order of arrival, and tells
+//!   everyone every event in the one order it handles them, writing
+//!   straight into each user's socket.
+//! - [`UserAgent`] controls one user's socket: it reads the user's lines,
+//!   answers what concerns the user alone, takes the rest to the room, and
+//!   tells the room when the user goes.
+//! - [`ChatService`] listens, and gives each connection an agent; accept
+//!   credit keeps the users at `max_users` at most.
+//! - [`start`] builds the server's tree: a supervisor over the room and the
+//!   service, each registered under its name ([`ROOM`], [`SERVICE`]).
+//!
+//! The protocol is in [`protocol`]; the `chat-server` binary runs it, and
+//! `socket-terminal` is a terminal for any line server (after the library's
+//! `DemoSocketTerminal`).
+//!
+//! # Policies
+//!
+//! - **Pacing.** A user's socket hands its agent at most `window` lines
+//!   (default 16) ahead of the room; the room gives each line's credit back
+//!   at the end of the turn in which it handled it. Every user gets at
+//!   most `window` lines handled per reactor turn, the reactor polls
+//!   between turns, so a flooding user gets its share like the others and
+//!   no more.
+//! - **Slow users.** The room never waits on a socket: it appends to the
+//!   socket's output queue. A user whose queue stays above `max_backlog`
+//!   bytes after the end-of-turn flush is disconnected and announced as
+//!   `left (too slow)`.
+//! - **Failures.** An agent that fails removes its user alone, announced as
+//!   `left (failed)`. If the room fails, every user is told
+//!   [`protocol::ROOM_FAILED`] and disconnected; the supervisor starts a new,
+//!   empty room, which newcomers join (names keep counting up).
+
+pub mod agent;
+pub mod protocol;
+pub mod room;
+pub mod service;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use credit_actors::actor::{ChildSpec, Restart, Supervisor};
+use credit_actors::net::{ListenSpec, SocketConfig};
+use credit_actors::{Addr, Ctx};
+
+pub use agent::{AgentMsg, UserAgent};
+pub use room::{ChatRoom, Departure, RoomMsg};
+pub use service::{ChatService, ServiceMsg};
+
+/// The chat server's port.
+pub const DEFAULT_PORT: u16 = 5999;
+
+/// The longest line a user may send, by default.
+pub const DEFAULT_MAX_LINE: usize = 4 * 1024;
+
+/// Output a user may leave unread before being disconnected, by default.
+pub const DEFAULT_MAX_BACKLOG: usize = 256 * 1024;
+
+/// The name the room is registered under.
+pub const ROOM: &str = "chat-room";
+
+/// The name the service is registered under.
+pub const SERVICE: &str = "chat-service";
+
+/// Settings of a chat server.
+#[derive(Clone, Debug)]
+pub struct ChatConfig {
+    /// Where to listen.
+    pub listen: ListenSpec,
+    /// Settings of every user's connection: `max_unit` is the longest
+    /// line, `max_backlog` the unread output allowed, `idle_timeout` when
+    /// a silent user is let go.
+    pub conn: SocketConfig,
+    /// Most users at once; further connections wait in the kernel
+    /// backlog. `None`: no limit.
+    pub max_users: Option<usize>,
+    /// Lines a user may have on their way to the room
+    /// ([`ChatRoom::with_window`]).
+    pub window: u32,
+}
+
+impl Default for ChatConfig {
+    fn default() -> ChatConfig {
+        ChatConfig {
+            listen: ListenSpec::port(DEFAULT_PORT),
+            conn: SocketConfig {
+                max_unit: DEFAULT_MAX_LINE,
+                max_backlog: Some(DEFAULT_MAX_BACKLOG),
+                ..SocketConfig::default()
+            },
+            max_users: None,
+            window: room::DEFAULT_WINDOW,
+        }
+    }
+}
+
+/// Starts a chat server from an actor's context: a one-for-one supervisor
+/// over the room and the service, each registered under its name. Returns
+/// the supervisor.
+pub fn start<A: credit_actors::Actor>(
+    ctx: &mut Ctx<'_, A>,
+    config: ChatConfig,
+) -> Addr<Supervisor> {
+    ctx.spawn(supervisor(config))
+}
+
+/// The supervisor of a chat server (see [`start`]), for spawning from a
+/// reactor or a handle.
+///
+/// A restarted room starts empty and keeps counting user numbers up; a
+/// restarted service listens on the port the first one bound.
+pub fn supervisor(config: ChatConfig) -> Supervisor {
+    let numbers = Rc::new(Cell::new(1));
+    let port = Rc::new(Cell::new(config.listen.port));
+    let window = config.window;
+    Supervisor::new()
+        .child(
+            ChildSpec::new(ROOM, Restart::Permanent, move |ctx| {
+                ctx.spawn(ChatRoom::new(numbers.clone()).with_window(window))
+                    .id()
+            })
+            .registered(),
+        )
+        .child(
+            ChildSpec::new(SERVICE, Restart::Permanent, move |ctx| {
+                let mut config = config.clone();
+                config.listen.port = port.get();
+                ctx.spawn(ChatService::new(config).remember_port(port.clone()))
+                    .id()
+            })
+            .registered(),
+        )
+}

@@ -1,0 +1,162 @@
+//! The chat protocol's lines: what a user types, and what the room says.
+//!
+//! LF-terminated UTF-8 lines. A line from a user is a command if it starts
+//! with `/` (`//` escapes a line that should start with one), else
+//! something said to the room. The room's lines are plain text:
+//! `you are <name>`, `present: <names>`, `<name> arrived`,
+//! `<name> says '<text>'` (every `'` in the text doubled, as Smalltalk
+//! prints strings), `<old> is now known as <new>`, `<name> left` or
+//! `<name> left (<reason>)`, `error: <reason>` and `server shutting down`.
+
+use std::fmt::Write;
+
+/// Longest name a user may take with `/nick`.
+pub const MAX_NAME: usize = 32;
+
+/// What a user's line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// Say this to the room.
+    Say(&'a str),
+    /// `/nick NAME`: take a new name (checked by [`valid_name`] and by the
+    /// room, for names taken).
+    Nick(&'a str),
+    /// `/who`: the users present.
+    Who,
+    /// `/quit`: leave.
+    Quit,
+    /// A malformed or unknown command: the error line's text.
+    Error(String),
+}
+
+/// Reads a user's line. A trailing CR (from telnet) is dropped first.
+pub fn parse(line: &str) -> Input<'_> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let Some(command) = line.strip_prefix('/') else {
+        return Input::Say(line);
+    };
+    if command.starts_with('/') {
+        return Input::Say(command);
+    }
+    let (word, rest) = match command.split_once(' ') {
+        Some((w, r)) => (w, r.trim()),
+        None => (command, ""),
+    };
+    match word {
+        "nick" if rest.is_empty() => Input::Error("usage: /nick NAME".into()),
+        "nick" => match valid_name(rest) {
+            Ok(()) => Input::Nick(rest),
+            Err(why) => Input::Error(why.into()),
+        },
+        "who" => Input::Who,
+        "quit" => Input::Quit,
+        _ => Input::Error(format!("unknown command /{word}")),
+    }
+}
+
+/// Checks a name's form: 1 to [`MAX_NAME`] letters, digits, `_` or `-`.
+pub fn valid_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err("a name is 1 to 32 letters, digits, '_' or '-'");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err("a name is 1 to 32 letters, digits, '_' or '-'");
+    }
+    Ok(())
+}
+
+/// `<name> says '<text>'`, every `'` in the text doubled.
+pub fn says(name: &str, text: &str) -> String {
+    let mut line = String::with_capacity(name.len() + text.len() + 8);
+    line.push_str(name);
+    line.push_str(" says '");
+    for (i, part) in text.split('\'').enumerate() {
+        if i > 0 {
+            line.push_str("''");
+        }
+        line.push_str(part);
+    }
+    line.push('\'');
+    line
+}
+
+/// `present:` followed by each name, separated by single spaces.
+pub fn present<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let mut line = String::from("present:");
+    for name in names {
+        line.push(' ');
+        line.push_str(name);
+    }
+    line
+}
+
+/// `<name> left`, or `<name> left (<reason>)`.
+pub fn left(name: &str, reason: Option<&str>) -> String {
+    let mut line = format!("{name} left");
+    if let Some(r) = reason {
+        let _ = write!(line, " ({r})");
+    }
+    line
+}
+
+/// `error: <reason>`.
+pub fn error(reason: &str) -> String {
+    format!("error: {reason}")
+}
+
+/// The line every user gets when the server stops.
+pub const SHUTTING_DOWN: &str = "server shutting down";
+
+/// The line every user gets when the room fails (the users are
+/// disconnected; the supervisor starts a new, empty room).
+pub const ROOM_FAILED: &str = "error: the chat room failed; please reconnect";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_are_doubled_as_smalltalk_prints_strings() {
+        assert_eq!(says("user1", "Hello there!"), "user1 says 'Hello there!'");
+        assert_eq!(says("u", "it's"), "u says 'it''s'");
+        assert_eq!(says("u", "''"), "u says ''''''");
+        assert_eq!(says("u", ""), "u says ''");
+    }
+
+    #[test]
+    fn commands_and_escapes() {
+        assert_eq!(parse("hello"), Input::Say("hello"));
+        assert_eq!(parse("hello\r"), Input::Say("hello"));
+        assert_eq!(parse("//slash"), Input::Say("/slash"));
+        assert_eq!(parse("/who"), Input::Who);
+        assert_eq!(parse("/quit\r"), Input::Quit);
+        assert_eq!(parse("/nick bob"), Input::Nick("bob"));
+        assert_eq!(parse("/nick  bob "), Input::Nick("bob"));
+        assert_eq!(parse("/nick"), Input::Error("usage: /nick NAME".into()));
+        assert!(matches!(parse("/nick b!b"), Input::Error(_)));
+        assert!(matches!(
+            parse(&format!("/nick {}", "x".repeat(33))),
+            Input::Error(_)
+        ));
+        assert_eq!(
+            parse(&format!("/nick {}", "x".repeat(32))),
+            Input::Nick(&"x".repeat(32))
+        );
+        assert_eq!(
+            parse("/dance now"),
+            Input::Error("unknown command /dance".into())
+        );
+        assert_eq!(parse("/"), Input::Error("unknown command /".into()));
+    }
+
+    #[test]
+    fn present_and_left_lines() {
+        assert_eq!(present([]), "present:");
+        assert_eq!(present(["a", "b"]), "present: a b");
+        assert_eq!(left("a", None), "a left");
+        assert_eq!(left("a", Some("reset")), "a left (reset)");
+    }
+}

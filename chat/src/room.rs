@@ -1,0 +1,441 @@
+//! The room: who is present, in order of arrival, and every event told to
+//! everyone in the one order the room handles them.
+//!
+//! The room never waits on a user: it writes into the users' sockets
+//! (on the same reactor, an append to the socket's output queue, no
+//! message), and a user who does not read fills its own queue until the
+//! socket's backlog limit closes it; the room hears of it from the user's
+//! agent.
+//!
+//! What everyone is told in a turn is written once, into the turn's log,
+//! and each socket gets the log by reference at the end of the turn (one
+//! handle per socket, whatever the number of lines): appending every line
+//! to thousands of output buffers would touch as many cold cache lines per
+//! line. A line for one user alone (a welcome, a reply, an error) first
+//! hands that user the part of the log it has not had, so every user
+//! still sees everything in the room's one order.
+//!
+//! Pacing: a user's socket hands its agent at most `window` lines ahead of
+//! the room (its credit), and the room gives a line's unit of credit back
+//! at the end of the reactor turn in which it handled the line. So at most
+//! `window` lines per user wait in the room's mailbox, each user gets at
+//! most `window` lines handled per turn, and between turns the reactor
+//! polls, so a user whose line has just arrived is served in the next turn
+//! beside a flooding one.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use log::info;
+use slab::Slab;
+
+use credit_actors::net::{CloseReason, Socket, Text};
+use credit_actors::{Actor, ActorId, Addr, Ctx, ExitReason, MonitorRef, Reply};
+
+use crate::agent::{AgentMsg, UserAgent};
+use crate::protocol;
+
+/// Why a user left, as the room announces it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Departure {
+    /// `/quit`.
+    Quit,
+    /// The connection ended.
+    Closed(CloseReason),
+    /// Silent for the idle timeout.
+    Idle,
+}
+
+impl Departure {
+    /// The reason in `<name> left (<reason>)`; `None` for an orderly leave.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Departure::Quit | Departure::Closed(CloseReason::Orderly) => None,
+            Departure::Closed(CloseReason::Reset) => Some("reset"),
+            Departure::Closed(CloseReason::Backlog | CloseReason::WriteTimeout) => Some("too slow"),
+            Departure::Closed(_) => Some("error"),
+            Departure::Idle => Some("idle"),
+        }
+    }
+}
+
+/// Messages to a [`ChatRoom`].
+#[derive(Debug)]
+pub enum RoomMsg {
+    /// A user's agent, with the user's socket, enters.
+    Join {
+        /// The user's agent.
+        agent: Addr<UserAgent>,
+        /// The user's socket.
+        sock: Addr<Socket>,
+        /// The user's address, for the log.
+        peer: Option<SocketAddr>,
+    },
+    /// A user says something (without the trailing CR).
+    Say {
+        /// The user's agent.
+        from: ActorId,
+        /// What was said.
+        text: Text,
+        /// Bytes of `text` to use (a trailing CR cut off).
+        len: usize,
+    },
+    /// A user takes a new name (already checked for form).
+    Nick {
+        /// The user's agent.
+        from: ActorId,
+        /// The new name.
+        name: String,
+    },
+    /// A user asks who is present.
+    Who {
+        /// The user's agent.
+        from: ActorId,
+    },
+    /// A user leaves.
+    Leave {
+        /// The user's agent.
+        from: ActorId,
+        /// Why.
+        why: Departure,
+    },
+    /// The server stops: everyone is told and let go. Answered with the
+    /// number of users told.
+    Shutdown(Reply<usize>),
+    /// Answered with the users present, in order of arrival: each name and
+    /// the user's agent.
+    Users(Reply<Vec<(String, ActorId)>>),
+}
+
+/// One user present.
+#[derive(Debug)]
+struct User {
+    name: Rc<str>,
+    agent: Addr<UserAgent>,
+    sock: Addr<Socket>,
+    /// Order of arrival.
+    arrival: u64,
+    /// Segments of this turn's log already handed to the user.
+    given: usize,
+}
+
+/// The chat room.
+#[derive(Debug)]
+pub struct ChatRoom {
+    users: Slab<User>,
+    /// Arrival number to user, for listing in order of arrival.
+    order: BTreeMap<u64, usize>,
+    by_agent: HashMap<ActorId, usize>,
+    by_name: HashMap<Rc<str>, usize>,
+    arrivals: u64,
+    /// The next `user<N>` number, shared with later incarnations of the
+    /// room so that names count up for the life of the server.
+    numbers: Rc<Cell<u64>>,
+    closing: bool,
+    /// Sockets owed a unit of credit at the end of this turn: one per line
+    /// handled.
+    credit_due: Vec<Addr<Socket>>,
+    /// Lines a user may have on their way to the room.
+    window: u32,
+    /// This turn's log: the lines for everyone, in order, as sealed
+    /// segments and the segment being written.
+    segments: Vec<Bytes>,
+    open: BytesMut,
+    /// The turn-end hook is asked for.
+    hooked: bool,
+}
+
+const AGENT_MONITOR: MonitorRef = 1;
+
+/// Lines a user may have on their way to the room, by default.
+pub const DEFAULT_WINDOW: u32 = 16;
+
+impl ChatRoom {
+    /// An empty room; `numbers` holds the next user number (start it at
+    /// 1). Each user may have [`DEFAULT_WINDOW`] lines on their way to it.
+    pub fn new(numbers: Rc<Cell<u64>>) -> ChatRoom {
+        ChatRoom {
+            users: Slab::new(),
+            order: BTreeMap::new(),
+            by_agent: HashMap::new(),
+            by_name: HashMap::new(),
+            arrivals: 0,
+            numbers,
+            closing: false,
+            credit_due: Vec::new(),
+            window: DEFAULT_WINDOW,
+            segments: Vec::new(),
+            open: BytesMut::new(),
+            hooked: false,
+        }
+    }
+
+    /// Asks for the turn-end hook, once per turn.
+    fn hook(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if !self.hooked {
+            self.hooked = true;
+            ctx.at_turn_end();
+        }
+    }
+
+    /// Lets each user have `window` lines (at least 1) on their way to the
+    /// room: more lines handled per turn in a busy room, at the same
+    /// fairness (every user gets the same number per turn).
+    pub fn with_window(mut self, window: u32) -> ChatRoom {
+        self.window = window.max(1);
+        self
+    }
+
+    /// The user may send its next line once this turn is over.
+    fn next_line_after_turn(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>) {
+        self.hook(ctx);
+        self.credit_due.push(sock);
+    }
+
+    /// The next free `user<N>` name.
+    fn fresh_name(&mut self) -> Rc<str> {
+        loop {
+            let n = self.numbers.get().max(1);
+            self.numbers.set(n + 1);
+            let name: Rc<str> = Rc::from(format!("user{n}"));
+            if !self.by_name.contains_key(&name) {
+                return name;
+            }
+        }
+    }
+
+    /// Tells every user `line`, in the room's order: into this turn's
+    /// log, handed out at the end of the turn.
+    fn broadcast(&mut self, ctx: &mut Ctx<'_, Self>, line: &[u8]) {
+        if self.users.is_empty() {
+            return;
+        }
+        self.open.reserve(line.len() + 1);
+        self.open.extend_from_slice(line);
+        self.open.extend_from_slice(b"\n");
+        self.hook(ctx);
+    }
+
+    /// Seals the segment being written, if any.
+    fn seal(&mut self) {
+        if !self.open.is_empty() {
+            self.segments.push(self.open.split().freeze());
+        }
+    }
+
+    /// Hands user `key` the part of this turn's log it has not had.
+    fn catch_up(&mut self, ctx: &mut Ctx<'_, Self>, key: usize) {
+        self.seal();
+        let u = &mut self.users[key];
+        for seg in &self.segments[u.given..] {
+            u.sock.send(ctx, seg.clone());
+        }
+        u.given = self.segments.len();
+    }
+
+    /// Tells user `key` alone `line`, after what everyone was told before.
+    fn tell(&mut self, ctx: &mut Ctx<'_, Self>, key: usize, line: &[u8]) {
+        self.catch_up(ctx, key);
+        self.users[key].sock.send_line_copied(ctx, line);
+    }
+
+    fn present_line(&self) -> String {
+        protocol::present(self.order.values().map(|&k| &*self.users[k].name))
+    }
+
+    fn join(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        agent: Addr<UserAgent>,
+        sock: Addr<Socket>,
+        peer: Option<SocketAddr>,
+    ) {
+        if self.closing {
+            sock.send_line(ctx, protocol::SHUTTING_DOWN);
+            ctx.send(agent, AgentMsg::Close);
+            return;
+        }
+        let name = self.fresh_name();
+        // The newcomer hears nothing said before it came: its log starts
+        // after what is already written.
+        self.seal();
+        sock.send_line(ctx, format!("you are {name}"));
+        sock.send_line(ctx, self.present_line());
+        self.arrivals += 1;
+        let key = self.users.insert(User {
+            name: name.clone(),
+            agent,
+            sock,
+            arrival: self.arrivals,
+            given: self.segments.len(),
+        });
+        self.order.insert(self.arrivals, key);
+        self.by_agent.insert(agent.id(), key);
+        self.by_name.insert(name.clone(), key);
+        ctx.monitor(agent.id(), AGENT_MONITOR);
+        match peer {
+            Some(p) => info!("{name} arrived from {p}"),
+            None => info!("{name} arrived"),
+        }
+        self.broadcast(ctx, format!("{name} arrived").as_bytes());
+        // The user's first lines may come now.
+        sock.issue_credit(ctx, i64::from(self.window));
+    }
+
+    /// Removes a user; announces it to the others unless the room is
+    /// closing.
+    fn remove(&mut self, ctx: &mut Ctx<'_, Self>, key: usize, reason: Option<&str>) {
+        let user = self.users.remove(key);
+        self.order.remove(&user.arrival);
+        self.by_agent.remove(&user.agent.id());
+        self.by_name.remove(&user.name);
+        ctx.demonitor(user.agent.id(), AGENT_MONITOR);
+        match reason {
+            Some(r) => info!("{} left ({r})", user.name),
+            None => info!("{} left", user.name),
+        }
+        if !self.closing {
+            self.broadcast(ctx, protocol::left(&user.name, reason).as_bytes());
+        }
+    }
+
+    fn say(&mut self, ctx: &mut Ctx<'_, Self>, from: ActorId, text: &Text, len: usize) {
+        let Some(&key) = self.by_agent.get(&from) else {
+            return;
+        };
+        let line = protocol::says(&self.users[key].name, &text.as_str()[..len]);
+        self.broadcast(ctx, line.as_bytes());
+        let sock = self.users[key].sock;
+        self.next_line_after_turn(ctx, sock);
+    }
+
+    fn nick(&mut self, ctx: &mut Ctx<'_, Self>, from: ActorId, name: String) {
+        let Some(&key) = self.by_agent.get(&from) else {
+            return;
+        };
+        let sock = self.users[key].sock;
+        if *self.users[key].name == *name {
+            self.tell(
+                ctx,
+                key,
+                protocol::error(&format!("you are already {name}")).as_bytes(),
+            );
+        } else if self.by_name.contains_key(name.as_str()) {
+            self.tell(
+                ctx,
+                key,
+                protocol::error(&format!("the name {name} is taken")).as_bytes(),
+            );
+        } else {
+            let new: Rc<str> = Rc::from(name);
+            let old = std::mem::replace(&mut self.users[key].name, new.clone());
+            self.by_name.remove(&old);
+            self.by_name.insert(new.clone(), key);
+            info!("{old} is now known as {new}");
+            self.broadcast(ctx, format!("{old} is now known as {new}").as_bytes());
+        }
+        self.next_line_after_turn(ctx, sock);
+    }
+
+    fn who(&mut self, ctx: &mut Ctx<'_, Self>, from: ActorId) {
+        let Some(&key) = self.by_agent.get(&from) else {
+            return;
+        };
+        let sock = self.users[key].sock;
+        let present = self.present_line();
+        self.tell(ctx, key, present.as_bytes());
+        self.next_line_after_turn(ctx, sock);
+    }
+
+    fn shutdown(&mut self, ctx: &mut Ctx<'_, Self>) -> usize {
+        self.closing = true;
+        self.broadcast(ctx, protocol::SHUTTING_DOWN.as_bytes());
+        let told = self.users.len();
+        let keys: Vec<usize> = self.users.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            // Everything, the shutdown included, before the close.
+            self.catch_up(ctx, key);
+            let agent = self.users[key].agent;
+            ctx.send(agent, AgentMsg::Close);
+            self.remove(ctx, key, None);
+        }
+        told
+    }
+
+    /// Hands every user the rest of this turn's log.
+    fn hand_out(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.seal();
+        if !self.segments.is_empty() {
+            for (_, u) in &mut self.users {
+                for seg in &self.segments[u.given..] {
+                    u.sock.send(ctx, seg.clone());
+                }
+                u.given = 0;
+            }
+            self.segments.clear();
+        }
+    }
+}
+
+impl Actor for ChatRoom {
+    type Msg = RoomMsg;
+
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: RoomMsg) {
+        match msg {
+            RoomMsg::Join { agent, sock, peer } => self.join(ctx, agent, sock, peer),
+            RoomMsg::Say { from, text, len } => self.say(ctx, from, &text, len),
+            RoomMsg::Nick { from, name } => self.nick(ctx, from, name),
+            RoomMsg::Who { from } => self.who(ctx, from),
+            RoomMsg::Leave { from, why } => {
+                if let Some(&key) = self.by_agent.get(&from) {
+                    self.remove(ctx, key, why.reason());
+                }
+            }
+            RoomMsg::Shutdown(reply) => {
+                let told = self.shutdown(ctx);
+                reply.resolve(ctx, told);
+            }
+            RoomMsg::Users(reply) => {
+                let users = self
+                    .order
+                    .values()
+                    .map(|&k| (self.users[k].name.to_string(), self.users[k].agent.id()))
+                    .collect();
+                reply.resolve(ctx, users);
+            }
+        }
+    }
+
+    fn turn_end(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.hooked = false;
+        self.hand_out(ctx);
+        let mut due = std::mem::take(&mut self.credit_due);
+        for sock in due.drain(..) {
+            sock.issue_credit(ctx, 1);
+        }
+        // Keeps its capacity for the next turn.
+        self.credit_due = due;
+    }
+
+    /// An agent ended without leaving (it failed): its user leaves as
+    /// `(failed)`. Its socket closes through their link.
+    fn down(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        agent: ActorId,
+        _r: MonitorRef,
+        reason: &ExitReason,
+    ) {
+        if let Some(&key) = self.by_agent.get(&agent) {
+            let why = if reason.is_normal() {
+                None
+            } else {
+                Some("failed")
+            };
+            self.remove(ctx, key, why);
+        }
+    }
+}
