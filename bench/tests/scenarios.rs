@@ -1,5 +1,6 @@
-//! Every echo-bench scenario, run briefly against our own echo service,
-//! finishes with every reply verified and no error counted.
+//! Every echo-bench scenario, run briefly against our own echo service (and
+//! the chat scenario against our chat server), finishes with every reply
+//! verified and no error counted.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -93,4 +94,46 @@ fn bigline_scenario_runs_clean_against_our_server() {
         c.conns = 2;
         c.line_bytes = 60 * 1024;
     });
+}
+
+#[test]
+fn chat_scenario_runs_clean_against_our_chat_server() {
+    use credit_bench::loadgen::chat::{self, ChatConfig};
+    use credit_chat::{ChatService, SERVICE};
+
+    let reactor = TestReactor::start();
+    reactor
+        .handle
+        .spawn(|| {
+            credit_chat::supervisor(credit_chat::ChatConfig {
+                listen: ListenSpec::host_port("127.0.0.1", 0),
+                ..credit_chat::ChatConfig::default()
+            })
+        })
+        .expect("spawn the chat server");
+    let service = credit_testkit::wait_for_value(|| {
+        reactor
+            .handle
+            .whereis::<ChatService>(SERVICE)
+            .ok()
+            .flatten()
+    });
+    let addr = reactor
+        .handle
+        .request_wait(service, credit_chat::ServiceMsg::WhenReady, WAIT)
+        .expect("the chat service did not report its address");
+    let cfg = ChatConfig {
+        addr,
+        users: 30,
+        senders: 5,
+        interval: Duration::from_millis(5),
+        duration: Duration::from_millis(500),
+        progress: false,
+        ..ChatConfig::default()
+    };
+    let report = chat::run(&cfg).expect("chat run");
+    assert!(report.is_clean(), "{report}");
+    assert!(report.said > 0, "nothing said");
+    assert_eq!(report.delivered, report.said * 30, "{report}");
+    assert!(report.latency.is_some());
 }

@@ -1,5 +1,6 @@
 //! `echo-bench`: load generator for echo-line servers (any server that answers
-//! each line `L` with `You said: L\n`). See `credit_bench::loadgen`.
+//! each line `L` with `You said: L\n`), and for chat servers (the `chat`
+//! scenario). See `credit_bench::loadgen`.
 //!
 //! Exit status: 0 when the run counted no error, 1 when it counted any (or
 //! could not run), 2 for bad command-line flags.
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use credit_bench::loadgen::chat::ChatConfig;
 use credit_bench::loadgen::{self, Config, Scenario};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -29,16 +31,23 @@ enum ScenarioArg {
     /// Pipeline with big lines: LINE_BYTES default 65536 (try 1048576), DEPTH
     /// default 2. Reports MB/s.
     Bigline,
+    /// A chat server (default port 5999): CONNS users (default 100) in one
+    /// room, SENDERS of them each saying one line every INTERVAL_MS; every
+    /// user checks every line and its order. Reports deliveries/s and the
+    /// send-to-delivery latency p50/p99/max.
+    Chat,
 }
 
-impl From<ScenarioArg> for Scenario {
-    fn from(s: ScenarioArg) -> Scenario {
-        match s {
-            ScenarioArg::Pipeline => Scenario::Pipeline,
-            ScenarioArg::Pingpong => Scenario::PingPong,
-            ScenarioArg::Churn => Scenario::Churn,
-            ScenarioArg::C10k => Scenario::C10k,
-            ScenarioArg::Bigline => Scenario::BigLine,
+impl ScenarioArg {
+    /// The echo scenario; `None` for chat.
+    fn echo(self) -> Option<Scenario> {
+        match self {
+            ScenarioArg::Pipeline => Some(Scenario::Pipeline),
+            ScenarioArg::Pingpong => Some(Scenario::PingPong),
+            ScenarioArg::Churn => Some(Scenario::Churn),
+            ScenarioArg::C10k => Some(Scenario::C10k),
+            ScenarioArg::Bigline => Some(Scenario::BigLine),
+            ScenarioArg::Chat => None,
         }
     }
 }
@@ -59,9 +68,9 @@ struct Cli {
     /// Load pattern to run.
     #[arg(value_enum)]
     scenario: ScenarioArg,
-    /// Server address.
-    #[arg(long, default_value = "127.0.0.1:4096")]
-    addr: SocketAddr,
+    /// Server address (default 127.0.0.1:4096; chat 127.0.0.1:5999).
+    #[arg(long)]
+    addr: Option<SocketAddr>,
     /// Connections (pipeline, pingpong, bigline) or idle connections (c10k).
     #[arg(long)]
     conns: Option<usize>,
@@ -77,7 +86,7 @@ struct Cli {
     /// Concurrent churn workers.
     #[arg(long, default_value_t = 8)]
     workers: usize,
-    /// Server process id, to sample its RSS (c10k).
+    /// Server process id, to sample its RSS (c10k, chat).
     #[arg(long)]
     pid: Option<u32>,
     /// Local source addresses to spread connections over, comma-separated
@@ -87,6 +96,12 @@ struct Cli {
     /// Connect timeout in seconds.
     #[arg(long, default_value_t = 5.0)]
     connect_timeout: f64,
+    /// Users who speak (chat; default 10).
+    #[arg(long)]
+    senders: Option<usize>,
+    /// Milliseconds between two lines of one sender (chat; default 10).
+    #[arg(long)]
+    interval_ms: Option<f64>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -104,9 +119,23 @@ fn secs(v: f64, what: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let scenario = Scenario::from(cli.scenario);
+    let (window, connect) = match (
+        secs(cli.secs, "--secs"),
+        secs(cli.connect_timeout, "--connect-timeout"),
+    ) {
+        (Ok(d), Ok(c)) => (d, c),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("echo-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(scenario) = cli.scenario.echo() else {
+        return chat(&cli, window, connect);
+    };
     let mut cfg = Config::for_scenario(scenario);
-    cfg.addr = cli.addr;
+    if let Some(a) = cli.addr {
+        cfg.addr = a;
+    }
     if let Some(c) = cli.conns {
         cfg.conns = c;
     }
@@ -120,20 +149,59 @@ fn main() -> ExitCode {
     cfg.server_pid = cli.pid;
     cfg.source_ips = cli.source_ips;
     cfg.progress = !cli.no_progress;
-    match (
-        secs(cli.secs, "--secs"),
-        secs(cli.connect_timeout, "--connect-timeout"),
-    ) {
-        (Ok(d), Ok(c)) => {
-            cfg.duration = d;
-            cfg.connect_timeout = c;
+    cfg.duration = window;
+    cfg.connect_timeout = connect;
+    match loadgen::run(scenario, &cfg) {
+        Ok(report) => {
+            if cli.json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{report}");
+            }
+            if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
-        (Err(e), _) | (_, Err(e)) => {
+        Err(e) => {
             eprintln!("echo-bench: {e}");
-            return ExitCode::from(2);
+            ExitCode::from(1)
         }
     }
-    match loadgen::run(scenario, &cfg) {
+}
+
+/// The chat scenario.
+fn chat(cli: &Cli, window: Duration, connect: Duration) -> ExitCode {
+    let mut cfg = ChatConfig {
+        duration: window,
+        connect_timeout: connect,
+        progress: !cli.no_progress,
+        server_pid: cli.pid,
+        ..ChatConfig::default()
+    };
+    if let Some(a) = cli.addr {
+        cfg.addr = a;
+    }
+    if let Some(n) = cli.conns {
+        cfg.users = n;
+    }
+    if let Some(m) = cli.senders {
+        cfg.senders = m;
+    }
+    if let Some(b) = cli.line_bytes {
+        cfg.line_bytes = b;
+    }
+    if let Some(ms) = cli.interval_ms {
+        match secs(ms / 1e3, "--interval-ms") {
+            Ok(d) => cfg.interval = d,
+            Err(e) => {
+                eprintln!("echo-bench: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match loadgen::chat::run(&cfg) {
         Ok(report) => {
             if cli.json {
                 println!("{}", report.to_json());

@@ -67,6 +67,7 @@
 //! println!("{}", report.to_json());
 //! ```
 
+pub mod chat;
 mod conn;
 mod engine;
 mod report;

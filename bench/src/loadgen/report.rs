@@ -72,7 +72,7 @@ impl ErrorCounts {
 
 /// Latency percentiles in microseconds (from an HDR histogram recorded in
 /// nanoseconds with 3 significant digits).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Latency {
     /// Number of samples.
     pub samples: u64,

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Chat servers side by side: ours (chat-server) and the tokio baseline
+# (tokio-chat), each pinned to CPU 0 with echo-bench's chat scenario on
+# CPU 1, at several room sizes, servers interleaved round by round.
+#
+#   bench/scripts/chat-bench.sh [ROUNDS]
+#
+# Environment: SIZES (default "100 1000 5000"), SECS (default 5), SENDERS
+# (default 100), RATE (deliveries offered per second, default 5000000:
+# each sender's interval is SENDERS * USERS / RATE seconds).
+# Prints one line per run: deliveries/s, latency p50/p99/max, errors, and
+# the server's CPU use over the run (user + system, % of one core).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds=${1:-3}
+secs=${SECS:-5}
+senders=${SENDERS:-100}
+rate=${RATE:-5000000}
+cargo build --release --quiet --bin chat-server --bin tokio-chat --bin echo-bench
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+tck=$(getconf CLK_TCK)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+printf '%-6s %-6s %-5s %12s %10s %10s %10s %6s %6s\n' users server round deliv/s p50_us p99_us max_us errors cpu%
+for users in ${SIZES:-100 1000 5000}; do
+    interval=$(python3 -c "print($senders * $users / $rate * 1000)")
+    for round in $(seq "$rounds"); do
+        servers=(ours tokio)
+        (( round % 2 == 0 )) && servers=(tokio ours)
+        for s in "${servers[@]}"; do
+            port=$(free_port)
+            case $s in
+                ours) taskset -c 0 target/release/chat-server --bind 127.0.0.1 --port "$port" \
+                        --log-level warn --max-backlog 4194304 >/dev/null 2>&1 & ;;
+                tokio) taskset -c 0 target/release/tokio-chat --port "$port" \
+                        --backlog-lines 65536 >/dev/null 2>&1 & ;;
+            esac
+            pid=$!
+            for _ in $(seq 100); do
+                python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null && break
+                sleep 0.05
+            done
+            # The probe connection joined and left; start from a quiet room.
+            sleep 0.2
+            c0=$(cpu "$pid"); t0=$(date +%s.%N)
+            out=$(taskset -c 1 target/release/echo-bench chat --addr "127.0.0.1:$port" \
+                --conns "$users" --senders "$senders" --interval-ms "$interval" \
+                --secs "$secs" --no-progress --json || true)
+            c1=$(cpu "$pid"); t1=$(date +%s.%N)
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+            python3 - "$users" "$s" "$round" "$c0" "$c1" "$t0" "$t1" "$tck" "$out" <<'PY'
+import json, sys
+users, s, rnd, c0, c1, t0, t1, tck, out = sys.argv[1:]
+cpu = (float(c1) - float(c0)) / float(tck) / (float(t1) - float(t0)) * 100
+try:
+    r = json.loads(out.strip().splitlines()[-1])
+    e = sum(r["errors"].values())
+    print(f"{users:<6} {s:<6} {rnd:<5} {r['deliveries_per_sec']:12.0f} {r['p50_us']:10.1f} {r['p99_us']:10.1f} {r['max_us']:10.1f} {e:6d} {cpu:6.1f}")
+except Exception as ex:
+    print(f"{users:<6} {s:<6} {rnd:<5} run failed: {ex}: {out[:200]!r}")
+PY
+        done
+    done
+done

@@ -1,0 +1,652 @@
+//! Load for chat servers (the chat room's protocol, see credit-chat): N
+//! users in one room, M of them each saying one line every T, every
+//! receiver checking every line it is told.
+//!
+//! # How a run goes
+//!
+//! 1. **Join.** The users connect (blocking connects, bounded by the
+//!    connect timeout; at most 64 waiting for their welcome at a time) and
+//!    each reads its welcome (`you are <name>`, `present: ...`) and the
+//!    arrivals from its own on. A user who found `p` users present must
+//!    see `N - p` arrivals; the room is ready when every user has.
+//! 2. **Chat.** Senders `0..M` say `m <sender> <seq> <micros> <padding>`
+//!    on a fixed schedule, staggered over the interval: one line every `T`
+//!    each. `micros` is the time the line was written, since the run
+//!    started (a line written late because the loop woke late is not
+//!    charged to the server).
+//! 3. **Check.** Every user must be told every line, in each sender's
+//!    order: `<sender's name> says '<line>'`. A line with another name or a
+//!    garbled payload is a mismatch; a sequence number other than the next
+//!    one expected from that sender is out of order; any other line (a
+//!    user leaving, an error) is unexpected; a closed connection is
+//!    counted. The latency of a delivery is its receive time minus its send
+//!    time.
+//! 4. **Drain.** After the window nothing more is said; the run waits (at
+//!    most the drain timeout) until every line said was delivered to every
+//!    user. What never arrived is `missing`.
+//!
+//! Deliveries per second count the deliveries received within the window;
+//! latencies count every delivery.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::net::TcpStream as MioStream;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::loadgen::report::Latency;
+
+/// Parameters of a chat run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatConfig {
+    /// Server address.
+    pub addr: SocketAddr,
+    /// Users in the room.
+    pub users: usize,
+    /// Users who speak (the first ones to join).
+    pub senders: usize,
+    /// Each sender says one line this often.
+    pub interval: Duration,
+    /// Bytes of each line said (at least what the payload's numbers need).
+    pub line_bytes: usize,
+    /// Length of the chat window.
+    pub duration: Duration,
+    /// Maximum time for one connect, and for the join phase per user.
+    pub connect_timeout: Duration,
+    /// Maximum time to collect deliveries after the window.
+    pub drain_timeout: Duration,
+    /// Print a progress line on stderr once per second.
+    pub progress: bool,
+    /// Server process id: its RSS is sampled before the users join and
+    /// once they have (idle), for the memory per user.
+    pub server_pid: Option<u32>,
+}
+
+impl Default for ChatConfig {
+    /// `127.0.0.1:5999`, 100 users, 10 senders every 10 ms, 32-byte lines,
+    /// 10 s, connect timeout 5 s, drain timeout 5 s, progress on.
+    fn default() -> ChatConfig {
+        ChatConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 5999)),
+            users: 100,
+            senders: 10,
+            interval: Duration::from_millis(10),
+            line_bytes: 32,
+            duration: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(5),
+            progress: true,
+            server_pid: None,
+        }
+    }
+}
+
+/// What went wrong in a chat run, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChatErrors {
+    /// Connections that could not be opened or welcomed.
+    pub join: u64,
+    /// Lines with a wrong name or a garbled payload.
+    pub mismatch: u64,
+    /// Lines out of their sender's order (a gap or a repeat).
+    pub out_of_order: u64,
+    /// Lines that are not a line said (a user leaving, an error reply).
+    pub unexpected: u64,
+    /// Connections the server closed.
+    pub closed: u64,
+    /// Deliveries still missing after the drain.
+    pub missing: u64,
+}
+
+impl ChatErrors {
+    /// All errors.
+    pub fn total(&self) -> u64 {
+        self.join + self.mismatch + self.out_of_order + self.unexpected + self.closed + self.missing
+    }
+}
+
+/// The outcome of a chat run.
+#[derive(Clone, Debug)]
+pub struct ChatReport {
+    /// The parameters.
+    pub config: ChatConfig,
+    /// Lines said.
+    pub said: u64,
+    /// Deliveries received (one line to one user).
+    pub delivered: u64,
+    /// Deliveries received within the window.
+    pub delivered_in_window: u64,
+    /// The window as it ran.
+    pub window: Duration,
+    /// Time to join every user.
+    pub join_time: Duration,
+    /// Send-to-delivery latency.
+    pub latency: Option<Latency>,
+    /// Errors by kind.
+    pub errors: ChatErrors,
+    /// Server RSS before the users joined and once they had, in KiB (with
+    /// `server_pid`).
+    pub rss_kib: Option<(u64, u64)>,
+}
+
+impl ChatReport {
+    /// Server RSS per joined, idle user, in bytes (with `server_pid`).
+    pub fn rss_per_user(&self) -> Option<f64> {
+        let (before, idle) = self.rss_kib?;
+        Some((idle.saturating_sub(before) * 1024) as f64 / self.config.users.max(1) as f64)
+    }
+    /// Deliveries per second within the window.
+    pub fn deliveries_per_sec(&self) -> f64 {
+        self.delivered_in_window as f64 / self.window.as_secs_f64().max(1e-9)
+    }
+
+    /// True when the run counted no error.
+    pub fn is_clean(&self) -> bool {
+        self.errors.total() == 0
+    }
+
+    /// One JSON object.
+    pub fn to_json(&self) -> String {
+        let l = self.latency.unwrap_or_default();
+        let e = &self.errors;
+        format!(
+            concat!(
+                "{{\"scenario\":\"chat\",\"users\":{},\"senders\":{},\"interval_ms\":{},",
+                "\"said\":{},\"delivered\":{},\"deliveries_per_sec\":{:.1},\"window_s\":{:.3},",
+                "\"join_s\":{:.3},\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},",
+                "\"errors\":{{\"join\":{},\"mismatch\":{},\"out_of_order\":{},\"unexpected\":{},",
+                "\"closed\":{},\"missing\":{}}},\"rss_per_user\":{}}}"
+            ),
+            self.config.users,
+            self.config.senders,
+            self.config.interval.as_secs_f64() * 1e3,
+            self.said,
+            self.delivered,
+            self.deliveries_per_sec(),
+            self.window.as_secs_f64(),
+            self.join_time.as_secs_f64(),
+            l.p50_us,
+            l.p99_us,
+            l.max_us,
+            e.join,
+            e.mismatch,
+            e.out_of_order,
+            e.unexpected,
+            e.closed,
+            e.missing,
+            self.rss_per_user()
+                .map_or("null".to_string(), |b| format!("{b:.0}"))
+        )
+    }
+}
+
+impl fmt::Display for ChatReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        writeln!(
+            f,
+            "chat         {} users, {} senders every {:.1} ms, {}-byte lines, joined in {:.2} s",
+            c.users,
+            c.senders,
+            c.interval.as_secs_f64() * 1e3,
+            c.line_bytes,
+            self.join_time.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "deliveries   said {}  delivered {}  in {:.3} s  {:.0} deliveries/s",
+            self.said,
+            self.delivered,
+            self.window.as_secs_f64(),
+            self.deliveries_per_sec()
+        )?;
+        match self.latency {
+            Some(l) => writeln!(
+                f,
+                "latency      p50 {:.1} us  p99 {:.1} us  max {:.1} us",
+                l.p50_us, l.p99_us, l.max_us
+            )?,
+            None => writeln!(f, "latency      -")?,
+        }
+        if let (Some((before, idle)), Some(per)) = (self.rss_kib, self.rss_per_user()) {
+            writeln!(
+                f,
+                "server rss   before {before} KiB  idle {idle} KiB  {per:.0} B per idle user"
+            )?;
+        }
+        let e = &self.errors;
+        writeln!(
+            f,
+            "errors       {} (join {}, mismatch {}, out of order {}, unexpected {}, closed {}, missing {})",
+            e.total(),
+            e.join,
+            e.mismatch,
+            e.out_of_order,
+            e.unexpected,
+            e.closed,
+            e.missing
+        )
+    }
+}
+
+/// One user's connection.
+struct User {
+    stream: MioStream,
+    name: Vec<u8>,
+    /// A line cut by the end of a read.
+    partial: Vec<u8>,
+    /// Output the socket did not take yet.
+    out: Vec<u8>,
+    /// The `present:` line has been read (the welcome is complete).
+    welcomed: bool,
+    /// Arrivals still to see before the chat: `N - p` for a user who
+    /// found `p` users present.
+    arrivals_due: usize,
+    /// Seen every arrival due.
+    ready: bool,
+    closed: bool,
+}
+
+/// The run's state, shared by the phases.
+struct Run {
+    poll: Poll,
+    users: Vec<User>,
+    /// `next[r * senders + s]`: the sequence number user `r` expects next
+    /// from sender `s`.
+    next: Vec<u64>,
+    senders: usize,
+    start: Instant,
+    /// Users in the room when it is full.
+    users_total: usize,
+    ready: usize,
+    delivered: u64,
+    delivered_in_window: u64,
+    window_end: Option<Instant>,
+    hist: Histogram<u64>,
+    errors: ChatErrors,
+    buf: Vec<u8>,
+}
+
+const SAYS: &[u8] = b" says '";
+
+impl Run {
+    /// Reads everything `r` has; handles every complete line.
+    fn read(&mut self, r: usize) {
+        let mut buf = std::mem::take(&mut self.buf);
+        loop {
+            let n = match self.users[r].stream.read(&mut buf) {
+                Ok(0) => {
+                    self.close(r);
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.close(r);
+                    break;
+                }
+            };
+            let now = Instant::now();
+            let mut data = &buf[..n];
+            // Complete the line a previous read cut.
+            if !self.users[r].partial.is_empty() {
+                match memchr::memchr(b'\n', data) {
+                    Some(i) => {
+                        let mut line = std::mem::take(&mut self.users[r].partial);
+                        line.extend_from_slice(&data[..i]);
+                        self.line(r, &line, now);
+                        data = &data[i + 1..];
+                    }
+                    None => {
+                        self.users[r].partial.extend_from_slice(data);
+                        continue;
+                    }
+                }
+            }
+            while let Some(i) = memchr::memchr(b'\n', data) {
+                self.line(r, &data[..i], now);
+                data = &data[i + 1..];
+            }
+            self.users[r].partial.extend_from_slice(data);
+            if n < buf.len() {
+                break;
+            }
+        }
+        self.buf = buf;
+    }
+
+    fn close(&mut self, r: usize) {
+        if !self.users[r].closed {
+            self.users[r].closed = true;
+            self.errors.closed += 1;
+        }
+    }
+
+    fn line(&mut self, r: usize, line: &[u8], now: Instant) {
+        let u = &mut self.users[r];
+        if u.name.is_empty() {
+            match line.strip_prefix(b"you are ") {
+                Some(name) => u.name = name.to_vec(),
+                None => self.errors.unexpected += 1,
+            }
+            return;
+        }
+        if !u.welcomed {
+            match line.strip_prefix(b"present:") {
+                Some(names) => {
+                    u.welcomed = true;
+                    let present = names.iter().filter(|&&b| b == b' ').count();
+                    u.arrivals_due = self.users_total.saturating_sub(present);
+                }
+                None => self.errors.unexpected += 1,
+            }
+            return;
+        }
+        if !u.ready {
+            // Arrivals, its own and those after it.
+            if line.ends_with(b" arrived") {
+                u.arrivals_due = u.arrivals_due.saturating_sub(1);
+                if u.arrivals_due == 0 {
+                    u.ready = true;
+                    self.ready += 1;
+                }
+            } else {
+                self.errors.unexpected += 1;
+            }
+            return;
+        }
+        let Some(at) = memchr::memmem::find(line, SAYS) else {
+            self.errors.unexpected += 1;
+            return;
+        };
+        let (name, said) = (&line[..at], &line[at + SAYS.len()..]);
+        let Some((s, seq, micros)) = parse_payload(said) else {
+            self.errors.mismatch += 1;
+            return;
+        };
+        if s >= self.senders || name != &self.users[s].name[..] {
+            self.errors.mismatch += 1;
+            return;
+        }
+        let next = &mut self.next[r * self.senders + s];
+        if seq != *next {
+            self.errors.out_of_order += 1;
+        }
+        *next = seq + 1;
+        self.delivered += 1;
+        if self.window_end.is_some_and(|end| now < end) {
+            self.delivered_in_window += 1;
+        }
+        let sent = self.start + Duration::from_micros(micros);
+        let us = now.saturating_duration_since(sent).as_micros() as u64;
+        let _ = self.hist.record(us.max(1));
+    }
+
+    /// Writes what `r` has queued, as far as the socket takes it.
+    fn flush(&mut self, r: usize) {
+        let u = &mut self.users[r];
+        while !u.out.is_empty() {
+            match u.stream.write(&u.out) {
+                Ok(0) => break,
+                Ok(n) => {
+                    u.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// One round of events, waiting at most `timeout`.
+    fn turn(&mut self, events: &mut Events, timeout: Duration) -> io::Result<()> {
+        match self.poll.poll(events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let ready: Vec<(usize, bool, bool)> = events
+            .iter()
+            .map(|e| (e.token().0, e.is_readable(), e.is_writable()))
+            .collect();
+        for (r, readable, writable) in ready {
+            if writable {
+                self.flush(r);
+            }
+            if readable {
+                self.read(r);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `m <sender> <seq> <micros> ...'`: the three numbers.
+fn parse_payload(said: &[u8]) -> Option<(usize, u64, u64)> {
+    let said = said.strip_prefix(b"m ")?;
+    let mut fields = said.split(|&b| b == b' ' || b == b'\'');
+    let num = |f: Option<&[u8]>| -> Option<u64> {
+        let f = f?;
+        if f.is_empty() || f.len() > 19 {
+            return None;
+        }
+        f.iter().try_fold(0u64, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+        })
+    };
+    let s = num(fields.next())? as usize;
+    let seq = num(fields.next())?;
+    let micros = num(fields.next())?;
+    Some((s, seq, micros))
+}
+
+/// Runs the chat scenario against `cfg.addr`.
+pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
+    if cfg.users == 0 || cfg.senders == 0 || cfg.senders > cfg.users {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "need 1 <= senders <= users",
+        ));
+    }
+    let _ = crate::loadgen::raise_nofile_limit();
+    let start = Instant::now();
+    let mut run = Run {
+        poll: Poll::new()?,
+        users: Vec::with_capacity(cfg.users),
+        next: vec![0; cfg.users * cfg.senders],
+        senders: cfg.senders,
+        start,
+        users_total: cfg.users,
+        ready: 0,
+        delivered: 0,
+        delivered_in_window: 0,
+        window_end: None,
+        hist: Histogram::new_with_bounds(1, 60_000_000, 3).map_err(io::Error::other)?,
+        errors: ChatErrors::default(),
+        buf: vec![0; 256 * 1024],
+    };
+    let mut events = Events::with_capacity(1024);
+    let rss_before = cfg.server_pid.and_then(crate::loadgen::read_rss_kib);
+
+    // 1. Join, reading as we go so early users' arrivals do not pile up.
+    for i in 0..cfg.users {
+        let stream = match TcpStream::connect_timeout(&cfg.addr, cfg.connect_timeout) {
+            Ok(s) => s,
+            Err(e) => {
+                if i == 0 {
+                    return Err(e);
+                }
+                run.errors.join += (cfg.users - i) as u64;
+                break;
+            }
+        };
+        stream.set_nodelay(true)?;
+        stream.set_nonblocking(true)?;
+        let mut stream = MioStream::from_std(stream);
+        run.poll.registry().register(
+            &mut stream,
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        run.users.push(User {
+            stream,
+            name: Vec::new(),
+            partial: Vec::new(),
+            out: Vec::new(),
+            welcomed: false,
+            arrivals_due: 0,
+            ready: false,
+            closed: false,
+        });
+        // At most 64 users waiting for their welcome.
+        let deadline = Instant::now() + cfg.connect_timeout;
+        while run
+            .users
+            .iter()
+            .filter(|u| !u.welcomed && !u.closed)
+            .count()
+            >= 64
+        {
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no welcome from the server",
+                ));
+            }
+            run.turn(&mut events, Duration::from_millis(10))?;
+        }
+    }
+    let joined = run.users.len();
+    if joined < cfg.users {
+        // The room will not fill: the arrivals still due never come.
+        run.users_total = joined;
+    }
+    let deadline = Instant::now() + cfg.connect_timeout.max(Duration::from_secs(10));
+    while run.ready < joined {
+        if Instant::now() >= deadline {
+            run.errors.join += (joined - run.ready) as u64;
+            break;
+        }
+        run.turn(&mut events, Duration::from_millis(10))?;
+    }
+    let join_time = start.elapsed();
+    // With the server's pid: let it settle (its idle memory is trimmed
+    // about once a second), then sample its RSS.
+    let rss_idle = match cfg.server_pid {
+        Some(pid) => {
+            let settle = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < settle {
+                run.turn(&mut events, Duration::from_millis(50))?;
+            }
+            crate::loadgen::read_rss_kib(pid)
+        }
+        None => None,
+    };
+
+    // 2. Chat on schedule.
+    let senders = cfg.senders.min(joined);
+    let mut seq = vec![0u64; senders];
+    let step = cfg.interval / senders as u32;
+    let t0 = Instant::now();
+    let mut due: Vec<Instant> = (0..senders).map(|s| t0 + step * s as u32).collect();
+    let end = t0 + cfg.duration;
+    run.window_end = Some(end);
+    let mut said = 0u64;
+    let mut last_progress = t0;
+    let mut line = Vec::with_capacity(cfg.line_bytes + 1);
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        for (s, at) in due.iter_mut().enumerate() {
+            while *at <= now && *at < end {
+                line.clear();
+                // The time it is written, not the time it was due: the
+                // latency is the server's (and the loop's reading), not
+                // this loop's lateness in sending.
+                let micros = now.saturating_duration_since(start).as_micros();
+                let _ = write!(line, "m {s} {} {micros} ", seq[s]);
+                while line.len() < cfg.line_bytes {
+                    line.push(b'x');
+                }
+                line.push(b'\n');
+                let u = &mut run.users[s];
+                u.out.extend_from_slice(&line);
+                seq[s] += 1;
+                said += 1;
+                *at += cfg.interval;
+            }
+        }
+        for s in 0..senders {
+            if !run.users[s].out.is_empty() {
+                run.flush(s);
+            }
+        }
+        let next = due.iter().min().copied().unwrap_or(end).min(end);
+        run.turn(&mut events, next.saturating_duration_since(Instant::now()))?;
+        if cfg.progress && now.duration_since(last_progress) >= Duration::from_secs(1) {
+            last_progress = now;
+            eprint!(
+                "\rchat: {:.0}s said {said} delivered {}   ",
+                now.duration_since(t0).as_secs_f64(),
+                run.delivered
+            );
+        }
+    }
+    let window = t0.elapsed();
+
+    // 3. Drain.
+    let expected = said * joined as u64;
+    let deadline = Instant::now() + cfg.drain_timeout;
+    while run.delivered < expected && Instant::now() < deadline {
+        for s in 0..senders {
+            if !run.users[s].out.is_empty() {
+                run.flush(s);
+            }
+        }
+        run.turn(&mut events, Duration::from_millis(10))?;
+    }
+    if cfg.progress {
+        eprintln!();
+    }
+    run.errors.missing = expected.saturating_sub(run.delivered);
+    Ok(ChatReport {
+        config: cfg.clone(),
+        said,
+        delivered: run.delivered,
+        delivered_in_window: run.delivered_in_window,
+        window,
+        join_time,
+        latency: Latency::from_histogram(&us_to_ns(&run.hist)),
+        errors: run.errors,
+        rss_kib: rss_before.zip(rss_idle),
+    })
+}
+
+/// The histogram in nanoseconds, as [`Latency::from_histogram`] wants.
+fn us_to_ns(us: &Histogram<u64>) -> Histogram<u64> {
+    let mut ns =
+        Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3).expect("histogram bounds");
+    for v in us.iter_recorded() {
+        let _ = ns.record_n(v.value_iterated_to() * 1_000, v.count_at_value());
+    }
+    ns
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_payload;
+
+    #[test]
+    fn payloads_parse_and_garbage_does_not() {
+        assert_eq!(parse_payload(b"m 3 17 123456 xxxx'"), Some((3, 17, 123456)));
+        assert_eq!(parse_payload(b"m 3 17 123456'"), Some((3, 17, 123456)));
+        assert_eq!(parse_payload(b"m 3 x7 1'"), None);
+        assert_eq!(parse_payload(b"hello'"), None);
+        assert_eq!(parse_payload(b"m 3 17'"), None);
+    }
+}
