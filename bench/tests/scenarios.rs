@@ -137,3 +137,48 @@ fn chat_scenario_runs_clean_against_our_chat_server() {
     assert_eq!(report.delivered, report.said * 30, "{report}");
     assert!(report.latency.is_some());
 }
+
+#[test]
+fn chat_scenario_counts_silent_users_the_room_drops() {
+    use credit_bench::loadgen::chat::{self, ChatConfig};
+    use credit_chat::{ChatService, SERVICE};
+
+    let reactor = TestReactor::start();
+    reactor
+        .handle
+        .spawn(|| {
+            let mut config = credit_chat::ChatConfig {
+                listen: ListenSpec::host_port("127.0.0.1", 0),
+                ..credit_chat::ChatConfig::default()
+            };
+            config.conn.max_backlog = Some(64 * 1024);
+            credit_chat::supervisor(config)
+        })
+        .expect("spawn the chat server");
+    let service = credit_testkit::wait_for_value(|| {
+        reactor
+            .handle
+            .whereis::<ChatService>(SERVICE)
+            .ok()
+            .flatten()
+    });
+    let addr = reactor
+        .handle
+        .request_wait(service, credit_chat::ServiceMsg::WhenReady, WAIT)
+        .expect("the chat service did not report its address");
+    let cfg = ChatConfig {
+        addr,
+        users: 20,
+        senders: 4,
+        silent: 2,
+        interval: Duration::from_millis(1),
+        line_bytes: 1000,
+        duration: Duration::from_secs(2),
+        progress: false,
+        ..ChatConfig::default()
+    };
+    let report = chat::run(&cfg).expect("chat run");
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.dropped, 2, "{report}");
+    assert_eq!(report.delivered, report.said * 18, "{report}");
+}

@@ -102,6 +102,10 @@ struct Cli {
     /// Milliseconds between two lines of one sender (chat; default 10).
     #[arg(long)]
     interval_ms: Option<f64>,
+    /// Users who stop reading once joined (chat): the server should drop
+    /// them as too slow while the others go on.
+    #[arg(long, default_value_t = 0)]
+    silent: usize,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -178,6 +182,7 @@ fn chat(cli: &Cli, window: Duration, connect: Duration) -> ExitCode {
         connect_timeout: connect,
         progress: !cli.no_progress,
         server_pid: cli.pid,
+        silent: cli.silent,
         ..ChatConfig::default()
     };
     if let Some(a) = cli.addr {

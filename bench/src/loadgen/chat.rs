@@ -60,9 +60,15 @@ pub struct ChatConfig {
     pub drain_timeout: Duration,
     /// Print a progress line on stderr once per second.
     pub progress: bool,
-    /// Server process id: its RSS is sampled before the users join and
-    /// once they have (idle), for the memory per user.
+    /// Server process id: its RSS is sampled before the users join, once
+    /// they have (idle), and during the chat (its peak).
     pub server_pid: Option<u32>,
+    /// Users (the last ones to join) who stop reading once they have
+    /// joined: the server should drop them as too slow while the others
+    /// go on. Their deliveries are not expected, their closing is no
+    /// error, and the room's `left (too slow)` for them is counted as
+    /// `dropped`.
+    pub silent: usize,
 }
 
 impl Default for ChatConfig {
@@ -80,6 +86,7 @@ impl Default for ChatConfig {
             drain_timeout: Duration::from_secs(5),
             progress: true,
             server_pid: None,
+            silent: 0,
         }
     }
 }
@@ -130,6 +137,11 @@ pub struct ChatReport {
     /// Server RSS before the users joined and once they had, in KiB (with
     /// `server_pid`).
     pub rss_kib: Option<(u64, u64)>,
+    /// The server's largest RSS sampled during the chat, in KiB (with
+    /// `server_pid`).
+    pub rss_peak_kib: Option<u64>,
+    /// Users the room announced as `left (too slow)` (with silent users).
+    pub dropped: u64,
 }
 
 impl ChatReport {
@@ -158,7 +170,8 @@ impl ChatReport {
                 "\"said\":{},\"delivered\":{},\"deliveries_per_sec\":{:.1},\"window_s\":{:.3},",
                 "\"join_s\":{:.3},\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},",
                 "\"errors\":{{\"join\":{},\"mismatch\":{},\"out_of_order\":{},\"unexpected\":{},",
-                "\"closed\":{},\"missing\":{}}},\"rss_per_user\":{}}}"
+                "\"closed\":{},\"missing\":{}}},\"rss_per_user\":{},\"rss_peak_kib\":{},",
+                "\"silent\":{},\"dropped\":{}}}"
             ),
             self.config.users,
             self.config.senders,
@@ -178,7 +191,11 @@ impl ChatReport {
             e.closed,
             e.missing,
             self.rss_per_user()
-                .map_or("null".to_string(), |b| format!("{b:.0}"))
+                .map_or("null".to_string(), |b| format!("{b:.0}")),
+            self.rss_peak_kib
+                .map_or("null".to_string(), |k| k.to_string()),
+            self.config.silent,
+            self.dropped
         )
     }
 }
@@ -214,7 +231,15 @@ impl fmt::Display for ChatReport {
         if let (Some((before, idle)), Some(per)) = (self.rss_kib, self.rss_per_user()) {
             writeln!(
                 f,
-                "server rss   before {before} KiB  idle {idle} KiB  {per:.0} B per idle user"
+                "server rss   before {before} KiB  idle {idle} KiB  {per:.0} B per idle user  peak while chatting {} KiB",
+                self.rss_peak_kib.unwrap_or(0)
+            )?;
+        }
+        if c.silent > 0 {
+            writeln!(
+                f,
+                "silent       {} users never read; {} dropped by the server",
+                c.silent, self.dropped
             )?;
         }
         let e = &self.errors;
@@ -261,6 +286,12 @@ struct Run {
     start: Instant,
     /// Users in the room when it is full.
     users_total: usize,
+    /// Users from this index on stop reading once the chat starts.
+    silent_from: usize,
+    /// The chat has started.
+    chatting: bool,
+    /// Silent users the server closed.
+    dropped: u64,
     ready: usize,
     delivered: u64,
     delivered_in_window: u64,
@@ -322,7 +353,11 @@ impl Run {
     fn close(&mut self, r: usize) {
         if !self.users[r].closed {
             self.users[r].closed = true;
-            self.errors.closed += 1;
+            // A silent user's closing is expected; the room's announcement
+            // counts it (`dropped`).
+            if r < self.silent_from {
+                self.errors.closed += 1;
+            }
         }
     }
 
@@ -360,7 +395,15 @@ impl Run {
             return;
         }
         let Some(at) = memchr::memmem::find(line, SAYS) else {
-            self.errors.unexpected += 1;
+            // Silent users leave as too slow, which is the point of them;
+            // the first user (never silent) counts the announcements.
+            if self.silent_from < self.users_total && line.ends_with(b" left (too slow)") {
+                if r == 0 {
+                    self.dropped += 1;
+                }
+            } else {
+                self.errors.unexpected += 1;
+            }
             return;
         };
         let (name, said) = (&line[..at], &line[at + SAYS.len()..]);
@@ -416,11 +459,33 @@ impl Run {
             if writable {
                 self.flush(r);
             }
+            if self.chatting && r >= self.silent_from {
+                // A silent user reads nothing while the others chat.
+                continue;
+            }
             if readable {
                 self.read(r);
             }
         }
         Ok(())
+    }
+}
+
+/// Asks the kernel for a small receive buffer on `stream` (a silent user),
+/// so what the server sends it stays mostly in the server's queue.
+fn shrink_receive_buffer(stream: &MioStream) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 4096;
+    // SAFETY: setsockopt on a socket this run owns, with a pointer to a
+    // live `c_int` and its size.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 
@@ -445,10 +510,10 @@ fn parse_payload(said: &[u8]) -> Option<(usize, u64, u64)> {
 
 /// Runs the chat scenario against `cfg.addr`.
 pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
-    if cfg.users == 0 || cfg.senders == 0 || cfg.senders > cfg.users {
+    if cfg.users == 0 || cfg.senders == 0 || cfg.senders + cfg.silent > cfg.users {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "need 1 <= senders <= users",
+            "need 1 <= senders and senders + silent <= users",
         ));
     }
     let _ = crate::loadgen::raise_nofile_limit();
@@ -460,6 +525,9 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
         senders: cfg.senders,
         start,
         users_total: cfg.users,
+        silent_from: cfg.users.saturating_sub(cfg.silent),
+        chatting: false,
+        dropped: 0,
         ready: 0,
         delivered: 0,
         delivered_in_window: 0,
@@ -546,7 +614,12 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
         None => None,
     };
 
-    // 2. Chat on schedule.
+    // 2. Chat on schedule; the silent users stop reading, with a small
+    // receive buffer so that the server's backlog for them builds up.
+    run.chatting = true;
+    for r in run.silent_from.min(joined)..joined {
+        shrink_receive_buffer(&run.users[r].stream);
+    }
     let senders = cfg.senders.min(joined);
     let mut seq = vec![0u64; senders];
     let step = cfg.interval / senders as u32;
@@ -556,6 +629,8 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
     run.window_end = Some(end);
     let mut said = 0u64;
     let mut last_progress = t0;
+    let mut rss_peak_kib: Option<u64> = None;
+    let mut last_rss = t0;
     let mut line = Vec::with_capacity(cfg.line_bytes + 1);
     loop {
         let now = Instant::now();
@@ -586,6 +661,14 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
                 run.flush(s);
             }
         }
+        if let Some(pid) = cfg.server_pid {
+            if now.duration_since(last_rss) >= Duration::from_millis(250) {
+                last_rss = now;
+                if let Some(k) = crate::loadgen::read_rss_kib(pid) {
+                    rss_peak_kib = Some(rss_peak_kib.map_or(k, |p| p.max(k)));
+                }
+            }
+        }
         let next = due.iter().min().copied().unwrap_or(end).min(end);
         run.turn(&mut events, next.saturating_duration_since(Instant::now()))?;
         if cfg.progress && now.duration_since(last_progress) >= Duration::from_secs(1) {
@@ -600,7 +683,8 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
     let window = t0.elapsed();
 
     // 3. Drain.
-    let expected = said * joined as u64;
+    let listening = joined.min(run.silent_from) as u64;
+    let expected = said * listening;
     let deadline = Instant::now() + cfg.drain_timeout;
     while run.delivered < expected && Instant::now() < deadline {
         for s in 0..senders {
@@ -624,6 +708,8 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
         latency: Latency::from_histogram(&us_to_ns(&run.hist)),
         errors: run.errors,
         rss_kib: rss_before.zip(rss_idle),
+        rss_peak_kib,
+        dropped: run.dropped,
     })
 }
 
