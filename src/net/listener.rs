@@ -25,6 +25,7 @@ use mio::net::TcpListener;
 use mio::Interest;
 
 use crate::actor::{Actor, Addr, Ctx, ExitReason, Recipient};
+use crate::net::local::NetLocal;
 use crate::net::socket::{Socket, SocketConfig, SocketEvent};
 use crate::reactor::Ready;
 
@@ -188,6 +189,8 @@ pub struct Listener {
     retry_armed: bool,
     /// Accepting is paused after resource exhaustion.
     paused: bool,
+    /// Parked by the buffer memory budget, until it is released.
+    mem_parked: bool,
     backoff: Duration,
     /// Accept failures in the current exhaustion burst (logged once).
     burst_failures: u64,
@@ -226,6 +229,7 @@ impl Listener {
             may_accept: false,
             retry_armed: false,
             paused: false,
+            mem_parked: false,
             backoff: ACCEPT_BACKOFF_MIN,
             burst_failures: 0,
             accepted: 0,
@@ -285,6 +289,9 @@ impl Listener {
     fn accept(&mut self, ctx: &mut Ctx<'_, Self>) {
         let me = ctx.me();
         while self.credit > 0 && self.may_accept && !self.paused {
+            if self.budget_pressed(ctx) {
+                return;
+            }
             let Some(socket) = self.socket.as_ref() else {
                 return;
             };
@@ -318,6 +325,28 @@ impl Listener {
                 }
             }
         }
+    }
+
+    /// True while the buffer memory budget is pressed: the listener parks
+    /// (once) and is woken when the budget falls below its low mark;
+    /// connections wait in the backlog meanwhile.
+    #[inline]
+    fn budget_pressed(&mut self, ctx: &mut Ctx<'_, Self>) -> bool {
+        let me = ctx.id();
+        let budget = &mut ctx.local::<NetLocal>().budget;
+        if !budget.pressed() {
+            self.mem_parked = false;
+            return false;
+        }
+        if !self.mem_parked {
+            self.mem_parked = true;
+            budget.park(me);
+            log::info!(
+                "{}: accepting paused: buffer memory is over its high mark",
+                self.spec
+            );
+        }
+        true
     }
 
     /// Stops accepting for a while after `accept` failed for lack of
@@ -418,6 +447,9 @@ impl Actor for Listener {
 
     fn io_ready(&mut self, ctx: &mut Ctx<'_, Self>, _ready: Ready) {
         self.may_accept = true;
+        // Woken by the budget (its list no longer has us) or by a
+        // connection: park again if still pressed.
+        self.mem_parked = false;
         self.accept(ctx);
     }
 

@@ -4,6 +4,7 @@
 
 use bytes::BytesMut;
 
+use crate::net::budget::{Act, Budget};
 use crate::reactor::{Counters, Local, Metrics};
 
 /// Per-socket counters, summed over every socket of a reactor. They appear
@@ -215,6 +216,8 @@ pub(crate) struct NetLocal {
     read: Pool,
     write: Pool,
     pub(crate) stats: SocketStats,
+    /// The buffer memory budget.
+    pub(crate) budget: Budget,
 }
 
 impl Default for NetLocal {
@@ -223,11 +226,39 @@ impl Default for NetLocal {
             read: Pool::new(READ_POOL_MAX),
             write: Pool::new(WRITE_POOL_MAX),
             stats: SocketStats::default(),
+            budget: Budget::default(),
         }
     }
 }
 
 impl NetLocal {
+    /// Bytes the pools keep.
+    #[inline]
+    pub(crate) fn pool_bytes(&self) -> usize {
+        self.read.bytes + self.write.bytes
+    }
+
+    /// Everything accounted: the sockets' charges and the pools.
+    #[inline]
+    pub(crate) fn total(&self) -> usize {
+        self.budget.sockets + self.pool_bytes()
+    }
+
+    /// A socket's charge went from `was` to `now`.
+    #[inline]
+    pub(crate) fn charge(&mut self, was: usize, now: usize) -> Act {
+        let pools = self.pool_bytes();
+        self.budget.charge(was, now, pools)
+    }
+
+    /// True if a socket should stop reading: the budget is pressed and the
+    /// socket holds memory without progress (`holding`), or the budget is
+    /// at its limit.
+    #[inline]
+    pub(crate) fn must_park(&self, holding: bool) -> bool {
+        self.budget.pressed() && (holding || self.budget.full(self.total()))
+    }
+
     /// An empty read buffer with room for at least `min` bytes.
     pub(crate) fn take_read(&mut self, min: usize) -> BytesMut {
         self.read.take(min, true)
@@ -260,10 +291,29 @@ impl Local for NetLocal {
         }
     }
 
+    /// The total fell by what the pools kept: that may release the
+    /// parked, with nobody else active to wake them.
+    fn to_wake(&mut self, out: &mut Vec<crate::reactor::ActorId>) {
+        if self.budget.check(self.total()) == Act::Release {
+            out.append(&mut self.budget.take_parked());
+        }
+    }
+
     fn counters(&self) -> Option<Counters> {
-        cfg!(feature = "metrics").then(|| Counters {
-            group: "sockets",
-            values: NAMES.into_iter().zip(self.stats.values()).collect(),
+        cfg!(feature = "metrics").then(|| {
+            let b = &self.budget;
+            let mut values: Vec<_> = NAMES.into_iter().zip(self.stats.values()).collect();
+            values.extend([
+                ("mem_high", b.high_events),
+                ("parks", b.parks),
+                ("overload", b.overload_closes),
+            ]);
+            let m = b.snapshot(self.pool_bytes());
+            Counters {
+                group: "sockets",
+                values,
+                gauges: vec![("mem", m.total as u64), ("mem_peak", m.peak as u64)],
+            }
         })
     }
 }

@@ -31,15 +31,36 @@
 //! | permission to deliver one unit (or accept one connection) | *credit* (`issue_credit(ctx, n)`, `infinite_credit`, `zero_credit`) |
 //! | a socket's settings | [`SocketConfig`] |
 
+mod budget;
 pub mod framing;
 pub mod listener;
 mod local;
 pub mod socket;
 mod sys;
 
+pub use budget::{default_buffer_limit, BufferMemory};
 pub use framing::{Delimiter, Framer, Mode, Text, Unit, UnitError};
 pub use listener::{ListenError, ListenSpec, Listener, ListenerEvent, ListenerMsg};
 pub use local::SocketStats;
 pub use socket::{
     CloseReason, CreditOp, OverlongPolicy, Socket, SocketConfig, SocketEvent, SocketMsg,
 };
+
+/// Sets the reactor's buffer memory budget: the most bytes every socket's
+/// read buffer and output queue, and the buffer pools, may hold together
+/// (`None`, the default: no limit). Above three quarters of it, sockets
+/// whose peers do not read stop reading and listeners stop accepting,
+/// until it falls below half; at the limit, the connections holding the
+/// most are closed with [`CloseReason::Overload`]. Call it before the
+/// sockets start, from the reactor's thread (`ctx.core()` in an actor).
+pub fn set_buffer_limit(core: &mut crate::Core, limit: Option<usize>) {
+    core.local::<local::NetLocal>().budget.set_limit(limit);
+}
+
+/// The reactor's buffer memory now: its total, its parts and what the
+/// budget did. Between turns the total is exactly the sum of the sockets'
+/// [`Addr::<Socket>::buffered`] figures and the pools' bytes.
+pub fn buffer_memory(core: &mut crate::Core) -> BufferMemory {
+    let net = core.local::<local::NetLocal>();
+    net.budget.snapshot(net.pool_bytes())
+}

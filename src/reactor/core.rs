@@ -444,7 +444,9 @@ impl<L: Layer> Core<L> {
                 unsafe { (slot.vtable.trim)(slot.cell) };
             }
         }
-        self.locals.trim();
+        for id in self.locals.trim() {
+            self.wake(id);
+        }
         L::trim(self);
     }
 

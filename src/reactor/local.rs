@@ -10,13 +10,20 @@
 use std::any::{Any, TypeId};
 use std::fmt;
 
-use crate::reactor::Counters;
+use crate::reactor::{ActorId, Counters};
 
 /// State kept once per reactor. Both hooks are optional.
 pub trait Local: Default + 'static {
     /// Frees memory held for reuse. Called about once a second while the
     /// reactor is busy, and never while it sleeps.
     fn trim(&mut self) {}
+
+    /// Right after [`Local::trim`]: actors to wake (their I/O hook sees
+    /// [`Ready::is_wake`]), for an extension whose trim freed what they
+    /// wait for.
+    ///
+    /// [`Ready::is_wake`]: crate::reactor::Ready::is_wake
+    fn to_wake(&mut self, _out: &mut Vec<ActorId>) {}
 
     /// Counters to include in the reactor's metrics snapshot, as one named
     /// group (see [`Counters`]).
@@ -28,7 +35,7 @@ pub trait Local: Default + 'static {
 struct Entry {
     type_id: TypeId,
     value: Box<dyn Any>,
-    trim: fn(&mut dyn Any),
+    trim: fn(&mut dyn Any, &mut Vec<ActorId>),
     counters: fn(&dyn Any) -> Option<Counters>,
 }
 
@@ -44,9 +51,10 @@ impl fmt::Debug for Locals {
     }
 }
 
-fn trim_as<T: Local>(v: &mut dyn Any) {
+fn trim_as<T: Local>(v: &mut dyn Any, wake: &mut Vec<ActorId>) {
     if let Some(v) = v.downcast_mut::<T>() {
         v.trim();
+        v.to_wake(wake);
     }
 }
 
@@ -90,10 +98,13 @@ impl Locals {
         }
     }
 
-    pub(crate) fn trim(&mut self) {
+    /// Trims every value; returns the actors they ask to wake.
+    pub(crate) fn trim(&mut self) -> Vec<ActorId> {
+        let mut wake = Vec::new();
         for e in &mut self.entries {
-            (e.trim)(&mut *e.value);
+            (e.trim)(&mut *e.value, &mut wake);
         }
+        wake
     }
 
     pub(crate) fn counters(&self) -> Vec<Counters> {
@@ -118,6 +129,7 @@ mod tests {
             Some(Counters {
                 group: "pool",
                 values: vec![("bytes", self.0.len() as u64)],
+                gauges: Vec::new(),
             })
         }
     }

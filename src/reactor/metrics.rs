@@ -30,15 +30,19 @@ use std::time::{Duration, Instant};
 pub struct Counters {
     /// The group's name, e.g. `sockets`.
     pub group: &'static str,
-    /// `(name, value)` pairs, in the order they are printed.
+    /// `(name, value)` pairs, in the order they are printed: counts, of
+    /// which an interval line shows the change.
     pub values: Vec<(&'static str, u64)>,
+    /// `(name, value)` pairs printed as they are (levels, not counts).
+    pub gauges: Vec<(&'static str, u64)>,
 }
 
 impl Counters {
-    /// The value of the counter `name`, if the group has one.
+    /// The value of the counter or gauge `name`, if the group has one.
     pub fn get(&self, name: &str) -> Option<u64> {
         self.values
             .iter()
+            .chain(&self.gauges)
             .find(|(n, _)| *n == name)
             .map(|(_, v)| *v)
     }
@@ -306,6 +310,9 @@ impl Metrics {
             for &(name, v) in &group.values {
                 let was = before.and_then(|b| b.get(name)).unwrap_or(0);
                 let _ = write!(line, " {name}={}", v.saturating_sub(was));
+            }
+            for &(name, v) in &group.gauges {
+                let _ = write!(line, " {name}={v}");
             }
         }
         let _ = write!(

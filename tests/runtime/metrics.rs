@@ -213,6 +213,7 @@ impl credit_actors::Local for Hits {
         Some(credit_actors::Counters {
             group: "hits",
             values: vec![("hits", self.hits)],
+            gauges: Vec::new(),
         })
     }
 }

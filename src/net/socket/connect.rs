@@ -9,7 +9,9 @@ use mio::net::TcpStream;
 use mio::Interest;
 
 use crate::actor::{Actor, Addr, Ctx};
-use crate::net::socket::{CloseReason, Cmd, Socket, SocketConfig, SocketEvent, SocketMsg, State};
+use crate::net::socket::{
+    flags, CloseReason, Cmd, Socket, SocketConfig, SocketEvent, SocketMsg, State,
+};
 use crate::reactor::Ready;
 
 impl Socket {
@@ -143,7 +145,7 @@ impl Socket {
                 self.emit(ctx, SocketEvent::Connected(me, peer));
                 self.arm_idle(ctx);
                 if !self.out.is_empty() {
-                    self.flush_pending = true;
+                    self.set(flags::FLUSH_PENDING);
                     ctx.at_turn_end();
                 }
                 self.pump(ctx);

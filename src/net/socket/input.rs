@@ -11,7 +11,9 @@ use std::io;
 use crate::actor::{Ctx, Recipient};
 use crate::net::framing::{Unit, UnitError};
 use crate::net::local::NetLocal;
-use crate::net::socket::{CloseReason, CreditOp, OverlongPolicy, Socket, SocketEvent, State};
+use crate::net::socket::{
+    flags, CloseReason, CreditOp, OverlongPolicy, Socket, SocketEvent, State,
+};
 use crate::net::sys;
 
 /// Credit that never runs out.
@@ -98,7 +100,7 @@ impl Socket {
     ) -> Option<(Recipient<SocketEvent>, Result<Unit, UnitError>)> {
         if self.state != State::Open
             || self.credit == 0
-            || self.held
+            || self.has(flags::HELD)
             || self.config.overlong == OverlongPolicy::Close
         {
             return None;
@@ -118,11 +120,12 @@ impl Socket {
     /// ran dry, asks for its turn-end hook, which gives the buffer back to
     /// the pool.
     pub(super) fn after_units_in_place(&mut self) -> (bool, bool) {
-        let release = self.rbuf.is_empty() && self.rbuf.capacity() > 0 && !self.flush_pending;
+        let release =
+            self.rbuf.is_empty() && self.rbuf.capacity() > 0 && !self.has(flags::FLUSH_PENDING);
         if release {
-            self.flush_pending = true;
+            self.set(flags::FLUSH_PENDING);
         }
-        let closing = self.eof && !self.closed_sent;
+        let closing = self.has(flags::EOF) && !self.has(flags::CLOSED_SENT);
         (
             (self.credit > 0 || closing) && self.input_waiting(),
             release,
@@ -138,7 +141,9 @@ impl Socket {
     /// the buffer, bytes the kernel may hold, or the close not yet told.
     fn input_waiting(&self) -> bool {
         self.state == State::Open
-            && (!self.rbuf.is_empty() || self.may_read || (self.eof && !self.closed_sent))
+            && (!self.rbuf.is_empty()
+                || self.may_read
+                || (self.has(flags::EOF) && !self.has(flags::CLOSED_SENT)))
     }
 
     /// Changes how input is cut. True if buffered input may now make units
@@ -172,8 +177,9 @@ impl Socket {
         let mut fresh = false;
         loop {
             let mut exhausted = false;
-            while self.credit > 0 && !self.held {
-                match self.framer.next_unit(&mut self.rbuf, self.eof) {
+            while self.credit > 0 && !self.has(flags::HELD) {
+                let eof = self.has(flags::EOF);
+                match self.framer.next_unit(&mut self.rbuf, eof) {
                     Some(unit) => {
                         if self.credit != INFINITE {
                             self.credit -= 1;
@@ -206,14 +212,24 @@ impl Socket {
                 // Out of credit (or held) with input possibly waiting.
                 if !self.rbuf.is_empty() || self.may_read {
                     metric! {
-                        ctx.local::<NetLocal>().stats.credit_stalls += u64::from(!self.held);
+                        ctx.local::<NetLocal>().stats.credit_stalls += u64::from(!self.has(flags::HELD));
                     }
                 }
                 break;
             }
-            if self.eof || !self.may_read {
+            if self.has(flags::EOF) || !self.may_read {
                 self.count_units(ctx);
                 break;
+            }
+            if self.must_park(ctx) {
+                self.count_units(ctx);
+                self.park(ctx);
+                break;
+            }
+            if self.has(flags::PARKED) {
+                // The peer caught up, or the budget allows it: reading
+                // again.
+                self.clear(flags::PARKED);
             }
             if self.rbuf.capacity() == 0 {
                 let want = self.config.read_size.max(self.read_hint.size());
@@ -236,15 +252,18 @@ impl Socket {
                 }
             }
         }
-        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 && !self.flush_pending {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 && !self.has(flags::FLUSH_PENDING) {
             // An idle socket keeps no read buffer: it goes back to the pool
             // at the end of the turn, once the controller has handled the
             // units cut from it, so the next read can reuse it whole.
-            self.flush_pending = true;
+            self.set(flags::FLUSH_PENDING);
             ctx.at_turn_end();
         }
-        if self.eof && !self.closed_sent && (self.rbuf.is_empty() || self.framer.is_discarding()) {
-            self.closed_sent = true;
+        if self.has(flags::EOF)
+            && !self.has(flags::CLOSED_SENT)
+            && (self.rbuf.is_empty() || self.framer.is_discarding())
+        {
+            self.set(flags::CLOSED_SENT);
             let me = ctx.me();
             self.emit(ctx, SocketEvent::Closed(me, CloseReason::Orderly));
         }
@@ -318,7 +337,7 @@ impl Socket {
             ctx.trace_id('R', ctx.id(), Some(n as u64));
         }
         if n == 0 {
-            self.eof = true;
+            self.set(flags::EOF);
             self.may_read = false;
             return Ok(true);
         }
@@ -326,7 +345,7 @@ impl Socket {
             ctx.local::<NetLocal>().stats.bytes_in += n as u64;
         }
         self.input_at(ctx.now());
-        if n < room && !self.read_closed {
+        if n < room && !self.has(flags::READ_CLOSED) {
             // A short read drained the socket: the next arrival raises a new
             // edge, so there is no need to spend a syscall on WouldBlock.
             // Not so once the peer's FIN was reported: the EOF behind these

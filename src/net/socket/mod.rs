@@ -30,6 +30,7 @@
 
 mod connect;
 mod input;
+pub(crate) mod memory;
 pub(crate) mod output;
 mod timers;
 
@@ -93,6 +94,10 @@ pub enum CloseReason {
     /// Output still queued after a flush passed `max_backlog`: the peer
     /// reads too slowly.
     Backlog,
+    /// The reactor's buffer memory budget was exhausted and this
+    /// connection was among those holding the most (see
+    /// [`set_buffer_limit`](crate::net::set_buffer_limit)).
+    Overload,
 }
 
 impl CloseReason {
@@ -125,6 +130,9 @@ impl fmt::Display for CloseReason {
             CloseReason::Backlog => {
                 f.write_str("output backlog over the limit: the peer reads too slowly")
             }
+            CloseReason::Overload => f.write_str(
+                "overload: the server's buffer memory is exhausted and this connection held the most",
+            ),
         }
     }
 }
@@ -221,6 +229,8 @@ pub(super) enum Cmd {
     IdleCheck,
     WriteCheck,
     LingerExpired,
+    /// Close for overload; the bytes held when chosen.
+    Overload(usize),
 }
 
 /// What a send queues: pieces by handle, or a short slice to copy.
@@ -323,17 +333,11 @@ pub struct Socket {
     cold: Option<Box<Cold>>,
     /// The kernel may hold bytes no readiness event will announce again.
     may_read: bool,
-    /// The peer finished sending.
-    eof: bool,
-    /// A readiness event reported the peer's FIN (EPOLLRDHUP): EOF is
-    /// pending even after a short read, and no further edge will say so.
-    read_closed: bool,
-    closed_sent: bool,
-    /// Input held back: output above the high-water mark.
-    held: bool,
-    /// The turn-end hook is asked for (to flush output, and to give an
-    /// emptied read buffer back to the pool).
-    flush_pending: bool,
+    /// The buffer bytes last reported to the memory budget (at most
+    /// `u32::MAX`: a socket's charge is capped there).
+    charged: u32,
+    /// State bits: see [`flags`].
+    flags: u8,
 }
 
 /// The parts of a socket that only some sockets use: those that connect,
@@ -369,7 +373,44 @@ fn terminator_of<'a>(cold: &'a Option<Box<Cold>>, config: &'a SocketConfig) -> &
     }
 }
 
+/// The socket's state bits, in one byte (every connection holds them).
+pub(super) mod flags {
+    /// The peer finished sending.
+    pub(crate) const EOF: u8 = 1;
+    /// A readiness event reported the peer's FIN (EPOLLRDHUP): EOF is
+    /// pending even after a short read, and no further edge will say so.
+    pub(crate) const READ_CLOSED: u8 = 2;
+    /// `closed` was sent to the controller.
+    pub(crate) const CLOSED_SENT: u8 = 4;
+    /// Input held back: output above the high-water mark.
+    pub(crate) const HELD: u8 = 8;
+    /// The turn-end hook is asked for (to flush output, and to give an
+    /// emptied read buffer back to the pool).
+    pub(crate) const FLUSH_PENDING: u8 = 16;
+    /// Output was left after the last flush: the peer is not keeping up.
+    pub(crate) const BLOCKED: u8 = 32;
+    /// Stopped reading for memory, until woken.
+    pub(crate) const PARKED: u8 = 64;
+    /// Among the memory budget's holders.
+    pub(crate) const LISTED: u8 = 128;
+}
+
 impl Socket {
+    #[inline(always)]
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    #[inline(always)]
+    fn set(&mut self, flag: u8) {
+        self.flags |= flag;
+    }
+
+    #[inline(always)]
+    fn clear(&mut self, flag: u8) {
+        self.flags &= !flag;
+    }
+
     fn new(
         stream: Option<TcpStream>,
         state: State,
@@ -396,11 +437,8 @@ impl Socket {
             config,
             cold,
             may_read: true,
-            eof: false,
-            read_closed: false,
-            closed_sent: false,
-            held: false,
-            flush_pending: false,
+            charged: 0,
+            flags: 0,
         }
     }
 
@@ -485,8 +523,8 @@ impl Socket {
     fn fail(&mut self, ctx: &mut Ctx<'_, Self>, reason: CloseReason) {
         let err = RequestError::rejected(format!("connection closed: {reason}"));
         self.fail_output(ctx, &err);
-        if !self.closed_sent || !reason.is_orderly() {
-            self.closed_sent = true;
+        if !self.has(flags::CLOSED_SENT) || !reason.is_orderly() {
+            self.set(flags::CLOSED_SENT);
             let me = ctx.me();
             self.emit(ctx, SocketEvent::Closed(me, reason));
         }
@@ -517,7 +555,58 @@ impl Actor for Socket {
         self.arm_idle(ctx);
     }
 
-    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, SocketMsg(cmd): SocketMsg) {
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: SocketMsg) {
+        self.command(ctx, msg);
+        self.settle(ctx);
+    }
+
+    fn io_ready(&mut self, ctx: &mut Ctx<'_, Self>, ready: Ready) {
+        self.ready(ctx, ready);
+        self.settle(ctx);
+    }
+
+    fn trim(&mut self) {
+        self.out.trim();
+    }
+
+    fn turn_end(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.clear(flags::FLUSH_PENDING);
+        self.flush(ctx);
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
+            let buf = std::mem::take(&mut self.rbuf);
+            ctx.local::<NetLocal>().give_read(buf);
+            self.read_hint.released();
+        }
+        self.settle(ctx);
+    }
+
+    fn link_exit(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        _peer: ActorId,
+        _reason: &ExitReason,
+    ) -> LinkAction {
+        // The controller is gone: nobody will read our events, but what it
+        // sent before dying still goes out.
+        self.drain(ctx);
+        self.settle(ctx);
+        LinkAction::Stay
+    }
+
+    fn stopped(&mut self, ctx: &mut Ctx<'_, Self>, _reason: &ExitReason) {
+        self.fail_output(ctx, &RequestError::rejected("connection closed"));
+        let buf = std::mem::take(&mut self.rbuf);
+        if buf.capacity() > 0 {
+            ctx.local::<NetLocal>().give_read(buf);
+        }
+        self.settle(ctx);
+        let me = ctx.id();
+        ctx.local::<NetLocal>().budget.ended(me);
+    }
+}
+
+impl Socket {
+    fn command(&mut self, ctx: &mut Ctx<'_, Self>, SocketMsg(cmd): SocketMsg) {
         match cmd {
             Cmd::Credit(op) => self.credit(ctx, op),
             Cmd::Send(cmd) => self.push_send(ctx, &cmd.head, &cmd.body, cmd.line),
@@ -564,10 +653,16 @@ impl Actor for Socket {
             Cmd::IdleCheck => self.idle_check(ctx),
             Cmd::WriteCheck => self.write_check(ctx),
             Cmd::LingerExpired => self.linger_expired(ctx),
+            Cmd::Overload(held) => self.overload(ctx, held),
         }
     }
 
-    fn io_ready(&mut self, ctx: &mut Ctx<'_, Self>, ready: Ready) {
+    fn ready(&mut self, ctx: &mut Ctx<'_, Self>, ready: Ready) {
+        if ready.is_wake() {
+            // The budget's list of the parked no longer has this socket:
+            // it parks (and is listed) again if it must.
+            self.clear(flags::PARKED);
+        }
         if self.state == State::Connecting {
             self.connect_ready(ctx, ready);
             return;
@@ -575,47 +670,16 @@ impl Actor for Socket {
         if ready.is_writable() && !self.out.is_empty() {
             self.flush(ctx);
         }
-        if ready.is_readable() && !self.eof {
+        if ready.is_readable() && !self.has(flags::EOF) {
             self.may_read = true;
-            self.read_closed |= ready.is_read_closed() || ready.is_error();
+            if ready.is_read_closed() || ready.is_error() {
+                self.set(flags::READ_CLOSED);
+            }
             self.pump(ctx);
         } else if ready.is_wake() {
-            // Credit arrived in place (`Core::direct`) while input waited.
+            // Credit arrived in place (`Core::direct`) while input waited,
+            // or the memory budget released the parked.
             self.pump(ctx);
-        }
-    }
-
-    fn trim(&mut self) {
-        self.out.trim();
-    }
-
-    fn turn_end(&mut self, ctx: &mut Ctx<'_, Self>) {
-        self.flush_pending = false;
-        self.flush(ctx);
-        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
-            let buf = std::mem::take(&mut self.rbuf);
-            ctx.local::<NetLocal>().give_read(buf);
-            self.read_hint.released();
-        }
-    }
-
-    fn link_exit(
-        &mut self,
-        ctx: &mut Ctx<'_, Self>,
-        _peer: ActorId,
-        _reason: &ExitReason,
-    ) -> LinkAction {
-        // The controller is gone: nobody will read our events, but what it
-        // sent before dying still goes out.
-        self.drain(ctx);
-        LinkAction::Stay
-    }
-
-    fn stopped(&mut self, ctx: &mut Ctx<'_, Self>, _reason: &ExitReason) {
-        self.fail_output(ctx, &RequestError::rejected("connection closed"));
-        let buf = std::mem::take(&mut self.rbuf);
-        if buf.capacity() > 0 {
-            ctx.local::<NetLocal>().give_read(buf);
         }
     }
 }
@@ -855,6 +919,13 @@ impl Addr<Socket> {
     /// Closes the socket once queued output is flushed.
     pub fn stop<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {
         ctx.send(*self, SocketMsg(Cmd::Stop));
+    }
+    /// The buffer bytes the socket holds now (its read buffer's capacity,
+    /// its unsent output and its output buffer's spare room), if it can be
+    /// looked at from here: on this reactor, not running, and with no mail
+    /// waiting. What it reports to the memory budget at each turn's end.
+    pub fn buffered<A: Actor>(&self, ctx: &mut Ctx<'_, A>) -> Option<usize> {
+        ctx.direct(*self).map(|s| s.buffered())
     }
     /// Sends the peer EOF once queued output is flushed (shuts the write
     /// side down), and goes on reading: the peer may still answer.

@@ -24,7 +24,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::actor::{Actor, Addr, Ctx, Reply, RequestError};
 use crate::net::local::NetLocal;
-use crate::net::socket::{CloseReason, Cmd, Socket, SocketMsg, State};
+use crate::net::socket::{flags, CloseReason, Cmd, Socket, SocketMsg, State};
 
 /// Pieces at least this long are queued by reference, not copied.
 const COPY_LIMIT: usize = 2048;
@@ -136,6 +136,13 @@ impl Output {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.queued == 0
+    }
+
+    /// Bytes held: those queued and not yet written, and the spare room of
+    /// the tail buffer.
+    #[inline]
+    pub(crate) fn held(&self) -> usize {
+        self.queued + (self.tail.capacity() - self.tail.len())
     }
 
     pub(crate) fn written(&self) -> u64 {
@@ -415,12 +422,12 @@ impl Socket {
     #[inline(always)]
     fn queued(&mut self, now: std::time::Instant) -> Queued {
         let mut q = Queued::default();
-        if self.out.queued() > 0 && !self.flush_pending {
-            self.flush_pending = true;
+        if self.out.queued() > 0 && !self.has(flags::FLUSH_PENDING) {
+            self.set(flags::FLUSH_PENDING);
             q.turn_end = true;
         }
-        if self.out.queued() > self.config.high_water && !self.held {
-            self.held = true;
+        if self.out.queued() > self.config.high_water && !self.has(flags::HELD) {
+            self.set(flags::HELD);
             q.high_water = true;
         }
         q.write_check = self.write_check_due(now);
@@ -519,9 +526,13 @@ impl Socket {
         if let Some(tail) = self.out.take_idle_tail() {
             ctx.local::<NetLocal>().give_tail(tail);
         }
-        if let Err(e) = result {
-            self.fail(ctx, CloseReason::from_io(&e));
-            return;
+        match result {
+            Ok(Flushed::All) => self.clear(flags::BLOCKED),
+            Ok(Flushed::Blocked) => self.set(flags::BLOCKED),
+            Err(e) => {
+                self.fail(ctx, CloseReason::from_io(&e));
+                return;
+            }
         }
         if self
             .config
@@ -531,8 +542,12 @@ impl Socket {
             self.fail(ctx, CloseReason::Backlog);
             return;
         }
-        if self.held && self.out.queued() <= self.config.high_water / 2 {
-            self.held = false;
+        if self.has(flags::HELD) && self.out.queued() <= self.config.high_water / 2 {
+            self.clear(flags::HELD);
+            self.pump(ctx);
+        } else if self.flags & (flags::PARKED | flags::BLOCKED) == flags::PARKED {
+            // Parked for memory, and the peer has caught up: read if the
+            // budget allows it now.
             self.pump(ctx);
         }
         if self.state == State::Draining && self.out.is_empty() {

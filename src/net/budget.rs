@@ -1,0 +1,335 @@
+//! The reactor's buffer memory against one limit: every socket's read
+//! buffer and output queue, and the buffer pools.
+//!
+//! Each socket keeps the figure it last reported (its *charge*: the
+//! capacity of its read buffer, plus its unsent output and the spare room
+//! of its output buffer) and reports the difference when it settles: after
+//! each read, each flush and each hand-back of a buffer, and when it ends.
+//! Every socket that was written to in a turn is flushed, and so settled,
+//! at the end of that turn. Between turns the total is therefore exactly
+//! the sum of the sockets' charges and the pools' bytes; a send made in
+//! place during a turn is counted at that turn's end. The cost is an add
+//! and a compare per settle, never per line.
+//!
+//! As the total grows ([`Budget::charge`]):
+//! 1. above the *high mark* (three quarters of the limit) the budget is
+//!    *pressed*: sockets whose peer is not reading (output left after a
+//!    flush) or that are collecting a long unit stop reading and park, and
+//!    listeners stop accepting; a socket that is drained and cutting short
+//!    units reads on, so a client that reads its replies keeps getting
+//!    them;
+//! 2. at the limit every socket stops reading;
+//! 3. at the limit the sockets holding the most (parked, or with output
+//!    left after a flush) are closed with `CloseReason::Overload` until
+//!    what remains is at most the high mark.
+//!
+//! Below the *low mark* (half the limit) the budget is no longer pressed
+//! and every parked socket and listener is woken.
+
+use std::collections::HashMap;
+
+use crate::actor::{ActorId, Addr};
+use crate::net::socket::Socket;
+
+/// A snapshot of a reactor's buffer memory (see [`buffer_memory`]).
+///
+/// [`buffer_memory`]: crate::net::buffer_memory
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BufferMemory {
+    /// The limit, if one is set.
+    pub limit: Option<usize>,
+    /// Bytes accounted now: `sockets + pools`.
+    pub total: usize,
+    /// The sum of the sockets' charges.
+    pub sockets: usize,
+    /// Bytes kept by the buffer pools.
+    pub pools: usize,
+    /// The largest total seen.
+    pub peak: usize,
+    /// True from passing the high mark until falling below the low mark.
+    pub pressed: bool,
+    /// Sockets and listeners parked, waiting for the low mark.
+    pub parked: usize,
+    /// Times the high mark was passed.
+    pub high_events: u64,
+    /// Connections closed with `CloseReason::Overload`.
+    pub overload_closes: u64,
+}
+
+/// What a change of the total asks of the socket that reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Act {
+    /// Nothing.
+    None,
+    /// The total fell below the low mark: wake the parked.
+    Release,
+    /// The total reached the limit: close the largest holders.
+    Overload,
+}
+
+/// The budget's state, in the socket layer's per-reactor state.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    limit: usize,
+    high: usize,
+    low: usize,
+    /// The sum of the sockets' charges.
+    pub(crate) sockets: usize,
+    pressed: bool,
+    /// Sockets and listeners parked for memory (a socket may be listed
+    /// twice; a dead one is skipped when woken).
+    parked: Vec<ActorId>,
+    /// Sockets that hold memory without making progress: parked, or with
+    /// output left after a flush. Their charge, to choose whom to close.
+    holders: HashMap<ActorId, (Addr<Socket>, usize)>,
+    /// Bytes held by sockets told to close for overload and not yet
+    /// ended: not counted again when choosing more.
+    closing: usize,
+    /// Those sockets, with what each held when chosen.
+    doomed: HashMap<ActorId, usize>,
+    peak: usize,
+    pub(crate) high_events: u64,
+    pub(crate) overload_closes: u64,
+    pub(crate) parks: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Budget {
+        Budget::new(None)
+    }
+}
+
+impl Budget {
+    pub(crate) fn new(limit: Option<usize>) -> Budget {
+        let limit = limit.unwrap_or(usize::MAX).max(1);
+        Budget {
+            limit,
+            high: limit / 4 * 3,
+            low: limit / 2,
+            sockets: 0,
+            pressed: false,
+            parked: Vec::new(),
+            holders: HashMap::new(),
+            closing: 0,
+            doomed: HashMap::new(),
+            peak: 0,
+            high_events: 0,
+            overload_closes: 0,
+            parks: 0,
+        }
+    }
+
+    /// Sets the limit (`None`: none); keeps what is accounted.
+    pub(crate) fn set_limit(&mut self, limit: Option<usize>) {
+        let fresh = Budget::new(limit);
+        self.limit = fresh.limit;
+        self.high = fresh.high;
+        self.low = fresh.low;
+    }
+
+    pub(crate) fn limit(&self) -> Option<usize> {
+        (self.limit != usize::MAX).then_some(self.limit)
+    }
+
+    /// True while the budget is pressed (see the module docs).
+    #[inline]
+    pub(crate) fn pressed(&self) -> bool {
+        self.pressed
+    }
+
+    /// True if `total` is at the limit.
+    #[inline]
+    pub(crate) fn full(&self, total: usize) -> bool {
+        total >= self.limit
+    }
+
+    /// A socket's charge went from `was` to `now`; `pools` is what the
+    /// pools keep. Says what the change asks for.
+    #[inline]
+    pub(crate) fn charge(&mut self, was: usize, now: usize, pools: usize) -> Act {
+        self.sockets = self.sockets - was + now;
+        self.check(self.sockets + pools)
+    }
+
+    /// Compares `total` with the marks.
+    pub(crate) fn check(&mut self, total: usize) -> Act {
+        if total > self.peak {
+            self.peak = total;
+        }
+        if total > self.high {
+            if !self.pressed {
+                self.pressed = true;
+                self.high_events += 1;
+                log::warn!(
+                    "buffer memory {total} bytes, over three quarters of the {} byte budget: \
+                     connections that do not read stop being read, accepting pauses",
+                    self.limit
+                );
+            }
+            if total >= self.limit && total.saturating_sub(self.closing) > self.high {
+                return Act::Overload;
+            }
+        } else if total < self.low && self.pressed {
+            self.pressed = false;
+            self.closing = 0;
+            self.doomed.clear();
+            log::info!(
+                "buffer memory {total} bytes, under half the budget: reading and accepting again"
+            );
+            return Act::Release;
+        }
+        Act::None
+    }
+
+    /// Notes `who` as parked.
+    pub(crate) fn park(&mut self, who: ActorId) {
+        self.parked.push(who);
+        self.parks += 1;
+    }
+
+    /// The parked, to wake (the list keeps its capacity through
+    /// [`Budget::parked_back`]).
+    pub(crate) fn take_parked(&mut self) -> Vec<ActorId> {
+        std::mem::take(&mut self.parked)
+    }
+
+    /// Gives the emptied list back.
+    pub(crate) fn parked_back(&mut self, mut list: Vec<ActorId>) {
+        list.clear();
+        if self.parked.is_empty() {
+            self.parked = list;
+        }
+    }
+
+    /// Lists (or updates) a socket that holds memory without progress.
+    pub(crate) fn hold(&mut self, sock: Addr<Socket>, charge: usize) {
+        self.holders.insert(sock.id(), (sock, charge));
+    }
+
+    /// Takes a socket off the holders.
+    pub(crate) fn unhold(&mut self, sock: ActorId) {
+        self.holders.remove(&sock);
+    }
+
+    /// A socket ended: if it was told to close for overload, what it held
+    /// is no longer closing.
+    #[inline]
+    pub(crate) fn ended(&mut self, sock: ActorId) {
+        if !self.doomed.is_empty() {
+            if let Some(charge) = self.doomed.remove(&sock) {
+                self.closing = self.closing.saturating_sub(charge);
+            }
+        }
+    }
+
+    /// The holders to close, largest first, until what remains (less what
+    /// is already closing) is at most the high mark; each taken off the
+    /// holders, with its charge.
+    pub(crate) fn victims(&mut self, total: usize) -> Vec<(Addr<Socket>, usize)> {
+        let mut out = Vec::new();
+        while total.saturating_sub(self.closing) > self.high {
+            let Some((&id, &(sock, charge))) = self.holders.iter().max_by_key(|(_, (_, c))| *c)
+            else {
+                break;
+            };
+            self.holders.remove(&id);
+            self.closing += charge;
+            self.doomed.insert(id, charge);
+            self.overload_closes += 1;
+            out.push((sock, charge));
+        }
+        out
+    }
+
+    /// A snapshot, with the pools' bytes.
+    pub(crate) fn snapshot(&self, pools: usize) -> BufferMemory {
+        BufferMemory {
+            limit: self.limit(),
+            total: self.sockets + pools,
+            sockets: self.sockets,
+            pools,
+            peak: self.peak.max(self.sockets + pools),
+            pressed: self.pressed,
+            parked: self.parked.len(),
+            high_events: self.high_events,
+            overload_closes: self.overload_closes,
+        }
+    }
+}
+
+/// A default budget for a server: a quarter of the memory this process
+/// may use (the machine's, or its cgroup's limit if lower), and at least
+/// 64 MiB. A quarter leaves room for the kernel's socket buffers, which
+/// grow with the connections too, and for everything else on the machine.
+pub fn default_buffer_limit() -> usize {
+    const FLOOR: usize = 64 << 20;
+    let machine = physical_memory();
+    let cgroup = cgroup_limit();
+    let usable = match (machine, cgroup) {
+        (Some(m), Some(c)) => m.min(c),
+        (Some(m), None) => m,
+        (None, Some(c)) => c,
+        (None, None) => return 1 << 30,
+    };
+    (usable / 4).max(FLOOR)
+}
+
+fn physical_memory() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+fn cgroup_limit() -> Option<usize> {
+    // cgroup v2, then v1; "max" or an absurd figure means none.
+    let v2 = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok();
+    let v1 = || std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes").ok();
+    let text = v2.or_else(v1)?;
+    let bytes: usize = text.trim().parse().ok()?;
+    (bytes < (1usize << 50)).then_some(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_press_at_three_quarters_and_release_under_half() {
+        let mut b = Budget::new(Some(1000));
+        assert_eq!(b.charge(0, 700, 0), Act::None);
+        assert!(!b.pressed());
+        assert_eq!(b.charge(700, 760, 0), Act::None);
+        assert!(b.pressed());
+        assert_eq!(b.high_events, 1);
+        // Between the marks it stays pressed.
+        assert_eq!(b.charge(760, 600, 0), Act::None);
+        assert!(b.pressed());
+        assert_eq!(b.charge(600, 499, 0), Act::Release);
+        assert!(!b.pressed());
+        // The pools count too.
+        assert_eq!(b.charge(499, 499, 300), Act::None);
+        assert!(b.pressed());
+        assert_eq!(b.high_events, 2);
+    }
+
+    #[test]
+    fn at_the_limit_the_largest_holders_go_until_the_high_mark() {
+        let mut b = Budget::new(Some(1000));
+        let sock = |k: u32| Addr::<Socket>::new(ActorId::new(k, 1));
+        b.hold(sock(1), 100);
+        b.hold(sock(2), 300);
+        b.hold(sock(3), 200);
+        assert_eq!(b.charge(0, 1100, 0), Act::Overload);
+        let v = b.victims(1100);
+        // 1100 - 300 = 800 > 750, so the next largest goes too.
+        assert_eq!(v, vec![(sock(2), 300), (sock(3), 200)]);
+        assert_eq!(b.overload_closes, 2);
+        // What is closing is not counted twice.
+        assert_eq!(b.check(1100), Act::None);
+        b.ended(sock(2).id());
+        b.ended(sock(3).id());
+        assert_eq!(b.check(1100), Act::Overload);
+        assert_eq!(b.victims(1100), vec![(sock(1), 100)]);
+    }
+}
