@@ -14,12 +14,12 @@
 //! As the total grows ([`Budget::charge`]):
 //! 1. above the *high mark* (three quarters of the limit) the budget is
 //!    *pressed*: sockets whose peer is not reading (output left after a
-//!    flush) or that are collecting a long unit stop reading and park, and
-//!    listeners stop accepting; a socket that is drained and cutting short
-//!    units reads on, so a client that reads its replies keeps getting
-//!    them;
-//! 2. at the limit every socket stops reading;
-//! 3. at the limit the sockets holding the most (parked, or with output
+//!    flush) or that are collecting a long unit (a read buffer's worth or
+//!    more) stop reading and park, and listeners stop accepting. A socket
+//!    that is drained and cutting short units reads on: what it reads is
+//!    answered within the turn and its buffers go back at the turn's end,
+//!    so a client that reads its replies keeps getting them;
+//! 2. at the limit the sockets holding the most (parked, or with output
 //!    left after a flush) are closed with `CloseReason::Overload` until
 //!    what remains is at most the high mark.
 //!
@@ -135,12 +135,6 @@ impl Budget {
     #[inline]
     pub(crate) fn pressed(&self) -> bool {
         self.pressed
-    }
-
-    /// True if `total` is at the limit.
-    #[inline]
-    pub(crate) fn full(&self, total: usize) -> bool {
-        total >= self.limit
     }
 
     /// A socket's charge went from `was` to `now`; `pools` is what the

@@ -251,14 +251,6 @@ impl NetLocal {
         self.budget.charge(was, now, pools)
     }
 
-    /// True if a socket should stop reading: the budget is pressed and the
-    /// socket holds memory without progress (`holding`), or the budget is
-    /// at its limit.
-    #[inline]
-    pub(crate) fn must_park(&self, holding: bool) -> bool {
-        self.budget.pressed() && (holding || self.budget.full(self.total()))
-    }
-
     /// An empty read buffer with room for at least `min` bytes.
     pub(crate) fn take_read(&mut self, min: usize) -> BytesMut {
         self.read.take(min, true)

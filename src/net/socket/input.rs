@@ -118,10 +118,12 @@ impl Socket {
     /// After units were cut in place: true if the socket must run to go
     /// on (credit left and input that may make more units). If its buffer
     /// ran dry, asks for its turn-end hook, which gives the buffer back to
-    /// the pool.
+    /// the pool; the hook also settles the socket's figure with the memory
+    /// budget (cutting units shrank the read buffer's view).
     pub(super) fn after_units_in_place(&mut self) -> (bool, bool) {
-        let release =
-            self.rbuf.is_empty() && self.rbuf.capacity() > 0 && !self.has(flags::FLUSH_PENDING);
+        let release = !self.has(flags::FLUSH_PENDING)
+            && ((self.rbuf.is_empty() && self.rbuf.capacity() > 0)
+                || self.buffered() != self.charged as usize);
         if release {
             self.set(flags::FLUSH_PENDING);
         }

@@ -6,8 +6,8 @@ use bytes::BytesMut;
 use crate::actor::{Actor, Ctx};
 use crate::net::budget::Act;
 use crate::net::local::NetLocal;
-use crate::net::socket::flags::{BLOCKED, LISTED, PARKED};
-use crate::net::socket::{CloseReason, Cmd, Socket, SocketMsg};
+use crate::net::socket::flags::{LISTED, PARKED};
+use crate::net::socket::{flags, CloseReason, Cmd, Socket, SocketMsg};
 
 /// Spare room past which a parked socket's partial unit moves to a buffer
 /// of its own size.
@@ -20,15 +20,41 @@ impl Socket {
         (self.rbuf.capacity() + self.out.held()).min(u32::MAX as usize)
     }
 
+    /// True if the budget has an out-of-date figure for this socket: its
+    /// charge, or whether it holds memory without progress.
+    #[inline(always)]
+    fn unsettled(&self) -> (bool, usize, bool) {
+        let now = self.buffered();
+        // Settled after the turn's flush: output still queued is output the
+        // peer has not taken.
+        let holding = (self.has(PARKED) || !self.out.is_empty()) && now > 0;
+        (
+            now != self.charged as usize || holding != self.has(LISTED),
+            now,
+            holding,
+        )
+    }
+
     /// Reports a change of the socket's charge to the budget, and of
     /// whether it holds memory without progress. The common case (no
     /// change) is a few loads and compares.
     #[inline]
     pub(super) fn settle(&mut self, ctx: &mut Ctx<'_, Self>) {
-        let now = self.buffered();
-        let holding = self.flags & (BLOCKED | PARKED) != 0 && now > 0;
-        if now != self.charged as usize || holding != self.has(LISTED) {
+        let (changed, now, holding) = self.unsettled();
+        if changed {
             self.settle_change(ctx, now, holding);
+        }
+    }
+
+    /// After a run: a socket whose figure changed settles at the end of
+    /// the turn (its turn-end hook), so that buffers taken and given back
+    /// within one turn (a read buffer, a reply's output buffer) cost the
+    /// budget nothing.
+    #[inline]
+    pub(super) fn settle_at_turn_end(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if !self.has(flags::FLUSH_PENDING) && self.unsettled().0 {
+            self.set(flags::FLUSH_PENDING);
+            ctx.at_turn_end();
         }
     }
 
@@ -48,15 +74,19 @@ impl Socket {
         act_on(ctx, act);
     }
 
-    /// True if the socket must stop reading for memory now.
-    #[inline]
+    /// True if the socket must stop reading for memory now: it holds
+    /// memory without progress (its peer is not reading, or it is
+    /// collecting a long unit) and the budget is pressed. A socket that
+    /// does neither reads on: what it reads is answered and its buffers go
+    /// back at the end of the turn. Looks at the budget only for a holder,
+    /// so the common read costs two tests.
+    #[inline(always)]
     pub(super) fn must_park(&mut self, ctx: &mut Ctx<'_, Self>) -> bool {
-        let net = ctx.local::<NetLocal>();
-        if !net.budget.pressed() {
-            return false;
-        }
-        let holding = self.has(BLOCKED) || self.rbuf.len() >= self.config.read_size;
-        net.must_park(holding)
+        // Output queued in this turn and not yet flushed counts too: such a
+        // socket parks until its turn-end flush, which unparks it if the
+        // output went.
+        (!self.out.is_empty() || self.rbuf.len() >= self.config.read_size)
+            && ctx.local::<NetLocal>().budget.pressed()
     }
 
     /// Stops reading until the budget is released (or the socket's output

@@ -387,12 +387,10 @@ pub(super) mod flags {
     /// The turn-end hook is asked for (to flush output, and to give an
     /// emptied read buffer back to the pool).
     pub(crate) const FLUSH_PENDING: u8 = 16;
-    /// Output was left after the last flush: the peer is not keeping up.
-    pub(crate) const BLOCKED: u8 = 32;
     /// Stopped reading for memory, until woken.
-    pub(crate) const PARKED: u8 = 64;
+    pub(crate) const PARKED: u8 = 32;
     /// Among the memory budget's holders.
-    pub(crate) const LISTED: u8 = 128;
+    pub(crate) const LISTED: u8 = 64;
 }
 
 impl Socket {
@@ -557,12 +555,12 @@ impl Actor for Socket {
 
     fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: SocketMsg) {
         self.command(ctx, msg);
-        self.settle(ctx);
+        self.settle_at_turn_end(ctx);
     }
 
     fn io_ready(&mut self, ctx: &mut Ctx<'_, Self>, ready: Ready) {
         self.ready(ctx, ready);
-        self.settle(ctx);
+        self.settle_at_turn_end(ctx);
     }
 
     fn trim(&mut self) {
@@ -589,7 +587,7 @@ impl Actor for Socket {
         // The controller is gone: nobody will read our events, but what it
         // sent before dying still goes out.
         self.drain(ctx);
-        self.settle(ctx);
+        self.settle_at_turn_end(ctx);
         LinkAction::Stay
     }
 

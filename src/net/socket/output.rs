@@ -526,13 +526,9 @@ impl Socket {
         if let Some(tail) = self.out.take_idle_tail() {
             ctx.local::<NetLocal>().give_tail(tail);
         }
-        match result {
-            Ok(Flushed::All) => self.clear(flags::BLOCKED),
-            Ok(Flushed::Blocked) => self.set(flags::BLOCKED),
-            Err(e) => {
-                self.fail(ctx, CloseReason::from_io(&e));
-                return;
-            }
+        if let Err(e) = result {
+            self.fail(ctx, CloseReason::from_io(&e));
+            return;
         }
         if self
             .config
@@ -545,7 +541,7 @@ impl Socket {
         if self.has(flags::HELD) && self.out.queued() <= self.config.high_water / 2 {
             self.clear(flags::HELD);
             self.pump(ctx);
-        } else if self.flags & (flags::PARKED | flags::BLOCKED) == flags::PARKED {
+        } else if self.has(flags::PARKED) && self.out.is_empty() {
             // Parked for memory, and the peer has caught up: read if the
             // budget allows it now.
             self.pump(ctx);
