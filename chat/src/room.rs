@@ -55,7 +55,9 @@ impl Departure {
         match self {
             Departure::Quit | Departure::Closed(CloseReason::Orderly) => None,
             Departure::Closed(CloseReason::Reset) => Some("reset"),
-            Departure::Closed(CloseReason::Backlog | CloseReason::WriteTimeout) => Some("too slow"),
+            Departure::Closed(
+                CloseReason::Backlog | CloseReason::WriteTimeout | CloseReason::Overload,
+            ) => Some("too slow"),
             Departure::Closed(_) => Some("error"),
             Departure::Idle => Some("idle"),
         }

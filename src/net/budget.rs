@@ -88,6 +88,8 @@ pub(crate) struct Budget {
     /// Those sockets, with what each held when chosen.
     doomed: HashMap<ActorId, usize>,
     peak: usize,
+    /// The largest total since the last trim.
+    peak_since_trim: usize,
     pub(crate) high_events: u64,
     pub(crate) overload_closes: u64,
     pub(crate) parks: u64,
@@ -113,6 +115,7 @@ impl Budget {
             closing: 0,
             doomed: HashMap::new(),
             peak: 0,
+            peak_since_trim: 0,
             high_events: 0,
             overload_closes: 0,
             parks: 0,
@@ -147,8 +150,9 @@ impl Budget {
 
     /// Compares `total` with the marks.
     pub(crate) fn check(&mut self, total: usize) -> Act {
-        if total > self.peak {
-            self.peak = total;
+        if total > self.peak_since_trim {
+            self.peak_since_trim = total;
+            self.peak = self.peak.max(total);
         }
         if total > self.high {
             if !self.pressed {
@@ -173,6 +177,14 @@ impl Budget {
             return Act::Release;
         }
         Act::None
+    }
+
+    /// At a trim that took the total from `before` to `now`: how far it
+    /// fell from its largest since the last trim.
+    pub(crate) fn fell_since_trim(&mut self, before: usize, now: usize) -> usize {
+        let fell = self.peak_since_trim.max(before).saturating_sub(now);
+        self.peak_since_trim = now;
+        fell
     }
 
     /// Notes `who` as parked.
@@ -268,6 +280,35 @@ pub fn default_buffer_limit() -> usize {
     (usable / 4).max(FLOOR)
 }
 
+/// Parses a buffer limit for a command line: bytes, with an optional
+/// `K`, `M` or `G` suffix (powers of 1024; `KiB`, `MiB`, `GiB` and `KB`,
+/// `MB`, `GB` mean the same), or `none` for no limit.
+pub fn parse_buffer_limit(text: &str) -> Result<Option<usize>, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let n: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (like 64MiB, 1G or 1048576)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use K, M or G)")),
+    };
+    let bytes = n
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))?;
+    if bytes < 64 * 1024 {
+        return Err(format!("{text:?} is too small: at least 64K"));
+    }
+    Ok(Some(bytes))
+}
+
 fn physical_memory() -> Option<usize> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
@@ -287,6 +328,19 @@ fn cgroup_limit() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_parse_with_units_and_none() {
+        assert_eq!(parse_buffer_limit("64MiB"), Ok(Some(64 << 20)));
+        assert_eq!(parse_buffer_limit("1g"), Ok(Some(1 << 30)));
+        assert_eq!(parse_buffer_limit("65536"), Ok(Some(65536)));
+        assert_eq!(parse_buffer_limit("512 K"), Ok(Some(512 << 10)));
+        assert_eq!(parse_buffer_limit("none"), Ok(None));
+        assert!(parse_buffer_limit("12 parsecs").is_err());
+        assert!(parse_buffer_limit("1000").is_err(), "below 64K");
+        assert!(parse_buffer_limit("M").is_err());
+        assert!(default_buffer_limit() >= 64 << 20);
+    }
 
     #[test]
     fn marks_press_at_three_quarters_and_release_under_half() {

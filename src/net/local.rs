@@ -80,10 +80,11 @@ const READ_POOL_MAX: usize = 64;
 /// holds for them).
 const WRITE_POOL_MAX: usize = 4096;
 
-/// Buffer bytes freed by one trim past which the allocator is asked to
-/// give its free pages back to the system: a burst (thousands of sockets
-/// writing in one turn) leaves the heap full of freed buffers between
-/// live allocations, which the allocator keeps resident otherwise.
+/// Buffer bytes freed since the last trim past which the allocator is
+/// asked to give its free pages back to the system: a burst (thousands of
+/// sockets writing in one turn, or connections holding output that end)
+/// leaves the heap full of freed buffers between live allocations, which
+/// the allocator keeps resident otherwise.
 const RELEASE_AFTER: usize = 1 << 20;
 
 /// Returns the allocator's free pages to the system, where it can
@@ -275,10 +276,15 @@ impl NetLocal {
 
 impl Local for NetLocal {
     fn trim(&mut self) {
-        let freed = self.read.bytes + self.write.bytes;
+        let before = self.total();
         self.read = Pool::new(READ_POOL_MAX);
         self.write = Pool::new(WRITE_POOL_MAX);
-        if freed >= RELEASE_AFTER {
+        // Buffers freed since the last trim (pooled ones just now, and
+        // those of connections that ended or drained): past a megabyte,
+        // ask the allocator to give free pages back.
+        let now = self.total();
+        let fell = self.budget.fell_since_trim(before, now);
+        if fell >= RELEASE_AFTER {
             release_free_memory();
         }
     }

@@ -38,7 +38,7 @@ mod local;
 pub mod socket;
 mod sys;
 
-pub use budget::{default_buffer_limit, BufferMemory};
+pub use budget::{default_buffer_limit, parse_buffer_limit, BufferMemory};
 pub use framing::{Delimiter, Framer, Mode, Text, Unit, UnitError};
 pub use listener::{ListenError, ListenSpec, Listener, ListenerEvent, ListenerMsg};
 pub use local::SocketStats;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use credit_bench::loadgen::chat::ChatConfig;
+use credit_bench::loadgen::flood::FloodConfig;
 use credit_bench::loadgen::{self, Config, Scenario};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -36,6 +37,12 @@ enum ScenarioArg {
     /// user checks every line and its order. Reports deliveries/s and the
     /// send-to-delivery latency p50/p99/max.
     Chat,
+    /// CONNS hostile connections (default 1000) write lines as fast as they
+    /// can (FLOOD_BYTES each) and never read, for SECS, beside one client
+    /// that sends a line and reads its reply again and again. Reports the
+    /// good client's replies and, with --pid, the server's RSS before, at
+    /// its peak, and AFTER seconds after the hostile connections leave.
+    Flood,
 }
 
 impl ScenarioArg {
@@ -47,7 +54,7 @@ impl ScenarioArg {
             ScenarioArg::Churn => Some(Scenario::Churn),
             ScenarioArg::C10k => Some(Scenario::C10k),
             ScenarioArg::Bigline => Some(Scenario::BigLine),
-            ScenarioArg::Chat => None,
+            ScenarioArg::Chat | ScenarioArg::Flood => None,
         }
     }
 }
@@ -106,6 +113,13 @@ struct Cli {
     /// them as too slow while the others go on.
     #[arg(long, default_value_t = 0)]
     silent: usize,
+    /// Bytes each hostile connection writes (flood).
+    #[arg(long, default_value_t = 1 << 20)]
+    flood_bytes: usize,
+    /// Seconds to watch the server's RSS once the hostile connections
+    /// have left (flood).
+    #[arg(long, default_value_t = 10.0)]
+    after: f64,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -134,7 +148,10 @@ fn main() -> ExitCode {
         }
     };
     let Some(scenario) = cli.scenario.echo() else {
-        return chat(&cli, window, connect);
+        return match cli.scenario {
+            ScenarioArg::Flood => flood(&cli, window),
+            _ => chat(&cli, window, connect),
+        };
     };
     let mut cfg = Config::for_scenario(scenario);
     if let Some(a) = cli.addr {
@@ -156,6 +173,45 @@ fn main() -> ExitCode {
     cfg.duration = window;
     cfg.connect_timeout = connect;
     match loadgen::run(scenario, &cfg) {
+        Ok(report) => {
+            if cli.json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{report}");
+            }
+            if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("echo-bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The flood scenario.
+fn flood(cli: &Cli, window: Duration) -> ExitCode {
+    let mut cfg = FloodConfig {
+        duration: window,
+        progress: !cli.no_progress,
+        server_pid: cli.pid,
+        bytes_per_conn: cli.flood_bytes,
+        after: Duration::try_from_secs_f64(cli.after).unwrap_or_default(),
+        ..FloodConfig::default()
+    };
+    if let Some(a) = cli.addr {
+        cfg.addr = a;
+    }
+    if let Some(n) = cli.conns {
+        cfg.conns = n;
+    }
+    if let Some(b) = cli.line_bytes {
+        cfg.line_bytes = b.max(1);
+    }
+    match loadgen::flood::run(&cfg) {
         Ok(report) => {
             if cli.json {
                 println!("{}", report.to_json());

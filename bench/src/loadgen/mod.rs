@@ -68,6 +68,7 @@
 //! ```
 
 pub mod chat;
+pub mod flood;
 mod conn;
 mod engine;
 mod report;

@@ -50,6 +50,14 @@ struct Args {
     /// Listen backlog.
     #[arg(long, default_value_t = 1024)]
     backlog: u32,
+    /// Most bytes all connections' buffers may hold together (read
+    /// buffers, unsent output, the buffer pools), like 64MiB or 1G, or
+    /// `none`. Past three quarters of it, connections whose peers do not
+    /// read stop being read and accepting pauses; at the limit, those
+    /// holding the most are closed. Default: a quarter of the machine's
+    /// memory (or of its cgroup's limit), at least 64MiB.
+    #[arg(long, value_name = "BYTES")]
+    max_buffer_memory: Option<String>,
     /// Log level: error, warn, info, debug, trace, off (default: RUST_LOG,
     /// else info).
     #[arg(long)]
@@ -147,6 +155,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let buffer_limit = match args.max_buffer_memory.as_deref() {
+        None => Some(credit_actors::net::default_buffer_limit()),
+        Some(text) => match credit_actors::net::parse_buffer_limit(text) {
+            Ok(limit) => limit,
+            Err(e) => {
+                eprintln!("echo-server: --max-buffer-memory {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    credit_actors::net::set_buffer_limit(&mut reactor, buffer_limit);
+    match buffer_limit {
+        Some(b) => info!("buffer memory budget: {b} bytes ({:.1} MiB)", b as f64 / 1048576.0),
+        None => info!("buffer memory budget: none"),
+    }
     if let Some(path) = &args.trace {
         match std::fs::File::create(path) {
             Ok(f) => reactor.set_trace(Box::new(f)),

@@ -9,15 +9,22 @@ use crate::net::local::NetLocal;
 use crate::net::socket::flags::{LISTED, PARKED};
 use crate::net::socket::{flags, CloseReason, Cmd, Socket, SocketMsg};
 
-/// Spare room past which a parked socket's partial unit moves to a buffer
-/// of its own size.
-const PARK_SPARE_MAX: usize = 4096;
-
 impl Socket {
-    /// The buffer bytes this socket holds: its read buffer's capacity, its
-    /// unsent output and its output buffer's spare room (capped at 4 GiB).
+    /// The buffer bytes this socket holds: its read buffer (its capacity,
+    /// at least the read size while it has one), its unsent output and its
+    /// output buffer's spare room (capped at 4 GiB).
     pub(super) fn buffered(&self) -> usize {
-        (self.rbuf.capacity() + self.out.held()).min(u32::MAX as usize)
+        // A read buffer in use is a view of an allocation of at least the
+        // read size (what is left of it after the units cut from its front
+        // keeps the whole allocation alive); a parked socket's partial unit
+        // has a buffer of its own size.
+        let r = self.rbuf.capacity();
+        let read = if r == 0 || self.has(PARKED) {
+            r
+        } else {
+            r.max(self.config.read_size)
+        };
+        (read + self.out.held()).min(u32::MAX as usize)
     }
 
     /// True if the budget has an out-of-date figure for this socket: its
@@ -74,18 +81,19 @@ impl Socket {
         act_on(ctx, act);
     }
 
-    /// True if the socket must stop reading for memory now: it holds
-    /// memory without progress (its peer is not reading, or it is
-    /// collecting a long unit) and the budget is pressed. A socket that
-    /// does neither reads on: what it reads is answered and its buffers go
-    /// back at the end of the turn. Looks at the budget only for a holder,
-    /// so the common read costs two tests.
+    /// True if the socket must stop reading for memory now: the budget is
+    /// pressed and the socket holds memory that reading would add to:
+    /// output not yet written, or a long partial unit (a quarter of the
+    /// read size or more). A socket with neither reads on: what it reads
+    /// is answered within the turn and its buffers go back at the end of
+    /// it. Looks at the budget only for a holder, so the common read costs
+    /// two tests.
     #[inline(always)]
     pub(super) fn must_park(&mut self, ctx: &mut Ctx<'_, Self>) -> bool {
         // Output queued in this turn and not yet flushed counts too: such a
         // socket parks until its turn-end flush, which unparks it if the
         // output went.
-        (!self.out.is_empty() || self.rbuf.len() >= self.config.read_size)
+        (!self.out.is_empty() || self.rbuf.len() >= self.config.read_size / 4)
             && ctx.local::<NetLocal>().budget.pressed()
     }
 
@@ -102,7 +110,9 @@ impl Socket {
                 ctx.trace_id('P', me, Some(self.buffered() as u64));
             }
         }
-        if !self.rbuf.is_empty() && self.rbuf.capacity() - self.rbuf.len() > PARK_SPARE_MAX {
+        // The partial unit moves to a buffer of its own size, and the
+        // large one goes back (once the units cut from it are handled).
+        if !self.rbuf.is_empty() {
             let small = BytesMut::from(&self.rbuf[..]);
             let big = std::mem::replace(&mut self.rbuf, small);
             ctx.local::<NetLocal>().give_read(big);
