@@ -39,6 +39,8 @@ pub struct UserAgent {
     peer: Option<SocketAddr>,
     /// The longest line, for the error message.
     max_line: usize,
+    /// The user is leaving: the room was told and will say when to close.
+    leaving: bool,
 }
 
 const ROOM_MONITOR: MonitorRef = 1;
@@ -51,6 +53,7 @@ impl UserAgent {
             sock: None,
             peer,
             max_line,
+            leaving: false,
         }
     }
 
@@ -70,12 +73,13 @@ impl UserAgent {
         );
     }
 
-    fn line(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, unit: Unit) {
+    fn line(&mut self, ctx: &mut Ctx<'_, Self>, unit: Unit) {
+        let from = ctx.id();
         let Unit::Text(text) = unit else {
             // The socket is in text mode: every unit is text.
+            self.error(ctx, "line is not text".into());
             return;
         };
-        let from = ctx.id();
         match protocol::parse(text.as_str()) {
             Input::Say(said) => {
                 // `said` is a slice of `text`: its start and length.
@@ -87,7 +91,10 @@ impl UserAgent {
                     // `//text`: the room gets the text after the first '/'.
                     match credit_actors::net::Text::try_from(text.into_bytes().slice(start..)) {
                         Ok(t) => t,
-                        Err(_) => return,
+                        Err(_) => {
+                            self.error(ctx, "line is not valid UTF-8".into());
+                            return;
+                        }
                     }
                 };
                 ctx.send(self.room, RoomMsg::Say { from, text, len });
@@ -99,30 +106,37 @@ impl UserAgent {
             Input::Who => {
                 ctx.send(self.room, RoomMsg::Who { from });
             }
-            Input::Quit => self.leave(ctx, sock, Departure::Quit),
-            Input::Error(why) => {
-                sock.send_line(ctx, protocol::error(&why));
-                sock.issue_credit(ctx, 1);
-            }
+            Input::Quit => self.leave(ctx, Departure::Quit),
+            Input::Error(why) => self.error(ctx, why),
         }
     }
 
-    fn bad_line(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, e: &UnitError) {
+    fn bad_line(&mut self, ctx: &mut Ctx<'_, Self>, e: &UnitError) {
         let why = match e {
             UnitError::TooLong { .. } => format!("line longer than {} bytes", self.max_line),
             UnitError::InvalidUtf8 { .. } => "line is not valid UTF-8".to_string(),
         };
-        sock.send_line(ctx, protocol::error(&why));
-        sock.issue_credit(ctx, 1);
+        self.error(ctx, why);
     }
 
-    /// Tells the room, closes the connection once its output is written,
-    /// and ends.
-    fn leave(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, why: Departure) {
+    /// An error for the user alone, through the room: it then comes after
+    /// everything the user's earlier lines caused, and the room gives the
+    /// line's credit back as for any other.
+    fn error(&mut self, ctx: &mut Ctx<'_, Self>, why: String) {
         let from = ctx.id();
-        ctx.send(self.room, RoomMsg::Leave { from, why });
-        sock.stop(ctx);
-        ctx.stop();
+        let line = protocol::error(&why);
+        ctx.send(self.room, RoomMsg::Error { from, line });
+    }
+
+    /// Tells the room, which hands the user what is still due and then
+    /// answers [`AgentMsg::Close`]: the connection closes once that is
+    /// written.
+    fn leave(&mut self, ctx: &mut Ctx<'_, Self>, why: Departure) {
+        if !self.leaving {
+            self.leaving = true;
+            let agent = ctx.me();
+            ctx.send(self.room, RoomMsg::Leave { agent, why });
+        }
     }
 }
 
@@ -138,13 +152,16 @@ impl Actor for UserAgent {
                 }
                 ctx.stop();
             }
-            AgentMsg::Socket(SocketEvent::Data(sock, Ok(unit))) => self.line(ctx, sock, unit),
-            AgentMsg::Socket(SocketEvent::Data(sock, Err(e))) => self.bad_line(ctx, sock, &e),
+            // Once leaving, the user's further lines are not the room's
+            // concern.
+            AgentMsg::Socket(SocketEvent::Data(..)) if self.leaving => {}
+            AgentMsg::Socket(SocketEvent::Data(_, Ok(unit))) => self.line(ctx, unit),
+            AgentMsg::Socket(SocketEvent::Data(_, Err(e))) => self.bad_line(ctx, &e),
             AgentMsg::Socket(SocketEvent::Closed(sock, reason)) => {
                 debug!("{sock}: {reason}");
-                self.leave(ctx, sock, Departure::Closed(reason));
+                self.leave(ctx, Departure::Closed(reason));
             }
-            AgentMsg::Socket(SocketEvent::Timeout(sock)) => self.leave(ctx, sock, Departure::Idle),
+            AgentMsg::Socket(SocketEvent::Timeout(_)) => self.leave(ctx, Departure::Idle),
             AgentMsg::Socket(SocketEvent::Connected(..)) => {}
         }
     }

@@ -23,7 +23,10 @@
 //!   at the end of the turn in which it handled it. Every user gets at
 //!   most `window` lines handled per reactor turn, the reactor polls
 //!   between turns, so a flooding user gets its share like the others and
-//!   no more.
+//!   no more. Each user may also send at most `rate` lines per second on
+//!   average (default 1,000, in bursts of `window`): past it, the room
+//!   gives the credit back later, so a flooder slows down instead of
+//!   filling everyone's output until the slower readers are dropped.
 //! - **Slow users.** The room never waits on a socket: it appends to the
 //!   socket's output queue. A user whose queue stays above `max_backlog`
 //!   bytes after the end-of-turn flush is disconnected and announced as
@@ -79,6 +82,9 @@ pub struct ChatConfig {
     /// Lines a user may have on their way to the room
     /// ([`ChatRoom::with_window`]).
     pub window: u32,
+    /// Lines a user may send per second, on average, in bursts of
+    /// `window` ([`ChatRoom::with_rate`]). `None`: no limit.
+    pub rate: Option<u32>,
 }
 
 impl Default for ChatConfig {
@@ -92,6 +98,7 @@ impl Default for ChatConfig {
             },
             max_users: None,
             window: room::DEFAULT_WINDOW,
+            rate: Some(room::DEFAULT_RATE),
         }
     }
 }
@@ -114,12 +121,14 @@ pub fn start<A: credit_actors::Actor>(
 pub fn supervisor(config: ChatConfig) -> Supervisor {
     let numbers = Rc::new(Cell::new(1));
     let port = Rc::new(Cell::new(config.listen.port));
-    let window = config.window;
+    let (window, rate) = (config.window, config.rate);
     Supervisor::new()
         .child(
             ChildSpec::new(ROOM, Restart::Permanent, move |ctx| {
-                ctx.spawn(ChatRoom::new(numbers.clone()).with_window(window))
-                    .id()
+                let room = ChatRoom::new(numbers.clone())
+                    .with_window(window)
+                    .with_rate(rate);
+                ctx.spawn(room).id()
             })
             .registered(),
         )

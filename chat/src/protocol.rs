@@ -32,6 +32,10 @@ pub enum Input<'a> {
 /// Reads a user's line. A trailing CR (from telnet) is dropped first.
 pub fn parse(line: &str) -> Input<'_> {
     let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.chars().any(is_control) {
+        // Terminal escapes and the like would reach every user's screen.
+        return Input::Error("control characters are not allowed (tab is)".into());
+    }
     let Some(command) = line.strip_prefix('/') else {
         return Input::Say(line);
     };
@@ -54,16 +58,24 @@ pub fn parse(line: &str) -> Input<'_> {
     }
 }
 
-/// Checks a name's form: 1 to [`MAX_NAME`] letters, digits, `_` or `-`.
+/// A control character other than tab: C0, DEL and C1.
+fn is_control(c: char) -> bool {
+    c != '\t' && c.is_control()
+}
+
+/// Checks a name's form: 1 to [`MAX_NAME`] letters, digits, `_` or `-`
+/// (letters and digits of any script; counted in characters).
 pub fn valid_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.len() > MAX_NAME {
-        return Err("a name is 1 to 32 letters, digits, '_' or '-'");
+    const WHY: &str = "a name is 1 to 32 letters, digits, '_' or '-'";
+    let mut count = 0;
+    for c in name.chars() {
+        count += 1;
+        if count > MAX_NAME || !(c.is_alphanumeric() || c == '_' || c == '-') {
+            return Err(WHY);
+        }
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err("a name is 1 to 32 letters, digits, '_' or '-'");
+    if count == 0 {
+        return Err(WHY);
     }
     Ok(())
 }
@@ -150,6 +162,26 @@ mod tests {
             Input::Error("unknown command /dance".into())
         );
         assert_eq!(parse("/"), Input::Error("unknown command /".into()));
+        assert_eq!(parse("/nick Zoë"), Input::Nick("Zoë"));
+        assert_eq!(parse("/nick 東京"), Input::Nick("東京"));
+        assert!(matches!(
+            parse(&format!("/nick {}", "é".repeat(33))),
+            Input::Error(_)
+        ));
+        assert_eq!(
+            parse(&format!("/nick {}", "é".repeat(32))),
+            Input::Nick(&"é".repeat(32))
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused_but_tab_is_fine() {
+        assert!(matches!(parse("red \u{1b}[31m alert"), Input::Error(_)));
+        assert!(matches!(parse("bell\u{7}"), Input::Error(_)));
+        assert!(matches!(parse("mid\rline"), Input::Error(_)));
+        assert!(matches!(parse("c1 \u{9b}"), Input::Error(_)));
+        assert_eq!(parse("a\tb"), Input::Say("a\tb"));
+        assert_eq!(parse("telnet\r"), Input::Say("telnet"));
     }
 
     #[test]

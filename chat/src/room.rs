@@ -22,11 +22,20 @@
 //! most `window` lines handled per turn, and between turns the reactor
 //! polls, so a user whose line has just arrived is served in the next turn
 //! beside a flooding one.
+//! Past `rate` lines per second (on average, in bursts of `window`), a
+//! line's credit comes back on a timer instead, when the user's next line
+//! is due.
+//!
+//! Leaving goes through the room too: it hands the user what is still due
+//! (its own last lines included), then tells the agent to close. Errors for
+//! one user alone (bad commands, bad input) are told by the room, in its
+//! order.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use log::info;
@@ -97,13 +106,25 @@ pub enum RoomMsg {
         /// The user's agent.
         from: ActorId,
     },
-    /// A user leaves.
+    /// A user leaves: the room hands the user everything said up to now
+    /// (its own last lines included), announces the departure, and tells
+    /// the agent to close the connection ([`AgentMsg::Close`]).
     Leave {
         /// The user's agent.
-        from: ActorId,
+        agent: Addr<UserAgent>,
         /// Why.
         why: Departure,
     },
+    /// An error for the user alone (a malformed command, bad input), in
+    /// the room's order: after everything the user's earlier lines caused.
+    Error {
+        /// The user's agent.
+        from: ActorId,
+        /// The error line.
+        line: String,
+    },
+    /// A paced user may send its next line (see [`ChatRoom::with_rate`]).
+    Credit(Addr<Socket>),
     /// The server stops: everyone is told and let go. Answered with the
     /// number of users told.
     Shutdown(Reply<usize>),
@@ -122,6 +143,9 @@ struct User {
     arrival: u64,
     /// Segments of this turn's log already handed to the user.
     given: usize,
+    /// When the user's next line is due at the room's rate (the
+    /// theoretical arrival time of the generic cell rate algorithm).
+    due: Instant,
 }
 
 /// The chat room.
@@ -142,6 +166,9 @@ pub struct ChatRoom {
     credit_due: Vec<Addr<Socket>>,
     /// Lines a user may have on their way to the room.
     window: u32,
+    /// The least time between two of a user's lines, on average (`None`:
+    /// no limit); bursts of `window` lines may come faster.
+    interval: Option<Duration>,
     /// This turn's log: the lines for everyone, in order, as sealed
     /// segments and the segment being written.
     segments: Vec<Bytes>,
@@ -154,6 +181,12 @@ const AGENT_MONITOR: MonitorRef = 1;
 
 /// Lines a user may have on their way to the room, by default.
 pub const DEFAULT_WINDOW: u32 = 16;
+
+/// Bytes of the turn's log past which it is handed out at once.
+const HAND_OUT_AT: usize = 256 * 1024;
+
+/// Lines a user may send per second, on average, by default.
+pub const DEFAULT_RATE: u32 = 1000;
 
 impl ChatRoom {
     /// An empty room; `numbers` holds the next user number (start it at
@@ -169,6 +202,7 @@ impl ChatRoom {
             closing: false,
             credit_due: Vec::new(),
             window: DEFAULT_WINDOW,
+            interval: Some(Duration::from_secs(1) / DEFAULT_RATE),
             segments: Vec::new(),
             open: BytesMut::new(),
             hooked: false,
@@ -191,8 +225,32 @@ impl ChatRoom {
         self
     }
 
-    /// The user may send its next line once this turn is over.
-    fn next_line_after_turn(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>) {
+    /// Lets each user send at most `rate` lines per second on average, in
+    /// bursts of up to `window` lines (`None` or 0: no limit). A user
+    /// over the rate gets its next unit of credit later, so its lines wait
+    /// in its socket and then in the kernel, and TCP slows it down: one
+    /// user cannot flood the others' screens (and have the slower ones
+    /// dropped as too slow).
+    pub fn with_rate(mut self, rate: Option<u32>) -> ChatRoom {
+        self.interval = rate.filter(|&r| r > 0).map(|r| Duration::from_secs(1) / r);
+        self
+    }
+
+    /// The user `key`'s line was handled: it may send its next one once
+    /// this turn is over, or later if it is over the rate.
+    fn next_line(&mut self, ctx: &mut Ctx<'_, Self>, key: usize) {
+        let sock = self.users[key].sock;
+        if let Some(interval) = self.interval {
+            let now = ctx.now();
+            let u = &mut self.users[key];
+            u.due = u.due.max(now) + interval;
+            let burst = interval * self.window;
+            if u.due > now + burst {
+                let me = ctx.me();
+                ctx.send_after(me, RoomMsg::Credit(sock), u.due - now - burst);
+                return;
+            }
+        }
         self.hook(ctx);
         self.credit_due.push(sock);
     }
@@ -218,6 +276,11 @@ impl ChatRoom {
         self.open.reserve(line.len() + 1);
         self.open.extend_from_slice(line);
         self.open.extend_from_slice(b"\n");
+        if self.open.len() >= HAND_OUT_AT {
+            // A busy turn: hand out now rather than hold it all until the
+            // turn ends (every user may have `window` long lines in it).
+            self.hand_out(ctx);
+        }
         self.hook(ctx);
     }
 
@@ -273,6 +336,7 @@ impl ChatRoom {
             sock,
             arrival: self.arrivals,
             given: self.segments.len(),
+            due: ctx.now(),
         });
         self.order.insert(self.arrivals, key);
         self.by_agent.insert(agent.id(), key);
@@ -290,6 +354,9 @@ impl ChatRoom {
     /// Removes a user; announces it to the others unless the room is
     /// closing.
     fn remove(&mut self, ctx: &mut Ctx<'_, Self>, key: usize, reason: Option<&str>) {
+        // Everything said so far, its own last lines included, still
+        // reaches the user (if its connection can take it).
+        self.catch_up(ctx, key);
         let user = self.users.remove(key);
         self.order.remove(&user.arrival);
         self.by_agent.remove(&user.agent.id());
@@ -310,15 +377,21 @@ impl ChatRoom {
         };
         let line = protocol::says(&self.users[key].name, &text.as_str()[..len]);
         self.broadcast(ctx, line.as_bytes());
-        let sock = self.users[key].sock;
-        self.next_line_after_turn(ctx, sock);
+        self.next_line(ctx, key);
+    }
+
+    fn error(&mut self, ctx: &mut Ctx<'_, Self>, from: ActorId, line: &str) {
+        let Some(&key) = self.by_agent.get(&from) else {
+            return;
+        };
+        self.tell(ctx, key, line.as_bytes());
+        self.next_line(ctx, key);
     }
 
     fn nick(&mut self, ctx: &mut Ctx<'_, Self>, from: ActorId, name: String) {
         let Some(&key) = self.by_agent.get(&from) else {
             return;
         };
-        let sock = self.users[key].sock;
         if *self.users[key].name == *name {
             self.tell(
                 ctx,
@@ -339,17 +412,16 @@ impl ChatRoom {
             info!("{old} is now known as {new}");
             self.broadcast(ctx, format!("{old} is now known as {new}").as_bytes());
         }
-        self.next_line_after_turn(ctx, sock);
+        self.next_line(ctx, key);
     }
 
     fn who(&mut self, ctx: &mut Ctx<'_, Self>, from: ActorId) {
         let Some(&key) = self.by_agent.get(&from) else {
             return;
         };
-        let sock = self.users[key].sock;
         let present = self.present_line();
         self.tell(ctx, key, present.as_bytes());
-        self.next_line_after_turn(ctx, sock);
+        self.next_line(ctx, key);
     }
 
     fn shutdown(&mut self, ctx: &mut Ctx<'_, Self>) -> usize {
@@ -391,11 +463,15 @@ impl Actor for ChatRoom {
             RoomMsg::Say { from, text, len } => self.say(ctx, from, &text, len),
             RoomMsg::Nick { from, name } => self.nick(ctx, from, name),
             RoomMsg::Who { from } => self.who(ctx, from),
-            RoomMsg::Leave { from, why } => {
-                if let Some(&key) = self.by_agent.get(&from) {
+            RoomMsg::Leave { agent, why } => {
+                if let Some(&key) = self.by_agent.get(&agent.id()) {
                     self.remove(ctx, key, why.reason());
                 }
+                // The agent closes once what the room queued is written.
+                ctx.send(agent, AgentMsg::Close);
             }
+            RoomMsg::Error { from, line } => self.error(ctx, from, &line),
+            RoomMsg::Credit(sock) => sock.issue_credit(ctx, 1),
             RoomMsg::Shutdown(reply) => {
                 let told = self.shutdown(ctx);
                 reply.resolve(ctx, told);

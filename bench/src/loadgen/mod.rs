@@ -68,9 +68,9 @@
 //! ```
 
 pub mod chat;
-pub mod flood;
 mod conn;
 mod engine;
+pub mod flood;
 mod report;
 mod sys;
 pub mod verify;

@@ -38,8 +38,12 @@ struct Args {
     #[arg(long, default_value_t = credit_chat::DEFAULT_MAX_BACKLOG as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 32))]
     max_backlog: u64,
     /// Most users at once; further connections wait in the backlog.
-    #[arg(long)]
-    max_users: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_users: Option<u64>,
+    /// Lines a user may send per second, on average, in bursts of
+    /// --window; past it their lines wait (0: no limit).
+    #[arg(long, value_name = "LINES", default_value_t = credit_chat::room::DEFAULT_RATE)]
+    max_rate: u32,
     /// Lines a user may have on their way to the room; each user gets at
     /// most this many handled per reactor turn.
     #[arg(long, default_value_t = credit_chat::room::DEFAULT_WINDOW, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -47,6 +51,10 @@ struct Args {
     /// Let users go who are silent for this many seconds.
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<f64>,
+    /// Let users go whose output makes no progress for this many seconds
+    /// (announced as too slow).
+    #[arg(long, value_name = "SECS")]
+    write_timeout: Option<f64>,
     /// Seconds the users' output gets to drain after SIGINT/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     grace: f64,
@@ -92,13 +100,14 @@ fn main() -> ExitCode {
     }
     let _ = logger.init();
 
-    let (idle, grace, stats) = match (
+    let (idle, write, grace, stats) = match (
         secs("idle-timeout", args.idle_timeout),
+        secs("write-timeout", args.write_timeout),
         secs("grace", Some(args.grace.max(0.001))),
         secs("stats", args.stats),
     ) {
-        (Ok(i), Ok(g), Ok(s)) => (i, g.unwrap_or_default(), s),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+        (Ok(i), Ok(w), Ok(g), Ok(s)) => (i, w, g.unwrap_or_default(), s),
+        (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
             eprintln!("chat-server: {e}");
             return ExitCode::from(2);
         }
@@ -109,10 +118,12 @@ fn main() -> ExitCode {
             max_unit: args.max_line as usize,
             max_backlog: Some(args.max_backlog as usize),
             idle_timeout: idle,
+            write_timeout: write,
             ..SocketConfig::default()
         },
-        max_users: args.max_users,
+        max_users: args.max_users.map(|n| n as usize),
         window: args.window,
+        rate: (args.max_rate > 0).then_some(args.max_rate),
     };
 
     let mut reactor = match Reactor::with_config(Config::default()) {
@@ -134,7 +145,10 @@ fn main() -> ExitCode {
     };
     credit_actors::net::set_buffer_limit(&mut reactor, buffer_limit);
     match buffer_limit {
-        Some(b) => info!("buffer memory budget: {b} bytes ({:.1} MiB)", b as f64 / 1048576.0),
+        Some(b) => info!(
+            "buffer memory budget: {b} bytes ({:.1} MiB)",
+            b as f64 / 1048576.0
+        ),
         None => info!("buffer memory budget: none"),
     }
     let supervisor = reactor.spawn(credit_chat::supervisor(config));

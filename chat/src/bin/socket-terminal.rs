@@ -59,8 +59,8 @@ struct Terminal {
 
 /// Messages to the terminal.
 enum TermMsg {
-    /// A typed line.
-    Typed(String),
+    /// A typed line, as typed (it need not be UTF-8: the server judges).
+    Typed(Vec<u8>),
     /// The input ended.
     InputEnded,
     /// From the socket.
@@ -126,6 +126,16 @@ impl Actor for Terminal {
                 self.show(Print::Status("disconnected".into()), None);
                 if reason != CloseReason::Orderly {
                     let why = match &reason {
+                        // The kind's short text ("connection refused"),
+                        // unless it says nothing ("uncategorized error",
+                        // for a name that does not resolve): then the
+                        // error's own.
+                        CloseReason::Error { kind, message }
+                            if matches!(kind, std::io::ErrorKind::Other)
+                                || kind.to_string().contains("uncategorized") =>
+                        {
+                            message.to_string()
+                        }
                         CloseReason::Error { kind, .. } => kind.to_string(),
                         other => other.to_string(),
                     };
@@ -160,15 +170,31 @@ fn main() -> ExitCode {
     let credit = handle.clone();
     let printer = std::thread::spawn(move || {
         let stdout = std::io::stdout();
-        for (p, sock) in lines {
+        while let Ok(first) = lines.recv() {
+            // What has arrived meanwhile goes out with it: one flush, and
+            // one message of credit, per batch.
             let mut out = stdout.lock();
-            let _ = match p {
-                Print::Line(l) => writeln!(out, "{l}"),
-                Print::Status(s) => writeln!(out, "{MARK} {s}"),
-            };
+            let mut shown: Option<(Addr<Socket>, i64)> = None;
+            for (p, sock) in std::iter::once(first).chain(lines.try_iter().take(255)) {
+                let _ = match p {
+                    Print::Line(l) => writeln!(out, "{l}"),
+                    Print::Status(s) => writeln!(out, "{MARK} {s}"),
+                };
+                if let Some(sock) = sock {
+                    match &mut shown {
+                        Some((s, n)) if *s == sock => *n += 1,
+                        _ => {
+                            if let Some((s, n)) = shown.take() {
+                                credit.send(s, credit_actors::net::SocketMsg::issue_credit(n));
+                            }
+                            shown = Some((sock, 1));
+                        }
+                    }
+                }
+            }
             let _ = out.flush();
-            if let Some(sock) = sock {
-                credit.send(sock, credit_actors::net::SocketMsg::issue_credit(1));
+            if let Some((s, n)) = shown {
+                credit.send(s, credit_actors::net::SocketMsg::issue_credit(n));
             }
         }
     });
@@ -187,14 +213,19 @@ fn main() -> ExitCode {
     // The keyboard (or the pipe): a thread of its own, blocking on stdin.
     let keys = handle.clone();
     std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            match line {
-                Ok(l) => {
-                    if !keys.send(term, TermMsg::Typed(l)) {
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let mut line = Vec::new();
+            match stdin.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if line.last() == Some(&b'\n') {
+                        line.pop();
+                    }
+                    if !keys.send(term, TermMsg::Typed(line)) {
                         return;
                     }
                 }
-                Err(_) => break,
             }
         }
         keys.send(term, TermMsg::InputEnded);

@@ -141,6 +141,8 @@ fn bad_input_gets_an_error_to_the_sender_alone_and_the_connection_goes_on() {
     b.expect(&["error: line longer than 64 bytes"]);
     b.peer.write(b"caf\xc3 au lait\n");
     b.expect(&["error: line is not valid UTF-8"]);
+    b.peer.write(b"red \x1b[31malert\n");
+    b.expect(&["error: control characters are not allowed (tab is)"]);
     assert!(silent(&mut a), "bad input was broadcast");
     b.say("fine again");
     a.expect(&["user2 says 'fine again'"]);
@@ -311,4 +313,39 @@ fn max_users_holds_newcomers_back_until_someone_leaves() {
     assert_eq!(waiting.read_line(), "you are user3");
     assert_eq!(waiting.read_line(), "present: user1");
     let _ = waiting.writer.flush();
+}
+
+#[test]
+fn errors_come_after_what_the_sender_said_before() {
+    let server = Server::start();
+    let (mut a, _) = server.join();
+    a.peer.write(b"hello\n/bogus\n/nick b!b\nx\n\xff\n");
+    a.expect(&[
+        "user1 says 'hello'",
+        "error: unknown command /bogus",
+        "error: a name is 1 to 32 letters, digits, '_' or '-'",
+        "user1 says 'x'",
+        "error: line is not valid UTF-8",
+    ]);
+}
+
+#[test]
+fn a_user_who_leaves_still_gets_its_own_last_lines() {
+    let server = Server::start();
+    let (mut a, _) = server.join();
+    let (mut b, _) = server.join();
+    a.expect(&["user2 arrived"]);
+    // One write: the line and the quit reach the room in one turn.
+    b.peer.write(b"hello\n/quit\n");
+    b.expect(&["user2 says 'hello'"]);
+    b.peer.expect_eof();
+    a.expect(&["user2 says 'hello'", "user2 left"]);
+
+    let (mut c, _) = server.join();
+    a.expect(&["user3 arrived"]);
+    c.peer.write(b"last words\n");
+    c.peer.shutdown_write();
+    c.expect(&["user3 says 'last words'"]);
+    c.peer.expect_eof();
+    a.expect(&["user3 says 'last words'", "user3 left"]);
 }

@@ -167,7 +167,10 @@ fn main() -> ExitCode {
     };
     credit_actors::net::set_buffer_limit(&mut reactor, buffer_limit);
     match buffer_limit {
-        Some(b) => info!("buffer memory budget: {b} bytes ({:.1} MiB)", b as f64 / 1048576.0),
+        Some(b) => info!(
+            "buffer memory budget: {b} bytes ({:.1} MiB)",
+            b as f64 / 1048576.0
+        ),
         None => info!("buffer memory budget: none"),
     }
     if let Some(path) = &args.trace {
