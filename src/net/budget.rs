@@ -134,6 +134,12 @@ impl Budget {
         (self.limit != usize::MAX).then_some(self.limit)
     }
 
+    /// The low mark.
+    #[inline]
+    pub(crate) fn low(&self) -> usize {
+        self.low
+    }
+
     /// True while the budget is pressed (see the module docs).
     #[inline]
     pub(crate) fn pressed(&self) -> bool {

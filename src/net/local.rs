@@ -69,6 +69,9 @@ impl SocketStats {
     }
 }
 
+/// The read buffer a fresh read gets past half the memory budget.
+const WARM_READ: usize = 2048;
+
 /// Most read buffers kept. The byte bound below sees a buffer still
 /// shared with units by the part of it the pool holds, which may be small,
 /// so this also bounds what such buffers keep alive: 64 times the largest
@@ -252,8 +255,22 @@ impl NetLocal {
         self.budget.charge(was, now, pools)
     }
 
-    /// An empty read buffer with room for at least `min` bytes.
+    /// An empty read buffer with room for at least `min` bytes. Past half
+    /// the memory budget a fresh read gets a small buffer: thousands of
+    /// sockets reading in one turn then add little before the budget
+    /// sees it (a unit longer than that still grows its buffer).
     pub(crate) fn take_read(&mut self, min: usize) -> BytesMut {
+        let min = if self.total() >= self.budget.low() {
+            min.min(WARM_READ)
+        } else {
+            min
+        };
+        self.read.take(min, true)
+    }
+
+    /// A read buffer for a unit that needs `min` bytes, whatever the
+    /// budget.
+    pub(crate) fn take_read_for(&mut self, min: usize) -> BytesMut {
         self.read.take(min, true)
     }
 

@@ -4,6 +4,7 @@
 
 mod actors;
 mod alloc;
+mod budget;
 mod examples;
 mod framing;
 mod metrics;

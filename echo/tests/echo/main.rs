@@ -11,6 +11,7 @@ mod binary;
 mod hardening;
 mod memory;
 mod metrics;
+mod overload;
 mod service;
 mod supervised;
 mod support;

@@ -44,11 +44,19 @@ impl Server {
     /// A server with these settings, except that it always listens on
     /// 127.0.0.1 with a port the kernel picks.
     pub fn start_config(config: EchoConfig) -> Server {
+        Server::start_budget(config, None)
+    }
+
+    /// A server with these settings and a buffer memory limit.
+    pub fn start_budget(config: EchoConfig, limit: Option<usize>) -> Server {
         let config = EchoConfig {
             listen: ListenSpec::host_port("127.0.0.1", 0),
             ..config
         };
-        let (handle, join) = Reactor::start(Config::default(), |_| {}).expect("start reactor");
+        let (handle, join) = Reactor::start(Config::default(), move |core| {
+            credit_actors::net::set_buffer_limit(core, limit);
+        })
+        .expect("start reactor");
         let service = handle
             .spawn(move || EchoService::new(config))
             .expect("spawn the echo service");

@@ -309,7 +309,7 @@ impl Socket {
             let need = self.rbuf.len() + room;
             self.read_hint.grew(need);
             let net = ctx.local::<NetLocal>();
-            let mut next = net.take_read(need);
+            let mut next = net.take_read_for(need);
             next.extend_from_slice(&self.rbuf);
             net.give_read(std::mem::replace(&mut self.rbuf, next));
         }

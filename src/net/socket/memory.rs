@@ -3,7 +3,7 @@
 
 use bytes::BytesMut;
 
-use crate::actor::{Actor, Ctx};
+use crate::actor::{Actor, Addr, Ctx};
 use crate::net::budget::Act;
 use crate::net::local::NetLocal;
 use crate::net::socket::flags::{LISTED, PARKED};
@@ -67,18 +67,22 @@ impl Socket {
 
     #[inline(never)]
     fn settle_change(&mut self, ctx: &mut Ctx<'_, Self>, now: usize, holding: bool) {
-        let was = std::mem::replace(&mut self.charged, now as u32) as usize;
         let me = ctx.me();
-        let net = ctx.local::<NetLocal>();
+        let change = self.record(now, holding);
+        report(ctx, me, change);
+    }
+
+    /// Records the new charge and holder state; returns what the budget
+    /// must be told: `(was, now, holding, was listed)`.
+    fn record(&mut self, now: usize, holding: bool) -> (usize, usize, bool, bool) {
+        let was = std::mem::replace(&mut self.charged, now as u32) as usize;
+        let listed = self.has(LISTED);
         if holding {
-            net.budget.hold(me, now);
             self.set(LISTED);
-        } else if self.has(LISTED) {
-            net.budget.unhold(me.id());
+        } else {
             self.clear(LISTED);
         }
-        let act = net.charge(was, now);
-        act_on(ctx, act);
+        (was, now, holding, listed)
     }
 
     /// True if the socket must stop reading for memory now: the budget is
@@ -132,6 +136,37 @@ impl Socket {
             self.out.queued()
         );
         self.fail(ctx, CloseReason::Overload);
+    }
+}
+
+/// Tells the budget of a socket's change (see [`Socket::record`]).
+fn report<A: Actor>(
+    ctx: &mut Ctx<'_, A>,
+    sock: Addr<Socket>,
+    (was, now, holding, listed): (usize, usize, bool, bool),
+) {
+    let net = ctx.local::<NetLocal>();
+    if holding {
+        net.budget.hold(sock, now);
+    } else if listed {
+        net.budget.unhold(sock.id());
+    }
+    let act = net.charge(was, now);
+    act_on(ctx, act);
+}
+
+/// Settles `sock` from another actor's run, after a send in place grew
+/// its output queue: the budget sees output as it is made, not only at
+/// the turn's end.
+#[inline(never)]
+pub(super) fn settle_in_place<A: Actor>(ctx: &mut Ctx<'_, A>, sock: Addr<Socket>) {
+    let Some(s) = ctx.direct(sock) else {
+        return;
+    };
+    let (changed, now, holding) = s.unsettled();
+    if changed {
+        let change = s.record(now, holding);
+        report(ctx, sock, change);
     }
 }
 

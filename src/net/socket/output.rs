@@ -24,7 +24,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::actor::{Actor, Addr, Ctx, Reply, RequestError};
 use crate::net::local::NetLocal;
-use crate::net::socket::{flags, CloseReason, Cmd, Socket, SocketMsg, State};
+use crate::net::socket::{flags, memory, CloseReason, Cmd, Socket, SocketMsg, State};
 
 /// Pieces at least this long are queued by reference, not copied.
 const COPY_LIMIT: usize = 2048;
@@ -60,6 +60,9 @@ pub(super) struct Queued {
     high_water: bool,
     /// Arm the write check to fire after this long.
     write_check: Option<std::time::Duration>,
+    /// The queue's memory grew: settle the socket with the memory budget
+    /// now rather than at the turn's end.
+    grew: bool,
 }
 
 /// A socket's queue of bytes to write.
@@ -184,11 +187,13 @@ impl Output {
     }
 
     /// Queues `head`, `body` and `tail` in order: one capacity check and
-    /// plain copies when all are small, as a reply line is.
+    /// plain copies when all are small, as a reply line is. True if the
+    /// queue's memory grew (a larger or another buffer, or a piece kept by
+    /// reference), not only its use of the room it had.
     #[inline]
-    pub(crate) fn push3(&mut self, head: &Bytes, body: &Bytes, tail: &Bytes) {
+    pub(crate) fn push3(&mut self, head: &Bytes, body: &Bytes, tail: &Bytes) -> bool {
         if head.len() < COPY_LIMIT && body.len() < COPY_LIMIT {
-            self.push_small(head, body, tail);
+            self.push_small(head, body, tail)
         } else if self.tail.is_empty() {
             // Nothing small waiting: all three pieces by reference, so
             // the tail buffer is not split off (which allocates) and the
@@ -200,19 +205,21 @@ impl Output {
                 }
             }
             self.queued += head.len() + body.len() + tail.len();
+            true
         } else {
             self.push(head);
             self.push(body);
             self.push(tail);
+            true
         }
     }
 
     /// Queues a copy of `body` then `tail`; `body` must be shorter than
     /// the copy limit ([`Output::copies`]).
     #[inline]
-    pub(crate) fn push_copied(&mut self, body: &[u8], tail: &[u8]) {
+    pub(crate) fn push_copied(&mut self, body: &[u8], tail: &[u8]) -> bool {
         debug_assert!(Output::copies(body));
-        self.push_small(&[], body, tail);
+        self.push_small(&[], body, tail)
     }
 
     /// Moves a full tail buffer to the queue of pieces and starts a new
@@ -233,12 +240,14 @@ impl Output {
         piece.len() < COPY_LIMIT
     }
 
-    /// Copies three small pieces into the tail buffer.
+    /// Copies three small pieces into the tail buffer; true if it needed
+    /// more room.
     #[inline(always)]
-    fn push_small(&mut self, head: &[u8], body: &[u8], tail: &[u8]) {
+    fn push_small(&mut self, head: &[u8], body: &[u8], tail: &[u8]) -> bool {
         let total = head.len() + body.len() + tail.len();
+        let grew = self.tail.capacity() - self.tail.len() < total;
         {
-            if self.tail.capacity() - self.tail.len() < total && self.tail.len() >= SEAL_AT {
+            if grew && self.tail.len() >= SEAL_AT {
                 self.seal_tail();
             }
             self.tail.reserve(total);
@@ -263,6 +272,7 @@ impl Output {
             }
             self.queued += total;
         }
+        grew
     }
 
     pub(crate) fn push(&mut self, piece: &Bytes) {
@@ -396,8 +406,10 @@ impl Socket {
         } else {
             &NONE
         };
-        self.out.push3(head, body, terminator);
-        self.queued(now)
+        let grew = self.out.push3(head, body, terminator);
+        let mut q = self.queued(now);
+        q.grew = grew;
+        q
     }
 
     /// [`Socket::queue_send`] for a copy of a short `body` (see
@@ -414,8 +426,10 @@ impl Socket {
         } else {
             &[]
         };
-        self.out.push_copied(body, terminator);
-        self.queued(now)
+        let grew = self.out.push_copied(body, terminator);
+        let mut q = self.queued(now);
+        q.grew = grew;
+        q
     }
 
     /// What the reactor must do after something was queued.
@@ -453,6 +467,11 @@ impl Socket {
         if let Some(t) = q.write_check {
             ctx.send_after(sock, SocketMsg(Cmd::WriteCheck), t);
         }
+        if q.grew {
+            // From another actor's run (a send in place); the socket's own
+            // run settles itself.
+            memory::settle_in_place(ctx, sock);
+        }
     }
 
     /// Gives the output queue a tail buffer from the pool if it has none.
@@ -483,8 +502,12 @@ impl Socket {
     ) {
         self.ensure_tail(ctx.local::<NetLocal>());
         let q = self.queue_send(head, body, line, ctx.now());
+        let grew = q.grew;
         let me = ctx.me();
         Socket::apply_queued(ctx, me, q);
+        if grew {
+            self.settle(ctx);
+        }
     }
 
     pub(super) fn promise(&mut self, ctx: &mut Ctx<'_, Self>, reply: Reply<()>) {
