@@ -171,7 +171,7 @@ fn the_accounted_total_is_the_sum_of_the_buffers_after_every_step() {
 
 #[test]
 fn reading_stops_above_the_high_mark_and_resumes_below_the_low_mark() {
-    // High mark 768 KiB, low 512 KiB.
+    // High mark 512 KiB, low 256 KiB.
     let (_rig, probe, addr) = rig(1 << 20);
     let (a, sa) = silent_peer(&probe, addr);
     let (mut b, sb) = silent_peer(&probe, addr);
@@ -184,7 +184,7 @@ fn reading_stops_above_the_high_mark_and_resumes_below_the_low_mark() {
     });
     push_until(&probe, sa, || memory(&probe).pressed);
     let m = memory(&probe);
-    assert!(m.total > 768 * 1024 && m.high_events == 1, "{m:?}");
+    assert!(m.total > 512 * 1024 && m.high_events == 1, "{m:?}");
 
     // b holds unsent output: it stops reading, and its lines wait in the
     // kernel.
@@ -203,7 +203,7 @@ fn reading_stops_above_the_high_mark_and_resumes_below_the_low_mark() {
     });
     probe.wait_data_count(before + 3);
     let m = memory(&probe);
-    assert!(!m.pressed && m.total < 512 * 1024, "{m:?}");
+    assert!(!m.pressed && m.total < 256 * 1024, "{m:?}");
     assert!(closed_reason(&probe, sb).is_none());
     drop(b);
 }
@@ -230,6 +230,6 @@ fn at_the_limit_the_connection_holding_the_most_is_closed() {
     );
     let m = memory(&probe);
     assert_eq!(m.overload_closes, 1, "{m:?}");
-    assert!(m.total <= 768 * 1024, "{m:?}");
+    assert!(m.total <= 512 * 1024, "{m:?}");
     drop((big, small));
 }

@@ -45,7 +45,7 @@ fn hostile(server: &Server, n: usize, stop: Arc<AtomicBool>) -> std::thread::Joi
 
 #[test]
 fn a_client_that_reads_gets_every_reply_while_others_fill_the_budget() {
-    // High mark 1.5 MiB: forty connections that never read pass it.
+    // High mark 1 MiB: forty connections that never read pass it.
     let server = Server::start_budget(EchoConfig::default(), Some(2 << 20));
     let stop = Arc::new(AtomicBool::new(false));
     let flood = hostile(&server, 40, stop.clone());

@@ -223,6 +223,11 @@ impl Socket {
                 self.count_units(ctx);
                 break;
             }
+            if !self.out.is_empty() && self.out_made_in_turn(ctx) {
+                // The connection failed writing.
+                self.count_units(ctx);
+                return;
+            }
             if self.must_park(ctx) {
                 self.count_units(ctx);
                 self.park(ctx);

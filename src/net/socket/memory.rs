@@ -9,6 +9,14 @@ use crate::net::local::NetLocal;
 use crate::net::socket::flags::{LISTED, PARKED};
 use crate::net::socket::{flags, CloseReason, Cmd, Socket, SocketMsg};
 
+/// Spare read buffer room past which a partial unit moves to a buffer of
+/// its own size when memory is short.
+const PARTIAL_SPARE_MAX: usize = 1024;
+
+/// Output made within one turn past which a socket writes it before
+/// reading more.
+const EARLY_WRITE: usize = 64 * 1024;
+
 impl Socket {
     /// The buffer bytes this socket holds: its read buffer (its capacity,
     /// at least the read size while it has one), its unsent output and its
@@ -85,6 +93,20 @@ impl Socket {
         (was, now, holding, listed)
     }
 
+    /// Before reading more, with output made in this turn and not yet
+    /// flushed: past [`EARLY_WRITE`] bytes it goes to the kernel now (a
+    /// peer that sends fast and a controller that answers in place could
+    /// otherwise pile a turn's worth of replies up), and the budget hears
+    /// of what is left. True if the connection failed.
+    #[inline(never)]
+    pub(super) fn out_made_in_turn(&mut self, ctx: &mut Ctx<'_, Self>) -> bool {
+        if self.out.queued() >= EARLY_WRITE && !self.write_out(ctx) {
+            return true;
+        }
+        self.settle(ctx);
+        false
+    }
+
     /// True if the socket must stop reading for memory now: the budget is
     /// pressed and the socket holds memory that reading would add to:
     /// output not yet written, or a long partial unit (a quarter of the
@@ -121,6 +143,25 @@ impl Socket {
             let big = std::mem::replace(&mut self.rbuf, small);
             ctx.local::<NetLocal>().give_read(big);
         }
+    }
+
+    /// At the end of a turn, with a partial unit in the read buffer: past
+    /// the low mark the partial unit moves to a buffer of its own size, so
+    /// thousands of connections each holding a few bytes of a line do not
+    /// each hold a read buffer.
+    #[inline(never)]
+    pub(super) fn keep_partial_small(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let spare = self.rbuf.capacity() - self.rbuf.len();
+        if spare <= PARTIAL_SPARE_MAX {
+            return;
+        }
+        let net = ctx.local::<NetLocal>();
+        if net.total() < net.budget.low() {
+            return;
+        }
+        let small = BytesMut::from(&self.rbuf[..]);
+        let big = std::mem::replace(&mut self.rbuf, small);
+        net.give_read(big);
     }
 
     /// Told to close because the budget is exhausted and this socket is

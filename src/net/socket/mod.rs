@@ -570,10 +570,14 @@ impl Actor for Socket {
     fn turn_end(&mut self, ctx: &mut Ctx<'_, Self>) {
         self.clear(flags::FLUSH_PENDING);
         self.flush(ctx);
-        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
-            let buf = std::mem::take(&mut self.rbuf);
-            ctx.local::<NetLocal>().give_read(buf);
-            self.read_hint.released();
+        if self.rbuf.is_empty() {
+            if self.rbuf.capacity() > 0 {
+                let buf = std::mem::take(&mut self.rbuf);
+                ctx.local::<NetLocal>().give_read(buf);
+                self.read_hint.released();
+            }
+        } else {
+            self.keep_partial_small(ctx);
         }
         self.settle(ctx);
     }

@@ -522,8 +522,39 @@ impl Socket {
         if self.state == State::Connecting || self.out.is_empty() {
             return;
         }
-        let Some(stream) = self.stream.as_ref() else {
+        if !self.write_out(ctx) {
             return;
+        }
+        if self
+            .config
+            .max_backlog
+            .is_some_and(|max| self.out.queued() > max)
+        {
+            self.fail(ctx, CloseReason::Backlog);
+            return;
+        }
+        if self.has(flags::HELD) && self.out.queued() <= self.config.high_water / 2 {
+            self.clear(flags::HELD);
+            self.pump(ctx);
+        } else if self.has(flags::PARKED) && self.out.is_empty() {
+            // Parked for memory, and the peer has caught up: read if the
+            // budget allows it now.
+            self.pump(ctx);
+        }
+        if self.state == State::Draining && self.out.is_empty() {
+            self.finish(ctx);
+        } else if self.cold.is_some() {
+            self.shutdown_write_if_flushed();
+        }
+    }
+
+    /// Writes what the kernel takes of the queue, resolves the promises it
+    /// kept, and gives an emptied buffer back. False if the connection
+    /// failed (and is closing).
+    #[inline]
+    pub(super) fn write_out(&mut self, ctx: &mut Ctx<'_, Self>) -> bool {
+        let Some(stream) = self.stream.as_ref() else {
+            return true;
         };
         let before = self.out.written();
         let result = self
@@ -551,29 +582,9 @@ impl Socket {
         }
         if let Err(e) = result {
             self.fail(ctx, CloseReason::from_io(&e));
-            return;
+            return false;
         }
-        if self
-            .config
-            .max_backlog
-            .is_some_and(|max| self.out.queued() > max)
-        {
-            self.fail(ctx, CloseReason::Backlog);
-            return;
-        }
-        if self.has(flags::HELD) && self.out.queued() <= self.config.high_water / 2 {
-            self.clear(flags::HELD);
-            self.pump(ctx);
-        } else if self.has(flags::PARKED) && self.out.is_empty() {
-            // Parked for memory, and the peer has caught up: read if the
-            // budget allows it now.
-            self.pump(ctx);
-        }
-        if self.state == State::Draining && self.out.is_empty() {
-            self.finish(ctx);
-        } else if self.cold.is_some() {
-            self.shutdown_write_if_flushed();
-        }
+        true
     }
 }
 
