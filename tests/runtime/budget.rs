@@ -180,7 +180,7 @@ fn reading_stops_above_the_high_mark_and_resumes_below_the_low_mark() {
     push_until(&probe, sb, || {
         probe
             .with(move |ctx| sb.buffered(ctx))
-            .is_some_and(|n| n > 64 * 1024)
+            .is_some_and(|n| n > 192 * 1024)
     });
     push_until(&probe, sa, || memory(&probe).pressed);
     let m = memory(&probe);
