@@ -11,6 +11,7 @@ use std::io;
 use crate::actor::{Ctx, Recipient};
 use crate::net::framing::{Unit, UnitError};
 use crate::net::local::NetLocal;
+use crate::net::socket::memory::BeforeRead;
 use crate::net::socket::{
     flags, CloseReason, CreditOp, OverlongPolicy, Socket, SocketEvent, State,
 };
@@ -223,20 +224,23 @@ impl Socket {
                 self.count_units(ctx);
                 break;
             }
-            if !self.out.is_empty() && self.out_made_in_turn(ctx) {
-                // The connection failed writing.
-                self.count_units(ctx);
-                return;
-            }
-            if self.must_park(ctx) {
-                self.count_units(ctx);
-                self.park(ctx);
-                break;
-            }
-            if self.has(flags::PARKED) {
-                // The peer caught up, or the budget allows it: reading
-                // again.
-                self.clear(flags::PARKED);
+            // The memory budget's say, for a socket that holds memory (or
+            // was parked): one test on the common path.
+            if !self.out.is_empty()
+                | (self.rbuf.len() >= self.config.read_size / 4)
+                | self.has(flags::PARKED)
+            {
+                match self.before_read(ctx) {
+                    BeforeRead::Read => {}
+                    BeforeRead::Parked => {
+                        self.count_units(ctx);
+                        break;
+                    }
+                    BeforeRead::Failed => {
+                        self.count_units(ctx);
+                        return;
+                    }
+                }
             }
             if self.rbuf.capacity() == 0 {
                 let want = self.config.read_size.max(self.read_hint.size());

@@ -9,6 +9,16 @@ use crate::net::local::NetLocal;
 use crate::net::socket::flags::{LISTED, PARKED};
 use crate::net::socket::{flags, CloseReason, Cmd, Socket, SocketMsg};
 
+/// What the budget says before a read.
+pub(super) enum BeforeRead {
+    /// Read.
+    Read,
+    /// The socket parked: stop reading.
+    Parked,
+    /// The connection failed writing: it is closing.
+    Failed,
+}
+
 /// Spare read buffer room past which a partial unit moves to a buffer of
 /// its own size when memory is short.
 const PARTIAL_SPARE_MAX: usize = 1024;
@@ -93,13 +103,29 @@ impl Socket {
         (was, now, holding, listed)
     }
 
+    /// Before a read, for a socket that holds memory or was parked: writes
+    /// output made in this turn if there is much of it, settles, and parks
+    /// if the budget says so.
+    #[inline(never)]
+    pub(super) fn before_read(&mut self, ctx: &mut Ctx<'_, Self>) -> BeforeRead {
+        if !self.out.is_empty() && self.out_made_in_turn(ctx) {
+            return BeforeRead::Failed;
+        }
+        if self.must_park(ctx) {
+            self.park(ctx);
+            return BeforeRead::Parked;
+        }
+        // The peer caught up, or the budget allows it: reading again.
+        self.clear(PARKED);
+        BeforeRead::Read
+    }
+
     /// Before reading more, with output made in this turn and not yet
     /// flushed: past [`EARLY_WRITE`] bytes it goes to the kernel now (a
     /// peer that sends fast and a controller that answers in place could
     /// otherwise pile a turn's worth of replies up), and the budget hears
     /// of what is left. True if the connection failed.
-    #[inline(never)]
-    pub(super) fn out_made_in_turn(&mut self, ctx: &mut Ctx<'_, Self>) -> bool {
+    fn out_made_in_turn(&mut self, ctx: &mut Ctx<'_, Self>) -> bool {
         if self.out.queued() >= EARLY_WRITE && !self.write_out(ctx) {
             return true;
         }
@@ -115,7 +141,7 @@ impl Socket {
     /// it. Looks at the budget only for a holder, so the common read costs
     /// two tests.
     #[inline(always)]
-    pub(super) fn must_park(&mut self, ctx: &mut Ctx<'_, Self>) -> bool {
+    fn must_park(&mut self, ctx: &mut Ctx<'_, Self>) -> bool {
         // Output queued in this turn and not yet flushed counts too: such a
         // socket parks until its turn-end flush, which unparks it if the
         // output went.
@@ -127,7 +153,7 @@ impl Socket {
     /// drains): bytes stay in the kernel and TCP pushes back. A partial
     /// unit keeps a buffer of its own size, not a large one.
     #[cold]
-    pub(super) fn park(&mut self, ctx: &mut Ctx<'_, Self>) {
+    fn park(&mut self, ctx: &mut Ctx<'_, Self>) {
         let me = ctx.id();
         if !self.has(PARKED) {
             self.set(PARKED);
