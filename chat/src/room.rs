@@ -296,7 +296,7 @@ impl ChatRoom {
         self.seal();
         let u = &mut self.users[key];
         for seg in &self.segments[u.given..] {
-            u.sock.send(ctx, seg.clone());
+            u.sock.send_shared(ctx, seg.clone());
         }
         u.given = self.segments.len();
     }
@@ -445,7 +445,7 @@ impl ChatRoom {
         if !self.segments.is_empty() {
             for (_, u) in &mut self.users {
                 for seg in &self.segments[u.given..] {
-                    u.sock.send(ctx, seg.clone());
+                    u.sock.send_shared(ctx, seg.clone());
                 }
                 u.given = 0;
             }

@@ -26,7 +26,8 @@
 //! Below the *low mark* (a quarter of the limit) the budget is no longer pressed
 //! and every parked socket and listener is woken.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use crate::actor::{ActorId, Addr};
 use crate::net::socket::Socket;
@@ -56,6 +57,10 @@ pub struct BufferMemory {
     pub overload_closes: u64,
 }
 
+/// How long the budget may stay pressed before the connections holding
+/// the most are closed.
+pub(crate) const PRESSED_MAX: Duration = Duration::from_secs(5);
+
 /// What a change of the total asks of the socket that reported it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Act {
@@ -76,9 +81,9 @@ pub(crate) struct Budget {
     /// The sum of the sockets' charges.
     pub(crate) sockets: usize,
     pressed: bool,
-    /// Sockets and listeners parked for memory (a socket may be listed
-    /// twice; a dead one is skipped when woken).
-    parked: Vec<ActorId>,
+    /// Sockets and listeners parked for memory (a dead one is skipped when
+    /// woken).
+    parked: HashSet<ActorId>,
     /// Sockets that hold memory without making progress: parked, or with
     /// output left after a flush. Their charge, to choose whom to close.
     holders: HashMap<ActorId, (Addr<Socket>, usize)>,
@@ -88,6 +93,8 @@ pub(crate) struct Budget {
     /// Those sockets, with what each held when chosen.
     doomed: HashMap<ActorId, usize>,
     peak: usize,
+    /// When the budget was last pressed, or relieved.
+    pressed_since: Option<Instant>,
     /// The largest total since the last trim.
     peak_since_trim: usize,
     pub(crate) high_events: u64,
@@ -110,11 +117,12 @@ impl Budget {
             low: limit / 4,
             sockets: 0,
             pressed: false,
-            parked: Vec::new(),
+            parked: HashSet::new(),
             holders: HashMap::new(),
             closing: 0,
             doomed: HashMap::new(),
             peak: 0,
+            pressed_since: None,
             peak_since_trim: 0,
             high_events: 0,
             overload_closes: 0,
@@ -163,6 +171,7 @@ impl Budget {
         if total > self.high {
             if !self.pressed {
                 self.pressed = true;
+                self.pressed_since = Some(Instant::now());
                 self.high_events += 1;
                 log::warn!(
                     "buffer memory {total} bytes, over half the {} byte budget: \
@@ -175,10 +184,11 @@ impl Budget {
             }
         } else if total < self.low && self.pressed {
             self.pressed = false;
+            self.pressed_since = None;
             self.closing = 0;
             self.doomed.clear();
             log::info!(
-                "buffer memory {total} bytes, under half the budget: reading and accepting again"
+                "buffer memory {total} bytes, under a quarter of the budget: reading and accepting again"
             );
             return Act::Release;
         }
@@ -193,29 +203,24 @@ impl Budget {
         fell
     }
 
-    /// Notes `who` as parked.
+    /// Notes `who` as parked (once, however often it parks).
     pub(crate) fn park(&mut self, who: ActorId) {
-        self.parked.push(who);
-        self.parks += 1;
-    }
-
-    /// The parked, to wake (the list keeps its capacity through
-    /// [`Budget::parked_back`]).
-    pub(crate) fn take_parked(&mut self) -> Vec<ActorId> {
-        std::mem::take(&mut self.parked)
-    }
-
-    /// Gives the emptied list back.
-    pub(crate) fn parked_back(&mut self, mut list: Vec<ActorId>) {
-        list.clear();
-        if self.parked.is_empty() {
-            self.parked = list;
+        if self.parked.insert(who) {
+            self.parks += 1;
         }
     }
 
-    /// Lists (or updates) a socket that holds memory without progress.
+    /// The parked, to wake.
+    pub(crate) fn take_parked(&mut self) -> Vec<ActorId> {
+        self.parked.drain().collect()
+    }
+
+    /// Lists (or updates) a socket that holds memory without progress;
+    /// one already told to close is not listed again.
     pub(crate) fn hold(&mut self, sock: Addr<Socket>, charge: usize) {
-        self.holders.insert(sock.id(), (sock, charge));
+        if !self.doomed.contains_key(&sock.id()) {
+            self.holders.insert(sock.id(), (sock, charge));
+        }
     }
 
     /// Takes a socket off the holders.
@@ -238,19 +243,51 @@ impl Budget {
     /// is already closing) is at most the high mark; each taken off the
     /// holders, with its charge.
     pub(crate) fn victims(&mut self, total: usize) -> Vec<(Addr<Socket>, usize)> {
+        self.victims_down_to(total, self.high)
+    }
+
+    /// The holders to close, largest first, until what remains is at most
+    /// `target`.
+    fn victims_down_to(&mut self, total: usize, target: usize) -> Vec<(Addr<Socket>, usize)> {
+        let mut by_size: Vec<_> = self.holders.values().copied().collect();
+        by_size.sort_unstable_by_key(|&(_, c)| std::cmp::Reverse(c));
         let mut out = Vec::new();
-        while total.saturating_sub(self.closing) > self.high {
-            let Some((&id, &(sock, charge))) = self.holders.iter().max_by_key(|(_, (_, c))| *c)
-            else {
+        for (sock, charge) in by_size {
+            if total.saturating_sub(self.closing) <= target {
                 break;
-            };
-            self.holders.remove(&id);
+            }
+            self.holders.remove(&sock.id());
             self.closing += charge;
-            self.doomed.insert(id, charge);
+            self.doomed.insert(sock.id(), charge);
             self.overload_closes += 1;
             out.push((sock, charge));
         }
         out
+    }
+
+    /// Pressed for longer than [`PRESSED_MAX`] without reaching the limit:
+    /// the connections holding the most are closed until what remains is
+    /// under the low mark, so that accepting resumes (connections that
+    /// stopped sending but never read would otherwise keep it paused for
+    /// as long as they stay).
+    pub(crate) fn relief(&mut self, total: usize, now: Instant) -> Vec<(Addr<Socket>, usize)> {
+        match self.pressed_since {
+            Some(t) if self.pressed && now.duration_since(t) >= PRESSED_MAX => {
+                self.pressed_since = Some(now);
+                log::warn!(
+                    "buffer memory over half its budget for {}s: closing the connections holding the most",
+                    PRESSED_MAX.as_secs()
+                );
+                self.victims_down_to(total, self.low.saturating_sub(1))
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether a socket told to close for overload still should: the
+    /// budget may have been released since.
+    pub(crate) fn still_over(&self) -> bool {
+        self.pressed
     }
 
     /// A snapshot, with the pools' bytes.

@@ -155,6 +155,9 @@ enum Cmd {
     Stop,
     Retry,
     Resume,
+    /// While parked for memory: see whether the budget has been pressed
+    /// too long.
+    MemoryCheck,
 }
 
 impl ListenerMsg {
@@ -174,6 +177,10 @@ const BIND_RETRY: Duration = Duration::from_secs(3);
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// Longest pause after `accept` runs out of resources.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// How often a listener parked for memory looks at how long the budget
+/// has been pressed.
+const MEMORY_CHECK: Duration = Duration::from_secs(1);
 
 /// The listening-socket actor. See the module docs.
 pub struct Listener {
@@ -345,6 +352,8 @@ impl Listener {
                 "{}: accepting paused: buffer memory is over its high mark",
                 self.spec
             );
+            let me = ctx.me();
+            ctx.send_after(me, ListenerMsg(Cmd::MemoryCheck), MEMORY_CHECK);
         }
         true
     }
@@ -433,6 +442,18 @@ impl Actor for Listener {
                 self.paused = false;
                 self.may_accept = true;
                 self.accept(ctx);
+            }
+            Cmd::MemoryCheck => {
+                if self.mem_parked && ctx.local::<NetLocal>().budget.pressed() {
+                    let now = ctx.now();
+                    let net = ctx.local::<NetLocal>();
+                    let total = net.total();
+                    for (sock, held) in net.budget.relief(total, now) {
+                        crate::net::socket::close_for_overload(ctx, sock, held);
+                    }
+                    let me = ctx.me();
+                    ctx.send_after(me, ListenerMsg(Cmd::MemoryCheck), MEMORY_CHECK);
+                }
             }
             Cmd::Stop => {
                 if let Some(mut s) = self.socket.take() {

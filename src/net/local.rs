@@ -127,14 +127,17 @@ struct Pool {
     bytes: usize,
     /// Most buffers kept.
     max: usize,
+    /// Most bytes of capacity kept.
+    bytes_max: usize,
 }
 
 impl Pool {
-    fn new(max: usize) -> Pool {
+    fn new(max: usize, bytes_max: usize) -> Pool {
         Pool {
             buffers: Vec::new(),
             bytes: 0,
             max,
+            bytes_max,
         }
     }
 
@@ -207,7 +210,7 @@ impl Pool {
     #[inline]
     fn give(&mut self, b: BytesMut) {
         let cap = b.capacity();
-        if self.buffers.len() < self.max && cap > 0 && self.bytes + cap <= POOL_BYTES_MAX {
+        if self.buffers.len() < self.max && cap > 0 && self.bytes + cap <= self.bytes_max {
             self.bytes += cap;
             self.buffers.push((b, cap));
         }
@@ -227,8 +230,8 @@ pub(crate) struct NetLocal {
 impl Default for NetLocal {
     fn default() -> NetLocal {
         NetLocal {
-            read: Pool::new(READ_POOL_MAX),
-            write: Pool::new(WRITE_POOL_MAX),
+            read: Pool::new(READ_POOL_MAX, POOL_BYTES_MAX),
+            write: Pool::new(WRITE_POOL_MAX, POOL_BYTES_MAX),
             stats: SocketStats::default(),
             budget: Budget::default(),
         }
@@ -236,6 +239,16 @@ impl Default for NetLocal {
 }
 
 impl NetLocal {
+    /// Sets the budget's limit; each pool keeps at most a sixteenth of it
+    /// (8 MiB at most), so that idle buffers cannot hold a small budget
+    /// up.
+    pub(crate) fn set_limit(&mut self, limit: Option<usize>) {
+        self.budget.set_limit(limit);
+        let bytes_max = limit.map_or(POOL_BYTES_MAX, |l| (l / 16).min(POOL_BYTES_MAX));
+        self.read.bytes_max = bytes_max;
+        self.write.bytes_max = bytes_max;
+    }
+
     /// Bytes the pools keep.
     #[inline]
     pub(crate) fn pool_bytes(&self) -> usize {
@@ -294,8 +307,8 @@ impl NetLocal {
 impl Local for NetLocal {
     fn trim(&mut self) {
         let before = self.total();
-        self.read = Pool::new(READ_POOL_MAX);
-        self.write = Pool::new(WRITE_POOL_MAX);
+        self.read = Pool::new(READ_POOL_MAX, self.read.bytes_max);
+        self.write = Pool::new(WRITE_POOL_MAX, self.write.bytes_max);
         // Buffers freed since the last trim (pooled ones just now, and
         // those of connections that ended or drained): past a megabyte,
         // ask the allocator to give free pages back.

@@ -48,13 +48,15 @@ pub use socket::{
 
 /// Sets the reactor's buffer memory budget: the most bytes every socket's
 /// read buffer and output queue, and the buffer pools, may hold together
-/// (`None`, the default: no limit). Above three quarters of it, sockets
-/// whose peers do not read stop reading and listeners stop accepting,
-/// until it falls below half; at the limit, the connections holding the
-/// most are closed with [`CloseReason::Overload`]. Call it before the
-/// sockets start, from the reactor's thread (`ctx.core()` in an actor).
+/// (`None`, the default: no limit). Above half of it, sockets whose peers
+/// do not read stop reading and listeners stop accepting, until it falls
+/// below a quarter; at the limit (or after five seconds above half), the
+/// connections holding the most without progress are closed with
+/// [`CloseReason::Overload`]. The buffer pools keep at most a sixteenth
+/// of it. Call it before the sockets start, from the reactor's thread
+/// (`ctx.core()` in an actor).
 pub fn set_buffer_limit(core: &mut crate::Core, limit: Option<usize>) {
-    core.local::<local::NetLocal>().budget.set_limit(limit);
+    core.local::<local::NetLocal>().set_limit(limit);
 }
 
 /// The reactor's buffer memory now: its total, its parts and what the

@@ -52,10 +52,10 @@ struct Args {
     backlog: u32,
     /// Most bytes all connections' buffers may hold together (read
     /// buffers, unsent output, the buffer pools), like 64MiB or 1G, or
-    /// `none`. Past three quarters of it, connections whose peers do not
-    /// read stop being read and accepting pauses; at the limit, those
-    /// holding the most are closed. Default: a quarter of the machine's
-    /// memory (or of its cgroup's limit), at least 64MiB.
+    /// `none`. Past half of it, connections whose peers do not read stop
+    /// being read and accepting pauses; at the limit (or after 5 s past
+    /// half), those holding the most are closed. Default: a quarter of the
+    /// machine's memory (or of its cgroup's limit), at least 64MiB.
     #[arg(long, value_name = "BYTES")]
     max_buffer_memory: Option<String>,
     /// Log level: error, warn, info, debug, trace, off (default: RUST_LOG,

@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use crate::actor::{Actor, Addr, Ctx};
 use crate::net::budget::Act;
 use crate::net::local::NetLocal;
-use crate::net::socket::flags::{LISTED, PARKED};
+use crate::net::socket::flags::{LISTED, PARKED, STALLED};
 use crate::net::socket::{flags, CloseReason, Cmd, Socket, SocketMsg};
 
 /// What the budget says before a read.
@@ -28,21 +28,10 @@ const PARTIAL_SPARE_MAX: usize = 1024;
 const EARLY_WRITE: usize = 64 * 1024;
 
 impl Socket {
-    /// The buffer bytes this socket holds: its read buffer (its capacity,
-    /// at least the read size while it has one), its unsent output and its
-    /// output buffer's spare room (capped at 4 GiB).
+    /// The buffer bytes this socket holds: its read buffer's capacity, its
+    /// unsent output and its output buffer's spare room (capped at 4 GiB).
     pub(super) fn buffered(&self) -> usize {
-        // A read buffer in use is a view of an allocation of at least the
-        // read size (what is left of it after the units cut from its front
-        // keeps the whole allocation alive); a parked socket's partial unit
-        // has a buffer of its own size.
-        let r = self.rbuf.capacity();
-        let read = if r == 0 || self.has(PARKED) {
-            r
-        } else {
-            r.max(self.config.read_size)
-        };
-        (read + self.out.held()).min(u32::MAX as usize)
+        (self.rbuf.capacity() + self.out.held()).min(u32::MAX as usize)
     }
 
     /// True if the budget has an out-of-date figure for this socket: its
@@ -50,9 +39,10 @@ impl Socket {
     #[inline(always)]
     fn unsettled(&self) -> (bool, usize, bool) {
         let now = self.buffered();
-        // Settled after the turn's flush: output still queued is output the
-        // peer has not taken.
-        let holding = (self.has(PARKED) || !self.out.is_empty()) && now > 0;
+        // A holder makes no progress: its last write took nothing (its peer
+        // is not reading), or it is parked with a long partial unit. A
+        // reader that is merely behind is not one.
+        let holding = (self.has(STALLED) || (self.has(PARKED) && self.out.is_empty())) && now > 0;
         (
             now != self.charged as usize || holding != self.has(LISTED),
             now,
@@ -193,7 +183,14 @@ impl Socket {
     /// Told to close because the budget is exhausted and this socket is
     /// among those holding the most: logs it once, with what it held.
     pub(super) fn overload(&mut self, ctx: &mut Ctx<'_, Self>, held: usize) {
-        let limit = ctx.local::<NetLocal>().budget.limit().unwrap_or(0);
+        let me = ctx.id();
+        let budget = &mut ctx.local::<NetLocal>().budget;
+        if !budget.still_over() {
+            // Released since it was chosen: it stays.
+            budget.ended(me);
+            return;
+        }
+        let limit = budget.limit().unwrap_or(0);
         let peer = self
             .peer_addr()
             .map_or_else(String::new, |p| format!(" from {p}"));
@@ -244,17 +241,21 @@ pub(crate) fn act_on<A: Actor>(ctx: &mut Ctx<'_, A>, act: Act) {
         Act::None => {}
         Act::Release => {
             let list = ctx.local::<NetLocal>().budget.take_parked();
-            for &id in &list {
+            for id in list {
                 ctx.core().wake(id);
             }
-            ctx.local::<NetLocal>().budget.parked_back(list);
         }
         Act::Overload => {
             let net = ctx.local::<NetLocal>();
             let total = net.total();
             for (sock, held) in net.budget.victims(total) {
-                ctx.send(sock, SocketMsg(Cmd::Overload(held)));
+                close_for_overload(ctx, sock, held);
             }
         }
     }
+}
+
+/// Tells `sock` to close for overload (it held `held` bytes when chosen).
+pub(crate) fn close_for_overload<A: Actor>(ctx: &mut Ctx<'_, A>, sock: Addr<Socket>, held: usize) {
+    ctx.send(sock, SocketMsg(Cmd::Overload(held)));
 }

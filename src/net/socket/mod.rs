@@ -31,6 +31,7 @@
 mod connect;
 mod input;
 pub(crate) mod memory;
+pub(crate) use memory::close_for_overload;
 pub(crate) mod output;
 mod timers;
 
@@ -219,6 +220,7 @@ pub(super) enum Cmd {
     Credit(CreditOp),
     Send(Box<SendCmd>),
     SendAll(Vec<Bytes>),
+    SendShared(Box<Bytes>),
     Promise(Reply<()>),
     SetLineTerminator(Box<Bytes>),
     SetIdleTimeout(Option<Duration>),
@@ -391,6 +393,8 @@ pub(super) mod flags {
     pub(crate) const PARKED: u8 = 32;
     /// Among the memory budget's holders.
     pub(crate) const LISTED: u8 = 64;
+    /// The last write took nothing of the output waiting.
+    pub(crate) const STALLED: u8 = 128;
 }
 
 impl Socket {
@@ -612,6 +616,11 @@ impl Socket {
         match cmd {
             Cmd::Credit(op) => self.credit(ctx, op),
             Cmd::Send(cmd) => self.push_send(ctx, &cmd.head, &cmd.body, cmd.line),
+            Cmd::SendShared(piece) => {
+                let q = self.queue_shared(&piece, ctx.now());
+                let me = ctx.me();
+                Socket::apply_queued(ctx, me, q);
+            }
             Cmd::SendAll(items) => {
                 for item in &items {
                     self.push_send(ctx, item, &Bytes::new(), false);
@@ -809,6 +818,23 @@ impl Addr<Socket> {
     /// Sends bytes (or text) as they are.
     pub fn send<A: Actor>(&self, ctx: &mut Ctx<'_, A>, data: impl Into<Bytes>) {
         self.send_parts(ctx, Bytes::new(), data.into(), false);
+    }
+    /// Sends `piece` by reference as a buffer shared with other sockets (a
+    /// broadcast: one buffer sent to many). It is written and bounded like
+    /// any output (`max_backlog`, the high-water mark) but not charged to
+    /// this socket in the memory budget: the buffer is one, whatever the
+    /// number of sockets holding it.
+    pub fn send_shared<A: Actor>(&self, ctx: &mut Ctx<'_, A>, piece: Bytes) {
+        let now = ctx.now();
+        match ctx.direct(*self) {
+            Some(sock) => {
+                let q = sock.queue_shared(&piece, now);
+                Socket::apply_queued(ctx, *self, q);
+            }
+            None => {
+                ctx.send(*self, SocketMsg(Cmd::SendShared(Box::new(piece))));
+            }
+        }
     }
     /// Sends several pieces, in order.
     pub fn send_all<A: Actor>(&self, ctx: &mut Ctx<'_, A>, items: Vec<Bytes>) {

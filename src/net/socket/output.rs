@@ -82,6 +82,12 @@ pub(crate) struct Output {
 struct Rare {
     /// Large pieces, by reference; all queued before `tail`.
     chunks: VecDeque<Bytes>,
+    /// For each chunk, whether it is shared with other sockets (a
+    /// broadcast's buffer, queued with [`Output::push_shared`]).
+    shared: VecDeque<bool>,
+    /// Bytes of shared chunks still to write: not charged to this
+    /// socket's memory (see `net::budget`).
+    shared_bytes: usize,
     /// Send promises, each resolved once `written` reaches its offset.
     promises: VecDeque<(u64, Reply<()>)>,
 }
@@ -141,11 +147,32 @@ impl Output {
         self.queued == 0
     }
 
-    /// Bytes held: those queued and not yet written, and the spare room of
-    /// the tail buffer.
+    /// Bytes held: those queued and not yet written (less the shared
+    /// pieces), and the spare room of the tail buffer.
     #[inline]
     pub(crate) fn held(&self) -> usize {
-        self.queued + (self.tail.capacity() - self.tail.len())
+        let shared = self.rare.as_ref().map_or(0, |r| r.shared_bytes);
+        self.queued - shared + (self.tail.capacity() - self.tail.len())
+    }
+
+    /// Queues `piece` by reference as shared with other sockets (a
+    /// broadcast): it is written like any other piece, counts toward the
+    /// backlog and the high-water mark, but not toward this socket's share
+    /// of the memory budget, since one buffer serves them all.
+    pub(crate) fn push_shared(&mut self, piece: &Bytes) {
+        if piece.is_empty() {
+            return;
+        }
+        let front = (!self.tail.is_empty()).then(|| self.tail.split().freeze());
+        let rare = self.rare();
+        if let Some(f) = front {
+            rare.chunks.push_back(f);
+            rare.shared.push_back(false);
+        }
+        rare.chunks.push_back(piece.clone());
+        rare.shared.push_back(true);
+        rare.shared_bytes += piece.len();
+        self.queued += piece.len();
     }
 
     pub(crate) fn written(&self) -> u64 {
@@ -198,10 +225,11 @@ impl Output {
             // Nothing small waiting: all three pieces by reference, so
             // the tail buffer is not split off (which allocates) and the
             // pieces are not copied.
-            let chunks = &mut self.rare().chunks;
+            let rare = self.rare();
             for piece in [head, body, tail] {
                 if !piece.is_empty() {
-                    chunks.push_back(piece.clone());
+                    rare.chunks.push_back(piece.clone());
+                    rare.shared.push_back(false);
                 }
             }
             self.queued += head.len() + body.len() + tail.len();
@@ -229,7 +257,9 @@ impl Output {
     #[cold]
     fn seal_tail(&mut self) {
         let full = std::mem::take(&mut self.tail).freeze();
-        self.rare().chunks.push_back(full);
+        let rare = self.rare();
+        rare.chunks.push_back(full);
+        rare.shared.push_back(false);
         self.tail = BytesMut::with_capacity(SEAL_AT);
     }
 
@@ -281,9 +311,13 @@ impl Output {
         }
         if piece.len() >= COPY_LIMIT {
             let front = (!self.tail.is_empty()).then(|| self.tail.split().freeze());
-            let chunks = &mut self.rare().chunks;
-            chunks.extend(front);
-            chunks.push_back(piece.clone());
+            let rare = self.rare();
+            if let Some(f) = front {
+                rare.chunks.push_back(f);
+                rare.shared.push_back(false);
+            }
+            rare.chunks.push_back(piece.clone());
+            rare.shared.push_back(false);
         } else {
             self.tail.extend_from_slice(piece);
         }
@@ -352,18 +386,23 @@ impl Output {
         self.queued -= n;
         self.written += n as u64;
         while n > 0 {
-            match self.rare.as_mut().and_then(|r| r.chunks.front_mut()) {
-                Some(c) if c.len() <= n => {
-                    n -= c.len();
-                    if let Some(r) = self.rare.as_mut() {
-                        r.chunks.pop_front();
+            match self.rare.as_deref_mut() {
+                Some(r) if !r.chunks.is_empty() => {
+                    let shared = r.shared.front() == Some(&true);
+                    let len = r.chunks[0].len();
+                    let take = len.min(n);
+                    if shared {
+                        r.shared_bytes -= take;
                     }
+                    if take == len {
+                        r.chunks.pop_front();
+                        r.shared.pop_front();
+                    } else {
+                        r.chunks[0].advance(take);
+                    }
+                    n -= take;
                 }
-                Some(c) => {
-                    c.advance(n);
-                    return;
-                }
-                None => {
+                _ => {
                     self.tail.advance(n);
                     return;
                 }
@@ -410,6 +449,13 @@ impl Socket {
         let mut q = self.queued(now);
         q.grew = grew;
         q
+    }
+
+    /// Queues a piece shared with other sockets (see
+    /// [`Output::push_shared`]).
+    pub(super) fn queue_shared(&mut self, piece: &Bytes, now: std::time::Instant) -> Queued {
+        self.out.push_shared(piece);
+        self.queued(now)
     }
 
     /// [`Socket::queue_send`] for a copy of a short `body` (see
@@ -564,6 +610,11 @@ impl Socket {
             p.resolve(ctx, ());
         }
         let progressed = self.out.written() - before;
+        if progressed == 0 && !self.out.is_empty() {
+            self.set(flags::STALLED);
+        } else {
+            self.clear(flags::STALLED);
+        }
         metric! {
             let stats = &mut ctx.local::<NetLocal>().stats;
             stats.flushes += 1;
