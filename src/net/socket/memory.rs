@@ -39,9 +39,10 @@ impl Socket {
     #[inline(always)]
     fn unsettled(&self) -> (bool, usize, bool) {
         let now = self.buffered();
-        // A holder makes no progress: its last write took nothing (its peer
-        // is not reading), or it is parked with a long partial unit. A
-        // reader that is merely behind is not one.
+        // A holder is one whose last write left output behind (its peer is
+        // not keeping up), or one parked with a long partial unit. Output
+        // made in this turn and not yet written does not count: every
+        // reader has some.
         let holding = (self.has(STALLED) || (self.has(PARKED) && self.out.is_empty())) && now > 0;
         (
             now != self.charged as usize || holding != self.has(LISTED),

@@ -393,7 +393,7 @@ pub(super) mod flags {
     pub(crate) const PARKED: u8 = 32;
     /// Among the memory budget's holders.
     pub(crate) const LISTED: u8 = 64;
-    /// The last write took nothing of the output waiting.
+    /// Output was left after the last write: the peer is not keeping up.
     pub(crate) const STALLED: u8 = 128;
 }
 

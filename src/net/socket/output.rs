@@ -610,10 +610,10 @@ impl Socket {
             p.resolve(ctx, ());
         }
         let progressed = self.out.written() - before;
-        if progressed == 0 && !self.out.is_empty() {
-            self.set(flags::STALLED);
-        } else {
+        if self.out.is_empty() {
             self.clear(flags::STALLED);
+        } else {
+            self.set(flags::STALLED);
         }
         metric! {
             let stats = &mut ctx.local::<NetLocal>().stats;
