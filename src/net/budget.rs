@@ -81,6 +81,8 @@ pub(crate) struct Budget {
     /// The sum of the sockets' charges.
     pub(crate) sockets: usize,
     pressed: bool,
+    /// The total was at or over the low mark when last checked.
+    warm: bool,
     /// Sockets and listeners parked for memory (a dead one is skipped when
     /// woken).
     parked: HashSet<ActorId>,
@@ -117,6 +119,7 @@ impl Budget {
             low: limit / 4,
             sockets: 0,
             pressed: false,
+            warm: false,
             parked: HashSet::new(),
             holders: HashMap::new(),
             closing: 0,
@@ -148,6 +151,12 @@ impl Budget {
         self.low
     }
 
+    /// True if the total was at or over the low mark when last checked.
+    #[inline]
+    pub(crate) fn warm(&self) -> bool {
+        self.warm
+    }
+
     /// True while the budget is pressed (see the module docs).
     #[inline]
     pub(crate) fn pressed(&self) -> bool {
@@ -164,6 +173,7 @@ impl Budget {
 
     /// Compares `total` with the marks.
     pub(crate) fn check(&mut self, total: usize) -> Act {
+        self.warm = total >= self.low;
         if total > self.peak_since_trim {
             self.peak_since_trim = total;
             self.peak = self.peak.max(total);

@@ -273,7 +273,7 @@ impl NetLocal {
     /// sockets reading in one turn then add little before the budget
     /// sees it (a unit longer than that still grows its buffer).
     pub(crate) fn take_read(&mut self, min: usize) -> BytesMut {
-        let min = if self.total() >= self.budget.low() {
+        let min = if self.budget.warm() {
             min.min(WARM_READ)
         } else {
             min

@@ -226,10 +226,7 @@ impl Socket {
             }
             // The memory budget's say, for a socket that holds memory (or
             // was parked): one test on the common path.
-            if !self.out.is_empty()
-                | (self.rbuf.len() >= self.config.read_size / 4)
-                | self.has(flags::PARKED)
-            {
+            if !self.out.is_empty() | !self.rbuf.is_empty() | self.has(flags::PARKED) {
                 match self.before_read(ctx) {
                     BeforeRead::Read => {}
                     BeforeRead::Parked => {

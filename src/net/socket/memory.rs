@@ -56,6 +56,16 @@ impl Socket {
     /// change) is a few loads and compares.
     #[inline]
     pub(super) fn settle(&mut self, ctx: &mut Ctx<'_, Self>) {
+        // At rest with nothing reported (the common end of a turn: both
+        // buffers went back): nothing to compute.
+        if (self.charged == 0)
+            & (self.rbuf.capacity() == 0)
+            & self.out.needs_tail()
+            & (self.flags & (PARKED | LISTED | STALLED) == 0)
+            && self.out.is_empty()
+        {
+            return;
+        }
         let (changed, now, holding) = self.unsettled();
         if changed {
             self.settle_change(ctx, now, holding);
