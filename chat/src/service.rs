@@ -14,7 +14,7 @@ use credit_actors::{
 
 use crate::agent::{AgentMsg, UserAgent};
 use crate::protocol;
-use crate::room::ChatRoom;
+use crate::room::{ChatRoom, RoomMsg};
 use crate::{ChatConfig, ROOM};
 
 /// Messages to a [`ChatService`].
@@ -31,6 +31,10 @@ pub enum ServiceMsg {
     Users(Reply<usize>),
     /// Stops accepting: the listener closes; connected users stay.
     StopAccepting,
+    /// The users already present when the service started (connected
+    /// through an earlier incarnation of it): they count toward
+    /// `max_users`.
+    Present(Result<Vec<(String, ActorId)>, RequestError>),
 }
 
 impl From<ListenerEvent> for ServiceMsg {
@@ -131,7 +135,14 @@ impl Actor for ChatService {
             self.config.listen.clone(),
             self.config.conn.clone(),
         ));
-        self.issue_accept_credit(ctx);
+        // A restarted service counts the users its predecessor let in
+        // before it accepts anyone, so `max_users` holds across restarts.
+        match ctx.whereis::<ChatRoom>(ROOM) {
+            Some(room) if self.config.max_users.is_some() => {
+                ctx.request(room, RoomMsg::Users, ServiceMsg::Present);
+            }
+            _ => self.issue_accept_credit(ctx),
+        }
     }
 
     fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: ServiceMsg) {
@@ -163,6 +174,15 @@ impl Actor for ChatService {
                 None => self.waiting.push(reply),
             },
             ServiceMsg::Users(reply) => reply.resolve(ctx, self.users),
+            ServiceMsg::Present(result) => {
+                for (_, agent) in result.unwrap_or_default() {
+                    if ctx.is_alive(agent) {
+                        ctx.monitor(agent, AGENT_MONITOR);
+                        self.users += 1;
+                    }
+                }
+                self.issue_accept_credit(ctx);
+            }
             ServiceMsg::StopAccepting => {
                 self.accepting = false;
                 if let Some(l) = self.listener.take() {

@@ -349,3 +349,44 @@ fn a_user_who_leaves_still_gets_its_own_last_lines() {
     c.peer.expect_eof();
     a.expect(&["user3 says 'last words'", "user3 left"]);
 }
+
+#[test]
+fn max_users_holds_across_a_restart_of_the_service() {
+    let server = Server::start_config(config(|c| c.max_users = Some(2)));
+    let (mut a, _) = server.join();
+    let (b, _) = server.join();
+    a.expect(&["user2 arrived"]);
+    // The accepting side fails and its supervisor starts another: the two
+    // users stay, and still count.
+    let service = server.service();
+    assert!(server
+        .handle
+        .terminate(service.id(), ExitReason::Failed("a test".into())));
+    let fresh = wait_for(|| {
+        let s = server.service();
+        (s != service).then_some(s)
+    });
+    let users = wait_for(|| {
+        let n = server
+            .handle
+            .request_wait(fresh, credit_chat::ServiceMsg::Users, WAIT)
+            .ok()?;
+        (n == 2).then_some(n)
+    });
+    assert_eq!(users, 2);
+    let mut waiting = Peer::connect(server.addr);
+    waiting
+        .reader
+        .get_ref()
+        .set_read_timeout(Some(QUIET))
+        .unwrap();
+    assert!(waiting.try_read_line().is_err(), "a third user got in");
+    waiting
+        .reader
+        .get_ref()
+        .set_read_timeout(Some(WAIT))
+        .unwrap();
+    b.peer.shutdown_write();
+    a.expect(&["user2 left"]);
+    assert_eq!(waiting.read_line(), "you are user3");
+}

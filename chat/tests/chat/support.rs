@@ -55,6 +55,11 @@ impl Server {
         wait_for(|| self.handle.whereis::<ChatRoom>(ROOM).ok().flatten())
     }
 
+    /// The current accepting service.
+    pub fn service(&self) -> Addr<ChatService> {
+        wait_for(|| self.handle.whereis::<ChatService>(SERVICE).ok().flatten())
+    }
+
     /// The users present: name and agent, in order of arrival.
     pub fn users(&self) -> Vec<(String, ActorId)> {
         self.handle
