@@ -99,6 +99,8 @@ pub(crate) struct Budget {
     pressed_since: Option<Instant>,
     /// The largest total since the last trim.
     peak_since_trim: usize,
+    /// Sockets that ended since the last trim.
+    ended_since_trim: usize,
     pub(crate) high_events: u64,
     pub(crate) overload_closes: u64,
     pub(crate) parks: u64,
@@ -127,6 +129,7 @@ impl Budget {
             peak: 0,
             pressed_since: None,
             peak_since_trim: 0,
+            ended_since_trim: 0,
             high_events: 0,
             overload_closes: 0,
             parks: 0,
@@ -205,6 +208,11 @@ impl Budget {
         Act::None
     }
 
+    /// At a trim: how many sockets ended since the last one.
+    pub(crate) fn ended_since_trim(&mut self) -> usize {
+        std::mem::take(&mut self.ended_since_trim)
+    }
+
     /// At a trim that took the total from `before` to `now`: how far it
     /// fell from its largest since the last trim.
     pub(crate) fn fell_since_trim(&mut self, before: usize, now: usize) -> usize {
@@ -242,6 +250,7 @@ impl Budget {
     /// is no longer closing.
     #[inline]
     pub(crate) fn ended(&mut self, sock: ActorId) {
+        self.ended_since_trim += 1;
         if !self.doomed.is_empty() {
             if let Some(charge) = self.doomed.remove(&sock) {
                 self.closing = self.closing.saturating_sub(charge);

@@ -90,6 +90,11 @@ const WRITE_POOL_MAX: usize = 4096;
 /// the allocator keeps resident otherwise.
 const RELEASE_AFTER: usize = 1 << 20;
 
+/// Connections ended since the last trim past which the allocator is asked
+/// to give its free pages back (each leaves a few kilobytes of actor state
+/// and mailbox behind).
+const RELEASE_AFTER_ENDED: usize = 64;
+
 /// Returns the allocator's free pages to the system, where it can
 /// (glibc's `malloc_trim`); elsewhere, nothing.
 fn release_free_memory() {
@@ -314,7 +319,10 @@ impl Local for NetLocal {
         // ask the allocator to give free pages back.
         let now = self.total();
         let fell = self.budget.fell_since_trim(before, now);
-        if fell >= RELEASE_AFTER {
+        // Connections that ended free their actors and mailboxes too,
+        // which the budget does not count.
+        let ended = self.budget.ended_since_trim();
+        if fell >= RELEASE_AFTER || ended >= RELEASE_AFTER_ENDED {
             release_free_memory();
         }
     }
