@@ -284,3 +284,39 @@ fn a_shared_buffer_is_not_charged_to_each_socket_that_holds_it() {
     );
     drop((a, b));
 }
+
+#[test]
+fn pressed_for_five_seconds_the_largest_holders_close_and_accepting_resumes() {
+    // High mark 512 KiB, low 256 KiB: three peers that never read hold
+    // about 200 KiB each, over the high mark and under the limit, and
+    // then nothing moves.
+    let (_rig, probe, addr) = rig(1 << 20);
+    let peers: Vec<_> = (0..3).map(|_| silent_peer(&probe, addr)).collect();
+    for &(_, s) in &peers {
+        push_until(&probe, s, || {
+            probe
+                .with(move |ctx| s.buffered(ctx))
+                .is_some_and(|n| n > 200 * 1024)
+        });
+    }
+    let m = memory(&probe);
+    assert!(m.pressed && m.total < 1 << 20, "{m:?}");
+    let accepted = probe.accepted().len();
+    let newcomer = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+    std::thread::sleep(QUIET);
+    assert_eq!(probe.accepted().len(), accepted, "accepted while pressed");
+    // Within the relief period (5 s, looked at once a second), the
+    // largest holders close until the total is under the low mark, and
+    // the newcomer gets in.
+    wait_until("the newcomer accepted", Duration::from_secs(10), || {
+        probe.accepted().len() > accepted
+    });
+    let m = memory(&probe);
+    assert!(!m.pressed && m.total < 256 * 1024, "{m:?}");
+    let closed = peers
+        .iter()
+        .filter(|&&(_, s)| closed_reason(&probe, s) == Some(CloseReason::Overload))
+        .count();
+    assert!(closed >= 2, "{closed} holders closed: {m:?}");
+    drop((peers, newcomer));
+}
