@@ -99,29 +99,8 @@ fn bigline_scenario_runs_clean_against_our_server() {
 #[test]
 fn chat_scenario_runs_clean_against_our_chat_server() {
     use credit_bench::loadgen::chat::{self, ChatConfig};
-    use credit_chat::{ChatService, SERVICE};
 
-    let reactor = TestReactor::start();
-    reactor
-        .handle
-        .spawn(|| {
-            credit_chat::supervisor(credit_chat::ChatConfig {
-                listen: ListenSpec::host_port("127.0.0.1", 0),
-                ..credit_chat::ChatConfig::default()
-            })
-        })
-        .expect("spawn the chat server");
-    let service = credit_testkit::wait_for_value(|| {
-        reactor
-            .handle
-            .whereis::<ChatService>(SERVICE)
-            .ok()
-            .flatten()
-    });
-    let addr = reactor
-        .handle
-        .request_wait(service, credit_chat::ServiceMsg::WhenReady, WAIT)
-        .expect("the chat service did not report its address");
+    let (_reactor, addr) = chat_server(credit_chat::ChatConfig::default());
     let cfg = ChatConfig {
         addr,
         users: 30,
@@ -141,31 +120,10 @@ fn chat_scenario_runs_clean_against_our_chat_server() {
 #[test]
 fn chat_scenario_counts_silent_users_the_room_drops() {
     use credit_bench::loadgen::chat::{self, ChatConfig};
-    use credit_chat::{ChatService, SERVICE};
 
-    let reactor = TestReactor::start();
-    reactor
-        .handle
-        .spawn(|| {
-            let mut config = credit_chat::ChatConfig {
-                listen: ListenSpec::host_port("127.0.0.1", 0),
-                ..credit_chat::ChatConfig::default()
-            };
-            config.conn.max_backlog = Some(64 * 1024);
-            credit_chat::supervisor(config)
-        })
-        .expect("spawn the chat server");
-    let service = credit_testkit::wait_for_value(|| {
-        reactor
-            .handle
-            .whereis::<ChatService>(SERVICE)
-            .ok()
-            .flatten()
-    });
-    let addr = reactor
-        .handle
-        .request_wait(service, credit_chat::ServiceMsg::WhenReady, WAIT)
-        .expect("the chat service did not report its address");
+    let mut config = credit_chat::ChatConfig::default();
+    config.conn.max_backlog = Some(64 * 1024);
+    let (_reactor, addr) = chat_server(config);
     let cfg = ChatConfig {
         addr,
         users: 20,
@@ -181,4 +139,33 @@ fn chat_scenario_counts_silent_users_the_room_drops() {
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.dropped, 2, "{report}");
     assert_eq!(report.delivered, report.said * 18, "{report}");
+}
+
+/// Our chat server on its own reactor, listening on 127.0.0.1 with a free
+/// port: the reactor (kept alive by the caller) and the address.
+fn chat_server(config: credit_chat::ChatConfig) -> (TestReactor, SocketAddr) {
+    use credit_chat::{ChatService, SERVICE};
+
+    let reactor = TestReactor::start();
+    reactor
+        .handle
+        .spawn(move || {
+            credit_chat::supervisor(credit_chat::ChatConfig {
+                listen: ListenSpec::host_port("127.0.0.1", 0),
+                ..config
+            })
+        })
+        .expect("spawn the chat server");
+    let service = credit_testkit::wait_for_value(|| {
+        reactor
+            .handle
+            .whereis::<ChatService>(SERVICE)
+            .ok()
+            .flatten()
+    });
+    let addr = reactor
+        .handle
+        .request_wait(service, credit_chat::ServiceMsg::WhenReady, WAIT)
+        .expect("the chat service did not report its address");
+    (reactor, addr)
 }

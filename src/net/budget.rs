@@ -148,12 +148,6 @@ impl Budget {
         (self.limit != usize::MAX).then_some(self.limit)
     }
 
-    /// The low mark.
-    #[inline]
-    pub(crate) fn low(&self) -> usize {
-        self.low
-    }
-
     /// True if the total was at or over the low mark when last checked.
     #[inline]
     pub(crate) fn warm(&self) -> bool {
@@ -371,6 +365,13 @@ pub fn parse_buffer_limit(text: &str) -> Result<Option<usize>, String> {
     Ok(Some(bytes))
 }
 
+/// The limit a server's `--max-buffer-memory` flag asks for: its value
+/// parsed ([`parse_buffer_limit`]), or [`default_buffer_limit`] when the
+/// flag is absent.
+pub fn buffer_limit_arg(arg: Option<&str>) -> Result<Option<usize>, String> {
+    arg.map_or(Ok(Some(default_buffer_limit())), parse_buffer_limit)
+}
+
 fn physical_memory() -> Option<usize> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
@@ -402,6 +403,8 @@ mod tests {
         assert!(parse_buffer_limit("1000").is_err(), "below 64K");
         assert!(parse_buffer_limit("M").is_err());
         assert!(default_buffer_limit() >= 64 << 20);
+        assert_eq!(buffer_limit_arg(None), Ok(Some(default_buffer_limit())));
+        assert_eq!(buffer_limit_arg(Some("none")), Ok(None));
     }
 
     #[test]

@@ -38,7 +38,7 @@ mod local;
 pub mod socket;
 mod sys;
 
-pub use budget::{default_buffer_limit, parse_buffer_limit, BufferMemory};
+pub use budget::{buffer_limit_arg, default_buffer_limit, parse_buffer_limit, BufferMemory};
 pub use framing::{Delimiter, Framer, Mode, Text, Unit, UnitError};
 pub use listener::{ListenError, ListenSpec, Listener, ListenerEvent, ListenerMsg};
 pub use local::SocketStats;
@@ -56,6 +56,13 @@ pub use socket::{
 /// of it. Call it before the sockets start, from the reactor's thread
 /// (`ctx.core()` in an actor).
 pub fn set_buffer_limit(core: &mut crate::Core, limit: Option<usize>) {
+    match limit {
+        Some(b) => log::info!(
+            "buffer memory budget: {b} bytes ({:.1} MiB)",
+            b as f64 / 1048576.0
+        ),
+        None => log::info!("buffer memory budget: none"),
+    }
     core.local::<local::NetLocal>().set_limit(limit);
 }
 

@@ -172,24 +172,7 @@ fn main() -> ExitCode {
     cfg.progress = !cli.no_progress;
     cfg.duration = window;
     cfg.connect_timeout = connect;
-    match loadgen::run(scenario, &cfg) {
-        Ok(report) => {
-            if cli.json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{report}");
-            }
-            if report.is_clean() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("echo-bench: {e}");
-            ExitCode::from(1)
-        }
-    }
+    finish(loadgen::run(scenario, &cfg), cli.json)
 }
 
 /// The flood scenario.
@@ -211,24 +194,7 @@ fn flood(cli: &Cli, window: Duration) -> ExitCode {
     if let Some(b) = cli.line_bytes {
         cfg.line_bytes = b.max(1);
     }
-    match loadgen::flood::run(&cfg) {
-        Ok(report) => {
-            if cli.json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{report}");
-            }
-            if report.is_clean() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("echo-bench: {e}");
-            ExitCode::from(1)
-        }
-    }
+    finish(loadgen::flood::run(&cfg), cli.json)
 }
 
 /// The chat scenario.
@@ -262,14 +228,53 @@ fn chat(cli: &Cli, window: Duration, connect: Duration) -> ExitCode {
             }
         }
     }
-    match loadgen::chat::run(&cfg) {
+    finish(loadgen::chat::run(&cfg), cli.json)
+}
+
+/// What every scenario's report offers.
+trait Outcome: std::fmt::Display {
+    fn json(&self) -> String;
+    fn clean(&self) -> bool;
+}
+
+impl Outcome for loadgen::Report {
+    fn json(&self) -> String {
+        self.to_json()
+    }
+    fn clean(&self) -> bool {
+        self.is_clean()
+    }
+}
+
+impl Outcome for loadgen::chat::ChatReport {
+    fn json(&self) -> String {
+        self.to_json()
+    }
+    fn clean(&self) -> bool {
+        self.is_clean()
+    }
+}
+
+impl Outcome for loadgen::flood::FloodReport {
+    fn json(&self) -> String {
+        self.to_json()
+    }
+    fn clean(&self) -> bool {
+        self.is_clean()
+    }
+}
+
+/// Prints a run's report (JSON or the table) and gives the exit status:
+/// 0 if it counted no error, 1 if it did or could not run.
+fn finish<R: Outcome, E: std::fmt::Display>(result: Result<R, E>, json: bool) -> ExitCode {
+    match result {
         Ok(report) => {
-            if cli.json {
-                println!("{}", report.to_json());
+            if json {
+                println!("{}", report.json());
             } else {
                 print!("{report}");
             }
-            if report.is_clean() {
+            if report.clean() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

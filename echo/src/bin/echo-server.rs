@@ -155,24 +155,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let buffer_limit = match args.max_buffer_memory.as_deref() {
-        None => Some(credit_actors::net::default_buffer_limit()),
-        Some(text) => match credit_actors::net::parse_buffer_limit(text) {
-            Ok(limit) => limit,
-            Err(e) => {
-                eprintln!("echo-server: --max-buffer-memory {e}");
-                return ExitCode::from(2);
-            }
-        },
+    let buffer_limit = match credit_actors::net::buffer_limit_arg(args.max_buffer_memory.as_deref())
+    {
+        Ok(limit) => limit,
+        Err(e) => {
+            eprintln!("echo-server: --max-buffer-memory {e}");
+            return ExitCode::from(2);
+        }
     };
     credit_actors::net::set_buffer_limit(&mut reactor, buffer_limit);
-    match buffer_limit {
-        Some(b) => info!(
-            "buffer memory budget: {b} bytes ({:.1} MiB)",
-            b as f64 / 1048576.0
-        ),
-        None => info!("buffer memory budget: none"),
-    }
     if let Some(path) = &args.trace {
         match std::fs::File::create(path) {
             Ok(f) => reactor.set_trace(Box::new(f)),

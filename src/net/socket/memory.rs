@@ -163,13 +163,18 @@ impl Socket {
                 ctx.trace_id('P', me, Some(self.buffered() as u64));
             }
         }
-        // The partial unit moves to a buffer of its own size, and the
-        // large one goes back (once the units cut from it are handled).
         if !self.rbuf.is_empty() {
-            let small = BytesMut::from(&self.rbuf[..]);
-            let big = std::mem::replace(&mut self.rbuf, small);
-            ctx.local::<NetLocal>().give_read(big);
+            self.move_partial_to_own_buffer(ctx.local::<NetLocal>());
         }
+    }
+
+    /// Moves the partial unit in the read buffer to a buffer of its own
+    /// size; the large one goes back to the pool (reusable once the units
+    /// cut from it are handled).
+    fn move_partial_to_own_buffer(&mut self, net: &mut NetLocal) {
+        let small = BytesMut::from(&self.rbuf[..]);
+        let big = std::mem::replace(&mut self.rbuf, small);
+        net.give_read(big);
     }
 
     /// At the end of a turn, with a partial unit in the read buffer: past
@@ -183,12 +188,9 @@ impl Socket {
             return;
         }
         let net = ctx.local::<NetLocal>();
-        if net.total() < net.budget.low() {
-            return;
+        if net.budget.warm() {
+            self.move_partial_to_own_buffer(net);
         }
-        let small = BytesMut::from(&self.rbuf[..]);
-        let big = std::mem::replace(&mut self.rbuf, small);
-        net.give_read(big);
     }
 
     /// Told to close because the budget is exhausted and this socket is
