@@ -94,7 +94,7 @@ pub mod reactor;
 
 pub use actor::{
     Actor, ActorId, Addr, Core, Ctx, Destination, ExitReason, LinkAction, MonitorRef, NameError,
-    PendingReply, Reactor, ReactorHandle, Recipient, Reply, RequestError,
+    PendingReply, Reactor, ReactorHandle, Reactors, Recipient, Reply, RequestError, SendError,
 };
 pub use reactor::{
     Config, Counters, Hist, Local, Metrics, Policy, Ready, Stats, TimerId, TypeMetrics,

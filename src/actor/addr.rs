@@ -83,6 +83,36 @@ impl<A> fmt::Display for Addr<A> {
     }
 }
 
+/// Why [`Ctx::try_send`](crate::Ctx::try_send) did not send.
+#[derive(PartialEq, Eq)]
+pub enum SendError<M> {
+    /// The receiver lives on another reactor and the lane to it is full:
+    /// here is the message back. Try again later, or ask to be told when
+    /// there is room ([`Ctx::when_room`](crate::Ctx::when_room)).
+    Full(M),
+    /// The receiver is dead (on this reactor): the message was dropped and
+    /// counted, as `send` does.
+    Dead,
+}
+
+impl<M> fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Full(_) => f.write_str("Full(..)"),
+            SendError::Dead => f.write_str("Dead"),
+        }
+    }
+}
+
+impl<M> fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Full(_) => f.write_str("the lane to the receiver's reactor is full"),
+            SendError::Dead => f.write_str("the receiver is dead"),
+        }
+    }
+}
+
 /// An address that delivers values of type `T` to an actor of any type
 /// whose message type implements `From<T>`.
 ///

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use crate::actor::mailbox::Mailbox;
 
 use crate::actor::system::{ActorSlot, ActorVTable, Signal, System};
-use crate::actor::{Actor, ActorId, Addr, Core, Ctx, Destination, ExitReason, LinkAction};
+use crate::actor::{
+    Actor, ActorId, Addr, Core, Ctx, Destination, ExitReason, LinkAction, SendError,
+};
 use crate::reactor::{Ready, VTable};
 
 /// What a mailbox holds. Notices are boxed: they are rare, and the
@@ -346,12 +348,44 @@ impl Core {
                 }
                 None => return self.dead_send(),
             },
-            _ => return self.dead_send(),
+            _ => return self.send_missed::<A>(to, msg),
         };
         if newly {
             self.push_runnable(to, true);
         }
         true
+    }
+
+    /// Sends to an actor on another reactor of the group: the message goes
+    /// through the lane to that reactor, which delivers it (or drops and
+    /// counts it, if the actor is dead there). True if the reactor exists.
+    #[cold]
+    #[inline(never)]
+    fn send_missed<A: Actor>(&mut self, to: ActorId, msg: A::Msg) -> bool {
+        if to.reactor() != self.reactor_index()
+            && self.post_to(to.reactor(), move |core: &mut Core| {
+                core.send_to::<A>(to, msg);
+            })
+        {
+            true
+        } else {
+            self.dead_send()
+        }
+    }
+
+    /// Like `send`, but refuses a message to another reactor whose lane is
+    /// full, handing it back: see [`Ctx::try_send`].
+    pub fn try_send<M>(&mut self, to: impl Destination<M>, msg: M) -> Result<(), SendError<M>> {
+        let r = to.actor_id().reactor();
+        if r != self.reactor_index() && self.room_to(r) == 0 && self.reactors() > r {
+            self.count_peer_full();
+            return Err(SendError::Full(msg));
+        }
+        if to.deliver(self, msg) {
+            Ok(())
+        } else {
+            Err(SendError::Dead)
+        }
     }
 
     fn dead_send(&mut self) -> bool {
@@ -364,7 +398,9 @@ impl Core {
         self.stats.dead_sends += 1;
     }
 
-    /// True if `id` names a live actor that is not on its way out.
+    /// True if `id` names a live actor of this reactor that is not on its
+    /// way out. (Whether an actor of another reactor is alive cannot be
+    /// known here without asking it: false.)
     pub fn is_alive(&self, id: ActorId) -> bool {
         self.slot(id).is_some_and(|s| !s.data.exiting)
     }
@@ -405,9 +441,31 @@ impl Core {
             .is_some_and(|s| s.vtable.type_id == TypeId::of::<ActorCell<A>>())
     }
 
+    /// Queues a notice for `to`, on whichever reactor it lives.
     pub(crate) fn push_signal(&mut self, to: ActorId, signal: Signal) {
+        if to.reactor() != self.reactor_index() {
+            self.post_to(to.reactor(), move |core: &mut Core| {
+                core.push_signal(to, signal)
+            });
+            return;
+        }
+        if let Signal::Down {
+            peer, reference, ..
+        } = &signal
+        {
+            // A monitor of an actor of another reactor fires only while it
+            // is on (once, and never after `demonitor`).
+            if peer.reactor() != self.reactor_index()
+                && !self.layer.forget_remote_monitor(to, *peer, *reference)
+            {
+                return;
+            }
+        }
         if let Some(slot) = self.slot_mut(to) {
             if !slot.data.exiting {
+                if let Signal::Link { from, .. } = &signal {
+                    slot.data.links.remove_all(from);
+                }
                 // SAFETY: the slot's live cell, through its own table.
                 unsafe { (slot.vtable.layer().push_signal)(slot.cell, signal) };
                 self.schedule(to);

@@ -13,7 +13,7 @@ use mio::Interest;
 use crate::actor::request::MapInto;
 use crate::actor::{
     Actor, ActorId, Addr, Core, Destination, ExitReason, MonitorRef, NameError, ReactorHandle,
-    Reply, RequestError,
+    Reply, RequestError, SendError,
 };
 use crate::reactor::{Local, Metrics, Stats, TimerId};
 
@@ -78,7 +78,7 @@ impl<'a, A: Actor> Ctx<'a, A> {
     pub fn request<B, T, F>(&mut self, to: Addr<B>, make: impl FnOnce(Reply<T>) -> B::Msg, map: F)
     where
         B: Actor,
-        T: 'static,
+        T: Send + 'static,
         F: FnOnce(Result<T, RequestError>) -> A::Msg + 'static,
     {
         self.request_inner(to, make, map, None)
@@ -94,7 +94,7 @@ impl<'a, A: Actor> Ctx<'a, A> {
         timeout: Duration,
     ) where
         B: Actor,
-        T: 'static,
+        T: Send + 'static,
         F: FnOnce(Result<T, RequestError>) -> A::Msg + 'static,
     {
         self.request_inner(to, make, map, Some(timeout))
@@ -108,14 +108,15 @@ impl<'a, A: Actor> Ctx<'a, A> {
         timeout: Option<Duration>,
     ) where
         B: Actor,
-        T: 'static,
+        T: Send + 'static,
         F: FnOnce(Result<T, RequestError>) -> A::Msg + 'static,
     {
         let cont = Box::new(MapInto::<T, A, F> {
             map,
             _types: PhantomData,
         });
-        if !self.core.is_alive(to.id()) {
+        let local = to.id().reactor() == self.core.reactor_index();
+        if local && !self.core.is_alive(to.id()) {
             self.core.count_dead_send();
             let msg = (cont.map)(Err(RequestError::DeadActor(to.id())));
             self.core.send(self.me(), msg);
@@ -123,6 +124,60 @@ impl<'a, A: Actor> Ctx<'a, A> {
         }
         let req = self.core.open_request(self.id, cont, timeout);
         self.core.send(to, make(Reply::to_actor(req)));
+    }
+
+    /// Like [`Ctx::send`], for a receiver that may live on another reactor
+    /// of the group: if the lane to that reactor is full (`Config::peer_queue`
+    /// messages wait in it, counting what this reactor has not sent yet),
+    /// the message comes back as [`SendError::Full`] instead of waiting on
+    /// this side. That is the group's back-pressure: the sender keeps the
+    /// message, and can ask with [`Ctx::when_room`] to be told when to try
+    /// again. A send to an actor of this reactor never comes back full.
+    pub fn try_send<M>(&mut self, to: impl Destination<M>, msg: M) -> Result<(), SendError<M>> {
+        self.core.try_send(to, msg)
+    }
+
+    /// Sends `msg` to this actor once the lane to reactor `to` has room
+    /// again (at the end of this turn if it has room now): what an actor
+    /// refused by [`Ctx::try_send`] waits for.
+    pub fn when_room(&mut self, to: usize, msg: A::Msg) {
+        let me = self.me();
+        self.core.when_room(to, move |core: &mut Core| {
+            core.send(me, msg);
+        });
+    }
+
+    /// This actor's reactor: its number in the group (0 for a reactor on
+    /// its own).
+    pub fn reactor(&self) -> usize {
+        self.core.reactor_index()
+    }
+
+    /// Reactors in the group (1 for a reactor on its own).
+    pub fn reactors(&self) -> usize {
+        self.core.reactors()
+    }
+
+    /// Spawns the actor `make` builds on reactor `reactor` of the group,
+    /// and sends this actor `then(address)` once it exists. On this
+    /// reactor, at once; with no such reactor (or a stopped one), nothing
+    /// is spawned and `then` is never called (false).
+    pub fn spawn_on<B, F, G>(&mut self, reactor: usize, make: F, then: G) -> bool
+    where
+        B: Actor,
+        F: FnOnce() -> B + Send + 'static,
+        G: FnOnce(Addr<B>) -> A::Msg + Send + 'static,
+    {
+        let me = self.me();
+        if reactor == self.core.reactor_index() {
+            let addr = self.core.spawn(make());
+            self.core.send(me, then(addr));
+            return true;
+        }
+        self.core.post_to(reactor, move |core: &mut Core| {
+            let addr = core.spawn(make());
+            core.send(me, then(addr));
+        })
     }
 
     /// Delivers `msg` to `to` after `delay`. Cancel with

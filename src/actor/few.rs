@@ -54,23 +54,27 @@ impl<T: Copy + PartialEq> Few<T> {
     }
 
     /// Removes the first element equal to `x`, if any; the last element
-    /// takes its place.
-    pub(crate) fn swap_remove_first(&mut self, x: &T) {
+    /// takes its place. True if there was one.
+    pub(crate) fn swap_remove_first(&mut self, x: &T) -> bool {
         match self {
-            Few::None => {}
+            Few::None => false,
             Few::One(a) => {
-                if a == x {
+                let found = a == x;
+                if found {
                     *self = Few::None;
                 }
+                found
             }
-            Few::Many(v) => {
-                if let Some(pos) = v.iter().position(|e| e == x) {
+            Few::Many(v) => match v.iter().position(|e| e == x) {
+                Some(pos) => {
                     v.swap_remove(pos);
                     if v.is_empty() {
                         *self = Few::None;
                     }
+                    true
                 }
-            }
+                None => false,
+            },
         }
     }
 }

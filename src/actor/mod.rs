@@ -46,7 +46,7 @@ mod supervisor;
 mod system;
 
 pub use crate::reactor::ActorId;
-pub use addr::{Addr, Destination, Recipient};
+pub use addr::{Addr, Destination, Recipient, SendError};
 pub use context::Ctx;
 pub use exit::ExitReason;
 pub use registry::NameError;
@@ -62,6 +62,10 @@ pub type Core = crate::reactor::Core<System>;
 /// A reactor running actors (see [`crate::reactor::Reactor`]). It derefs to
 /// its [`Core`]: spawn and send before running.
 pub type Reactor = crate::reactor::Reactor<System>;
+
+/// A group of reactors running actors, one thread each, whose addresses are
+/// valid from any of them (see [`crate::reactor::Reactors`]).
+pub type Reactors = crate::reactor::Reactors<System>;
 
 /// A handle to a reactor running actors, for other threads (see
 /// [`crate::reactor::ReactorHandle`]).
@@ -108,7 +112,7 @@ pub type MonitorRef = u64;
 /// ```
 pub trait Actor: Sized + 'static {
     /// The messages this actor accepts.
-    type Msg: 'static;
+    type Msg: Send + 'static;
 
     /// Runs once, on the actor's first turn, before any message.
     fn started(&mut self, _ctx: &mut Ctx<'_, Self>) {}

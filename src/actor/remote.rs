@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::actor::system::System;
 use crate::actor::{Actor, ActorId, Addr, Core, ExitReason, PendingReply, Reply, RequestError};
-use crate::reactor::{on_reactor_thread, Metrics, ReactorHandle, Stats};
+use crate::reactor::{on_reactor_thread, Metrics, ReactorHandle, Reactors, Stats};
 
 /// How long the convenience calls below wait for the reactor.
 const CALL_WAIT: Duration = Duration::from_secs(30);
@@ -63,7 +63,7 @@ impl ReactorHandle<System> {
     ) -> PendingReply<T> {
         let (reply, pending) = Reply::to_thread();
         let posted = self.post(move |core| {
-            if core.is_alive(to.id()) {
+            if to.id().reactor() != core.reactor_index() || core.is_alive(to.id()) {
                 core.send(to, make(reply));
             } else {
                 core.count_dead_send();
@@ -129,17 +129,7 @@ impl ReactorHandle<System> {
     /// its actors to finish. Returns the actors still alive at the
     /// deadline (0 if all finished).
     pub fn shutdown_when_idle(&self, grace: Duration) -> u64 {
-        let deadline = Instant::now() + grace;
-        let left = loop {
-            match self.stats() {
-                Ok(s) if s.live_actors == 0 => break 0,
-                Ok(s) if Instant::now() >= deadline => break s.live_actors,
-                Ok(_) => std::thread::sleep(Duration::from_millis(20)),
-                Err(_) => return 0,
-            }
-        };
-        self.shutdown();
-        left
+        shutdown_group_when_idle(std::slice::from_ref(self), grace)
     }
 
     /// Starts a thread that writes to stderr, every `every`, one line of
@@ -170,4 +160,40 @@ impl ReactorHandle<System> {
             })
             .map(drop)
     }
+}
+
+impl Reactors<System> {
+    /// Waits until no actor is alive on any reactor of the group, or
+    /// `grace` has passed, then shuts every reactor down. Returns the
+    /// actors still alive at the deadline (0 if all finished).
+    pub fn shutdown_when_idle(&self, grace: Duration) -> u64 {
+        shutdown_group_when_idle(self.handles(), grace)
+    }
+
+    /// Each reactor's metrics (asks each one and waits), in group order.
+    pub fn metrics(&self) -> Result<Vec<Metrics>, RequestError> {
+        self.handles().iter().map(ReactorHandle::metrics).collect()
+    }
+}
+
+/// [`Reactors::shutdown_when_idle`] for a set of handles (one reactor's
+/// alone, or a group's).
+pub(crate) fn shutdown_group_when_idle(handles: &[ReactorHandle<System>], grace: Duration) -> u64 {
+    let deadline = Instant::now() + grace;
+    let left = loop {
+        let live: Option<u64> = handles
+            .iter()
+            .map(|h| h.stats().ok().map(|s| s.live_actors))
+            .sum();
+        match live {
+            Some(0) => break 0,
+            Some(n) if Instant::now() >= deadline => break n,
+            Some(_) => std::thread::sleep(Duration::from_millis(20)),
+            None => break 0,
+        }
+    };
+    for h in handles {
+        h.shutdown();
+    }
+    left
 }

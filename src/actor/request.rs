@@ -139,11 +139,11 @@ enum Target<T> {
 /// The reply slot of one request (the tutorial's `Actor caller`).
 ///
 /// Keep it to answer later (detach); answer it exactly once.
-pub struct Reply<T: 'static> {
+pub struct Reply<T: Send + 'static> {
     target: Target<T>,
 }
 
-impl<T: 'static> Reply<T> {
+impl<T: Send + 'static> Reply<T> {
     pub(crate) fn to_actor(id: RequestId) -> Reply<T> {
         Reply {
             target: Target::Actor(id),
@@ -188,7 +188,7 @@ impl<T: 'static> Reply<T> {
     }
 }
 
-impl<T: 'static> Drop for Reply<T> {
+impl<T: Send + 'static> Drop for Reply<T> {
     fn drop(&mut self) {
         match std::mem::replace(&mut self.target, Target::Answered) {
             Target::Actor(id) => ORPHANS.with(|o| o.borrow_mut().push(id)),
@@ -198,7 +198,7 @@ impl<T: 'static> Drop for Reply<T> {
     }
 }
 
-impl<T: 'static> fmt::Debug for Reply<T> {
+impl<T: Send + 'static> fmt::Debug for Reply<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.target {
             Target::Actor(id) => write!(f, "Reply(request {})", id.seq),
@@ -376,11 +376,21 @@ impl Core {
         Some((pending.caller, pending.cont))
     }
 
-    pub(crate) fn complete_request<T: 'static>(
+    pub(crate) fn complete_request<T: Send + 'static>(
         &mut self,
         id: RequestId,
         result: Result<T, RequestError>,
     ) {
+        if id.reactor != self.reactor_id() {
+            // Answered on another reactor of the group: the answer travels
+            // to the caller's, where the table (and the timeout) is.
+            if let Some(peer) = self.peer_of(id.reactor) {
+                self.post_to(peer, move |core: &mut Core| {
+                    core.complete_request(id, result)
+                });
+            }
+            return;
+        }
         if let Some((caller, cont)) = self.take_request(id) {
             let mut outcome = Some(result);
             cont.complete(self, caller, &mut outcome as &mut dyn Any);
@@ -409,7 +419,29 @@ impl Core {
         }
         take_orphans(&mut self.layer.requests.orphans);
         while let Some(id) = self.layer.requests.orphans.pop() {
+            self.reject_orphan(id);
+        }
+    }
+
+    /// Rejects a request whose reply slot was dropped here, on the
+    /// caller's reactor.
+    fn reject_orphan(&mut self, id: RequestId) {
+        if id.reactor == self.reactor_id() {
             self.reject_request(id, RequestError::Dropped);
+        } else if let Some(peer) = self.peer_of(id.reactor) {
+            self.post_to(peer, move |core: &mut Core| {
+                core.reject_request(id, RequestError::Dropped)
+            });
+        }
+    }
+
+    /// In a group, once per turn: rejects the requests whose reply slots
+    /// were dropped on this thread, whether or not this reactor has
+    /// requests of its own pending (the slots may be other reactors').
+    pub(crate) fn route_orphans(&mut self) {
+        take_orphans(&mut self.layer.requests.orphans);
+        while let Some(id) = self.layer.requests.orphans.pop() {
+            self.reject_orphan(id);
         }
     }
 

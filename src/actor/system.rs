@@ -10,7 +10,7 @@
 //!   link notice to every linked actor and a monitor notice to every
 //!   monitor, in the mailboxes, behind what was sent before.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ptr::NonNull;
 
 use crate::actor::few::Few;
@@ -43,6 +43,10 @@ pub struct System {
     running_exits: bool,
     pub(crate) requests: Requests,
     pub(crate) names: Names,
+    /// Monitors this reactor's actors hold on actors of other reactors:
+    /// watcher to `(peer, reference)`. A `Down` from another reactor is
+    /// delivered only if its entry is here, and takes it.
+    remote_monitors: HashMap<ActorId, Few<(ActorId, MonitorRef)>>,
 }
 
 impl System {
@@ -59,6 +63,31 @@ impl System {
     pub(crate) fn running_exits(&self) -> bool {
         self.running_exits
     }
+
+    fn note_remote_monitor(&mut self, watcher: ActorId, peer: ActorId, reference: MonitorRef) {
+        self.remote_monitors
+            .entry(watcher)
+            .or_default()
+            .push((peer, reference));
+    }
+
+    /// Removes the entry of a monitor on another reactor's actor; false if
+    /// there was none.
+    pub(crate) fn forget_remote_monitor(
+        &mut self,
+        watcher: ActorId,
+        peer: ActorId,
+        reference: MonitorRef,
+    ) -> bool {
+        let Some(list) = self.remote_monitors.get_mut(&watcher) else {
+            return false;
+        };
+        let found = list.swap_remove_first(&(peer, reference));
+        if list.as_slice().is_empty() {
+            self.remote_monitors.remove(&watcher);
+        }
+        found
+    }
 }
 
 /// What the actor layer keeps in each slot.
@@ -67,7 +96,7 @@ pub struct ActorSlot {
     /// An exit is queued; the actor receives nothing more.
     pub(crate) exiting: bool,
     /// Linked peers (both sides record the link).
-    links: Few<ActorId>,
+    pub(crate) links: Few<ActorId>,
     /// Who monitors this actor, and with which reference.
     monitors: Few<(ActorId, MonitorRef)>,
 }
@@ -109,6 +138,12 @@ impl Layer for System {
         core.trim_orphans();
     }
 
+    fn turn_done(core: &mut Core) {
+        if core.in_group() {
+            core.route_orphans();
+        }
+    }
+
     fn shutdown(core: &mut Core) {
         for id in core.ids() {
             core.terminate(id, ExitReason::Shutdown);
@@ -123,6 +158,12 @@ impl Core {
     /// Ends `id` with `reason` once the current handler returns. The first
     /// reason given wins.
     pub fn terminate(&mut self, id: ActorId, reason: ExitReason) {
+        if id.reactor() != self.reactor_index() {
+            self.post_to(id.reactor(), move |core: &mut Core| {
+                core.terminate(id, reason)
+            });
+            return;
+        }
         let running = self.running() == Some(id);
         if let Some(slot) = self.slot_mut(id) {
             if !slot.data.exiting {
@@ -150,6 +191,9 @@ impl Core {
             trace_ev!(self, "X {id} {reason}");
             log::trace!("actor {id} ({}) exited: {reason}", slot.vtable.type_name());
             self.layer.names.forget(id);
+            if !self.layer.remote_monitors.is_empty() {
+                self.layer.remote_monitors.remove(&id);
+            }
             let (cell, vtable, data) = slot.into_parts();
             // SAFETY: `cell` came out of its slot just now, as a cell of the
             // table's type, and is handed over once.
@@ -190,6 +234,14 @@ impl Core {
         if a == b {
             return;
         }
+        let me = self.reactor_index();
+        if a.reactor() != me || b.reactor() != me {
+            // Each side records the link on its own reactor, `a`'s first;
+            // a side whose actor is dead tells the other one instead.
+            self.link_half(a, b);
+            self.link_half(b, a);
+            return;
+        }
         if !self.is_alive(b) {
             self.push_signal(
                 a,
@@ -212,10 +264,40 @@ impl Core {
         }
     }
 
-    /// Removes the link between `a` and `b`, if there is one.
+    /// `x`'s side of a link with `y`, on `x`'s reactor: recorded if `x` is
+    /// alive, else `y` is told that `x` is gone.
+    fn link_half(&mut self, x: ActorId, y: ActorId) {
+        if x.reactor() != self.reactor_index() {
+            self.post_to(x.reactor(), move |core: &mut Core| core.link_half(x, y));
+            return;
+        }
+        match self.slot_mut(x) {
+            Some(slot) if !slot.data.exiting => {
+                if !slot.data.links.contains(&y) {
+                    slot.data.links.push(y);
+                }
+            }
+            _ => self.push_signal(
+                y,
+                Signal::Link {
+                    from: x,
+                    reason: ExitReason::NoSuchActor,
+                },
+            ),
+        }
+    }
+
+    /// Removes the link between `a` and `b`, if there is one (each side on
+    /// its own reactor).
     pub fn unlink(&mut self, a: ActorId, b: ActorId) {
         for (x, y) in [(a, b), (b, a)] {
-            if let Some(slot) = self.slot_mut(x) {
+            if x.reactor() != self.reactor_index() {
+                self.post_to(x.reactor(), move |core: &mut Core| {
+                    if let Some(slot) = core.slot_mut(x) {
+                        slot.data.links.remove_all(&y);
+                    }
+                });
+            } else if let Some(slot) = self.slot_mut(x) {
                 slot.data.links.remove_all(&y);
             }
         }
@@ -224,6 +306,29 @@ impl Core {
     /// `watcher` monitors `peer` with `reference`. Monitoring a dead actor
     /// notifies at once, with [`ExitReason::NoSuchActor`].
     pub fn monitor(&mut self, watcher: ActorId, peer: ActorId, reference: MonitorRef) {
+        let me = self.reactor_index();
+        if watcher.reactor() != peer.reactor() {
+            // The watcher's reactor notes the monitor, so that its `Down`
+            // fires once and never after `demonitor`.
+            if watcher.reactor() == me {
+                self.layer.note_remote_monitor(watcher, peer, reference);
+            } else {
+                self.post_to(watcher.reactor(), move |core: &mut Core| {
+                    core.layer.note_remote_monitor(watcher, peer, reference)
+                });
+            }
+        }
+        if peer.reactor() != me {
+            self.post_to(peer.reactor(), move |core: &mut Core| {
+                core.watch(watcher, peer, reference)
+            });
+            return;
+        }
+        self.watch(watcher, peer, reference);
+    }
+
+    /// The monitored side of `monitor`, on `peer`'s reactor.
+    fn watch(&mut self, watcher: ActorId, peer: ActorId, reference: MonitorRef) {
         match self.slot_mut(peer) {
             Some(slot) if !slot.data.exiting => slot.data.monitors.push((watcher, reference)),
             _ => self.push_signal(
@@ -239,7 +344,23 @@ impl Core {
 
     /// Removes a monitor, if there is one.
     pub fn demonitor(&mut self, watcher: ActorId, peer: ActorId, reference: MonitorRef) {
-        if let Some(slot) = self.slot_mut(peer) {
+        let me = self.reactor_index();
+        if watcher.reactor() != peer.reactor() {
+            if watcher.reactor() == me {
+                self.layer.forget_remote_monitor(watcher, peer, reference);
+            } else {
+                self.post_to(watcher.reactor(), move |core: &mut Core| {
+                    core.layer.forget_remote_monitor(watcher, peer, reference);
+                });
+            }
+        }
+        if peer.reactor() != me {
+            self.post_to(peer.reactor(), move |core: &mut Core| {
+                if let Some(slot) = core.slot_mut(peer) {
+                    slot.data.monitors.swap_remove_first(&(watcher, reference));
+                }
+            });
+        } else if let Some(slot) = self.slot_mut(peer) {
             slot.data.monitors.swap_remove_first(&(watcher, reference));
         }
     }

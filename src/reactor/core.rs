@@ -20,9 +20,13 @@ use mio::event::Source;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 
+use std::collections::VecDeque;
+
+use crate::reactor::group::Group;
+use crate::reactor::id::{KEY_BITS, MAX_KEYS};
 use crate::reactor::layer::Slot;
 use crate::reactor::local::Locals;
-use crate::reactor::remote::Remote;
+use crate::reactor::remote::{Command, Remote};
 use crate::reactor::run_queue::{Entry, RunQueue};
 use crate::reactor::timer::{TimerId, Timers};
 use crate::reactor::{ActorId, Config, Layer, Local, Metrics, ReactorHandle, Ready, Stats, VTable};
@@ -70,6 +74,27 @@ pub struct Core<L: Layer> {
     tracing: bool,
     /// The layer's per-reactor state.
     pub(crate) layer: L,
+    /// This reactor's number in its group (0 alone) ...
+    peer: usize,
+    /// ... shifted to where ids carry it: a slot number minus the base is
+    /// the slab key, and a foreign id's lands outside the slab.
+    base: u32,
+    /// The group this reactor belongs to, with what waits to go to each
+    /// peer (see `group.rs`).
+    peers: Option<Box<Peers<L>>>,
+}
+
+/// A group member's side of the lanes.
+struct Peers<L: Layer> {
+    group: Arc<Group<L>>,
+    /// What this turn sent to each peer, or what the lane had no room for.
+    outbox: Vec<VecDeque<Command<L>>>,
+    /// Peers whose outbox is not empty.
+    dirty: Vec<usize>,
+    /// Work to run once the lane to a peer has room: `(peer, work)`.
+    room_waiters: Vec<(usize, Command<L>)>,
+    /// What the lanes towards this reactor held, being run.
+    inbox: VecDeque<Command<L>>,
 }
 
 impl<L: Layer> fmt::Debug for Core<L> {
@@ -108,6 +133,9 @@ impl<L: Layer> Core<L> {
             trace: None,
             tracing: false,
             layer: L::default(),
+            peer: 0,
+            base: 0,
+            peers: None,
         }
     }
 
@@ -115,7 +143,7 @@ impl<L: Layer> Core<L> {
 
     #[inline]
     pub(crate) fn slot_mut(&mut self, id: ActorId) -> Option<&mut Slot<L>> {
-        let idx = id.index() as usize;
+        let idx = id.raw().wrapping_sub(self.base) as usize;
         if self.generations.get(idx) != Some(&id.generation()) {
             return None;
         }
@@ -131,7 +159,7 @@ impl<L: Layer> Core<L> {
 
     #[inline]
     pub(crate) fn slot(&self, id: ActorId) -> Option<&Slot<L>> {
-        let idx = id.index() as usize;
+        let idx = id.raw().wrapping_sub(self.base) as usize;
         if self.generations.get(idx) != Some(&id.generation()) {
             return None;
         }
@@ -150,10 +178,11 @@ impl<L: Layer> Core<L> {
             "a cell inserted with another type's table"
         );
         let key = self.slots.vacant_key();
+        assert!(key < MAX_KEYS, "more than {MAX_KEYS} cells on one reactor");
         if key >= self.generations.len() {
             self.generations.push(0);
         }
-        let id = ActorId::new(key as u32, self.generations[key]);
+        let id = ActorId::new(self.base | key as u32, self.generations[key]);
         #[cfg(feature = "metrics")]
         let ty = self.m.type_index(TypeId::of::<T>(), (vtable.type_name)());
         self.slots.insert(Slot {
@@ -189,7 +218,7 @@ impl<L: Layer> Core<L> {
     pub(crate) fn ids(&self) -> Vec<ActorId> {
         self.slots
             .iter()
-            .map(|(k, _)| ActorId::new(k as u32, self.generations[k]))
+            .map(|(k, _)| ActorId::new(self.base | k as u32, self.generations[k]))
             .collect()
     }
 
@@ -457,6 +486,216 @@ impl<L: Layer> Core<L> {
     #[inline]
     pub fn local<T: Local>(&mut self) -> &mut T {
         self.locals.get::<T>()
+    }
+
+    // ----- the group -------------------------------------------------------
+
+    pub(crate) fn join_group(&mut self, group: Arc<Group<L>>, index: usize) {
+        group.set_unique(index, self.id);
+        let n = group.len();
+        self.peer = index;
+        self.base = (index as u32) << KEY_BITS;
+        self.peers = Some(Box::new(Peers {
+            group,
+            outbox: (0..n).map(|_| VecDeque::new()).collect(),
+            dirty: Vec::new(),
+            room_waiters: Vec::new(),
+            inbox: VecDeque::new(),
+        }));
+    }
+
+    /// The reactor has stopped: its peers' sends to it are refused from now
+    /// on, and what it had not sent yet is dropped.
+    pub(crate) fn leave_group(&mut self) {
+        if let Some(p) = self.peers.as_deref_mut() {
+            p.group.stopped(self.peer);
+            for out in &mut p.outbox {
+                out.clear();
+            }
+            p.room_waiters.clear();
+        }
+    }
+
+    /// True in a group of reactors.
+    #[inline(always)]
+    pub fn in_group(&self) -> bool {
+        self.peers.is_some()
+    }
+
+    /// This reactor's number in its group (0 for a reactor on its own).
+    #[inline(always)]
+    pub fn reactor_index(&self) -> usize {
+        self.peer
+    }
+
+    /// Reactors in this reactor's group (1 for a reactor on its own).
+    pub fn reactors(&self) -> usize {
+        self.peers.as_ref().map_or(1, |p| p.group.len())
+    }
+
+    /// Runs `f` on reactor `to` of the group, after everything this reactor
+    /// sent there before (per pair of reactors, work arrives in the order
+    /// it was posted). It leaves at the end of this turn, or later if the
+    /// lane to `to` is full (it then waits here, in order). False, and `f`
+    /// is dropped, if there is no such reactor or it has stopped.
+    pub fn post_to(&mut self, to: usize, f: impl FnOnce(&mut Core<L>) + Send + 'static) -> bool {
+        self.post_boxed(to, Box::new(f))
+    }
+
+    pub(crate) fn post_boxed(&mut self, to: usize, f: Command<L>) -> bool {
+        let Some(p) = self.peers.as_deref_mut() else {
+            return false;
+        };
+        if !p.group.accepts(to) {
+            return false;
+        }
+        let out = &mut p.outbox[to];
+        if out.is_empty() {
+            p.dirty.push(to);
+        }
+        out.push_back(f);
+        self.stats.peer_sends += 1;
+        true
+    }
+
+    /// How much more the lane to reactor `to` takes before it is full,
+    /// counting what this reactor has queued for it and not sent yet (0 if
+    /// there is no such reactor).
+    pub fn room_to(&self, to: usize) -> usize {
+        let Some(p) = self.peers.as_deref() else {
+            return 0;
+        };
+        if to >= p.group.len() {
+            return 0;
+        }
+        p.group
+            .capacity
+            .saturating_sub(p.group.queued(self.peer, to) + p.outbox[to].len())
+    }
+
+    /// Runs `f` here once the lane to reactor `to` has room for at least
+    /// one more message (at the end of this turn if it has now).
+    pub fn when_room(&mut self, to: usize, f: impl FnOnce(&mut Core<L>) + 'static + Send) {
+        if let Some(p) = self.peers.as_deref_mut() {
+            p.room_waiters.push((to, Box::new(f)));
+            p.group.wait_for_room(self.peer, to);
+        }
+    }
+
+    /// Counts a `try_send` the lane refused.
+    pub(crate) fn count_peer_full(&mut self) {
+        self.stats.peer_full += 1;
+    }
+
+    /// Runs what peers queued for this reactor, in one batch, if they said
+    /// they did.
+    pub(crate) fn drain_peers(&mut self) {
+        let peer = self.peer;
+        let Some(p) = self.peers.as_deref_mut() else {
+            return;
+        };
+        p.group.beat(peer, self.now);
+        if !p.group.take_notified(peer) {
+            return;
+        }
+        let mut inbox = std::mem::take(&mut p.inbox);
+        p.group.drain(peer, &mut inbox);
+        // Room may have appeared in lanes this reactor waits on.
+        if !p.dirty.is_empty() || !p.room_waiters.is_empty() {
+            self.flush_peers();
+        }
+        self.stats.peer_received += inbox.len() as u64;
+        while let Some(cmd) = inbox.pop_front() {
+            cmd(self);
+            L::settle(self);
+        }
+        if let Some(p) = self.peers.as_deref_mut() {
+            p.inbox = inbox;
+        }
+    }
+
+    /// Moves this turn's outboxes into their lanes (what fits), then runs
+    /// the work that waited for room in a lane that has some.
+    pub(crate) fn flush_peers(&mut self) {
+        let peer = self.peer;
+        let Some(p) = self.peers.as_deref_mut() else {
+            return;
+        };
+        let mut i = 0;
+        while i < p.dirty.len() {
+            let to = p.dirty[i];
+            p.group.push(peer, to, &mut p.outbox[to]);
+            if p.outbox[to].is_empty() {
+                p.dirty.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        if p.room_waiters.is_empty() {
+            return;
+        }
+        let cap = p.group.capacity;
+        let mut ready = Vec::new();
+        let mut k = 0;
+        while k < p.room_waiters.len() {
+            let to = p.room_waiters[k].0;
+            if p.group.queued(peer, to) + p.outbox[to].len() < cap {
+                ready.push(p.room_waiters.remove(k).1);
+            } else {
+                k += 1;
+            }
+        }
+        for f in ready {
+            f(self);
+            L::settle(self);
+        }
+    }
+
+    /// Adds `delta` to this reactor's count of live connections, which
+    /// peers read to place new ones (kept by the socket layer).
+    pub fn add_load(&mut self, delta: isize) {
+        if let Some(p) = self.peers.as_deref() {
+            p.group.add_load(self.peer, delta);
+        }
+    }
+
+    /// Each reactor's live connections (see [`Core::add_load`]), in group
+    /// order.
+    pub fn loads(&self) -> Vec<usize> {
+        match self.peers.as_deref() {
+            Some(p) => (0..p.group.len()).map(|i| p.group.load(i)).collect(),
+            None => vec![0],
+        }
+    }
+
+    /// The reactor with the fewest live connections among those that have
+    /// begun a turn within `stall` (a reactor stuck in a long run is
+    /// passed over while others are not), ties to the lowest number; this
+    /// one alone.
+    pub fn least_loaded(&self, stall: std::time::Duration) -> usize {
+        let Some(p) = self.peers.as_deref() else {
+            return 0;
+        };
+        let now = Instant::now();
+        let limit = stall.as_micros() as u64;
+        let mut best: Option<(bool, usize, usize)> = None;
+        for i in 0..p.group.len() {
+            if !p.group.accepts(i) {
+                continue;
+            }
+            let stalled = i != self.peer && p.group.silent_for(i, now) > limit;
+            let key = (stalled, p.group.load(i), i);
+            if best.is_none_or(|b| key < b) {
+                best = Some(key);
+            }
+        }
+        best.map_or(self.peer, |b| b.2)
+    }
+
+    /// The group number of the reactor whose process-unique number
+    /// ([`Core::reactor_id`]) is `unique`, if it is in this group.
+    pub(crate) fn peer_of(&self, unique: u32) -> Option<usize> {
+        self.peers.as_deref()?.group.index_of(unique)
     }
 
     // ----- the reactor -----------------------------------------------------

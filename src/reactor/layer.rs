@@ -42,6 +42,9 @@ pub trait Layer: Default + Sized + 'static {
     /// Frees what the layer keeps for reuse; called with the reactor's
     /// once-a-second trim.
     fn trim(_core: &mut Core<Self>) {}
+
+    /// Runs once at the end of every turn, after the turn-end hooks.
+    fn turn_done(_core: &mut Core<Self>) {}
 }
 
 /// The functions the reactor calls for one cell type.

@@ -30,6 +30,7 @@
 //!    flush their output there, once per turn).
 
 mod core;
+mod group;
 mod id;
 pub(crate) mod layer;
 mod local;
@@ -48,7 +49,8 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 
 pub use self::core::{Core, TimerFn};
-pub use id::ActorId;
+pub use group::Reactors;
+pub use id::{ActorId, MAX_REACTORS};
 pub use layer::{Layer, VTable};
 pub use local::Local;
 pub use metrics::{Counters, Hist, Metrics, TypeMetrics};
@@ -57,9 +59,10 @@ pub use remote::{on_reactor_thread, ReactorHandle};
 pub use run_queue::RECEIVER_NEXT_MAX;
 pub use timer::TimerId;
 
+use group::Group;
 use remote::{Command, ReactorThreadGuard, Remote};
 
-const WAKER: Token = Token(usize::MAX);
+pub(crate) const WAKER: Token = Token(usize::MAX);
 
 /// Reactor settings.
 #[derive(Clone, Copy, Debug)]
@@ -83,6 +86,11 @@ pub struct Config {
     /// it the table grows by copying, and the allocator may keep the old
     /// copy resident.
     pub slots_reserved: usize,
+    /// In a group of reactors ([`Reactors`]): most messages (and other
+    /// work) waiting in the lane from one reactor to another. Past it,
+    /// what a reactor sends to that peer waits on the sending side, in
+    /// order, until the peer drains, and `Ctx::try_send` refuses.
+    pub peer_queue: usize,
 }
 
 impl Default for Config {
@@ -95,6 +103,7 @@ impl Default for Config {
             policy: Policy::Fifo,
             busy_poll: Duration::ZERO,
             slots_reserved: 1 << 16,
+            peer_queue: 4096,
         }
     }
 }
@@ -150,6 +159,12 @@ pub struct Stats {
     pub timers_fired: u64,
     /// Waker wake-ups from other threads.
     pub wakeups: u64,
+    /// Messages (and other work) sent to other reactors of the group.
+    pub peer_sends: u64,
+    /// Messages (and other work) received from other reactors, run here.
+    pub peer_received: u64,
+    /// `try_send`s refused because the lane to the peer was full.
+    pub peer_full: u64,
 }
 
 /// The single-threaded reactor. Build it, spawn the first cells, then
@@ -178,15 +193,29 @@ impl<L: Layer> Reactor<L> {
     pub fn with_config(config: Config) -> io::Result<Reactor<L>> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
+        Reactor::build(poll, Arc::new(Remote::new(waker)), config, None)
+    }
+
+    /// A reactor over `poll`, whose waker `remote` holds; in a group, with
+    /// its number there.
+    pub(crate) fn build(
+        poll: Poll,
+        remote: Arc<Remote<L>>,
+        config: Config,
+        group: Option<(Arc<Group<L>>, usize)>,
+    ) -> io::Result<Reactor<L>> {
         let registry = poll.registry().try_clone()?;
-        let remote = Arc::new(Remote::new(waker));
         let mut config = config;
         config.budget = config.budget.max(1);
         config.turn_limit = config.turn_limit.max(1);
+        let mut core = Core::new(registry, remote, config);
+        if let Some((group, index)) = group {
+            core.join_group(group, index);
+        }
         Ok(Reactor {
             events: Events::with_capacity(config.events_capacity.max(16)),
             poll,
-            core: Core::new(registry, remote, config),
+            core,
             commands: Vec::new(),
             next_trim: Instant::now() + TRIM_INTERVAL,
             runs_at_trim: 0,
@@ -238,6 +267,7 @@ impl<L: Layer> Reactor<L> {
         let _guard = ReactorThreadGuard::enter();
         let result = self.run_turns();
         self.core.remote.close();
+        self.core.leave_group();
         self.core.stop_all();
         self.core.flush_trace();
         result
@@ -253,6 +283,7 @@ impl<L: Layer> Reactor<L> {
                 return Ok(());
             }
             if self.core.live() == 0
+                && !self.core.in_group()
                 && !self.core.has_runnable()
                 && self.core.remote.handles() == 0
                 && self.core.remote.is_empty()
@@ -327,9 +358,16 @@ impl<L: Layer> Reactor<L> {
                 L::settle(core);
             }
         }
+        if core.in_group() {
+            core.drain_peers();
+        }
         core.fire_timers();
         core.run_queue();
         core.end_turn();
+        L::turn_done(core);
+        if core.in_group() {
+            core.flush_peers();
+        }
         metric! {
             let end = core.m.tick();
             core.m.add_busy(polled, end);

@@ -41,7 +41,7 @@ impl<L: Layer> Remote<L> {
         }
     }
 
-    fn post(&self, cmd: Command<L>) -> bool {
+    pub(crate) fn post(&self, cmd: Command<L>) -> bool {
         {
             let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             if !q.closed {
@@ -57,6 +57,13 @@ impl<L: Layer> Remote<L> {
         // reports to a waiting thread.
         drop(cmd);
         false
+    }
+
+    /// Wakes the reactor's thread out of `poll`.
+    pub(crate) fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            log::warn!("waking the reactor failed: {e}");
+        }
     }
 
     /// Takes the queued commands (into `into`, to reuse its allocation).
