@@ -75,8 +75,12 @@ impl<'a, A: Actor> Ctx<'a, A> {
     /// Sends a request: `make` builds the callee's message around the reply
     /// slot, and `map` turns the outcome into a message to this actor. A
     /// dead callee rejects at once with [`RequestError::DeadActor`].
-    pub fn request<B, T, F>(&mut self, to: Addr<B>, make: impl FnOnce(Reply<T>) -> B::Msg, map: F)
-    where
+    pub fn request<B, T, F>(
+        &mut self,
+        to: Addr<B>,
+        make: impl FnOnce(Reply<T>) -> B::Msg + Send + 'static,
+        map: F,
+    ) where
         B: Actor,
         T: Send + 'static,
         F: FnOnce(Result<T, RequestError>) -> A::Msg + 'static,
@@ -89,7 +93,7 @@ impl<'a, A: Actor> Ctx<'a, A> {
     pub fn request_timeout<B, T, F>(
         &mut self,
         to: Addr<B>,
-        make: impl FnOnce(Reply<T>) -> B::Msg,
+        make: impl FnOnce(Reply<T>) -> B::Msg + Send + 'static,
         map: F,
         timeout: Duration,
     ) where
@@ -103,7 +107,7 @@ impl<'a, A: Actor> Ctx<'a, A> {
     fn request_inner<B, T, F>(
         &mut self,
         to: Addr<B>,
-        make: impl FnOnce(Reply<T>) -> B::Msg,
+        make: impl FnOnce(Reply<T>) -> B::Msg + Send + 'static,
         map: F,
         timeout: Option<Duration>,
     ) where
@@ -123,7 +127,26 @@ impl<'a, A: Actor> Ctx<'a, A> {
             return;
         }
         let req = self.core.open_request(self.id, cont, timeout);
-        self.core.send(to, make(Reply::to_actor(req)));
+        let reply = Reply::to_actor(req);
+        if local {
+            self.core.send(to, make(reply));
+            return;
+        }
+        // On the callee's reactor, which knows whether it is alive: a dead
+        // callee rejects with `DeadActor` there, as on one reactor.
+        let sent = self
+            .core
+            .post_to(to.id().reactor(), move |core: &mut Core| {
+                if core.is_alive(to.id()) {
+                    core.send(to, make(reply));
+                } else {
+                    core.count_dead_send();
+                    reply.answer(core, Err(RequestError::DeadActor(to.id())));
+                }
+            });
+        if !sent {
+            self.core.count_dead_send();
+        }
     }
 
     /// Like [`Ctx::send`], for a receiver that may live on another reactor

@@ -7,6 +7,7 @@ mod alloc;
 mod budget;
 mod examples;
 mod framing;
+mod group;
 mod metrics;
 mod policies;
 mod registry;
