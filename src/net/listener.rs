@@ -18,7 +18,7 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mio::net::TcpListener;
@@ -83,6 +83,9 @@ pub struct ListenSpec {
     pub port: u16,
     /// The kernel's queue of connections not yet accepted. Default 128.
     pub backlog: u32,
+    /// Set `SO_REUSEPORT`, so that several listeners (one per reactor of a
+    /// group) share the port and the kernel spreads connections over them.
+    pub reuse_port: bool,
 }
 
 impl ListenSpec {
@@ -92,6 +95,7 @@ impl ListenSpec {
             host: None,
             port,
             backlog: 128,
+            reuse_port: false,
         }
     }
 
@@ -101,12 +105,19 @@ impl ListenSpec {
             host: Some(host.into()),
             port,
             backlog: 128,
+            reuse_port: false,
         }
     }
 
     /// Sets the backlog.
     pub fn backlog(mut self, backlog: u32) -> ListenSpec {
         self.backlog = backlog;
+        self
+    }
+
+    /// Sets `SO_REUSEPORT` (see [`ListenSpec::reuse_port`]).
+    pub fn reuse_port(mut self, on: bool) -> ListenSpec {
+        self.reuse_port = on;
         self
     }
 
@@ -202,6 +213,114 @@ pub struct Listener {
     /// Accept failures in the current exhaustion burst (logged once).
     burst_failures: u64,
     accepted: u64,
+    /// Where connections go in a group of reactors, if not all here.
+    handoff: Option<Box<Handoff>>,
+    /// Stopping: place nothing on this reactor.
+    leaving: bool,
+}
+
+/// How listeners place the connections they accept on the reactors of a
+/// group: one controller per reactor (the actor that gets
+/// `ListenerEvent::Accepted` and controls the socket, which is spawned on
+/// that controller's reactor). Connections never move once placed.
+///
+/// Cloning shares the table of controllers: each reactor's controller
+/// [`join`](Handoff::join)s it when it starts (a restarted one replaces
+/// its predecessor), and every listener reads it when it places a
+/// connection.
+#[derive(Clone, Debug)]
+pub struct Handoff {
+    targets: Arc<Mutex<Vec<Option<Target>>>>,
+    policy: Placement,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Target {
+    events: Recipient<ListenerEvent>,
+    conns: Recipient<SocketEvent>,
+}
+
+/// Which reactor gets an accepted connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// The one with the fewest live connections (ties to the lowest
+    /// number), passing over reactors that have not begun a turn for
+    /// [`STALL`] (stuck in a long run): one listener for the group
+    /// (`--accept handoff`), as HAProxy and Seastar do.
+    LeastLoaded,
+    /// The listener's own reactor, unless it has clearly more live
+    /// connections than the least loaded (a quarter more, plus 16), which
+    /// then gets it: one `SO_REUSEPORT` listener per reactor
+    /// (`--accept reuseport`), correcting the kernel's hash, which is
+    /// blind to load. Such a listener, when it stops while the group runs
+    /// on, also hands what waits in its queue to the other reactors
+    /// instead of letting the kernel reset it.
+    Own,
+}
+
+/// How long a reactor may go without beginning a turn before a listener
+/// placing connections passes it over.
+pub const STALL: Duration = Duration::from_millis(20);
+
+impl Handoff {
+    /// A table for a group of `reactors`, with no controller yet.
+    pub fn new(policy: Placement, reactors: usize) -> Handoff {
+        Handoff {
+            targets: Arc::new(Mutex::new(vec![None; reactors])),
+            policy,
+        }
+    }
+
+    /// The placement policy.
+    pub fn policy(&self) -> Placement {
+        self.policy
+    }
+
+    /// Makes the calling actor its reactor's controller: connections placed
+    /// on its reactor go to it.
+    pub fn join<A: Actor>(&self, ctx: &Ctx<'_, A>)
+    where
+        A::Msg: From<ListenerEvent> + From<SocketEvent>,
+    {
+        let me = ctx.me();
+        let mut t = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = t.get_mut(ctx.reactor()) {
+            *slot = Some(Target {
+                events: me.recipient(),
+                conns: me.recipient(),
+            });
+        }
+    }
+
+    /// The controller for the next connection, or `None` for "here, to the
+    /// listener's own controller" (no controller has joined).
+    fn pick<A: Actor>(&self, ctx: &mut Ctx<'_, A>, leaving: bool) -> Option<Target> {
+        let here = ctx.reactor();
+        let core = ctx.core();
+        let t = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        let least = t
+            .iter()
+            .enumerate()
+            .filter(|(r, t)| t.is_some() && !(leaving && *r == here))
+            .map(|(r, _)| {
+                let stalled = r != here && core.silent_for(r) > STALL;
+                (stalled, core.load_of(r), r)
+            })
+            .min()
+            .map(|(_, _, r)| r)?;
+        let chosen = match (self.policy, t.get(here).copied().flatten()) {
+            (Placement::Own, Some(_)) if !leaving => {
+                let (mine, low) = (core.load_of(here), core.load_of(least));
+                if mine > low + low / 4 + 16 {
+                    least
+                } else {
+                    here
+                }
+            }
+            _ => least,
+        };
+        t[chosen]
+    }
 }
 
 impl Listener {
@@ -240,7 +359,78 @@ impl Listener {
             backoff: ACCEPT_BACKOFF_MIN,
             burst_failures: 0,
             accepted: 0,
+            handoff: None,
+            leaving: false,
         })
+    }
+
+    /// Like [`Listener::listen_with`], placing accepted connections on the
+    /// reactors of a group as `handoff` says. Accept credit may come from
+    /// any reactor's controller (each returns a unit to the listener named
+    /// in the `Accepted` it got); the caller gets `Ready` events.
+    pub fn listen_handoff<A: Actor>(
+        ctx: &mut Ctx<'_, A>,
+        spec: ListenSpec,
+        socket_config: SocketConfig,
+        handoff: Handoff,
+    ) -> Addr<Listener>
+    where
+        A::Msg: From<ListenerEvent> + From<SocketEvent>,
+    {
+        let me = ctx.me();
+        let listener = Listener {
+            spec,
+            socket: None,
+            controller: me.recipient(),
+            conn_controller: me.recipient(),
+            socket_config: Rc::new(socket_config),
+            credit: 0,
+            may_accept: false,
+            retry_armed: false,
+            paused: false,
+            mem_parked: false,
+            backoff: ACCEPT_BACKOFF_MIN,
+            burst_failures: 0,
+            accepted: 0,
+            handoff: Some(Box::new(handoff)),
+            leaving: false,
+        };
+        ctx.spawn(listener)
+    }
+
+    /// Spawns the socket of an accepted connection where its placement
+    /// says, and tells its controller.
+    fn place(&mut self, ctx: &mut Ctx<'_, Self>, stream: mio::net::TcpStream, peer: SocketAddr) {
+        let me = ctx.me();
+        let leaving = self.leaving;
+        let chosen = match self.handoff.as_deref() {
+            None => None,
+            Some(h) => h.pick(ctx, leaving).map(|t| (t.events, t.conns)),
+        };
+        let Some((events, conns)) = chosen else {
+            ctx.core().add_load(1);
+            let sock = Socket::accepted(stream, self.conn_controller, self.socket_config.clone());
+            let sock = ctx.spawn(sock);
+            self.emit(ctx, ListenerEvent::Accepted(me, sock, peer));
+            return;
+        };
+        let r = events.id().reactor();
+        ctx.core().add_load_to(r, 1);
+        if r == ctx.reactor() {
+            let sock = ctx.spawn(Socket::accepted(stream, conns, self.socket_config.clone()));
+            ctx.send(events, ListenerEvent::Accepted(me, sock, peer));
+            return;
+        }
+        let config = SocketConfig::clone(&self.socket_config);
+        let posted = ctx.core().post_to(r, move |core| {
+            let sock = core.spawn(Socket::accepted(stream, conns, Rc::new(config)));
+            core.send(events, ListenerEvent::Accepted(me, sock, peer));
+        });
+        if !posted {
+            // That reactor has stopped: the connection is closed (dropped
+            // with the closure), and uncounted.
+            ctx.core().add_load_to(r, -1);
+        }
     }
 
     fn emit(&mut self, ctx: &mut Ctx<'_, Self>, event: ListenerEvent) {
@@ -250,7 +440,7 @@ impl Listener {
     fn bind(&mut self) -> io::Result<TcpListener> {
         let mut last = None;
         for addr in self.spec.addrs()? {
-            match bind_one(addr, self.spec.backlog) {
+            match bind_one(addr, self.spec.backlog, self.spec.reuse_port) {
                 Ok(l) => return Ok(l),
                 Err(e) => last = Some(e),
             }
@@ -319,10 +509,7 @@ impl Listener {
                             self.emit(ctx, ListenerEvent::Ready(me, Ok(local)));
                         }
                     }
-                    let sock =
-                        Socket::accepted(stream, self.conn_controller, self.socket_config.clone());
-                    let sock = ctx.spawn(sock);
-                    self.emit(ctx, ListenerEvent::Accepted(me, sock, peer));
+                    self.place(ctx, stream, peer);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.may_accept = false,
                 Err(e) if is_transient(&e) => {}
@@ -379,16 +566,52 @@ impl Listener {
         self.backoff = (self.backoff * 2).min(ACCEPT_BACKOFF_MAX);
     }
 
+    /// A `SO_REUSEPORT` listener of a group about to close: the kernel
+    /// would reset the connections waiting in its queue, so it accepts
+    /// them first and hands them to the other reactors' controllers
+    /// (credit or not: they were already let in). Other listeners close
+    /// with their queue, as a lone listener must.
+    fn hand_over_queue(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let here = ctx.reactor();
+        let others = match self.handoff.as_deref() {
+            Some(h) if self.spec.reuse_port && h.policy == Placement::Own => {
+                let t = h.targets.lock().unwrap_or_else(|p| p.into_inner());
+                t.iter()
+                    .enumerate()
+                    .any(|(r, t)| r != here && t.is_some())
+            }
+            _ => false,
+        };
+        if !others {
+            return;
+        }
+        self.leaving = true;
+        let mut handed = 0u64;
+        while let Some(Ok((stream, peer))) = self.socket.as_ref().map(|s| s.accept()) {
+            handed += 1;
+            self.place(ctx, stream, peer);
+        }
+        if handed > 0 {
+            log::info!(
+                "{}: handed {handed} queued connections to the other reactors before closing",
+                self.spec
+            );
+        }
+    }
+
     /// Connections accepted so far.
     pub fn accepted(&self) -> u64 {
         self.accepted
     }
 }
 
-fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+fn bind_one(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket as RawSocket, Type};
     let socket = RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         // One socket for both families when listening on every interface.
         socket.set_only_v6(!addr.ip().is_unspecified())?;
@@ -456,6 +679,7 @@ impl Actor for Listener {
                 }
             }
             Cmd::Stop => {
+                self.hand_over_queue(ctx);
                 if let Some(mut s) = self.socket.take() {
                     let _ = ctx.deregister(&mut s);
                 }
@@ -474,7 +698,10 @@ impl Actor for Listener {
         self.accept(ctx);
     }
 
-    fn stopped(&mut self, _ctx: &mut Ctx<'_, Self>, reason: &ExitReason) {
+    fn stopped(&mut self, ctx: &mut Ctx<'_, Self>, reason: &ExitReason) {
+        if !matches!(reason, ExitReason::Shutdown) {
+            self.hand_over_queue(ctx);
+        }
         log::debug!("listener on {} closed: {reason}", self.spec);
     }
 }

@@ -40,7 +40,9 @@ mod sys;
 
 pub use budget::{buffer_limit_arg, default_buffer_limit, parse_buffer_limit, BufferMemory};
 pub use framing::{Delimiter, Framer, Mode, Text, Unit, UnitError};
-pub use listener::{ListenError, ListenSpec, Listener, ListenerEvent, ListenerMsg};
+pub use listener::{
+    Handoff, ListenError, ListenSpec, Listener, ListenerEvent, ListenerMsg, Placement, STALL,
+};
 pub use local::SocketStats;
 pub use socket::{
     CloseReason, CreditOp, OverlongPolicy, Socket, SocketConfig, SocketEvent, SocketMsg,

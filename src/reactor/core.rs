@@ -654,8 +654,17 @@ impl<L: Layer> Core<L> {
     /// Adds `delta` to this reactor's count of live connections, which
     /// peers read to place new ones (kept by the socket layer).
     pub fn add_load(&mut self, delta: isize) {
+        self.add_load_to(self.peer, delta);
+    }
+
+    /// Adds `delta` to reactor `to`'s count of live connections: for a
+    /// listener that hands one over to it, so that the next choice already
+    /// counts it.
+    pub fn add_load_to(&mut self, to: usize, delta: isize) {
         if let Some(p) = self.peers.as_deref() {
-            p.group.add_load(self.peer, delta);
+            if to < p.group.len() {
+                p.group.add_load(to, delta);
+            }
         }
     }
 
@@ -665,6 +674,26 @@ impl<L: Layer> Core<L> {
         match self.peers.as_deref() {
             Some(p) => (0..p.group.len()).map(|i| p.group.load(i)).collect(),
             None => vec![0],
+        }
+    }
+
+    /// Reactor `i`'s live connections (see [`Core::add_load`]); 0 if there
+    /// is no such reactor.
+    pub fn load_of(&self, i: usize) -> usize {
+        match self.peers.as_deref() {
+            Some(p) if i < p.group.len() => p.group.load(i),
+            _ => 0,
+        }
+    }
+
+    /// How long since reactor `i` of the group last began a turn (zero for
+    /// this one, and outside a group).
+    pub fn silent_for(&self, i: usize) -> std::time::Duration {
+        match self.peers.as_deref() {
+            Some(p) if i < p.group.len() && i != self.peer => {
+                std::time::Duration::from_micros(p.group.silent_for(i, Instant::now()))
+            }
+            _ => std::time::Duration::ZERO,
         }
     }
 

@@ -202,7 +202,10 @@ impl<L: Layer> Group<L> {
         if delta >= 0 {
             load.fetch_add(delta as usize, Ordering::Relaxed);
         } else {
-            load.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+            let d = delta.unsigned_abs();
+            let _ = load.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(d))
+            });
         }
     }
 

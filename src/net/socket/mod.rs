@@ -467,6 +467,15 @@ impl Socket {
         Socket::new(Some(stream), State::Open, controller, config)
     }
 
+    /// True for a socket that connects (or connected) out, rather than one
+    /// a listener accepted.
+    fn is_outgoing(&self) -> bool {
+        self.cold
+            .as_deref()
+            .is_some_and(|c| c.peer.is_some() || c.connect_target.is_some() || !c.targets.is_empty())
+            || self.state == State::Connecting
+    }
+
     /// The peer's address, once known: for an outgoing connection once it
     /// is up; for an accepted one, the kernel's answer.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
@@ -608,6 +617,10 @@ impl Actor for Socket {
         self.settle(ctx);
         let me = ctx.id();
         ctx.local::<NetLocal>().budget.ended(me);
+        if !self.is_outgoing() {
+            // The listener counted it when it accepted it.
+            ctx.core().add_load(-1);
+        }
     }
 }
 
