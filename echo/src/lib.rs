@@ -24,8 +24,8 @@ use bytes::Bytes;
 use log::{debug, info, warn};
 
 use credit_actors::net::{
-    CloseReason, Delimiter, ListenSpec, Listener, ListenerEvent, Socket, SocketConfig, SocketEvent,
-    Unit,
+    CloseReason, Delimiter, Handoff, ListenSpec, Listener, ListenerEvent, Socket,
+    SocketConfig, SocketEvent, Unit,
 };
 use credit_actors::{
     Actor, ActorId, Addr, Ctx, ExitReason, LinkAction, MonitorRef, PendingReply, ReactorHandle,
@@ -47,7 +47,34 @@ pub struct EchoConfig {
     pub max_conns: Option<usize>,
     /// Credit each session issues up front (see [`EchoSession::with_window`]).
     pub window: u32,
+    /// In a group of reactors: how connections are placed, and whether
+    /// this reactor's service listens (see [`GroupAccept`]). `None`: one
+    /// reactor, one listener, as in the tutorial.
+    pub group: Option<GroupAccept>,
 }
+
+/// How the echo services of a group of reactors (one per reactor) share
+/// the connections.
+///
+/// Every service joins the [`Handoff`] table, so that listeners can place
+/// connections on its reactor. With `--accept reuseport` every service
+/// listens (a `SO_REUSEPORT` listener of its own, placement
+/// [`Own`](credit_actors::net::Placement::Own)); with `--accept handoff`
+/// only reactor 0's does
+/// ([`LeastLoaded`](credit_actors::net::Placement::LeastLoaded)). A service that gets a connection returns
+/// one unit of accept credit to the listener it came from, while its own
+/// share of `max_conns` allows, so a listener keeps a batch of credit
+/// out without a round trip per connection.
+#[derive(Clone, Debug)]
+pub struct GroupAccept {
+    /// The group's table of services.
+    pub handoff: Handoff,
+    /// This reactor's service listens.
+    pub listen: bool,
+}
+
+/// Accept credit a listening service of a group issues up front.
+pub const GROUP_ACCEPT_BATCH: usize = 64;
 
 impl Default for EchoConfig {
     fn default() -> EchoConfig {
@@ -56,6 +83,7 @@ impl Default for EchoConfig {
             conn: SocketConfig::default(),
             max_conns: None,
             window: DEFAULT_WINDOW,
+            group: None,
         }
     }
 }
@@ -96,6 +124,11 @@ pub struct EchoService {
     sessions: usize,
     /// Accept credit issued and not yet used.
     accept_credit: usize,
+    /// In a group: units of accept credit owed to `feed` (held back while
+    /// at `max_conns`).
+    owed: usize,
+    /// In a group: the listener the last connection came from.
+    feed: Option<Addr<Listener>>,
 }
 
 impl EchoService {
@@ -108,6 +141,25 @@ impl EchoService {
             waiting: Vec::new(),
             sessions: 0,
             accept_credit: 0,
+            owed: 0,
+            feed: None,
+        }
+    }
+
+    /// In a group: returns what is owed to the listener that feeds this
+    /// service, as far as `max_conns` allows.
+    fn repay_accept_credit(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let Some(feed) = self.feed else {
+            return;
+        };
+        let room = match self.config.max_conns {
+            Some(max) => max.saturating_sub(self.sessions),
+            None => usize::MAX,
+        };
+        let n = self.owed.min(room);
+        if n > 0 {
+            self.owed -= n;
+            feed.issue_credit(ctx, n as i64);
         }
     }
 
@@ -151,20 +203,34 @@ impl EchoService {
                     }
                 }
             }
-            ListenerEvent::Accepted(_, conn, peer) => self.accepted(ctx, conn, peer),
+            ListenerEvent::Accepted(listener, conn, peer) => {
+                self.accepted(ctx, listener, conn, peer)
+            }
         }
     }
 
     /// The tutorial's `tcpServer:accepted:`, step by step.
-    fn accepted(&mut self, ctx: &mut Ctx<'_, Self>, conn: Addr<Socket>, peer: SocketAddr) {
-        self.accept_credit = self.accept_credit.saturating_sub(1);
+    fn accepted(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        listener: Addr<Listener>,
+        conn: Addr<Socket>,
+        peer: SocketAddr,
+    ) {
         info!("Connection accepted: {conn} from {peer}");
         let session = ctx.spawn(EchoSession::with_window(self.config.window));
         ctx.monitor(session.id(), SESSION_MONITOR);
         ctx.send(session, SessionMsg::Connection(conn));
         conn.set_controller(ctx, session);
         self.sessions += 1;
-        self.issue_accept_credit(ctx);
+        if self.config.group.is_some() {
+            self.feed = Some(listener);
+            self.owed += 1;
+            self.repay_accept_credit(ctx);
+        } else {
+            self.accept_credit = self.accept_credit.saturating_sub(1);
+            self.issue_accept_credit(ctx);
+        }
     }
 }
 
@@ -175,6 +241,22 @@ impl Actor for EchoService {
 
     /// The tutorial's `initialize`: listen, then issue accept credit.
     fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if let Some(group) = self.config.group.clone() {
+            group.handoff.join(ctx);
+            if group.listen {
+                let sock = Listener::listen_handoff(
+                    ctx,
+                    self.config.listen.clone(),
+                    self.config.conn.clone(),
+                    group.handoff,
+                );
+                self.sock = Some(sock);
+                self.feed = Some(sock);
+                self.owed = GROUP_ACCEPT_BATCH;
+                self.repay_accept_credit(ctx);
+            }
+            return;
+        }
         self.sock = Some(Listener::listen_with(
             ctx,
             self.config.listen.clone(),
@@ -227,7 +309,11 @@ impl Actor for EchoService {
             warn!("Session ended: {session} ({reason})");
         }
         self.sessions = self.sessions.saturating_sub(1);
-        self.issue_accept_credit(ctx);
+        if self.config.group.is_some() {
+            self.repay_accept_credit(ctx);
+        } else {
+            self.issue_accept_credit(ctx);
+        }
     }
 }
 

@@ -41,6 +41,7 @@ mod few;
 mod mailbox;
 mod registry;
 mod remote;
+pub use remote::shutdown_group_when_idle;
 mod request;
 mod supervisor;
 mod system;

@@ -136,29 +136,7 @@ impl ReactorHandle<System> {
     /// the changes of the reactor's metrics since the last line
     /// (`stats <Metrics::interval_line>`), until the reactor stops.
     pub fn print_stats_every(&self, every: Duration) -> std::io::Result<()> {
-        let handle = self.clone();
-        std::thread::Builder::new()
-            .name("stats".into())
-            .spawn(move || {
-                let Ok(mut last) = handle.metrics() else {
-                    return;
-                };
-                let mut at = Instant::now();
-                loop {
-                    std::thread::sleep(every);
-                    let Ok(m) = handle.metrics() else {
-                        return;
-                    };
-                    let now = Instant::now();
-                    eprintln!(
-                        "stats {}",
-                        m.interval_line(&last, now.duration_since(at).as_secs_f64())
-                    );
-                    last = m;
-                    at = now;
-                }
-            })
-            .map(drop)
+        print_stats_every(vec![self.clone()], every, false)
     }
 }
 
@@ -170,15 +148,22 @@ impl Reactors<System> {
         shutdown_group_when_idle(self.handles(), grace)
     }
 
+    /// Starts a thread that writes to stderr, every `every`, one line per
+    /// reactor of the changes of its metrics since its last line (`stats
+    /// r<i> <Metrics::interval_line>`), until the reactors stop.
+    pub fn print_stats_every(&self, every: Duration) -> std::io::Result<()> {
+        print_stats_every(self.handles().to_vec(), every, true)
+    }
+
     /// Each reactor's metrics (asks each one and waits), in group order.
     pub fn metrics(&self) -> Result<Vec<Metrics>, RequestError> {
-        self.handles().iter().map(ReactorHandle::metrics).collect()
+        self.handles().iter().map(ReactorHandle::<System>::metrics).collect()
     }
 }
 
 /// [`Reactors::shutdown_when_idle`] for a set of handles (one reactor's
 /// alone, or a group's).
-pub(crate) fn shutdown_group_when_idle(handles: &[ReactorHandle<System>], grace: Duration) -> u64 {
+pub fn shutdown_group_when_idle(handles: &[ReactorHandle<System>], grace: Duration) -> u64 {
     let deadline = Instant::now() + grace;
     let left = loop {
         let live: Option<u64> = handles
@@ -196,4 +181,46 @@ pub(crate) fn shutdown_group_when_idle(handles: &[ReactorHandle<System>], grace:
         h.shutdown();
     }
     left
+}
+
+fn print_stats_every(
+    handles: Vec<ReactorHandle<System>>,
+    every: Duration,
+    labelled: bool,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("stats".into())
+        .spawn(move || {
+            let Ok(mut last) = handles
+                .iter()
+                .map(ReactorHandle::<System>::metrics)
+                .collect::<Result<Vec<_>, _>>()
+            else {
+                return;
+            };
+            let mut at = Instant::now();
+            loop {
+                std::thread::sleep(every);
+                let Ok(now_m) = handles
+                    .iter()
+                    .map(ReactorHandle::<System>::metrics)
+                    .collect::<Result<Vec<_>, _>>()
+                else {
+                    return;
+                };
+                let now = Instant::now();
+                let secs = now.duration_since(at).as_secs_f64();
+                for (i, (m, l)) in now_m.iter().zip(&last).enumerate() {
+                    let line = m.interval_line(l, secs);
+                    if labelled {
+                        eprintln!("stats r{i} {line}");
+                    } else {
+                        eprintln!("stats {line}");
+                    }
+                }
+                last = now_m;
+                at = now;
+            }
+        })
+        .map(drop)
 }

@@ -232,6 +232,8 @@ pub struct Listener {
 pub struct Handoff {
     targets: Arc<Mutex<Vec<Option<Target>>>>,
     policy: Placement,
+    /// Where ties start, turning once per placement (ties go round).
+    turn: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -243,8 +245,8 @@ struct Target {
 /// Which reactor gets an accepted connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
-    /// The one with the fewest live connections (ties to the lowest
-    /// number), passing over reactors that have not begun a turn for
+    /// The one with the fewest live connections (ties taken in turn),
+    /// passing over reactors that have not begun a turn for
     /// [`STALL`] (stuck in a long run): one listener for the group
     /// (`--accept handoff`), as HAProxy and Seastar do.
     LeastLoaded,
@@ -258,6 +260,45 @@ pub enum Placement {
     Own,
 }
 
+/// How the reactors of a group share a port: `reuseport` or `handoff`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AcceptMode {
+    /// One `SO_REUSEPORT` listener per reactor ([`Placement::Own`]).
+    #[default]
+    ReusePort,
+    /// One listener, on reactor 0, placing each connection on the least
+    /// loaded reactor ([`Placement::LeastLoaded`]).
+    Handoff,
+}
+
+impl AcceptMode {
+    /// The placement its listeners use.
+    pub fn placement(self) -> Placement {
+        match self {
+            AcceptMode::ReusePort => Placement::Own,
+            AcceptMode::Handoff => Placement::LeastLoaded,
+        }
+    }
+
+    /// True if reactor `i`'s service listens.
+    pub fn listens(self, i: usize) -> bool {
+        self == AcceptMode::ReusePort || i == 0
+    }
+}
+
+impl std::str::FromStr for AcceptMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<AcceptMode, String> {
+        match s {
+            "reuseport" => Ok(AcceptMode::ReusePort),
+            "handoff" => Ok(AcceptMode::Handoff),
+            _ => Err(format!(
+                "unknown accept mode {s:?} (expected reuseport or handoff)"
+            )),
+        }
+    }
+}
+
 /// How long a reactor may go without beginning a turn before a listener
 /// placing connections passes it over.
 pub const STALL: Duration = Duration::from_millis(20);
@@ -268,6 +309,7 @@ impl Handoff {
         Handoff {
             targets: Arc::new(Mutex::new(vec![None; reactors])),
             policy,
+            turn: Arc::default(),
         }
     }
 
@@ -298,16 +340,18 @@ impl Handoff {
         let here = ctx.reactor();
         let core = ctx.core();
         let t = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        let n = t.len();
+        let start = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let least = t
             .iter()
             .enumerate()
             .filter(|(r, t)| t.is_some() && !(leaving && *r == here))
             .map(|(r, _)| {
                 let stalled = r != here && core.silent_for(r) > STALL;
-                (stalled, core.load_of(r), r)
+                (stalled, core.load_of(r), (r + n - start % n) % n, r)
             })
             .min()
-            .map(|(_, _, r)| r)?;
+            .map(|(_, _, _, r)| r)?;
         let chosen = match (self.policy, t.get(here).copied().flatten()) {
             (Placement::Own, Some(_)) if !leaving => {
                 let (mine, low) = (core.load_of(here), core.load_of(least));

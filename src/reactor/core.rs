@@ -587,6 +587,13 @@ impl<L: Layer> Core<L> {
         self.stats.peer_full += 1;
     }
 
+    /// Tells the group this reactor is about to wait in `poll`.
+    pub(crate) fn mark_idle(&self) {
+        if let Some(p) = self.peers.as_deref() {
+            p.group.idle(self.peer);
+        }
+    }
+
     /// Runs what peers queued for this reactor, in one batch, if they said
     /// they did.
     pub(crate) fn drain_peers(&mut self) {
@@ -686,8 +693,8 @@ impl<L: Layer> Core<L> {
         }
     }
 
-    /// How long since reactor `i` of the group last began a turn (zero for
-    /// this one, and outside a group).
+    /// How long reactor `i` of the group has been in its current turn
+    /// (zero while it waits in `poll`, for this one, and outside a group).
     pub fn silent_for(&self, i: usize) -> std::time::Duration {
         match self.peers.as_deref() {
             Some(p) if i < p.group.len() && i != self.peer => {
@@ -697,10 +704,9 @@ impl<L: Layer> Core<L> {
         }
     }
 
-    /// The reactor with the fewest live connections among those that have
-    /// begun a turn within `stall` (a reactor stuck in a long run is
-    /// passed over while others are not), ties to the lowest number; this
-    /// one alone.
+    /// The reactor with the fewest live connections among those not stuck
+    /// in a turn longer than `stall` (passed over while others are not),
+    /// ties to the lowest number; this one alone.
     pub fn least_loaded(&self, stall: std::time::Duration) -> usize {
         let Some(p) = self.peers.as_deref() else {
             return 0;

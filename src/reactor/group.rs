@@ -57,7 +57,8 @@ struct Member<L: Layer> {
     notified: AtomicBool,
     /// Live connections (kept by the socket layer).
     load: AtomicUsize,
-    /// Microseconds since the group's epoch at this reactor's last turn.
+    /// When the reactor began its current turn, in microseconds since the
+    /// group's epoch plus one; 0 while it waits in `poll`.
     heartbeat: AtomicU64,
     /// The reactor's process-unique number, once built.
     unique: AtomicU32,
@@ -209,15 +210,27 @@ impl<L: Layer> Group<L> {
         }
     }
 
+    /// Reactor `i` begins a turn.
     pub(crate) fn beat(&self, i: usize, now: Instant) {
         let us = now.saturating_duration_since(self.epoch).as_micros() as u64;
-        self.members[i].heartbeat.store(us, Ordering::Relaxed);
+        self.members[i].heartbeat.store(us + 1, Ordering::Relaxed);
     }
 
-    /// Microseconds since reactor `i` last began a turn (as of `now`).
+    /// Reactor `i` is about to wait in `poll`.
+    pub(crate) fn idle(&self, i: usize) {
+        self.members[i].heartbeat.store(0, Ordering::Relaxed);
+    }
+
+    /// Microseconds reactor `i`'s current turn has lasted (as of `now`); 0
+    /// while it waits in `poll`. A reactor stuck in a long run shows here.
     pub(crate) fn silent_for(&self, i: usize, now: Instant) -> u64 {
-        let us = now.saturating_duration_since(self.epoch).as_micros() as u64;
-        us.saturating_sub(self.members[i].heartbeat.load(Ordering::Relaxed))
+        match self.members[i].heartbeat.load(Ordering::Relaxed) {
+            0 => 0,
+            began => {
+                let us = now.saturating_duration_since(self.epoch).as_micros() as u64 + 1;
+                us.saturating_sub(began)
+            }
+        }
     }
 
     /// The group number of the reactor whose process-unique number is
@@ -407,5 +420,21 @@ impl<L: Layer> Reactors<L> {
 impl<L: Layer> fmt::Debug for Reactors<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Reactors({})", self.handles.len())
+    }
+}
+
+/// Parses a number of reactors: `auto` (one per core this process may run
+/// on: the CPU affinity mask and the cgroup's quota count) or 1 to 256.
+pub fn parse_reactors(s: &str) -> Result<usize, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_REACTORS));
+    }
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_REACTORS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a number of reactors (1 to {MAX_REACTORS}, or auto)"
+        )),
     }
 }

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 
 pub use self::core::{Core, TimerFn};
-pub use group::Reactors;
+pub use group::{parse_reactors, Reactors};
 pub use id::{ActorId, MAX_REACTORS};
 pub use layer::{Layer, VTable};
 pub use local::Local;
@@ -323,6 +323,9 @@ impl<L: Layer> Reactor<L> {
     /// One turn: poll with `timeout`, dispatch events, fire timers, run the
     /// run queue, call turn-end hooks.
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if timeout != Some(Duration::ZERO) && self.core.in_group() {
+            self.core.mark_idle();
+        }
         self.poll_events(timeout)?;
         let core = &mut self.core;
         // The one clock reading of the turn.

@@ -3,21 +3,20 @@
 //! SIGINT or SIGTERM stops accepting (as killing the service does) and lets
 //! sessions finish within the grace period; a second signal exits at once.
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use credit_actors::actor::{ChildSpec, Restart, Supervisor, SupervisorMsg};
-use credit_actors::net::{ListenSpec, SocketConfig};
+use credit_actors::net::{AcceptMode, Handoff, ListenSpec, SocketConfig};
 use credit_actors::{
-    Actor, ActorId, Addr, Config, Ctx, ExitReason, Reactor, ReactorHandle, RequestError,
+    Actor, ActorId, Addr, Config, Ctx, ExitReason, Metrics, Reactor, ReactorHandle, Reactors,
+    RequestError,
 };
-use credit_echo::{EchoConfig, EchoService, ServiceMsg};
+use credit_echo::{EchoConfig, EchoService, GroupAccept, ServiceMsg};
 use log::{info, warn, LevelFilter};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -83,9 +82,19 @@ struct Args {
     /// blocking (0: block at once).
     #[arg(long, value_name = "MICROS", default_value_t = 0)]
     busy_poll: u64,
-    /// Write an event trace to FILE (read it with `trace-report`).
+    /// Write an event trace to FILE (read it with `trace-report`); with
+    /// several reactors, reactor i > 0 writes FILE.i.
     #[arg(long, value_name = "FILE")]
     trace: Option<std::path::PathBuf>,
+    /// Reactors (threads), each owning its connections for life: a number,
+    /// or auto for one per core this process may run on.
+    #[arg(long, default_value = "1", value_parser = credit_actors::parse_reactors)]
+    reactors: usize,
+    /// How several reactors share the port: reuseport (a SO_REUSEPORT
+    /// listener each) or handoff (one listener placing each connection on
+    /// the least loaded reactor).
+    #[arg(long, default_value = "reuseport")]
+    accept: AcceptMode,
 }
 
 fn secs(name: &str, v: Option<f64>) -> Result<Option<Duration>, String> {
@@ -133,6 +142,7 @@ fn main() -> ExitCode {
         },
         max_conns: args.max_conns,
         window: args.window,
+        group: None,
     };
 
     let stats_every = match secs("stats", args.stats) {
@@ -142,18 +152,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut reactor = match Reactor::with_config(Config {
+    let reactor_config = Config {
         budget: args.budget,
         slow_threshold: Duration::from_micros(args.slow_us),
         policy: args.policy,
         busy_poll: Duration::from_micros(args.busy_poll),
         ..Config::default()
-    }) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("echo-server: cannot create the reactor: {e}");
-            return ExitCode::FAILURE;
-        }
     };
     let buffer_limit = match credit_actors::net::buffer_limit_arg(args.max_buffer_memory.as_deref())
     {
@@ -161,6 +165,16 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("echo-server: --max-buffer-memory {e}");
             return ExitCode::from(2);
+        }
+    };
+    if args.reactors > 1 {
+        return run_group(&args, config, reactor_config, buffer_limit, grace, stats_every);
+    }
+    let mut reactor = match Reactor::with_config(reactor_config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("echo-server: cannot create the reactor: {e}");
+            return ExitCode::FAILURE;
         }
     };
     credit_actors::net::set_buffer_limit(&mut reactor, buffer_limit);
@@ -177,18 +191,9 @@ fn main() -> ExitCode {
     // its listener with it), a new one listens again on the port the first
     // one bound. Each incarnation is registered under SERVICE, so the
     // launcher finds the current one by name.
-    let port = Rc::new(Cell::new(args.port));
+    let port = Arc::new(AtomicU16::new(args.port));
     let bound_port = port.clone();
-    let supervisor = reactor.spawn(
-        Supervisor::new().child(
-            ChildSpec::new(SERVICE, Restart::Permanent, move |ctx| {
-                let mut config = config.clone();
-                config.listen.port = port.get();
-                ctx.spawn(EchoService::new(config)).id()
-            })
-            .registered(),
-        ),
-    );
+    let supervisor = reactor.spawn(supervised(config, port));
     let handle = reactor.handle();
 
     // Set by the first stop signal. After it, the service is gone on
@@ -209,27 +214,168 @@ fn main() -> ExitCode {
             warn!("cannot start the stats thread: {e}");
         }
     }
-    if let Err(e) = watch_signals(handle, supervisor.id(), grace, stopping) {
+    if let Err(e) = watch_signals(vec![(handle, supervisor.id())], grace, stopping) {
         eprintln!("echo-server: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
 
     let result = reactor.run();
-    let m = reactor.metrics();
+    log_summary(None, &reactor.metrics());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo-server: reactor failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs a reactor's final figures.
+fn log_summary(reactor: Option<usize>, m: &Metrics) {
     let s = &m.stats;
     let mut summary = format!(
-        "echo-server exiting: {} turns, {} messages, {} actors spawned",
-        s.turns, s.messages, s.spawned
+        "echo-server{} exiting: {} turns, {} messages, {} actors spawned",
+        reactor.map_or(String::new(), |i| format!(" reactor {i}")),
+        s.turns,
+        s.messages,
+        s.spawned
     );
     for line in m.summary().lines() {
         summary.push_str("\n  ");
         summary.push_str(line);
     }
     info!("{summary}");
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+}
+
+/// The listening side under a supervisor: if the service fails (and its
+/// listener with it), a new one listens again on the port the first one
+/// bound. Each incarnation is registered under SERVICE, so the launcher
+/// finds the current one by name.
+fn supervised(config: EchoConfig, port: Arc<AtomicU16>) -> Supervisor {
+    Supervisor::new().child(
+        ChildSpec::new(SERVICE, Restart::Permanent, move |ctx| {
+            let mut config = config.clone();
+            config.listen.port = port.load(Ordering::SeqCst);
+            ctx.spawn(EchoService::new(config)).id()
+        })
+        .registered(),
+    )
+}
+
+/// `--reactors N` with N > 1: one echo service per reactor, under its own
+/// supervisor, sharing the port as `--accept` says. Reactor 0's service
+/// listens first; with reuseport the others then bind the port it got.
+fn run_group(
+    args: &Args,
+    config: EchoConfig,
+    reactor_config: Config,
+    buffer_limit: Option<usize>,
+    grace: Duration,
+    stats_every: Option<Duration>,
+) -> ExitCode {
+    let n = args.reactors;
+    let share = buffer_limit.map(|b| (b / n).max(1));
+    let trace = args.trace.clone();
+    let reactors = match Reactors::start(n, reactor_config, move |core| {
+        credit_actors::net::set_buffer_limit(core, share);
+        if let Some(path) = &trace {
+            let path = match core.reactor_index() {
+                0 => path.clone(),
+                i => path.with_extension(format!("{i}")),
+            };
+            match std::fs::File::create(&path) {
+                Ok(f) => core.set_trace(Box::new(f)),
+                Err(e) => warn!("cannot create {}: {e}", path.display()),
+            }
+        }
+    }) {
+        Ok(r) => r,
         Err(e) => {
-            eprintln!("echo-server: reactor failed: {e}");
+            eprintln!("echo-server: cannot start {n} reactors: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(
+        "{n} reactors, accepting with {}",
+        match args.accept {
+            AcceptMode::ReusePort => "one SO_REUSEPORT listener each",
+            AcceptMode::Handoff => "one listener handing connections off",
+        }
+    );
+    let handoff = Handoff::new(args.accept.placement(), n);
+    let port = Arc::new(AtomicU16::new(args.port));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut supervisors = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut config = config.clone();
+        config.max_conns = config.max_conns.map(|m| m.div_ceil(n));
+        config.listen.reuse_port = args.accept == AcceptMode::ReusePort;
+        config.group = Some(GroupAccept {
+            handoff: handoff.clone(),
+            listen: args.accept.listens(i),
+        });
+        let handle = reactors.handle(i).clone();
+        let p = port.clone();
+        let supervisor = match handle.spawn(move || supervised(config, p)) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("echo-server: cannot start reactor {i}'s service: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if i == 0 {
+            let (spec, stop, bound) = (
+                format!("{}:{}", args.bind, args.port),
+                stopping.clone(),
+                port.clone(),
+            );
+            let launched = handle.spawn(move || Launcher {
+                supervisor,
+                port: bound,
+                spec,
+                stopping: stop,
+            });
+            if launched.is_err() {
+                return ExitCode::FAILURE;
+            }
+            // Wait for the port reactor 0 bound: the other listeners share it.
+            let service = handle
+                .whereis::<EchoService>(SERVICE)
+                .ok()
+                .flatten();
+            let ready = service.map(|s| handle.request_wait(s, ServiceMsg::WhenReady, READY_WAIT));
+            match ready {
+                Some(Ok(addr)) => port.store(addr.port(), Ordering::SeqCst),
+                Some(Err(e)) => {
+                    eprintln!("echo-server: cannot listen on {}:{}: {e}", args.bind, args.port);
+                    return ExitCode::from(1);
+                }
+                None => {
+                    eprintln!("echo-server: the echo service did not start");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        supervisors.push((handle, supervisor.id()));
+    }
+    if let Some(every) = stats_every {
+        if let Err(e) = reactors.print_stats_every(every) {
+            warn!("cannot start the stats thread: {e}");
+        }
+    }
+    if let Err(e) = watch_signals(supervisors, grace, stopping) {
+        eprintln!("echo-server: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+    match reactors.join() {
+        Ok(metrics) => {
+            for (i, m) in metrics.iter().enumerate() {
+                log_summary(Some(i), m);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("echo-server: a reactor failed: {e}");
             ExitCode::FAILURE
         }
     }
@@ -249,7 +395,7 @@ const READY_WAIT: Duration = Duration::from_secs(10);
 struct Launcher {
     supervisor: Addr<Supervisor>,
     /// The port restarts bind: the one the first service bound.
-    port: Rc<Cell<u16>>,
+    port: Arc<AtomicU16>,
     /// What was asked for, for the error message.
     spec: String,
     stopping: Arc<AtomicBool>,
@@ -298,7 +444,7 @@ impl Actor for Launcher {
                 None if self.stopping() => {}
                 None => self.cannot_listen(&"the echo service did not start"),
             },
-            LauncherMsg::Ready(Ok(addr)) => self.port.set(addr.port()),
+            LauncherMsg::Ready(Ok(addr)) => self.port.store(addr.port(), Ordering::SeqCst),
             LauncherMsg::Ready(Err(_)) if self.stopping() => {}
             LauncherMsg::Ready(Err(e)) => self.cannot_listen(&e),
         }
@@ -314,13 +460,13 @@ impl Actor for Launcher {
     }
 }
 
-/// First SIGINT/SIGTERM: kill the supervisor, which takes the service down
-/// with it (the listener closes through its link; sessions are linked to
-/// neither, so they carry on), then shut down once every session has ended or the grace period
-/// is over. Second signal: exit at once.
+/// First SIGINT/SIGTERM: kill every reactor's supervisor, which takes its
+/// service down with it (listeners close through their links, on every
+/// reactor, before anything else; sessions are linked to neither, so they
+/// carry on), then shut down once every session has ended or the grace
+/// period is over. Second signal: exit at once.
 fn watch_signals(
-    handle: ReactorHandle,
-    supervisor: ActorId,
+    supervisors: Vec<(ReactorHandle, ActorId)>,
     grace: Duration,
     stopping: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
@@ -337,10 +483,13 @@ fn watch_signals(
                     "signal {sig}: no longer accepting; sessions get {:.1}s to finish",
                     grace.as_secs_f64()
                 );
-                handle.kill(supervisor);
-                let handle = handle.clone();
+                for (handle, supervisor) in &supervisors {
+                    handle.kill(*supervisor);
+                }
+                let handles: Vec<ReactorHandle> =
+                    supervisors.iter().map(|(h, _)| h.clone()).collect();
                 std::thread::spawn(move || {
-                    let left = handle.shutdown_when_idle(grace);
+                    let left = credit_actors::actor::shutdown_group_when_idle(&handles, grace);
                     if left > 0 {
                         warn!("grace period over: closing {left} remaining actors");
                     }
