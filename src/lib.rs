@@ -97,7 +97,8 @@ pub use actor::{
     PendingReply, Reactor, ReactorHandle, Reactors, Recipient, Reply, RequestError, SendError,
 };
 pub use reactor::{
-    parse_reactors, Config, Counters, Hist, Local, Metrics, Policy, Ready, Stats, TimerId, TypeMetrics,
+    parse_reactors, Config, Counters, Hist, Local, Metrics, Policy, Ready, Stats, TimerId,
+    TypeMetrics,
 };
 /// What every connection holds, kept small on purpose: an idle echo
 /// connection is two slots, a socket cell and a session cell, and its cost

@@ -24,8 +24,8 @@ use bytes::Bytes;
 use log::{debug, info, warn};
 
 use credit_actors::net::{
-    CloseReason, Delimiter, Handoff, ListenSpec, Listener, ListenerEvent, Socket,
-    SocketConfig, SocketEvent, Unit,
+    CloseReason, Delimiter, Handoff, ListenSpec, Listener, ListenerEvent, Socket, SocketConfig,
+    SocketEvent, Unit,
 };
 use credit_actors::{
     Actor, ActorId, Addr, Ctx, ExitReason, LinkAction, MonitorRef, PendingReply, ReactorHandle,

@@ -157,7 +157,10 @@ impl Reactors<System> {
 
     /// Each reactor's metrics (asks each one and waits), in group order.
     pub fn metrics(&self) -> Result<Vec<Metrics>, RequestError> {
-        self.handles().iter().map(ReactorHandle::<System>::metrics).collect()
+        self.handles()
+            .iter()
+            .map(ReactorHandle::<System>::metrics)
+            .collect()
     }
 }
 

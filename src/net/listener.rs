@@ -620,9 +620,7 @@ impl Listener {
         let others = match self.handoff.as_deref() {
             Some(h) if self.spec.reuse_port && h.policy == Placement::Own => {
                 let t = h.targets.lock().unwrap_or_else(|p| p.into_inner());
-                t.iter()
-                    .enumerate()
-                    .any(|(r, t)| r != here && t.is_some())
+                t.iter().enumerate().any(|(r, t)| r != here && t.is_some())
             }
             _ => false,
         };

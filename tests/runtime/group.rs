@@ -374,7 +374,9 @@ impl Actor for Caller {
         ctx.request(self.callee, CalleeMsg::Drop, |res| {
             CallerMsg::Got("drop", res)
         });
-        ctx.request(self.dead, CalleeMsg::Hold, |res| CallerMsg::Got("dead", res));
+        ctx.request(self.dead, CalleeMsg::Hold, |res| {
+            CallerMsg::Got("dead", res)
+        });
     }
     fn handle(&mut self, _: &mut Ctx<'_, Self>, CallerMsg::Got(what, res): CallerMsg) {
         let _ = self.out.send(format!("{what} {res:?}"));

@@ -168,7 +168,14 @@ fn main() -> ExitCode {
         }
     };
     if args.reactors > 1 {
-        return run_group(&args, config, reactor_config, buffer_limit, grace, stats_every);
+        return run_group(
+            &args,
+            config,
+            reactor_config,
+            buffer_limit,
+            grace,
+            stats_every,
+        );
     }
     let mut reactor = match Reactor::with_config(reactor_config) {
         Ok(r) => r,
@@ -339,15 +346,15 @@ fn run_group(
                 return ExitCode::FAILURE;
             }
             // Wait for the port reactor 0 bound: the other listeners share it.
-            let service = handle
-                .whereis::<EchoService>(SERVICE)
-                .ok()
-                .flatten();
+            let service = handle.whereis::<EchoService>(SERVICE).ok().flatten();
             let ready = service.map(|s| handle.request_wait(s, ServiceMsg::WhenReady, READY_WAIT));
             match ready {
                 Some(Ok(addr)) => port.store(addr.port(), Ordering::SeqCst),
                 Some(Err(e)) => {
-                    eprintln!("echo-server: cannot listen on {}:{}: {e}", args.bind, args.port);
+                    eprintln!(
+                        "echo-server: cannot listen on {}:{}: {e}",
+                        args.bind, args.port
+                    );
                     return ExitCode::from(1);
                 }
                 None => {

@@ -12,6 +12,7 @@ mod hardening;
 mod memory;
 mod metrics;
 mod overload;
+mod reactors;
 mod service;
 mod supervised;
 mod support;

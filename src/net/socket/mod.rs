@@ -470,10 +470,9 @@ impl Socket {
     /// True for a socket that connects (or connected) out, rather than one
     /// a listener accepted.
     fn is_outgoing(&self) -> bool {
-        self.cold
-            .as_deref()
-            .is_some_and(|c| c.peer.is_some() || c.connect_target.is_some() || !c.targets.is_empty())
-            || self.state == State::Connecting
+        self.cold.as_deref().is_some_and(|c| {
+            c.peer.is_some() || c.connect_target.is_some() || !c.targets.is_empty()
+        }) || self.state == State::Connecting
     }
 
     /// The peer's address, once known: for an outgoing connection once it
