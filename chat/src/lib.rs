@@ -43,9 +43,10 @@ pub mod service;
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use credit_actors::actor::{ChildSpec, Restart, Supervisor};
-use credit_actors::net::{ListenSpec, SocketConfig};
+use credit_actors::net::{Handoff, ListenSpec, SocketConfig};
 use credit_actors::{Addr, Ctx};
 
 pub use agent::{AgentMsg, UserAgent};
@@ -85,6 +86,44 @@ pub struct ChatConfig {
     /// Lines a user may send per second, on average, in bursts of
     /// `window` ([`ChatRoom::with_rate`]). `None`: no limit.
     pub rate: Option<u32>,
+    /// On a group of reactors: how this reactor's service shares the port
+    /// and finds the room. `None`: one reactor.
+    pub group: Option<ChatGroup>,
+}
+
+/// The chat server on a group of reactors.
+///
+/// One room, on reactor 0, holds the room's state and its one order; every
+/// reactor has a service, which places connections as [`Handoff`] says
+/// (`--accept`), and each user's agent and socket live on the reactor the
+/// connection was placed on. The room writes into remote users' sockets
+/// through the lanes between reactors, in its order (per pair of reactors,
+/// in send order), and agents send it their users' lines the same way.
+#[derive(Clone, Debug)]
+pub struct ChatGroup {
+    /// The group's table of services.
+    pub handoff: Handoff,
+    /// This reactor's service listens.
+    pub listen: bool,
+    /// Where services on any reactor find the current room.
+    pub room: RoomDirectory,
+}
+
+/// The current room's address, for services on any reactor of a group: the
+/// room records itself when it starts, so a restarted room gets the
+/// newcomers.
+#[derive(Clone, Debug, Default)]
+pub struct RoomDirectory(Arc<Mutex<Option<Addr<ChatRoom>>>>);
+
+impl RoomDirectory {
+    /// The room's address, if one has started.
+    pub fn get(&self) -> Option<Addr<ChatRoom>> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn set(&self, room: Addr<ChatRoom>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(room);
+    }
 }
 
 impl Default for ChatConfig {
@@ -99,6 +138,7 @@ impl Default for ChatConfig {
             max_users: None,
             window: room::DEFAULT_WINDOW,
             rate: Some(room::DEFAULT_RATE),
+            group: None,
         }
     }
 }
@@ -119,26 +159,40 @@ pub fn start<A: credit_actors::Actor>(
 /// A restarted room starts empty and keeps counting user numbers up; a
 /// restarted service listens on the port the first one bound.
 pub fn supervisor(config: ChatConfig) -> Supervisor {
+    supervisor_of(config, true)
+}
+
+/// The supervisor of reactor `i`'s part of a chat server on a group: the
+/// room (on reactor 0 only) and this reactor's service.
+pub fn group_supervisor(config: ChatConfig, i: usize) -> Supervisor {
+    supervisor_of(config, i == 0)
+}
+
+fn supervisor_of(config: ChatConfig, with_room: bool) -> Supervisor {
     let numbers = Rc::new(Cell::new(1));
     let port = Rc::new(Cell::new(config.listen.port));
     let (window, rate) = (config.window, config.rate);
-    Supervisor::new()
-        .child(
+    let directory = config.group.as_ref().map(|g| g.room.clone());
+    let mut sup = Supervisor::new();
+    if with_room {
+        sup = sup.child(
             ChildSpec::new(ROOM, Restart::Permanent, move |ctx| {
                 let room = ChatRoom::new(numbers.clone())
                     .with_window(window)
-                    .with_rate(rate);
+                    .with_rate(rate)
+                    .with_directory(directory.clone());
                 ctx.spawn(room).id()
             })
             .registered(),
-        )
-        .child(
-            ChildSpec::new(SERVICE, Restart::Permanent, move |ctx| {
-                let mut config = config.clone();
-                config.listen.port = port.get();
-                ctx.spawn(ChatService::new(config).remember_port(port.clone()))
-                    .id()
-            })
-            .registered(),
-        )
+        );
+    }
+    sup.child(
+        ChildSpec::new(SERVICE, Restart::Permanent, move |ctx| {
+            let mut config = config.clone();
+            config.listen.port = port.get();
+            ctx.spawn(ChatService::new(config).remember_port(port.clone()))
+                .id()
+        })
+        .registered(),
+    )
 }

@@ -175,6 +175,8 @@ pub struct ChatRoom {
     open: BytesMut,
     /// The turn-end hook is asked for.
     hooked: bool,
+    /// Where the room records itself for services on other reactors.
+    directory: Option<crate::RoomDirectory>,
 }
 
 const AGENT_MONITOR: MonitorRef = 1;
@@ -206,7 +208,15 @@ impl ChatRoom {
             segments: Vec::new(),
             open: BytesMut::new(),
             hooked: false,
+            directory: None,
         }
+    }
+
+    /// Records the room in `directory` when it starts, for services on
+    /// other reactors of a group.
+    pub fn with_directory(mut self, directory: Option<crate::RoomDirectory>) -> ChatRoom {
+        self.directory = directory;
+        self
     }
 
     /// Asks for the turn-end hook, once per turn.
@@ -456,6 +466,12 @@ impl ChatRoom {
 
 impl Actor for ChatRoom {
     type Msg = RoomMsg;
+
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if let Some(d) = &self.directory {
+            d.set(ctx.me());
+        }
+    }
 
     fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: RoomMsg) {
         match msg {

@@ -62,7 +62,14 @@ pub struct ChatService {
     /// Where to record the port bound, so that a restarted service binds
     /// the same one (when the configuration asked for port 0).
     bound_port: Option<Rc<Cell<u16>>>,
+    /// On a group: accept credit owed to `feed`, the listener the last
+    /// connection came from (held back while at `max_users`).
+    owed: usize,
+    feed: Option<Addr<Listener>>,
 }
+
+/// Accept credit a listening service of a group issues up front.
+const GROUP_ACCEPT_BATCH: usize = 64;
 
 const AGENT_MONITOR: MonitorRef = 1;
 
@@ -80,6 +87,46 @@ impl ChatService {
             accept_credit: 0,
             accepting: true,
             bound_port: None,
+            owed: 0,
+            feed: None,
+        }
+    }
+
+    /// The current room: found by name on one reactor, through the group's
+    /// directory on several.
+    fn room(&self, ctx: &Ctx<'_, Self>) -> Option<Addr<ChatRoom>> {
+        match &self.config.group {
+            Some(g) => g.room.get(),
+            None => ctx.whereis::<ChatRoom>(ROOM),
+        }
+    }
+
+    /// On a group: returns what is owed to the listener that feeds this
+    /// service, as far as `max_users` (this reactor's share) allows.
+    fn repay_accept_credit(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let Some(feed) = self.feed else {
+            return;
+        };
+        if !self.accepting {
+            return;
+        }
+        let room = match self.config.max_users {
+            Some(max) => max.saturating_sub(self.users),
+            None => usize::MAX,
+        };
+        let n = self.owed.min(room);
+        if n > 0 {
+            self.owed -= n;
+            feed.issue_credit(ctx, n as i64);
+        }
+    }
+
+    /// One more unit of accept credit (or its repayment, on a group).
+    fn next_accept(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if self.config.group.is_some() {
+            self.repay_accept_credit(ctx);
+        } else {
+            self.issue_accept_credit(ctx);
         }
     }
 
@@ -105,16 +152,27 @@ impl ChatService {
         listener.issue_credit(ctx, 1);
     }
 
-    fn accepted(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, peer: SocketAddr) {
-        self.accept_credit = self.accept_credit.saturating_sub(1);
-        let Some(room) = ctx.whereis::<ChatRoom>(ROOM) else {
+    fn accepted(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        listener: Addr<Listener>,
+        sock: Addr<Socket>,
+        peer: SocketAddr,
+    ) {
+        if self.config.group.is_some() {
+            self.feed = Some(listener);
+            self.owed += 1;
+        } else {
+            self.accept_credit = self.accept_credit.saturating_sub(1);
+        }
+        let Some(room) = self.room(ctx) else {
             warn!("no chat room (restarting?): turning {peer} away");
             sock.send_line(
                 ctx,
                 protocol::error("the chat room is restarting; try again"),
             );
             sock.stop(ctx);
-            self.issue_accept_credit(ctx);
+            self.next_accept(ctx);
             return;
         };
         let agent = ctx.spawn(UserAgent::new(room, Some(peer), self.config.conn.max_unit));
@@ -122,7 +180,7 @@ impl ChatService {
         ctx.send(agent, AgentMsg::Connection(sock));
         sock.set_controller(ctx, agent);
         self.users += 1;
-        self.issue_accept_credit(ctx);
+        self.next_accept(ctx);
     }
 }
 
@@ -130,6 +188,22 @@ impl Actor for ChatService {
     type Msg = ServiceMsg;
 
     fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if let Some(group) = self.config.group.clone() {
+            group.handoff.join(ctx);
+            if group.listen {
+                let l = Listener::listen_handoff(
+                    ctx,
+                    self.config.listen.clone(),
+                    self.config.conn.clone(),
+                    group.handoff,
+                );
+                self.listener = Some(l);
+                self.feed = Some(l);
+                self.owed = GROUP_ACCEPT_BATCH;
+                self.repay_accept_credit(ctx);
+            }
+            return;
+        }
         self.listener = Some(Listener::listen_with(
             ctx,
             self.config.listen.clone(),
@@ -165,8 +239,8 @@ impl Actor for ChatService {
                     }
                 }
             },
-            ServiceMsg::Listener(ListenerEvent::Accepted(_, sock, peer)) => {
-                self.accepted(ctx, sock, peer)
+            ServiceMsg::Listener(ListenerEvent::Accepted(listener, sock, peer)) => {
+                self.accepted(ctx, listener, sock, peer)
             }
             ServiceMsg::Socket(_) => {}
             ServiceMsg::WhenReady(reply) => match self.local_addr {
@@ -185,6 +259,7 @@ impl Actor for ChatService {
             }
             ServiceMsg::StopAccepting => {
                 self.accepting = false;
+                self.feed = None;
                 if let Some(l) = self.listener.take() {
                     l.stop(ctx);
                 }
@@ -215,6 +290,6 @@ impl Actor for ChatService {
         _why: &ExitReason,
     ) {
         self.users = self.users.saturating_sub(1);
-        self.issue_accept_credit(ctx);
+        self.next_accept(ctx);
     }
 }

@@ -13,9 +13,14 @@ use std::time::Duration;
 
 use clap::Parser;
 use credit_actors::actor::{Supervisor, SupervisorMsg};
-use credit_actors::net::{ListenSpec, SocketConfig};
-use credit_actors::{Actor, ActorId, Addr, Config, Ctx, ExitReason, Reactor, RequestError};
-use credit_chat::{ChatConfig, ChatRoom, ChatService, RoomMsg, ServiceMsg, ROOM, SERVICE};
+use credit_actors::net::{AcceptMode, Handoff, ListenSpec, SocketConfig};
+use credit_actors::{
+    Actor, ActorId, Addr, Config, Ctx, ExitReason, Reactor, ReactorHandle, Reactors, RequestError,
+};
+use credit_chat::{
+    ChatConfig, ChatGroup, ChatRoom, ChatService, RoomDirectory, RoomMsg, ServiceMsg, ROOM,
+    SERVICE,
+};
 use log::{info, warn, LevelFilter};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -77,6 +82,16 @@ struct Args {
     /// stderr every SECS seconds.
     #[arg(long, value_name = "SECS")]
     stats: Option<f64>,
+    /// Reactors (threads), each owning its users' connections for life: a
+    /// number, or auto for one per core this process may run on. The room
+    /// itself lives on reactor 0.
+    #[arg(long, default_value = "1", value_parser = credit_actors::parse_reactors)]
+    reactors: usize,
+    /// How several reactors share the port: reuseport (a SO_REUSEPORT
+    /// listener each) or handoff (one listener placing each connection on
+    /// the least loaded reactor).
+    #[arg(long, default_value = "reuseport")]
+    accept: AcceptMode,
 }
 
 fn secs(name: &str, v: Option<f64>) -> Result<Option<Duration>, String> {
@@ -124,14 +139,7 @@ fn main() -> ExitCode {
         max_users: args.max_users.map(|n| n as usize),
         window: args.window,
         rate: (args.max_rate > 0).then_some(args.max_rate),
-    };
-
-    let mut reactor = match Reactor::with_config(Config::default()) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("chat-server: cannot create the reactor: {e}");
-            return ExitCode::FAILURE;
-        }
+        group: None,
     };
     let buffer_limit = match credit_actors::net::buffer_limit_arg(args.max_buffer_memory.as_deref())
     {
@@ -139,6 +147,17 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("chat-server: --max-buffer-memory {e}");
             return ExitCode::from(2);
+        }
+    };
+    if args.reactors > 1 {
+        return run_group(&args, config, buffer_limit, grace, stats);
+    }
+
+    let mut reactor = match Reactor::with_config(Config::default()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chat-server: cannot create the reactor: {e}");
+            return ExitCode::FAILURE;
         }
     };
     credit_actors::net::set_buffer_limit(&mut reactor, buffer_limit);
@@ -202,6 +221,145 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chat-server: reactor failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--reactors N` with N > 1: the room and a service on reactor 0, a
+/// service on each other reactor, each under its own supervisor, sharing
+/// the port as `--accept` says. Reactor 0's service listens first; with
+/// reuseport the others then bind the port it got.
+fn run_group(
+    args: &Args,
+    config: ChatConfig,
+    buffer_limit: Option<usize>,
+    grace: Duration,
+    stats: Option<Duration>,
+) -> ExitCode {
+    let n = args.reactors;
+    let share = buffer_limit.map(|b| (b / n).max(1));
+    let reactors = match Reactors::start(n, Config::default(), move |core| {
+        credit_actors::net::set_buffer_limit(core, share);
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chat-server: cannot start {n} reactors: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let handoff = Handoff::new(args.accept.placement(), n);
+    let directory = RoomDirectory::default();
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut port = args.port;
+    let mut supervisors = Vec::with_capacity(n);
+    let mut launcher = None;
+    for i in 0..n {
+        let mut config = config.clone();
+        config.listen.port = port;
+        config.listen.reuse_port = args.accept == AcceptMode::ReusePort;
+        config.max_users = config.max_users.map(|m| m.div_ceil(n));
+        config.group = Some(ChatGroup {
+            handoff: handoff.clone(),
+            listen: args.accept.listens(i),
+            room: directory.clone(),
+        });
+        let handle = reactors.handle(i).clone();
+        let supervisor = match handle.spawn(move || credit_chat::group_supervisor(config, i)) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("chat-server: cannot start reactor {i}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if i == 0 {
+            let (spec, stop) = (format!("{}:{}", args.bind, args.port), stopping.clone());
+            match handle.spawn(move || Launcher {
+                supervisor,
+                spec,
+                stopping: stop,
+            }) {
+                Ok(l) => launcher = Some(l),
+                Err(_) => return ExitCode::FAILURE,
+            }
+            let service = handle.whereis::<ChatService>(SERVICE).ok().flatten();
+            match service.map(|s| handle.request_wait(s, ServiceMsg::WhenReady, READY_WAIT)) {
+                Some(Ok(addr)) => port = addr.port(),
+                Some(Err(e)) => {
+                    eprintln!("chat-server: cannot listen on {}:{}: {e}", args.bind, args.port);
+                    return ExitCode::from(1);
+                }
+                None => {
+                    eprintln!("chat-server: the chat service did not start");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        supervisors.push((handle, supervisor.id()));
+    }
+    info!("{n} reactors; the room is on reactor 0");
+    if let Some(every) = stats {
+        if let Err(e) = reactors.print_stats_every(every) {
+            warn!("cannot start the stats thread: {e}");
+        }
+    }
+    let Some(launcher) = launcher else {
+        return ExitCode::FAILURE;
+    };
+    let signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("chat-server: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut signals = signals;
+            for sig in signals.forever() {
+                if stopping.swap(true, Ordering::SeqCst) {
+                    warn!("second signal ({sig}): exiting at once");
+                    std::process::exit(1);
+                }
+                info!(
+                    "signal {sig}: telling every user; output gets {:.1}s to drain",
+                    grace.as_secs_f64()
+                );
+                // Every other reactor stops accepting (its service and
+                // listener go; its users stay), then reactor 0 stops
+                // accepting and the room tells everyone.
+                for (handle, supervisor) in &supervisors[1..] {
+                    handle.kill(*supervisor);
+                }
+                supervisors[0].0.send(launcher, LauncherMsg::Stop);
+                let handles: Vec<ReactorHandle> =
+                    supervisors.iter().map(|(h, _)| h.clone()).collect();
+                std::thread::spawn(move || {
+                    let left = credit_actors::actor::shutdown_group_when_idle(&handles, grace);
+                    if left > 0 {
+                        warn!("grace period over: closing {left} remaining actors");
+                    }
+                });
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("chat-server: cannot start the signal thread: {e}");
+        return ExitCode::FAILURE;
+    }
+    match reactors.join() {
+        Ok(metrics) => {
+            for (i, m) in metrics.iter().enumerate() {
+                let s = &m.stats;
+                info!(
+                    "chat-server reactor {i} exiting: {} turns, {} messages, {} actors spawned",
+                    s.turns, s.messages, s.spawned
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("chat-server: a reactor failed: {e}");
             ExitCode::FAILURE
         }
     }
