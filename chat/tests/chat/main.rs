@@ -9,4 +9,5 @@ static ALLOC: credit_testkit::CountingAlloc = credit_testkit::CountingAlloc;
 mod binary;
 mod conformance;
 mod load;
+mod reactors;
 mod support;

@@ -1,0 +1,129 @@
+//! The chat server on two reactors: users on both, one room order, slow
+//! users dropped, memory bounded, SIGTERM.
+
+use std::time::Duration;
+
+use credit_testkit::{Peer, ServerProc, WAIT};
+
+use crate::support::{User, BIN};
+
+/// Connects a user and reads its welcome.
+fn join(server: &ServerProc) -> User {
+    let mut peer = Peer::connect(server.addr());
+    let you = peer.read_line();
+    let name = you
+        .strip_prefix("you are ")
+        .unwrap_or_else(|| panic!("expected 'you are', got {you:?}"))
+        .to_string();
+    let present = peer.read_line();
+    assert!(present.starts_with("present:"), "{present:?}");
+    assert_eq!(peer.read_line(), format!("{name} arrived"));
+    User { peer, name }
+}
+
+/// Reads lines until `n` `says` lines, skipping arrivals.
+fn says(user: &mut User, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let l = user.line();
+        if l.contains(" says ") {
+            out.push(l);
+        } else {
+            assert!(l.ends_with(" arrived"), "{}: unexpected {l:?}", user.name);
+        }
+    }
+    out
+}
+
+#[test]
+fn users_on_both_reactors_see_one_room_order() {
+    for mode in ["handoff", "reuseport"] {
+        let mut server = ServerProc::start(BIN, &["--reactors", "2", "--accept", mode]);
+        let mut users: Vec<User> = (0..4).map(|_| join(&server)).collect();
+        // Each user sends 50 lines, interleaved with the others.
+        for k in 0..50 {
+            for u in users.iter_mut() {
+                let text = format!("{} line {k}", u.name);
+                u.say(&text);
+            }
+        }
+        let seen: Vec<Vec<String>> = users.iter_mut().map(|u| says(u, 200)).collect();
+        for (u, s) in users.iter().zip(&seen) {
+            assert_eq!(s, &seen[0], "{mode}: {} saw another order", u.name);
+        }
+        // Each sender's own lines in its send order.
+        for u in &users {
+            let mine: Vec<&String> = seen[0]
+                .iter()
+                .filter(|l| l.starts_with(&format!("{} says", u.name)))
+                .collect();
+            assert_eq!(mine.len(), 50, "{mode}");
+            for (k, l) in mine.iter().enumerate() {
+                assert!(l.ends_with(&format!("line {k}'")), "{mode}: {l}");
+            }
+        }
+        // `/who` lists everyone, whichever reactor they are on.
+        users[3].say("/who");
+        let who = users[3].line();
+        for u in &users {
+            assert!(who.contains(&u.name), "{mode}: {who}");
+        }
+        server.sigterm_settled();
+        for u in users.iter_mut() {
+            assert_eq!(u.line(), "server shutting down", "{mode}");
+            u.peer.expect_eof();
+        }
+        let (status, output) = server.finish(WAIT);
+        assert_eq!(status.code(), Some(0), "{mode}: {output:?}");
+    }
+}
+
+#[test]
+fn a_slow_user_on_the_other_reactor_is_dropped_and_memory_stays_bounded() {
+    let server = ServerProc::start(
+        BIN,
+        &[
+            "--reactors",
+            "2",
+            "--accept",
+            "handoff",
+            "--max-backlog",
+            "16384",
+            "--max-rate",
+            "0",
+        ],
+    );
+    // Handoff alternates: user1 and user3 on one reactor, user2 on the other.
+    let mut a = join(&server);
+    let slow = join(&server);
+    let mut c = join(&server);
+    a.expect(&["user2 arrived", "user3 arrived"]);
+    let line = "y".repeat(1000);
+    let mut sent = 0;
+    let mut dropped = false;
+    let mut rss_max = 0;
+    while !dropped {
+        assert!(sent < 100_000, "the slow user was never dropped");
+        a.say(&line);
+        sent += 1;
+        loop {
+            let l = c.line();
+            if l == format!("{} left (too slow)", slow.name) {
+                dropped = true;
+            } else {
+                assert_eq!(l, format!("user1 says '{line}'"));
+                break;
+            }
+        }
+        if sent % 100 == 0 {
+            rss_max = rss_max.max(server.status_kb("VmRSS"));
+        }
+    }
+    a.say("after");
+    c.expect(&["user1 says 'after'"]);
+    // The slow user's backlog is 16 KiB; whatever its kernel buffers and
+    // the lanes held, the server stays small.
+    assert!(rss_max < 64 * 1024, "RSS reached {rss_max} KiB");
+    drop(slow);
+    std::thread::sleep(Duration::from_millis(50));
+}
