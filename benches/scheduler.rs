@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use credit_actors::{Actor, Addr, Ctx, Reactor, Reply};
+use credit_actors::{Actor, Addr, Config, Ctx, Reactor, Reactors, Reply};
 use credit_testkit::CountingAlloc;
 
 // ----- counting allocator --------------------------------------------------------
@@ -177,6 +177,141 @@ fn tokio_ping_pong() -> Sample {
             }
         });
         let sample = a.await.unwrap();
+        b.await.unwrap();
+        sample
+    })
+}
+
+// ----- across reactors -------------------------------------------------------------
+
+/// Round trips per measured cross-thread ping-pong (each message wakes a
+/// thread that sleeps in the kernel), unless `SCHED_ROUNDS` says.
+const CROSS_ROUNDS: u64 = 50_000;
+const CROSS_WARMUP: u64 = 2_000;
+
+fn cross_rounds() -> u64 {
+    static ROUNDS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ROUNDS.get_or_init(|| rounds_override().unwrap_or(CROSS_ROUNDS))
+}
+
+/// A ping-pong player whose peer lives on the other reactor of a group.
+struct CrossPlayer {
+    left: Option<u64>,
+    start: Option<Instant>,
+    done: Option<std::sync::mpsc::Sender<Sample>>,
+}
+
+enum CrossMsg {
+    Serve(Addr<CrossPlayer>),
+    Ball(Addr<CrossPlayer>),
+}
+
+impl Actor for CrossPlayer {
+    type Msg = CrossMsg;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: CrossMsg) {
+        let to = match msg {
+            CrossMsg::Serve(to) => to,
+            CrossMsg::Ball(from) => {
+                if let Some(left) = self.left.as_mut() {
+                    if *left == cross_rounds() {
+                        self.start = Some(Instant::now());
+                    }
+                    if *left == 0 {
+                        let sample = Sample {
+                            elapsed: self.start.unwrap().elapsed(),
+                            ops: 2 * cross_rounds(),
+                            allocs: 0,
+                        };
+                        let _ = self.done.take().unwrap().send(sample);
+                        ctx.kill(from.id());
+                        ctx.stop();
+                        return;
+                    }
+                    *left -= 1;
+                }
+                from
+            }
+        };
+        let me = ctx.me();
+        ctx.send(to, CrossMsg::Ball(me));
+    }
+}
+
+/// Two actors on two reactors of a group (two threads), one message in
+/// flight: every message crosses a lane and wakes the other thread.
+fn cross_ping_pong() -> Sample {
+    cross_ping_pong_with(Config::default())
+}
+
+/// [`cross_ping_pong`] with `peer_spin` off: every message sleeps and
+/// wakes a thread, through the kernel.
+fn cross_ping_pong_no_spin() -> Sample {
+    cross_ping_pong_with(Config {
+        peer_spin: Duration::ZERO,
+        ..Config::default()
+    })
+}
+
+fn cross_ping_pong_with(config: Config) -> Sample {
+    let reactors = Reactors::start(2, config, |_| {}).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let a = reactors
+        .handle(0)
+        .spawn(move || CrossPlayer {
+            left: Some(CROSS_WARMUP + cross_rounds()),
+            start: None,
+            done: Some(tx),
+        })
+        .unwrap();
+    let b = reactors
+        .handle(1)
+        .spawn(|| CrossPlayer {
+            left: None,
+            start: None,
+            done: None,
+        })
+        .unwrap();
+    reactors.handle(0).send(a, CrossMsg::Serve(b));
+    let sample = rx.recv().expect("cross ping-pong finished");
+    reactors.shutdown();
+    reactors.join().unwrap();
+    sample
+}
+
+/// The same over tokio's multi-thread runtime (2 workers): one task on a
+/// worker, the other in `block_on` on the calling thread, so the two are
+/// always on different threads (tokio places spawned tasks itself, and a
+/// task woken by another on a worker may run on that same worker).
+fn tokio_cross_ping_pong() -> Sample {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (to_b, mut b_rx) = tokio::sync::mpsc::channel::<u64>(1024);
+        let (to_a, mut a_rx) = tokio::sync::mpsc::channel::<u64>(1024);
+        let b = tokio::spawn(async move {
+            while let Some(v) = b_rx.recv().await {
+                if to_a.send(v).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut start = Instant::now();
+        for i in 0..CROSS_WARMUP + cross_rounds() {
+            if i == CROSS_WARMUP {
+                start = Instant::now();
+            }
+            to_b.send(i).await.unwrap();
+            let v = a_rx.recv().await.unwrap();
+            debug_assert_eq!(v, i);
+        }
+        let sample = Sample {
+            elapsed: start.elapsed(),
+            ops: 2 * cross_rounds(),
+            allocs: 0,
+        };
+        drop(to_b);
         b.await.unwrap();
         sample
     })
@@ -404,7 +539,12 @@ fn main() {
             "pingpong" => ping_pong(),
             "tokio" => tokio_ping_pong(),
             "request" => request_reply(),
-            other => panic!("unknown SCHED_CASE {other:?} (pingpong, tokio, request)"),
+            "cross" => cross_ping_pong(),
+            "cross-no-spin" => cross_ping_pong_no_spin(),
+            "tokio-cross" => tokio_cross_ping_pong(),
+            other => panic!(
+                "unknown SCHED_CASE {other:?} (pingpong, tokio, request, cross, cross-no-spin, tokio-cross)"
+            ),
         };
         println!(
             "{case}: {} ops, {:.1} ns/op, {:.4} allocs/op",
@@ -420,6 +560,19 @@ fn main() {
     let fan = measure(fan_out);
     let spawn = measure(spawn_exit);
     let req = measure(request_reply);
+    // Interleaved, so that the machine's drift hits both alike.
+    let mut cross = Vec::new();
+    let mut cross_no_spin = Vec::new();
+    let mut tokio_cross = Vec::new();
+    let _ = (cross_ping_pong(), tokio_cross_ping_pong());
+    for _ in 0..REPS {
+        cross.push(cross_ping_pong());
+        cross_no_spin.push(cross_ping_pong_no_spin());
+        tokio_cross.push(tokio_cross_ping_pong());
+    }
+    for v in [&mut cross, &mut cross_no_spin, &mut tokio_cross] {
+        v.sort_by(|a, b| a.ns_per_op().total_cmp(&b.ns_per_op()));
+    }
 
     println!(
         "scheduler benchmarks: median of {REPS} runs after 1 warm-up run (ns per op; min, max)"
@@ -438,9 +591,22 @@ fn main() {
     );
     row("spawn + exit", "actor", &spawn, false);
     row("request/reply, 2 actors", "round trip", &req, true);
+    row("ping-pong, 2 reactors (threads)", "message", &cross, false);
+    row("  the same, peer_spin 0", "message", &cross_no_spin, false);
+    row(
+        "ping-pong, tokio 2 workers (threads)",
+        "message",
+        &tokio_cross,
+        false,
+    );
     println!(
         "ratio tokio/ours (ping-pong, ns per message): {:.2}",
         median(&tokio).ns_per_op() / median(&ours).ns_per_op()
+    );
+    println!(
+        "ratio tokio/ours (ping-pong across threads, ns per message): {:.2} (peer_spin 0: {:.2})",
+        median(&tokio_cross).ns_per_op() / median(&cross).ns_per_op(),
+        median(&tokio_cross).ns_per_op() / median(&cross_no_spin).ns_per_op()
     );
     println!(
         "allocations per message, ping-pong steady state: ours {:.4}, tokio {:.4}",

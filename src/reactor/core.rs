@@ -95,6 +95,8 @@ struct Peers<L: Layer> {
     room_waiters: Vec<(usize, Command<L>)>,
     /// What the lanes towards this reactor held, being run.
     inbox: VecDeque<Command<L>>,
+    /// The last turn that took work from a peer or gave some to one.
+    active: Instant,
 }
 
 impl<L: Layer> fmt::Debug for Core<L> {
@@ -106,6 +108,10 @@ impl<L: Layer> fmt::Debug for Core<L> {
             .finish_non_exhaustive()
     }
 }
+
+/// A reactor that took work from a peer or gave some to one this recently
+/// spins before sleeping (see `Core::peer_spin`).
+const PEER_ACTIVE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Rounds of turn-end hooks per turn (see `Core::end_turn`).
 const TURN_END_ROUNDS: usize = 4;
@@ -501,6 +507,7 @@ impl<L: Layer> Core<L> {
             dirty: Vec::new(),
             room_waiters: Vec::new(),
             inbox: VecDeque::new(),
+            active: self.now,
         }));
     }
 
@@ -594,6 +601,33 @@ impl<L: Layer> Core<L> {
         }
     }
 
+    /// True if a peer has queued work for this reactor since it last
+    /// drained.
+    pub(crate) fn peer_notified(&self) -> bool {
+        self.peers
+            .as_deref()
+            .is_some_and(|p| p.group.notified(self.peer))
+    }
+
+    /// Marks this reactor as blocked in `poll` (peers must wake it), or
+    /// back from it.
+    pub(crate) fn set_sleeping(&self, on: bool) {
+        if let Some(p) = self.peers.as_deref() {
+            p.group.set_sleeping(self.peer, on);
+        }
+    }
+
+    /// How long to spin before sleeping: `peer_spin` if this reactor
+    /// exchanged work with a peer within the last millisecond, else zero.
+    pub(crate) fn peer_spin(&self) -> std::time::Duration {
+        match self.peers.as_deref() {
+            Some(p) if self.now.saturating_duration_since(p.active) < PEER_ACTIVE => {
+                self.config.peer_spin
+            }
+            _ => std::time::Duration::ZERO,
+        }
+    }
+
     /// Runs what peers queued for this reactor, in one batch, if they said
     /// they did.
     pub(crate) fn drain_peers(&mut self) {
@@ -607,6 +641,9 @@ impl<L: Layer> Core<L> {
         }
         let mut inbox = std::mem::take(&mut p.inbox);
         p.group.drain(peer, &mut inbox);
+        if !inbox.is_empty() {
+            p.active = self.now;
+        }
         // Room may have appeared in lanes this reactor waits on.
         if !p.dirty.is_empty() || !p.room_waiters.is_empty() {
             self.flush_peers();
@@ -628,6 +665,9 @@ impl<L: Layer> Core<L> {
         let Some(p) = self.peers.as_deref_mut() else {
             return;
         };
+        if !p.dirty.is_empty() {
+            p.active = self.now;
+        }
         let mut i = 0;
         while i < p.dirty.len() {
             let to = p.dirty[i];

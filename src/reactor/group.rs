@@ -9,10 +9,14 @@
 //!   the receiving one. Everything reactor `i` sends to reactor `j` goes
 //!   through lane `(i, j)`, so sends between two actors arrive in send
 //!   order, as on one reactor;
-//! - a per-reactor `notified` flag: a sender that queues on a lane sets it
-//!   and wakes the receiver through its `mio::Waker` only if it was clear,
-//!   so a busy receiver costs its senders no syscall. The receiver clears it
-//!   and then drains every lane towards it, in one batch per turn;
+//! - a per-reactor `notified` flag: a sender that queues on a lane sets it,
+//!   and wakes the receiver through its `mio::Waker` only if it was clear
+//!   and the receiver sleeps in `poll`, so a busy receiver costs its
+//!   senders no syscall. The receiver clears it and then drains every lane
+//!   towards it, in one batch per turn. A reactor that exchanged work with
+//!   a peer lately spins for up to `Config::peer_spin` (polling its I/O
+//!   with a zero timeout and watching the flag) before it sleeps, so a
+//!   conversation between reactors does not pay a wake-up per message;
 //! - back-pressure: a sender's reactor first collects what its actors send
 //!   during a turn in an *outbox* per receiver, and moves it to the lane at
 //!   the end of the turn, as far as the lane has room. What does not fit
@@ -64,6 +68,9 @@ struct Member<L: Layer> {
     unique: AtomicU32,
     /// The reactor has stopped; lanes towards it refuse work.
     stopped: AtomicBool,
+    /// The reactor is (about to be) blocked in `poll`: a peer that queues
+    /// work for it must wake it. Otherwise it will see `notified` itself.
+    sleeping: AtomicBool,
 }
 
 struct Lane<L: Layer> {
@@ -88,6 +95,7 @@ impl<L: Layer> Group<L> {
                     heartbeat: AtomicU64::new(0),
                     unique: AtomicU32::new(0),
                     stopped: AtomicBool::new(false),
+                    sleeping: AtomicBool::new(false),
                 })
                 .collect(),
             lanes: (0..n * n)
@@ -160,11 +168,26 @@ impl<L: Layer> Group<L> {
         }
     }
 
+    /// Tells reactor `to` it has work, waking it only if it sleeps (or is
+    /// about to): with `sleeping` set before `notified` is read on its
+    /// side, and `notified` set before `sleeping` is read here (both
+    /// sequentially consistent), one of the two sides always sees the
+    /// other's write.
     fn notify(&self, to: usize) {
         let m = &self.members[to];
-        if !m.notified.swap(true, Ordering::AcqRel) {
+        if !m.notified.swap(true, Ordering::SeqCst) && m.sleeping.load(Ordering::SeqCst) {
             m.remote.wake();
         }
+    }
+
+    /// True if a peer told reactor `me` it has work (without clearing it).
+    pub(crate) fn notified(&self, me: usize) -> bool {
+        self.members[me].notified.load(Ordering::SeqCst)
+    }
+
+    /// Reactor `me` is about to block in `poll` (`true`), or is back.
+    pub(crate) fn set_sleeping(&self, me: usize, on: bool) {
+        self.members[me].sleeping.store(on, Ordering::SeqCst);
     }
 
     /// True (once) if a peer queued work for `me` or made room for it since

@@ -91,6 +91,12 @@ pub struct Config {
     /// what a reactor sends to that peer waits on the sending side, in
     /// order, until the peer drains, and `Ctx::try_send` refuses.
     pub peer_queue: usize,
+    /// In a group of reactors: how long a reactor that exchanged work with
+    /// a peer within the last millisecond spins (polling its I/O with a
+    /// zero timeout and watching for peers' work) before it blocks in
+    /// `poll`. A conversation between reactors then costs no wake-up per
+    /// message; a reactor with no peer traffic never spins. Zero: never.
+    pub peer_spin: Duration,
 }
 
 impl Default for Config {
@@ -104,6 +110,7 @@ impl Default for Config {
             busy_poll: Duration::ZERO,
             slots_reserved: 1 << 16,
             peer_queue: 4096,
+            peer_spin: Duration::from_micros(50),
         }
     }
 }
@@ -385,7 +392,11 @@ impl<L: Layer> Reactor<L> {
     /// (bounded by `timeout`) is over, then blocks for what is left.
     fn poll_events(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let mut timeout = timeout;
-        let spin = self.core.config.busy_poll;
+        let group = self.core.in_group();
+        let mut spin = self.core.config.busy_poll;
+        if group {
+            spin = spin.max(self.core.peer_spin());
+        }
         if !spin.is_zero() && timeout != Some(Duration::ZERO) {
             let limit = timeout.map_or(spin, |t| t.min(spin));
             let start = Instant::now();
@@ -395,7 +406,7 @@ impl<L: Layer> Reactor<L> {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
-                if !self.events.is_empty() {
+                if !self.events.is_empty() || (group && self.core.peer_notified()) {
                     return Ok(());
                 }
                 let spent = start.elapsed();
@@ -406,7 +417,18 @@ impl<L: Layer> Reactor<L> {
                 std::hint::spin_loop();
             }
         }
-        match self.poll.poll(&mut self.events, timeout) {
+        let sleeps = group && timeout != Some(Duration::ZERO);
+        if sleeps {
+            self.core.set_sleeping(true);
+            if self.core.peer_notified() {
+                timeout = Some(Duration::ZERO);
+            }
+        }
+        let polled = self.poll.poll(&mut self.events, timeout);
+        if sleeps {
+            self.core.set_sleeping(false);
+        }
+        match polled {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
             Err(e) => Err(e),

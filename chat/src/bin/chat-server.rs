@@ -18,8 +18,7 @@ use credit_actors::{
     Actor, ActorId, Addr, Config, Ctx, ExitReason, Reactor, ReactorHandle, Reactors, RequestError,
 };
 use credit_chat::{
-    ChatConfig, ChatGroup, ChatRoom, ChatService, RoomDirectory, RoomMsg, ServiceMsg, ROOM,
-    SERVICE,
+    ChatConfig, ChatGroup, ChatRoom, ChatService, RoomDirectory, RoomMsg, ServiceMsg, ROOM, SERVICE,
 };
 use log::{info, warn, LevelFilter};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -286,7 +285,10 @@ fn run_group(
             match service.map(|s| handle.request_wait(s, ServiceMsg::WhenReady, READY_WAIT)) {
                 Some(Ok(addr)) => port = addr.port(),
                 Some(Err(e)) => {
-                    eprintln!("chat-server: cannot listen on {}:{}: {e}", args.bind, args.port);
+                    eprintln!(
+                        "chat-server: cannot listen on {}:{}: {e}",
+                        args.bind, args.port
+                    );
                     return ExitCode::from(1);
                 }
                 None => {
