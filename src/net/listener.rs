@@ -246,15 +246,16 @@ struct Target {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
     /// The one with the fewest live connections (ties taken in turn),
-    /// passing over reactors that have not begun a turn for
-    /// [`STALL`] (stuck in a long run): one listener for the group
-    /// (`--accept handoff`), as HAProxy and Seastar do.
+    /// passing over reactors whose turn has lasted [`STALL`] (stuck in a
+    /// long run) or that were [`BUSY`] lately, while others are not: one
+    /// listener for the group (`--accept handoff`), as HAProxy and Seastar
+    /// do, but not blind to a reactor kept busy by a computation.
     LeastLoaded,
     /// The listener's own reactor, unless it has clearly more live
-    /// connections than the least loaded (a quarter more, plus 16), which
-    /// then gets it: one `SO_REUSEPORT` listener per reactor
-    /// (`--accept reuseport`), correcting the kernel's hash, which is
-    /// blind to load. Such a listener, when it stops while the group runs
+    /// connections than the least loaded (a quarter more, plus 16), or is
+    /// [`BUSY`] while that one is not; the least loaded then gets it: one
+    /// `SO_REUSEPORT` listener per reactor (`--accept reuseport`),
+    /// correcting the kernel's hash, which is blind to load. Such a listener, when it stops while the group runs
     /// on, also hands what waits in its queue to the other reactors
     /// instead of letting the kernel reset it.
     Own,
@@ -299,9 +300,15 @@ impl std::str::FromStr for AcceptMode {
     }
 }
 
-/// How long a reactor may go without beginning a turn before a listener
-/// placing connections passes it over.
+/// How long a reactor's turn may last before a listener placing
+/// connections passes it over as stalled.
 pub const STALL: Duration = Duration::from_millis(20);
+
+/// The busy share (thousandths of the last ~50 ms spent outside `poll`)
+/// from which a listener placing connections passes a reactor over while
+/// another is less busy: one kept busy by a long computation serves its
+/// connections only between runs.
+pub const BUSY: u32 = 900;
 
 impl Handoff {
     /// A table for a group of `reactors`, with no controller yet.
@@ -347,15 +354,16 @@ impl Handoff {
             .enumerate()
             .filter(|(r, t)| t.is_some() && !(leaving && *r == here))
             .map(|(r, _)| {
-                let stalled = r != here && core.silent_for(r) > STALL;
-                (stalled, core.load_of(r), (r + n - start % n) % n, r)
+                let unfit = (r != here && core.silent_for(r) > STALL) || core.busy_of(r) >= BUSY;
+                (unfit, core.load_of(r), (r + n - start % n) % n, r)
             })
             .min()
             .map(|(_, _, _, r)| r)?;
         let chosen = match (self.policy, t.get(here).copied().flatten()) {
             (Placement::Own, Some(_)) if !leaving => {
                 let (mine, low) = (core.load_of(here), core.load_of(least));
-                if mine > low + low / 4 + 16 {
+                let busy_here = core.busy_of(here) >= BUSY && core.busy_of(least) < BUSY;
+                if busy_here || mine > low + low / 4 + 16 {
                     least
                 } else {
                     here

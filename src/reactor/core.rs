@@ -97,6 +97,11 @@ struct Peers<L: Layer> {
     inbox: VecDeque<Command<L>>,
     /// The last turn that took work from a peer or gave some to one.
     active: Instant,
+    /// The busy-share window: when it began, time outside `poll` in it,
+    /// and when the last `poll` returned.
+    window: Instant,
+    busy: std::time::Duration,
+    polled: Instant,
 }
 
 impl<L: Layer> fmt::Debug for Core<L> {
@@ -112,6 +117,9 @@ impl<L: Layer> fmt::Debug for Core<L> {
 /// A reactor that took work from a peer or gave some to one this recently
 /// spins before sleeping (see `Core::peer_spin`).
 const PEER_ACTIVE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The window of the busy share peers read (see `Core::account_poll`).
+const BUSY_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Rounds of turn-end hooks per turn (see `Core::end_turn`).
 const TURN_END_ROUNDS: usize = 4;
@@ -135,7 +143,7 @@ impl<L: Layer> Core<L> {
             running: None,
             locals: Locals::default(),
             #[cfg(feature = "metrics")]
-            m: crate::reactor::metrics::MetricsState::new(config.slow_threshold),
+            m: crate::reactor::metrics::MetricsState::new(config.slow_threshold, config.turn_time),
             trace: None,
             tracing: false,
             layer: L::default(),
@@ -337,6 +345,8 @@ impl<L: Layer> Core<L> {
         // Read once: a trace turned on by a handler starts with the next
         // turn's runs.
         let tracing = self.tracing;
+        #[cfg(feature = "metrics")]
+        let began = self.m.clock;
         while let Some(entry) = self.run_queue.pop() {
             let id = entry.id;
             let Some(slot) = self.slot_mut(id) else {
@@ -358,12 +368,24 @@ impl<L: Layer> Core<L> {
                 self.trace_id('E', id, Some(self.stats.messages - msgs));
             }
             L::settle(self);
-            metric! {
+            #[cfg(feature = "metrics")]
+            let end = {
                 let end = self.m.tick();
                 let handled = self.stats.messages - msgs;
                 self.m.record_run(ty, enq, start, end, handled);
-            }
+                end
+            };
             if runs >= self.config.turn_limit {
+                break;
+            }
+            // Long runs end the turn early too, so that I/O is polled at
+            // least every `turn_time` (plus one run) whatever the actors do.
+            #[cfg(feature = "metrics")]
+            let over = end.wrapping_sub(began) > self.m.turn_ticks;
+            #[cfg(not(feature = "metrics"))]
+            let over = runs % 16 == 0 && self.now.elapsed() > self.config.turn_time;
+            if over && !self.run_queue.is_empty() {
+                self.stats.cut_turns += 1;
                 break;
             }
         }
@@ -508,6 +530,9 @@ impl<L: Layer> Core<L> {
             room_waiters: Vec::new(),
             inbox: VecDeque::new(),
             active: self.now,
+            window: self.now,
+            busy: std::time::Duration::ZERO,
+            polled: self.now,
         }));
     }
 
@@ -598,6 +623,33 @@ impl<L: Layer> Core<L> {
     pub(crate) fn mark_idle(&self) {
         if let Some(p) = self.peers.as_deref() {
             p.group.idle(self.peer);
+        }
+    }
+
+    /// Accounts one `poll` that began at `began` and returned at `now` to
+    /// the busy share peers read, published about every 50 ms.
+    pub(crate) fn account_poll(&mut self, began: Instant, now: Instant) {
+        let peer = self.peer;
+        let Some(p) = self.peers.as_deref_mut() else {
+            return;
+        };
+        p.busy += began.saturating_duration_since(p.polled);
+        p.polled = now;
+        let span = now.saturating_duration_since(p.window);
+        if span >= BUSY_WINDOW {
+            let permille = (p.busy.as_nanos() * 1000 / span.as_nanos().max(1)).min(1000);
+            p.group.set_busy(peer, permille as u32);
+            p.window = now;
+            p.busy = std::time::Duration::ZERO;
+        }
+    }
+
+    /// Reactor `i`'s share of its last ~50 ms spent outside `poll`, in
+    /// thousandths (0 outside a group).
+    pub fn busy_of(&self, i: usize) -> u32 {
+        match self.peers.as_deref() {
+            Some(p) if i < p.group.len() => p.group.busy(i),
+            _ => 0,
         }
     }
 

@@ -26,8 +26,10 @@
 //!   be told when there is room again (`when_room`);
 //! - per-reactor gauges peers read without locks: live connections (the
 //!   socket layer keeps it; a listener handing connections off picks the
-//!   lowest) and a heartbeat stamped every turn (a reactor stuck in a long
-//!   run is seen as stalled).
+//!   lowest), how long the current turn has lasted (a reactor stuck in a
+//!   long run is seen as stalled), and the share of the last ~50 ms spent
+//!   outside `poll` (a reactor kept busy by a computation is seen as
+//!   busy, though each of its turns is short).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -68,6 +70,9 @@ struct Member<L: Layer> {
     unique: AtomicU32,
     /// The reactor has stopped; lanes towards it refuse work.
     stopped: AtomicBool,
+    /// Thousandths of the last window (about 50 ms) the reactor spent
+    /// outside `poll`: 1000 for one kept busy by a long computation.
+    busy: AtomicU32,
     /// The reactor is (about to be) blocked in `poll`: a peer that queues
     /// work for it must wake it. Otherwise it will see `notified` itself.
     sleeping: AtomicBool,
@@ -96,6 +101,7 @@ impl<L: Layer> Group<L> {
                     unique: AtomicU32::new(0),
                     stopped: AtomicBool::new(false),
                     sleeping: AtomicBool::new(false),
+                    busy: AtomicU32::new(0),
                 })
                 .collect(),
             lanes: (0..n * n)
@@ -231,6 +237,15 @@ impl<L: Layer> Group<L> {
                 Some(v.saturating_sub(d))
             });
         }
+    }
+
+    /// Reactor `i`'s busy share of its last window, in thousandths.
+    pub(crate) fn busy(&self, i: usize) -> u32 {
+        self.members[i].busy.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_busy(&self, i: usize, permille: u32) {
+        self.members[i].busy.store(permille, Ordering::Relaxed);
     }
 
     /// Reactor `i` begins a turn.

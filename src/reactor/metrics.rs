@@ -505,18 +505,21 @@ pub(crate) struct MetricsState {
     pub(crate) slow_threshold_ns: u64,
     /// The slow threshold in ticks.
     slow_ticks: u64,
+    /// `Config::turn_time` in ticks.
+    pub(crate) turn_ticks: u64,
     pub(crate) types: Vec<TypeMetrics>,
     type_ids: HashMap<TypeId, u32>,
 }
 
 #[cfg(feature = "metrics")]
 impl MetricsState {
-    pub(crate) fn new(slow_threshold: Duration) -> MetricsState {
+    pub(crate) fn new(slow_threshold: Duration, turn_time: Duration) -> MetricsState {
         let cycles = Cycles::new();
         let slow_threshold_ns = slow_threshold.as_nanos() as u64;
         let clock = cycles.now();
         MetricsState {
             slow_ticks: cycles.ticks(slow_threshold_ns),
+            turn_ticks: cycles.ticks(turn_time.as_nanos().min(u64::MAX as u128) as u64),
             cycles,
             clock,
             polls: 0,

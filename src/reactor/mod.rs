@@ -72,6 +72,11 @@ pub struct Config {
     pub budget: usize,
     /// Most actor runs per reactor turn before polling I/O again.
     pub turn_limit: usize,
+    /// Longest stretch of actor runs per turn before polling I/O again
+    /// (checked after each run, so a turn may exceed it by one run): an
+    /// actor that computes for long cannot keep the reactor's connections
+    /// waiting for more than this plus its own run.
+    pub turn_time: Duration,
     /// Capacity of the poll's event buffer.
     pub events_capacity: usize,
     /// Runs longer than this count as slow in the metrics.
@@ -104,6 +109,7 @@ impl Default for Config {
         Config {
             budget: 64,
             turn_limit: 4096,
+            turn_time: Duration::from_millis(1),
             events_capacity: 1024,
             slow_threshold: Duration::from_micros(50),
             policy: Policy::Fifo,
@@ -172,6 +178,8 @@ pub struct Stats {
     pub peer_received: u64,
     /// `try_send`s refused because the lane to the peer was full.
     pub peer_full: u64,
+    /// Turns ended by `Config::turn_time` with actors still runnable.
+    pub cut_turns: u64,
 }
 
 /// The single-threaded reactor. Build it, spawn the first cells, then
@@ -330,13 +338,20 @@ impl<L: Layer> Reactor<L> {
     /// One turn: poll with `timeout`, dispatch events, fire timers, run the
     /// run queue, call turn-end hooks.
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        if timeout != Some(Duration::ZERO) && self.core.in_group() {
-            self.core.mark_idle();
-        }
+        let group = self.core.in_group();
+        let poll_began = group.then(|| {
+            if timeout != Some(Duration::ZERO) {
+                self.core.mark_idle();
+            }
+            Instant::now()
+        });
         self.poll_events(timeout)?;
         let core = &mut self.core;
-        // The one clock reading of the turn.
+        // The one clock reading of the turn (two in a group).
         core.set_now(Instant::now());
+        if let Some(began) = poll_began {
+            core.account_poll(began, core.now());
+        }
         #[cfg(feature = "metrics")]
         let polled = {
             let before = core.m.clock;
