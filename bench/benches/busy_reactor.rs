@@ -62,8 +62,7 @@ fn start(mode: Option<AcceptMode>) -> (Reactors, SocketAddr) {
     let mut first = None;
     for i in 0..2 {
         let config = EchoConfig {
-            listen: ListenSpec::host_port("127.0.0.1", port)
-                .reuse_port(m == AcceptMode::ReusePort),
+            listen: ListenSpec::host_port("127.0.0.1", port).reuse_port(m == AcceptMode::ReusePort),
             group: mode.map(|_| GroupAccept {
                 handoff: handoff.clone(),
                 listen: m.listens(i),
@@ -117,6 +116,13 @@ fn run(mode: Option<AcceptMode>) {
     reactors.handle(1).spawn(move || Hog { stop: s }).unwrap();
     // Long enough for the busy share (a 50 ms window) to show it.
     std::thread::sleep(Duration::from_millis(200));
+    if std::env::var_os("BUSY_DEBUG").is_some() {
+        let shares = reactors
+            .handle(0)
+            .call(|core| (core.busy_of(0), core.busy_of(1)), WAIT)
+            .unwrap();
+        eprintln!("busy shares before connecting: {shares:?}");
+    }
     let mut first = Vec::new();
     let mut conns: Vec<Conn> = (0..CONNS)
         .map(|i| {
@@ -141,10 +147,7 @@ fn run(mode: Option<AcceptMode>) {
             c.rtts.push(d);
         }
     }
-    let loads = reactors
-        .handle(0)
-        .call(|core| core.loads(), WAIT)
-        .unwrap();
+    let loads = reactors.handle(0).call(|core| core.loads(), WAIT).unwrap();
     let (mut free, mut busy) = (Vec::new(), Vec::new());
     let mut on_busy = 0;
     for c in &mut conns {

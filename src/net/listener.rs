@@ -246,7 +246,7 @@ struct Target {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
     /// The one with the fewest live connections (ties taken in turn),
-    /// passing over reactors whose turn has lasted [`STALL`] (stuck in a
+    /// passing over reactors seen in one turn for [`STALL`] (stuck in a
     /// long run) or that were [`BUSY`] lately, while others are not: one
     /// listener for the group (`--accept handoff`), as HAProxy and Seastar
     /// do, but not blind to a reactor kept busy by a computation.
@@ -300,7 +300,7 @@ impl std::str::FromStr for AcceptMode {
     }
 }
 
-/// How long a reactor's turn may last before a listener placing
+/// How long a reactor may be seen in one turn before a listener placing
 /// connections passes it over as stalled.
 pub const STALL: Duration = Duration::from_millis(20);
 
@@ -349,16 +349,18 @@ impl Handoff {
         let t = self.targets.lock().unwrap_or_else(|p| p.into_inner());
         let n = t.len();
         let start = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let least = t
-            .iter()
-            .enumerate()
-            .filter(|(r, t)| t.is_some() && !(leaving && *r == here))
-            .map(|(r, _)| {
-                let unfit = (r != here && core.silent_for(r) > STALL) || core.busy_of(r) >= BUSY;
-                (unfit, core.load_of(r), (r + n - start % n) % n, r)
-            })
-            .min()
-            .map(|(_, _, _, r)| r)?;
+        let mut least = None;
+        for (r, target) in t.iter().enumerate() {
+            if target.is_none() || (leaving && r == here) {
+                continue;
+            }
+            let unfit = core.silent_for(r) > STALL || core.busy_of(r) >= BUSY;
+            let key = (unfit, core.load_of(r), (r + n - start % n) % n, r);
+            if least.is_none_or(|l| key < l) {
+                least = Some(key);
+            }
+        }
+        let least = least?.3;
         let chosen = match (self.policy, t.get(here).copied().flatten()) {
             (Placement::Own, Some(_)) if !leaving => {
                 let (mine, low) = (core.load_of(here), core.load_of(least));

@@ -42,7 +42,7 @@ pub use budget::{buffer_limit_arg, default_buffer_limit, parse_buffer_limit, Buf
 pub use framing::{Delimiter, Framer, Mode, Text, Unit, UnitError};
 pub use listener::{
     AcceptMode, Handoff, ListenError, ListenSpec, Listener, ListenerEvent, ListenerMsg, Placement,
-    STALL,
+    BUSY, STALL,
 };
 pub use local::SocketStats;
 pub use socket::{

@@ -95,12 +95,19 @@ struct Peers<L: Layer> {
     room_waiters: Vec<(usize, Command<L>)>,
     /// What the lanes towards this reactor held, being run.
     inbox: VecDeque<Command<L>>,
+    /// Each peer's heartbeat as last read here, and when it was first
+    /// read with that value (see `Core::silent_for`).
+    seen: Vec<(u64, Instant)>,
     /// The last turn that took work from a peer or gave some to one.
     active: Instant,
-    /// The busy-share window: when it began, time outside `poll` in it,
-    /// and when the last `poll` returned.
+    /// The busy-share window: when it began; the metrics' busy and poll
+    /// times then (with `metrics`), or the time outside `poll` in it and
+    /// when the last `poll` returned (without).
     window: Instant,
-    busy: std::time::Duration,
+    busy_ns: u64,
+    #[cfg(feature = "metrics")]
+    poll_ns: u64,
+    #[cfg(not(feature = "metrics"))]
     polled: Instant,
 }
 
@@ -529,9 +536,13 @@ impl<L: Layer> Core<L> {
             dirty: Vec::new(),
             room_waiters: Vec::new(),
             inbox: VecDeque::new(),
+            seen: vec![(0, self.now); n],
             active: self.now,
             window: self.now,
-            busy: std::time::Duration::ZERO,
+            busy_ns: 0,
+            #[cfg(feature = "metrics")]
+            poll_ns: 0,
+            #[cfg(not(feature = "metrics"))]
             polled: self.now,
         }));
     }
@@ -622,26 +633,51 @@ impl<L: Layer> Core<L> {
     /// Tells the group this reactor is about to wait in `poll`.
     pub(crate) fn mark_idle(&self) {
         if let Some(p) = self.peers.as_deref() {
-            p.group.idle(self.peer);
+            p.group.idle(self.peer, self.stats.turns);
         }
     }
 
-    /// Accounts one `poll` that began at `began` and returned at `now` to
-    /// the busy share peers read, published about every 50 ms.
-    pub(crate) fn account_poll(&mut self, began: Instant, now: Instant) {
+    /// Accounts the turn's `poll`, which returned at `now`, to the busy
+    /// share peers read, published about every 50 ms. With the `metrics`
+    /// feature the share comes from the metrics' own poll and busy times
+    /// (no clock reading of its own); without it, `began` is when the poll
+    /// began.
+    pub(crate) fn account_poll(&mut self, began: Option<Instant>, now: Instant) {
         let peer = self.peer;
+        #[cfg(feature = "metrics")]
+        let (busy_ns, poll_ns) = (self.m.busy_ns, self.m.poll_ns);
         let Some(p) = self.peers.as_deref_mut() else {
             return;
         };
-        p.busy += began.saturating_duration_since(p.polled);
-        p.polled = now;
-        let span = now.saturating_duration_since(p.window);
-        if span >= BUSY_WINDOW {
-            let permille = (p.busy.as_nanos() * 1000 / span.as_nanos().max(1)).min(1000);
-            p.group.set_busy(peer, permille as u32);
-            p.window = now;
-            p.busy = std::time::Duration::ZERO;
+        #[cfg(not(feature = "metrics"))]
+        if let Some(began) = began {
+            p.busy_ns += began.saturating_duration_since(p.polled).as_nanos() as u64;
+            p.polled = now;
         }
+        #[cfg(feature = "metrics")]
+        let _ = began;
+        if now.saturating_duration_since(p.window) < BUSY_WINDOW {
+            return;
+        }
+        #[cfg(feature = "metrics")]
+        let (busy, total) = {
+            let busy = busy_ns.wrapping_sub(p.busy_ns);
+            let total = busy + poll_ns.wrapping_sub(p.poll_ns);
+            p.busy_ns = busy_ns;
+            p.poll_ns = poll_ns;
+            (busy, total)
+        };
+        #[cfg(not(feature = "metrics"))]
+        let (busy, total) = {
+            let busy = std::mem::take(&mut p.busy_ns);
+            (
+                busy,
+                now.saturating_duration_since(p.window).as_nanos() as u64,
+            )
+        };
+        let permille = (u128::from(busy) * 1000 / u128::from(total.max(1))).min(1000);
+        p.group.set_busy(peer, permille as u32);
+        p.window = now;
     }
 
     /// Reactor `i`'s share of its last ~50 ms spent outside `poll`, in
@@ -687,7 +723,7 @@ impl<L: Layer> Core<L> {
         let Some(p) = self.peers.as_deref_mut() else {
             return;
         };
-        p.group.beat(peer, self.now);
+        p.group.beat(peer, self.stats.turns);
         if !p.group.take_notified(peer) {
             return;
         }
@@ -785,33 +821,44 @@ impl<L: Layer> Core<L> {
         }
     }
 
-    /// How long reactor `i` of the group has been in its current turn
-    /// (zero while it waits in `poll`, for this one, and outside a group).
-    pub fn silent_for(&self, i: usize) -> std::time::Duration {
-        match self.peers.as_deref() {
-            Some(p) if i < p.group.len() && i != self.peer => {
-                std::time::Duration::from_micros(p.group.silent_for(i, Instant::now()))
-            }
-            _ => std::time::Duration::ZERO,
+    /// How long reactor `i` of the group has been seen in one turn: from
+    /// the first time this reactor read that turn's heartbeat, so at most
+    /// the turn's length (zero while it waits in `poll`, for this one, and
+    /// outside a group).
+    pub fn silent_for(&mut self, i: usize) -> std::time::Duration {
+        let me = self.peer;
+        let Some(p) = self.peers.as_deref_mut() else {
+            return std::time::Duration::ZERO;
+        };
+        if i >= p.group.len() || i == me {
+            return std::time::Duration::ZERO;
         }
+        let beat = p.group.heartbeat(i);
+        if beat & 1 == 0 {
+            return std::time::Duration::ZERO;
+        }
+        let now = Instant::now();
+        let seen = &mut p.seen[i];
+        if seen.0 != beat {
+            *seen = (beat, now);
+            return std::time::Duration::ZERO;
+        }
+        now.saturating_duration_since(seen.1)
     }
 
     /// The reactor with the fewest live connections among those not stuck
     /// in a turn longer than `stall` (passed over while others are not),
     /// ties to the lowest number; this one alone.
-    pub fn least_loaded(&self, stall: std::time::Duration) -> usize {
-        let Some(p) = self.peers.as_deref() else {
-            return 0;
-        };
-        let now = Instant::now();
-        let limit = stall.as_micros() as u64;
+    pub fn least_loaded(&mut self, stall: std::time::Duration) -> usize {
+        let n = self.reactors();
         let mut best: Option<(bool, usize, usize)> = None;
-        for i in 0..p.group.len() {
-            if !p.group.accepts(i) {
+        for i in 0..n {
+            let open = self.peers.as_deref().is_some_and(|p| p.group.accepts(i));
+            if !open {
                 continue;
             }
-            let stalled = i != self.peer && p.group.silent_for(i, now) > limit;
-            let key = (stalled, p.group.load(i), i);
+            let stalled = self.silent_for(i) > stall;
+            let key = (stalled, self.load_of(i), i);
             if best.is_none_or(|b| key < b) {
                 best = Some(key);
             }

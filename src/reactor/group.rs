@@ -26,8 +26,9 @@
 //!   be told when there is room again (`when_room`);
 //! - per-reactor gauges peers read without locks: live connections (the
 //!   socket layer keeps it; a listener handing connections off picks the
-//!   lowest), how long the current turn has lasted (a reactor stuck in a
-//!   long run is seen as stalled), and the share of the last ~50 ms spent
+//!   lowest), a heartbeat (the turn number, and whether the turn runs: a
+//!   peer that sees one turn run for long sees a reactor stalled in a long
+//!   run), and the share of the last ~50 ms spent
 //!   outside `poll` (a reactor kept busy by a computation is seen as
 //!   busy, though each of its turns is short).
 
@@ -37,7 +38,6 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use mio::{Poll, Waker};
 
@@ -52,8 +52,6 @@ pub(crate) struct Group<L: Layer> {
     lanes: Vec<Lane<L>>,
     /// Most closures one lane holds.
     pub(crate) capacity: usize,
-    /// The heartbeats' zero.
-    epoch: Instant,
 }
 
 struct Member<L: Layer> {
@@ -63,8 +61,9 @@ struct Member<L: Layer> {
     notified: AtomicBool,
     /// Live connections (kept by the socket layer).
     load: AtomicUsize,
-    /// When the reactor began its current turn, in microseconds since the
-    /// group's epoch plus one; 0 while it waits in `poll`.
+    /// The reactor's turn number, shifted left, with the low bit set while
+    /// the turn runs: a peer that sees the same odd value for long sees a
+    /// reactor stuck in a long run. One plain store per turn.
     heartbeat: AtomicU64,
     /// The reactor's process-unique number, once built.
     unique: AtomicU32,
@@ -112,7 +111,6 @@ impl<L: Layer> Group<L> {
                 })
                 .collect(),
             capacity: capacity.max(1),
-            epoch: Instant::now(),
         }
     }
 
@@ -248,27 +246,24 @@ impl<L: Layer> Group<L> {
         self.members[i].busy.store(permille, Ordering::Relaxed);
     }
 
-    /// Reactor `i` begins a turn.
-    pub(crate) fn beat(&self, i: usize, now: Instant) {
-        let us = now.saturating_duration_since(self.epoch).as_micros() as u64;
-        self.members[i].heartbeat.store(us + 1, Ordering::Relaxed);
+    /// Reactor `i` begins its turn number `turn`.
+    pub(crate) fn beat(&self, i: usize, turn: u64) {
+        self.members[i]
+            .heartbeat
+            .store((turn << 1) | 1, Ordering::Relaxed);
     }
 
-    /// Reactor `i` is about to wait in `poll`.
-    pub(crate) fn idle(&self, i: usize) {
-        self.members[i].heartbeat.store(0, Ordering::Relaxed);
+    /// Reactor `i`, at turn number `turn`, is about to wait in `poll`.
+    pub(crate) fn idle(&self, i: usize, turn: u64) {
+        self.members[i]
+            .heartbeat
+            .store(turn << 1, Ordering::Relaxed);
     }
 
-    /// Microseconds reactor `i`'s current turn has lasted (as of `now`); 0
-    /// while it waits in `poll`. A reactor stuck in a long run shows here.
-    pub(crate) fn silent_for(&self, i: usize, now: Instant) -> u64 {
-        match self.members[i].heartbeat.load(Ordering::Relaxed) {
-            0 => 0,
-            began => {
-                let us = now.saturating_duration_since(self.epoch).as_micros() as u64 + 1;
-                us.saturating_sub(began)
-            }
-        }
+    /// Reactor `i`'s heartbeat: its turn number, shifted left, with the low
+    /// bit set while the turn runs (clear while it waits in `poll`).
+    pub(crate) fn heartbeat(&self, i: usize) -> u64 {
+        self.members[i].heartbeat.load(Ordering::Relaxed)
     }
 
     /// The group number of the reactor whose process-unique number is

@@ -339,19 +339,19 @@ impl<L: Layer> Reactor<L> {
     /// run queue, call turn-end hooks.
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let group = self.core.in_group();
-        let poll_began = group.then(|| {
-            if timeout != Some(Duration::ZERO) {
-                self.core.mark_idle();
-            }
-            Instant::now()
-        });
+        if group && timeout != Some(Duration::ZERO) {
+            self.core.mark_idle();
+        }
+        // Without metrics, the busy share needs the time the poll began.
+        #[cfg(not(feature = "metrics"))]
+        let poll_began = group.then(Instant::now);
+        #[cfg(feature = "metrics")]
+        let poll_began = None;
         self.poll_events(timeout)?;
         let core = &mut self.core;
-        // The one clock reading of the turn (two in a group).
+        // The one clock reading of the turn (two in a group without
+        // `metrics`).
         core.set_now(Instant::now());
-        if let Some(began) = poll_began {
-            core.account_poll(began, core.now());
-        }
         #[cfg(feature = "metrics")]
         let polled = {
             let before = core.m.clock;
@@ -359,6 +359,9 @@ impl<L: Layer> Reactor<L> {
             core.m.add_poll(before, after);
             after
         };
+        if group {
+            core.account_poll(poll_began, core.now());
+        }
         #[cfg(feature = "metrics")]
         let events_before = core.stats.events;
         core.stats.turns += 1;

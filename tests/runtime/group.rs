@@ -462,3 +462,71 @@ fn a_send_to_a_dead_actor_of_another_reactor_is_counted_there() {
     assert_eq!(h1.stats().unwrap().dead_sends, dead_before + 1);
     stop(reactors);
 }
+
+/// Blocks its reactor for `for_ms` in one run, once.
+struct Stuck {
+    for_ms: u64,
+}
+
+impl Actor for Stuck {
+    type Msg = ();
+    fn started(&mut self, _: &mut Ctx<'_, Self>) {
+        std::thread::sleep(Duration::from_millis(self.for_ms));
+    }
+    fn handle(&mut self, _: &mut Ctx<'_, Self>, (): ()) {}
+}
+
+/// Computes for 1 ms per run, for ever.
+struct Busy;
+
+impl Actor for Busy {
+    type Msg = ();
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        ctx.send(ctx.me(), ());
+    }
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, (): ()) {
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_millis(1) {
+            std::hint::spin_loop();
+        }
+        ctx.send(ctx.me(), ());
+    }
+}
+
+#[test]
+fn peers_see_a_reactor_stuck_in_a_run_and_one_kept_busy() {
+    let reactors = group(2, 4096);
+    let (h0, h1) = (reactors.handle(0), reactors.handle(1));
+    // Idle: neither stuck nor busy.
+    std::thread::sleep(Duration::from_millis(120));
+    let idle = h0
+        .call(|core| (core.silent_for(1), core.busy_of(1)), WAIT)
+        .unwrap();
+    assert_eq!(idle.0, Duration::ZERO);
+    assert!(idle.1 < 100, "an idle reactor shows busy: {}", idle.1);
+    // Stuck in one run of 400 ms: seen in the same turn for a while.
+    h1.post(|core| {
+        core.spawn(Stuck { for_ms: 400 });
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let first = h0.call(|core| core.silent_for(1), WAIT).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let later = h0.call(|core| core.silent_for(1), WAIT).unwrap();
+    assert!(first < Duration::from_millis(20), "{first:?}");
+    assert!(later >= Duration::from_millis(90), "{later:?}");
+    assert!(later > credit_actors::net::STALL);
+    std::thread::sleep(Duration::from_millis(300));
+    // Kept busy by many short runs: each turn ends after `turn_time`, so
+    // the reactor is never stuck, but its busy share says it is busy.
+    let busy = h1.spawn(|| Busy).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let (silent, share) = h0
+        .call(|core| (core.silent_for(1), core.busy_of(1)), WAIT)
+        .unwrap();
+    assert!(share >= credit_actors::net::BUSY, "busy share {share}");
+    assert!(silent < credit_actors::net::STALL, "{silent:?}");
+    let cut = h1.stats().unwrap().cut_turns;
+    assert!(cut > 10, "turns cut by turn_time: {cut}");
+    h1.kill(busy.id());
+    stop(reactors);
+}

@@ -332,3 +332,44 @@ fn binary_refuses_a_bad_reactor_count_with_code_2() {
         );
     }
 }
+
+/// Computes for 1 ms per run, for ever (until killed).
+struct Hog;
+
+impl Actor for Hog {
+    type Msg = ();
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        ctx.send(ctx.me(), ());
+    }
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, (): ()) {
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_millis(1) {
+            std::hint::spin_loop();
+        }
+        ctx.send(ctx.me(), ());
+    }
+}
+
+#[test]
+fn both_modes_pass_over_a_reactor_kept_busy() {
+    for mode in [AcceptMode::Handoff, AcceptMode::ReusePort] {
+        let reactors = Reactors::start(2, Config::default(), |_| {}).unwrap();
+        let addr = echo_group(&reactors, mode);
+        let hog = reactors.handle(1).spawn(|| Hog).unwrap();
+        // The busy share covers the last ~50 ms.
+        std::thread::sleep(Duration::from_millis(200));
+        let mut peers: Vec<Peer> = (0..20).map(|_| Peer::connect(addr)).collect();
+        for (i, p) in peers.iter_mut().enumerate() {
+            assert_eq!(p.ask(&format!("hi {i}")), format!("You said: hi {i}"));
+        }
+        let loads = reactors
+            .handle(0)
+            .call(|core| core.loads(), WAIT)
+            .unwrap();
+        assert_eq!(loads, vec![20, 0], "{mode:?}");
+        reactors.handle(1).kill(hog.id());
+        drop(peers);
+        reactors.shutdown();
+        reactors.join().unwrap();
+    }
+}
