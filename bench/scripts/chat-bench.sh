@@ -7,7 +7,10 @@
 #
 # Environment: SIZES (default "100 1000 5000"), SECS (default 5), SENDERS
 # (default 100), RATE (deliveries offered per second, default 5000000:
-# each sender's interval is SENDERS * USERS / RATE seconds).
+# each sender's interval is SENDERS * USERS / RATE seconds), SERVERS
+# (default "ours tokio"; also ours2: chat-server --reactors 2), PIN
+# (default 1; 0 runs everything unpinned, as ours2 needs two cores, which
+# it then shares with the load generator).
 # Prints one line per run: deliveries/s, latency p50/p99/max, errors, and
 # the server's CPU use over the run (user + system, % of one core).
 # Both servers run without their per-user limits, which the load exceeds
@@ -28,14 +31,17 @@ printf '%-6s %-6s %-5s %12s %10s %10s %10s %6s %6s\n' users server round deliv/s
 for users in ${SIZES:-100 1000 5000}; do
     interval=$(python3 -c "print($senders * $users / $rate * 1000)")
     for round in $(seq "$rounds"); do
-        servers=(ours tokio)
-        (( round % 2 == 0 )) && servers=(tokio ours)
+        read -r -a servers <<< "${SERVERS:-ours tokio}"
+        (( round % 2 == 0 )) && mapfile -t servers < <(printf '%s\n' "${servers[@]}" | tac)
+        if [ "${PIN:-1}" = 1 ]; then on0=(taskset -c 0); on1=(taskset -c 1); else on0=(); on1=(); fi
         for s in "${servers[@]}"; do
             port=$(free_port)
             case $s in
-                ours) taskset -c 0 target/release/chat-server --bind 127.0.0.1 --port "$port" \
+                ours|ours2) reactors=1; [ "$s" = ours2 ] && reactors=2
+                    "${on0[@]}" target/release/chat-server --bind 127.0.0.1 --port "$port" \
+                        --reactors "$reactors" \
                         --log-level warn --max-backlog 4194304 --max-rate 0 >/dev/null 2>&1 & ;;
-                tokio) taskset -c 0 target/release/tokio-chat --port "$port" \
+                tokio) "${on0[@]}" target/release/tokio-chat --port "$port" \
                         --backlog-lines 65536 >/dev/null 2>&1 & ;;
             esac
             pid=$!
@@ -46,7 +52,7 @@ for users in ${SIZES:-100 1000 5000}; do
             # The probe connection joined and left; start from a quiet room.
             sleep 0.2
             c0=$(cpu "$pid"); t0=$(date +%s.%N)
-            out=$(taskset -c 1 target/release/echo-bench chat --addr "127.0.0.1:$port" \
+            out=$("${on1[@]}" target/release/echo-bench chat --addr "127.0.0.1:$port" \
                 --conns "$users" --senders "$senders" --interval-ms "$interval" \
                 --secs "$secs" --no-progress --json || true)
             c1=$(cpu "$pid"); t1=$(date +%s.%N)

@@ -38,6 +38,7 @@
 
 pub mod agent;
 pub mod protocol;
+pub mod relay;
 pub mod room;
 pub mod service;
 
@@ -50,6 +51,7 @@ use credit_actors::net::{Handoff, ListenSpec, SocketConfig};
 use credit_actors::{Addr, Ctx};
 
 pub use agent::{AgentMsg, UserAgent};
+pub use relay::{Op, Relay, RelayMsg};
 pub use room::{ChatRoom, Departure, RoomMsg};
 pub use service::{ChatService, ServiceMsg};
 
@@ -109,20 +111,44 @@ pub struct ChatGroup {
     pub room: RoomDirectory,
 }
 
-/// The current room's address, for services on any reactor of a group: the
-/// room records itself when it starts, so a restarted room gets the
-/// newcomers.
+/// Where the actors of a chat server on a group of reactors find each
+/// other: the current room (it records itself when it starts, so a
+/// restarted room gets the newcomers) and each reactor's [`Relay`].
 #[derive(Clone, Debug, Default)]
-pub struct RoomDirectory(Arc<Mutex<Option<Addr<ChatRoom>>>>);
+pub struct RoomDirectory(Arc<Mutex<Directory>>);
+
+#[derive(Debug, Default)]
+struct Directory {
+    room: Option<Addr<ChatRoom>>,
+    relays: Vec<Option<Addr<Relay>>>,
+}
 
 impl RoomDirectory {
     /// The room's address, if one has started.
     pub fn get(&self) -> Option<Addr<ChatRoom>> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.lock().room
     }
 
     pub(crate) fn set(&self, room: Addr<ChatRoom>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(room);
+        self.lock().room = Some(room);
+    }
+
+    /// Records reactor `i`'s relay.
+    pub(crate) fn set_relay(&self, i: usize, relay: Addr<Relay>) {
+        let mut d = self.lock();
+        if d.relays.len() <= i {
+            d.relays.resize(i + 1, None);
+        }
+        d.relays[i] = Some(relay);
+    }
+
+    /// Each reactor's relay, by reactor number.
+    pub(crate) fn relays(&self) -> Vec<Option<Addr<Relay>>> {
+        self.lock().relays.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Directory> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -35,6 +35,7 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -46,6 +47,7 @@ use credit_actors::{Actor, ActorId, Addr, Ctx, ExitReason, MonitorRef, Reply};
 
 use crate::agent::{AgentMsg, UserAgent};
 use crate::protocol;
+use crate::relay::{Op, Relay, RelayMsg};
 
 /// Why a user left, as the room announces it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,8 +177,12 @@ pub struct ChatRoom {
     open: BytesMut,
     /// The turn-end hook is asked for.
     hooked: bool,
-    /// Where the room records itself for services on other reactors.
+    /// On a group of reactors: where the room records itself, each other
+    /// reactor's relay (as of the last turn's end), and what the room did
+    /// on each reactor this turn, for its relay (see `relay.rs`).
     directory: Option<crate::RoomDirectory>,
+    relays: Vec<Option<Addr<Relay>>>,
+    remote: Vec<Vec<Op>>,
 }
 
 const AGENT_MONITOR: MonitorRef = 1;
@@ -209,14 +215,109 @@ impl ChatRoom {
             open: BytesMut::new(),
             hooked: false,
             directory: None,
+            relays: Vec::new(),
+            remote: Vec::new(),
         }
     }
 
-    /// Records the room in `directory` when it starts, for services on
-    /// other reactors of a group.
+    /// Records the room in `directory` when it starts, and sends what it
+    /// does on other reactors of the group through their relays.
     pub fn with_directory(mut self, directory: Option<crate::RoomDirectory>) -> ChatRoom {
         self.directory = directory;
         self
+    }
+
+    /// The reactor whose relay carries out what the room does to `id`, if
+    /// `id` is on another reactor that has one.
+    #[inline]
+    fn relay_for(&self, ctx: &Ctx<'_, Self>, id: ActorId) -> Option<usize> {
+        let r = id.reactor();
+        (r != ctx.reactor() && self.relays.get(r).is_some_and(Option::is_some)).then_some(r)
+    }
+
+    fn push_op(&mut self, r: usize, op: Op) {
+        if self.remote.len() <= r {
+            self.remote.resize_with(r + 1, Vec::new);
+        }
+        self.remote[r].push(op);
+    }
+
+    /// Hands `sock` segments `from..` of this turn's log.
+    fn give(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, from: usize) {
+        let to = self.segments.len();
+        if from >= to {
+            return;
+        }
+        match self.relay_for(ctx, sock.id()) {
+            Some(r) => self.push_op(r, Op::Segments(sock, from as u32, to as u32)),
+            None => {
+                for seg in &self.segments[from..] {
+                    sock.send_shared(ctx, seg.clone());
+                }
+            }
+        }
+    }
+
+    /// Sends `sock` one line.
+    fn line_to(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, line: &[u8]) {
+        match self.relay_for(ctx, sock.id()) {
+            Some(r) => {
+                let mut b = BytesMut::with_capacity(line.len() + 1);
+                b.extend_from_slice(line);
+                b.extend_from_slice(b"\n");
+                self.push_op(r, Op::Bytes(sock, b.freeze()));
+                self.hook(ctx);
+            }
+            None => sock.send_line_copied(ctx, line),
+        }
+    }
+
+    /// Issues `sock` `n` units of credit.
+    fn credit_to(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, n: u32) {
+        match self.relay_for(ctx, sock.id()) {
+            Some(r) => {
+                self.push_op(r, Op::Credit(sock, n));
+                self.hook(ctx);
+            }
+            None => sock.issue_credit(ctx, i64::from(n)),
+        }
+    }
+
+    /// Sends `agent` a message, after what the room did to the agent's
+    /// socket: on another reactor, the relay's batch goes first, through
+    /// the same lane, and the relay runs before the agent there (it is
+    /// queued first), so the socket has it all before the agent acts.
+    fn to_agent(&mut self, ctx: &mut Ctx<'_, Self>, agent: Addr<UserAgent>, msg: AgentMsg) {
+        if self.relay_for(ctx, agent.id()).is_some() {
+            self.flush_remote(ctx);
+        }
+        ctx.send(agent, msg);
+    }
+
+    /// Sends each relay what the room did on its reactor since the last
+    /// batch, with the log as it stands.
+    fn flush_remote(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if self.remote.iter().all(Vec::is_empty) {
+            return;
+        }
+        let log: Arc<[Bytes]> = Arc::from(self.segments.clone());
+        for r in 0..self.remote.len() {
+            if self.remote[r].is_empty() {
+                continue;
+            }
+            let ops = std::mem::take(&mut self.remote[r]);
+            if let Some(Some(relay)) = self.relays.get(r) {
+                ctx.send(*relay, RelayMsg::Batch(log.clone(), ops));
+            }
+        }
+    }
+
+    /// Refreshes the relays' addresses (a restarted service brings a new
+    /// one): at the end of a turn, so that a turn uses one set throughout.
+    fn refresh_relays(&mut self) {
+        if let Some(d) = &self.directory {
+            self.relays = d.relays();
+        }
     }
 
     /// Asks for the turn-end hook, once per turn.
@@ -304,17 +405,16 @@ impl ChatRoom {
     /// Hands user `key` the part of this turn's log it has not had.
     fn catch_up(&mut self, ctx: &mut Ctx<'_, Self>, key: usize) {
         self.seal();
-        let u = &mut self.users[key];
-        for seg in &self.segments[u.given..] {
-            u.sock.send_shared(ctx, seg.clone());
-        }
-        u.given = self.segments.len();
+        let (sock, given) = (self.users[key].sock, self.users[key].given);
+        self.give(ctx, sock, given);
+        self.users[key].given = self.segments.len();
     }
 
     /// Tells user `key` alone `line`, after what everyone was told before.
     fn tell(&mut self, ctx: &mut Ctx<'_, Self>, key: usize, line: &[u8]) {
         self.catch_up(ctx, key);
-        self.users[key].sock.send_line_copied(ctx, line);
+        let sock = self.users[key].sock;
+        self.line_to(ctx, sock, line);
     }
 
     fn present_line(&self) -> String {
@@ -329,16 +429,17 @@ impl ChatRoom {
         peer: Option<SocketAddr>,
     ) {
         if self.closing {
-            sock.send_line(ctx, protocol::SHUTTING_DOWN);
-            ctx.send(agent, AgentMsg::Close);
+            self.line_to(ctx, sock, protocol::SHUTTING_DOWN.as_bytes());
+            self.to_agent(ctx, agent, AgentMsg::Close);
             return;
         }
         let name = self.fresh_name();
         // The newcomer hears nothing said before it came: its log starts
         // after what is already written.
         self.seal();
-        sock.send_line(ctx, format!("you are {name}"));
-        sock.send_line(ctx, self.present_line());
+        self.line_to(ctx, sock, format!("you are {name}").as_bytes());
+        let present = self.present_line();
+        self.line_to(ctx, sock, present.as_bytes());
         self.arrivals += 1;
         let key = self.users.insert(User {
             name: name.clone(),
@@ -358,7 +459,7 @@ impl ChatRoom {
         }
         self.broadcast(ctx, format!("{name} arrived").as_bytes());
         // The user's first lines may come now.
-        sock.issue_credit(ctx, i64::from(self.window));
+        self.credit_to(ctx, sock, self.window);
     }
 
     /// Removes a user; announces it to the others unless the room is
@@ -443,24 +544,30 @@ impl ChatRoom {
             // Everything, the shutdown included, before the close.
             self.catch_up(ctx, key);
             let agent = self.users[key].agent;
-            ctx.send(agent, AgentMsg::Close);
+            self.to_agent(ctx, agent, AgentMsg::Close);
             self.remove(ctx, key, None);
         }
+        // Now, not at the turn's end: the room may be gone by then, and the
+        // users of other reactors must still hear it and be let go.
+        self.hand_out(ctx);
         told
     }
 
-    /// Hands every user the rest of this turn's log.
+    /// Hands every user the rest of this turn's log (in place to the
+    /// sockets of this reactor, through the relays to the others), and
+    /// sends the relays their batches.
     fn hand_out(&mut self, ctx: &mut Ctx<'_, Self>) {
         self.seal();
         if !self.segments.is_empty() {
-            for (_, u) in &mut self.users {
-                for seg in &self.segments[u.given..] {
-                    u.sock.send_shared(ctx, seg.clone());
-                }
-                u.given = 0;
+            let keys: Vec<usize> = self.users.iter().map(|(k, _)| k).collect();
+            for key in keys {
+                let (sock, given) = (self.users[key].sock, self.users[key].given);
+                self.give(ctx, sock, given);
+                self.users[key].given = 0;
             }
-            self.segments.clear();
         }
+        self.flush_remote(ctx);
+        self.segments.clear();
     }
 }
 
@@ -471,6 +578,7 @@ impl Actor for ChatRoom {
         if let Some(d) = &self.directory {
             d.set(ctx.me());
         }
+        self.refresh_relays();
     }
 
     fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: RoomMsg) {
@@ -484,10 +592,13 @@ impl Actor for ChatRoom {
                     self.remove(ctx, key, why.reason());
                 }
                 // The agent closes once what the room queued is written.
-                ctx.send(agent, AgentMsg::Close);
+                self.to_agent(ctx, agent, AgentMsg::Close);
             }
             RoomMsg::Error { from, line } => self.error(ctx, from, &line),
-            RoomMsg::Credit(sock) => sock.issue_credit(ctx, 1),
+            RoomMsg::Credit(sock) => {
+                self.credit_to(ctx, sock, 1);
+                self.hook(ctx);
+            }
             RoomMsg::Shutdown(reply) => {
                 let told = self.shutdown(ctx);
                 reply.resolve(ctx, told);
@@ -504,14 +615,18 @@ impl Actor for ChatRoom {
     }
 
     fn turn_end(&mut self, ctx: &mut Ctx<'_, Self>) {
-        self.hooked = false;
-        self.hand_out(ctx);
+        // What this hook queues for the relays, it sends itself (below):
+        // no further round of the hook is needed for it.
+        self.hooked = true;
         let mut due = std::mem::take(&mut self.credit_due);
         for sock in due.drain(..) {
-            sock.issue_credit(ctx, 1);
+            self.credit_to(ctx, sock, 1);
         }
         // Keeps its capacity for the next turn.
         self.credit_due = due;
+        self.hand_out(ctx);
+        self.refresh_relays();
+        self.hooked = false;
     }
 
     /// An agent ended without leaving (it failed): its user leaves as

@@ -190,6 +190,10 @@ impl Actor for ChatService {
     fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
         if let Some(group) = self.config.group.clone() {
             group.handoff.join(ctx);
+            // This reactor's relay for the room's output: it ends after
+            // the service (and its successor's replaces it).
+            let relay = ctx.spawn(crate::Relay::watching(ctx.id()));
+            group.room.set_relay(ctx.reactor(), relay);
             if group.listen {
                 let l = Listener::listen_handoff(
                     ctx,

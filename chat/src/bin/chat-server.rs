@@ -164,6 +164,7 @@ fn main() -> ExitCode {
     let stopping = Arc::new(AtomicBool::new(false));
     let launcher = reactor.spawn(Launcher {
         supervisor,
+        others: Vec::new(),
         spec: format!("{}:{}", args.bind, args.port),
         stopping: stopping.clone(),
     });
@@ -275,6 +276,7 @@ fn run_group(
             let (spec, stop) = (format!("{}:{}", args.bind, args.port), stopping.clone());
             match handle.spawn(move || Launcher {
                 supervisor,
+                others: Vec::new(),
                 spec,
                 stopping: stop,
             }) {
@@ -308,6 +310,8 @@ fn run_group(
     let Some(launcher) = launcher else {
         return ExitCode::FAILURE;
     };
+    let others = supervisors[1..].iter().map(|(_, s)| *s).collect();
+    supervisors[0].0.send(launcher, LauncherMsg::Others(others));
     let signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(s) => s,
         Err(e) => {
@@ -328,11 +332,15 @@ fn run_group(
                     "signal {sig}: telling every user; output gets {:.1}s to drain",
                     grace.as_secs_f64()
                 );
-                // Every other reactor stops accepting (its service and
-                // listener go; its users stay), then reactor 0 stops
-                // accepting and the room tells everyone.
-                for (handle, supervisor) in &supervisors[1..] {
-                    handle.kill(*supervisor);
+                // Every reactor stops accepting (its listener closes; its
+                // users stay), then the room tells everyone, and only then
+                // do the services go (see `Launcher`).
+                for (handle, _) in &supervisors[1..] {
+                    handle.post(|core| {
+                        if let Some(s) = core.whereis::<ChatService>(SERVICE) {
+                            core.send(s, ServiceMsg::StopAccepting);
+                        }
+                    });
                 }
                 supervisors[0].0.send(launcher, LauncherMsg::Stop);
                 let handles: Vec<ReactorHandle> =
@@ -375,6 +383,8 @@ const READY_WAIT: Duration = Duration::from_secs(10);
 /// stops accepting and ends the supervisor.
 struct Launcher {
     supervisor: Addr<Supervisor>,
+    /// On a group: the other reactors' supervisors, ended with this one.
+    others: Vec<ActorId>,
     spec: String,
     stopping: Arc<AtomicBool>,
 }
@@ -388,6 +398,8 @@ enum LauncherMsg {
     Stop,
     /// The room has told its users (or is gone).
     Told,
+    /// On a group: the other reactors' supervisors.
+    Others(Vec<ActorId>),
 }
 
 impl Launcher {
@@ -436,10 +448,15 @@ impl Actor for Launcher {
             }
             LauncherMsg::Told => {
                 // The users' agents are closing their connections; the
-                // supervisor, the room and the service go now.
+                // supervisors, the room and the services go now (after
+                // what the room sent, on every reactor).
                 ctx.kill(self.supervisor.id());
+                for s in std::mem::take(&mut self.others) {
+                    ctx.kill(s);
+                }
                 ctx.stop();
             }
+            LauncherMsg::Others(others) => self.others = others,
         }
     }
 

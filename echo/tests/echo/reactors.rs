@@ -362,10 +362,7 @@ fn both_modes_pass_over_a_reactor_kept_busy() {
         for (i, p) in peers.iter_mut().enumerate() {
             assert_eq!(p.ask(&format!("hi {i}")), format!("You said: hi {i}"));
         }
-        let loads = reactors
-            .handle(0)
-            .call(|core| core.loads(), WAIT)
-            .unwrap();
+        let loads = reactors.handle(0).call(|core| core.loads(), WAIT).unwrap();
         assert_eq!(loads, vec![20, 0], "{mode:?}");
         reactors.handle(1).kill(hog.id());
         drop(peers);
