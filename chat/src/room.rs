@@ -287,7 +287,7 @@ impl ChatRoom {
     /// socket: on another reactor, the relay's batch goes first, through
     /// the same lane, and the relay runs before the agent there (it is
     /// queued first), so the socket has it all before the agent acts.
-    fn to_agent(&mut self, ctx: &mut Ctx<'_, Self>, agent: Addr<UserAgent>, msg: AgentMsg) {
+    fn tell_agent(&mut self, ctx: &mut Ctx<'_, Self>, agent: Addr<UserAgent>, msg: AgentMsg) {
         if self.relay_for(ctx, agent.id()).is_some() {
             self.flush_remote(ctx);
         }
@@ -430,7 +430,7 @@ impl ChatRoom {
     ) {
         if self.closing {
             self.line_to(ctx, sock, protocol::SHUTTING_DOWN.as_bytes());
-            self.to_agent(ctx, agent, AgentMsg::Close);
+            self.tell_agent(ctx, agent, AgentMsg::Close);
             return;
         }
         let name = self.fresh_name();
@@ -544,7 +544,7 @@ impl ChatRoom {
             // Everything, the shutdown included, before the close.
             self.catch_up(ctx, key);
             let agent = self.users[key].agent;
-            self.to_agent(ctx, agent, AgentMsg::Close);
+            self.tell_agent(ctx, agent, AgentMsg::Close);
             self.remove(ctx, key, None);
         }
         // Now, not at the turn's end: the room may be gone by then, and the
@@ -592,7 +592,7 @@ impl Actor for ChatRoom {
                     self.remove(ctx, key, why.reason());
                 }
                 // The agent closes once what the room queued is written.
-                self.to_agent(ctx, agent, AgentMsg::Close);
+                self.tell_agent(ctx, agent, AgentMsg::Close);
             }
             RoomMsg::Error { from, line } => self.error(ctx, from, &line),
             RoomMsg::Credit(sock) => {
