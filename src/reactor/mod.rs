@@ -109,7 +109,7 @@ impl Default for Config {
         Config {
             budget: 64,
             turn_limit: 4096,
-            turn_time: Duration::from_millis(1),
+            turn_time: Duration::from_millis(5),
             events_capacity: 1024,
             slow_threshold: Duration::from_micros(50),
             policy: Policy::Fifo,
