@@ -317,11 +317,15 @@ impl Metrics {
         }
         let _ = write!(
             line,
-            " timers={} wakeups={} dead={} live={}",
+            " timers={} wakeups={} dead={} live={} cut={} peer_out={} peer_in={} peer_full={}",
             s.timers_fired - e.timers_fired,
             s.wakeups - e.wakeups,
             s.dead_sends - e.dead_sends,
             s.live_actors,
+            s.cut_turns - e.cut_turns,
+            s.peer_sends - e.peer_sends,
+            s.peer_received - e.peer_received,
+            s.peer_full - e.peer_full,
         );
         line
     }
@@ -355,6 +359,13 @@ impl Metrics {
             s.wakeups,
             s.dead_sends
         );
+        if s.cut_turns + s.peer_sends + s.peer_received > 0 {
+            let _ = writeln!(
+                o,
+                "turns cut by turn_time {} to other reactors {} from other reactors {} refused (lane full) {}",
+                s.cut_turns, s.peer_sends, s.peer_received, s.peer_full
+            );
+        }
         if !self.enabled {
             let _ = writeln!(o, "(built without the `metrics` feature)");
             return o;
