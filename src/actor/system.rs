@@ -235,6 +235,12 @@ impl Core {
             return;
         }
         let me = self.reactor_index();
+        if a.reactor() != me && b.reactor() != me {
+            // From a third reactor: done from `a`'s, so that both halves
+            // leave from one reactor, in order.
+            self.post_to(a.reactor(), move |core: &mut Core| core.link(a, b));
+            return;
+        }
         if a.reactor() != me || b.reactor() != me {
             // Each side records the link on its own reactor, `a`'s first;
             // a side whose actor is dead tells the other one instead.
@@ -307,16 +313,19 @@ impl Core {
     /// notifies at once, with [`ExitReason::NoSuchActor`].
     pub fn monitor(&mut self, watcher: ActorId, peer: ActorId, reference: MonitorRef) {
         let me = self.reactor_index();
+        if watcher.reactor() != me && peer.reactor() != watcher.reactor() {
+            // Done from the watcher's reactor: its note must be made
+            // before the `Down` can arrive, which a note sent from here
+            // through another lane would not ensure.
+            self.post_to(watcher.reactor(), move |core: &mut Core| {
+                core.monitor(watcher, peer, reference)
+            });
+            return;
+        }
         if watcher.reactor() != peer.reactor() {
-            // The watcher's reactor notes the monitor, so that its `Down`
-            // fires once and never after `demonitor`.
-            if watcher.reactor() == me {
-                self.layer.note_remote_monitor(watcher, peer, reference);
-            } else {
-                self.post_to(watcher.reactor(), move |core: &mut Core| {
-                    core.layer.note_remote_monitor(watcher, peer, reference)
-                });
-            }
+            // The watcher's reactor (this one) notes the monitor, so that
+            // its `Down` fires once and never after `demonitor`.
+            self.layer.note_remote_monitor(watcher, peer, reference);
         }
         if peer.reactor() != me {
             self.post_to(peer.reactor(), move |core: &mut Core| {
@@ -345,14 +354,14 @@ impl Core {
     /// Removes a monitor, if there is one.
     pub fn demonitor(&mut self, watcher: ActorId, peer: ActorId, reference: MonitorRef) {
         let me = self.reactor_index();
+        if watcher.reactor() != me && peer.reactor() != watcher.reactor() {
+            self.post_to(watcher.reactor(), move |core: &mut Core| {
+                core.demonitor(watcher, peer, reference)
+            });
+            return;
+        }
         if watcher.reactor() != peer.reactor() {
-            if watcher.reactor() == me {
-                self.layer.forget_remote_monitor(watcher, peer, reference);
-            } else {
-                self.post_to(watcher.reactor(), move |core: &mut Core| {
-                    core.layer.forget_remote_monitor(watcher, peer, reference);
-                });
-            }
+            self.layer.forget_remote_monitor(watcher, peer, reference);
         }
         if peer.reactor() != me {
             self.post_to(peer.reactor(), move |core: &mut Core| {

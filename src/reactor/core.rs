@@ -548,13 +548,23 @@ impl<L: Layer> Core<L> {
     }
 
     /// The reactor has stopped: its peers' sends to it are refused from now
-    /// on, and what it had not sent yet is dropped.
-    pub(crate) fn leave_group(&mut self) {
-        if let Some(p) = self.peers.as_deref_mut() {
+    /// on (what waited for it is dropped).
+    pub(crate) fn close_lanes(&mut self) {
+        if let Some(p) = self.peers.as_deref() {
             p.group.stopped(self.peer);
+        }
+    }
+
+    /// The last of a stopping reactor: sends what it has for its peers
+    /// (the notices and rejections of its actors' ends), as far as their
+    /// lanes take it, and forgets the rest.
+    pub(crate) fn leave_group(&mut self) {
+        self.flush_peers();
+        if let Some(p) = self.peers.as_deref_mut() {
             for out in &mut p.outbox {
                 out.clear();
             }
+            p.dirty.clear();
             p.room_waiters.clear();
         }
     }

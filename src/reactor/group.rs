@@ -78,12 +78,19 @@ struct Member<L: Layer> {
 }
 
 struct Lane<L: Layer> {
-    queue: Mutex<VecDeque<Command<L>>>,
+    queue: Mutex<LaneQueue<L>>,
     /// `queue.len()`, readable without the lock.
     len: AtomicUsize,
     /// The sender has work waiting for room (or actors waiting to be told
     /// of room): the receiver wakes it once it has drained.
     sender_waits: AtomicBool,
+}
+
+struct LaneQueue<L: Layer> {
+    q: VecDeque<Command<L>>,
+    /// The receiver has stopped: nothing more goes in. Set under the
+    /// lock, so a push cannot slip in after the receiver emptied the lane.
+    closed: bool,
 }
 
 impl<L: Layer> Group<L> {
@@ -105,7 +112,10 @@ impl<L: Layer> Group<L> {
                 .collect(),
             lanes: (0..n * n)
                 .map(|_| Lane {
-                    queue: Mutex::new(VecDeque::new()),
+                    queue: Mutex::new(LaneQueue {
+                        q: VecDeque::new(),
+                        closed: false,
+                    }),
                     len: AtomicUsize::new(0),
                     sender_waits: AtomicBool::new(false),
                 })
@@ -140,19 +150,21 @@ impl<L: Layer> Group<L> {
     /// `out` waits for the receiver to make room (it wakes the sender).
     /// A stopped receiver takes nothing: `out` is dropped.
     pub(crate) fn push(&self, from: usize, to: usize, out: &mut VecDeque<Command<L>>) {
-        if !self.accepts(to) {
-            out.clear();
-            return;
-        }
         let lane = self.lane(from, to);
         let moved = {
-            let mut q = lane.queue.lock().unwrap_or_else(|p| p.into_inner());
-            let room = self.capacity.saturating_sub(q.len());
+            let mut lq = lane.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if lq.closed {
+                drop(lq);
+                // Dropped outside the lock: closures may hold reply slots.
+                out.clear();
+                return;
+            }
+            let room = self.capacity.saturating_sub(lq.q.len());
             let k = room.min(out.len());
-            q.extend(out.drain(..k));
-            lane.len.store(q.len(), Ordering::Release);
+            lq.q.extend(out.drain(..k));
+            lane.len.store(lq.q.len(), Ordering::SeqCst);
             if !out.is_empty() {
-                lane.sender_waits.store(true, Ordering::Release);
+                lane.sender_waits.store(true, Ordering::SeqCst);
             }
             k
         };
@@ -163,11 +175,12 @@ impl<L: Layer> Group<L> {
 
     /// Asks reactor `to`'s lane from `from` to wake `from` once drained.
     pub(crate) fn wait_for_room(&self, from: usize, to: usize) {
-        self.lane(from, to)
-            .sender_waits
-            .store(true, Ordering::Release);
-        // Drained meanwhile: nobody would wake us.
-        if self.queued(from, to) == 0 {
+        let lane = self.lane(from, to);
+        // Flag, then look (and the drainer empties, then looks at the
+        // flag), both sequentially consistent: one of the two sees the
+        // other, so the wake-up is not missed.
+        lane.sender_waits.store(true, Ordering::SeqCst);
+        if lane.len.load(Ordering::SeqCst) == 0 {
             self.notify(from);
         }
     }
@@ -210,11 +223,11 @@ impl<L: Layer> Group<L> {
                 continue;
             }
             {
-                let mut q = lane.queue.lock().unwrap_or_else(|p| p.into_inner());
-                into.append(&mut q);
-                lane.len.store(0, Ordering::Release);
+                let mut lq = lane.queue.lock().unwrap_or_else(|p| p.into_inner());
+                into.append(&mut lq.q);
+                lane.len.store(0, Ordering::SeqCst);
             }
-            if lane.sender_waits.swap(false, Ordering::AcqRel) {
+            if lane.sender_waits.swap(false, Ordering::SeqCst) {
                 self.notify(from);
             }
         }
@@ -278,19 +291,22 @@ impl<L: Layer> Group<L> {
         self.members[i].unique.store(unique, Ordering::Relaxed);
     }
 
-    /// Reactor `i` has stopped: its lanes refuse work and drop what waits
-    /// (closures holding reply slots answer `Dropped` as they drop).
+    /// Reactor `i` has stopped: the lanes towards it refuse work and drop
+    /// what waits. Reply slots in what is dropped here are rejected as
+    /// `Dropped` by the stopping reactor on its way out (see
+    /// `Reactor::run`); those dropped by a sender later, by that sender.
     pub(crate) fn stopped(&self, i: usize) {
         self.members[i].stopped.store(true, Ordering::Release);
         for from in 0..self.members.len() {
             let lane = self.lane(from, i);
             let pending = {
-                let mut q = lane.queue.lock().unwrap_or_else(|p| p.into_inner());
-                lane.len.store(0, Ordering::Release);
-                std::mem::take(&mut *q)
+                let mut lq = lane.queue.lock().unwrap_or_else(|p| p.into_inner());
+                lq.closed = true;
+                lane.len.store(0, Ordering::SeqCst);
+                std::mem::take(&mut lq.q)
             };
             drop(pending);
-            if lane.sender_waits.swap(false, Ordering::AcqRel) {
+            if lane.sender_waits.swap(false, Ordering::SeqCst) {
                 self.notify(from);
             }
         }

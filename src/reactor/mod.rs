@@ -282,8 +282,15 @@ impl<L: Layer> Reactor<L> {
         let _guard = ReactorThreadGuard::enter();
         let result = self.run_turns();
         self.core.remote.close();
-        self.core.leave_group();
+        // In a group: refuse peers' work first (what waited is dropped
+        // here, so its reply slots are this thread's to reject), end every
+        // cell, then send peers the notices and rejections that made.
+        self.core.close_lanes();
         self.core.stop_all();
+        if self.core.in_group() {
+            L::turn_done(&mut self.core);
+            self.core.leave_group();
+        }
         self.core.flush_trace();
         result
     }

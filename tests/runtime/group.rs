@@ -530,3 +530,111 @@ fn peers_see_a_reactor_stuck_in_a_run_and_one_kept_busy() {
     h1.kill(busy.id());
     stop(reactors);
 }
+
+/// Holds every reply slot it gets.
+struct Holder {
+    held: Vec<Reply<u64>>,
+}
+
+impl Actor for Holder {
+    type Msg = Reply<u64>;
+    fn handle(&mut self, _: &mut Ctx<'_, Self>, r: Reply<u64>) {
+        self.held.push(r)
+    }
+}
+
+/// Asks a holder, and monitors it.
+struct Asker {
+    to: Addr<Holder>,
+    out: Sender<String>,
+}
+
+impl Actor for Asker {
+    type Msg = Result<u64, RequestError>;
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        ctx.monitor(self.to.id(), 7);
+        ctx.request(self.to, |r| r, |res| res);
+    }
+    fn handle(&mut self, _: &mut Ctx<'_, Self>, res: Result<u64, RequestError>) {
+        let _ = self.out.send(format!("reply {res:?}"));
+    }
+    fn down(&mut self, _: &mut Ctx<'_, Self>, _: ActorId, _: MonitorRef, why: &ExitReason) {
+        let _ = self.out.send(format!("down {why}"));
+    }
+}
+
+#[test]
+fn a_reactor_that_stops_rejects_its_callers_and_tells_its_watchers() {
+    let reactors = group(2, 4096);
+    let holder = reactors
+        .handle(1)
+        .spawn(|| Holder { held: Vec::new() })
+        .unwrap();
+    let idle = reactors.handle(1).spawn(|| Idle).unwrap();
+    let (tx, rx) = channel();
+    reactors
+        .handle(0)
+        .spawn(move || Asker {
+            to: holder,
+            out: tx,
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    reactors.handle(1).shutdown();
+    let mut got = drain(&rx, Duration::from_millis(500));
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "down reactor shutdown".to_string(),
+            "reply Err(Dropped)".to_string()
+        ]
+    );
+    // Sends to the stopped reactor are refused and counted here.
+    let h0 = reactors.handle(0);
+    let dead = h0.stats().unwrap().dead_sends;
+    assert!(!h0.call(move |core| core.send(idle, ()), WAIT).unwrap());
+    assert_eq!(h0.stats().unwrap().dead_sends, dead + 1);
+    stop(reactors);
+}
+
+/// Blocks its reactor for 100 ms when it starts.
+struct Spin;
+
+impl Actor for Spin {
+    type Msg = ();
+    fn started(&mut self, _: &mut Ctx<'_, Self>) {
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_millis(100) {
+            std::hint::spin_loop();
+        }
+    }
+    fn handle(&mut self, _: &mut Ctx<'_, Self>, (): ()) {}
+}
+
+#[test]
+fn a_monitor_set_from_a_third_reactor_fires() {
+    let reactors = group(3, 4096);
+    let (tx, rx) = channel();
+    let w = reactors
+        .handle(0)
+        .spawn(move || Watcher { out: tx })
+        .unwrap();
+    let h1 = reactors.handle(1);
+    let p = h1.spawn(|| Idle).unwrap();
+    h1.kill(p.id());
+    assert!(!h1.is_alive(p.id()));
+    // Reactor 0 busy, so that both lanes towards it fill before it drains.
+    reactors.handle(0).post(|core| {
+        core.spawn(Spin);
+    });
+    std::thread::sleep(Duration::from_millis(10));
+    let (wid, pid) = (w.id(), p.id());
+    reactors
+        .handle(2)
+        .post(move |core| core.monitor(wid, pid, 99));
+    let got = drain(&rx, Duration::from_millis(500));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].starts_with(&format!("down {p} 99")), "{got:?}");
+    stop(reactors);
+}
