@@ -6,16 +6,22 @@
 //! message per user, and each would be a run of that user's socket. The
 //! room instead collects, per other reactor, everything it does there in a
 //! turn, in its order: log segments for a socket (the log itself is shared
-//! by reference), lines for one user, credit. It sends each relay one batch
-//! at the end of its turn (and when it hands out its log early, or before
-//! it tells an agent there something), and the relay replays the batch on
-//! its reactor, acting on the sockets in place as the room does on its
-//! own. Everything the room does to sockets on a reactor goes through that
-//! reactor's relay, so the room's order holds per user: a relay acts in
-//! place only on a socket with nothing waiting in its mailbox
-//! (`Core::direct`), and sends a message behind what waits otherwise; and a
-//! message to an agent leaves after the batch, through the same lane, so
-//! the relay (queued first) has run when the agent acts.
+//! by reference), lines for one user, credit, messages to agents (a
+//! `Close` after the user's last lines). It sends each relay one batch at
+//! the end of its turn (and when it hands out its log early), and the
+//! relay replays the batch on its reactor, acting on the sockets in place
+//! as the room does on its own. Everything the room does on a reactor goes
+//! through that reactor's relay, in one message per turn, so the room's
+//! order holds per user: a relay acts in place only on a socket with
+//! nothing waiting in its mailbox (`Core::direct`), and sends a message
+//! behind what waits otherwise; and an agent told to close gets the
+//! message from the relay, after the relay has done everything before it.
+//!
+//! One order is not the room's: an agent learns that the room has gone
+//! (its monitor) straight from the room's reactor. The room's last batch
+//! leaves before that notice, through the same lane, and the relay is
+//! queued before the agents, so the batch is carried out first unless the
+//! relay has more than a run's budget (64) of batches waiting.
 
 use std::sync::Arc;
 
@@ -23,6 +29,8 @@ use bytes::Bytes;
 
 use credit_actors::net::Socket;
 use credit_actors::{Actor, ActorId, Addr, Ctx, ExitReason, MonitorRef};
+
+use crate::agent::{AgentMsg, UserAgent};
 
 /// One thing the room does on a relay's reactor.
 #[derive(Debug)]
@@ -33,6 +41,8 @@ pub enum Op {
     Bytes(Addr<Socket>, Bytes),
     /// Issue the socket this much credit.
     Credit(Addr<Socket>, u32),
+    /// Send the agent this message.
+    Agent(Addr<UserAgent>, AgentMsg),
 }
 
 /// Messages to a [`Relay`].
@@ -81,6 +91,9 @@ impl Actor for Relay {
                 }
                 Op::Bytes(sock, bytes) => sock.send(ctx, bytes),
                 Op::Credit(sock, n) => sock.issue_credit(ctx, i64::from(n)),
+                Op::Agent(agent, msg) => {
+                    ctx.send(agent, msg);
+                }
             }
         }
     }

@@ -284,14 +284,19 @@ impl ChatRoom {
     }
 
     /// Sends `agent` a message, after what the room did to the agent's
-    /// socket: on another reactor, the relay's batch goes first, through
-    /// the same lane, and the relay runs before the agent there (it is
-    /// queued first), so the socket has it all before the agent acts.
+    /// socket: on another reactor, in the relay's batch, which the relay
+    /// carries out in order, so the socket has it all before the agent
+    /// acts.
     fn tell_agent(&mut self, ctx: &mut Ctx<'_, Self>, agent: Addr<UserAgent>, msg: AgentMsg) {
-        if self.relay_for(ctx, agent.id()).is_some() {
-            self.flush_remote(ctx);
+        match self.relay_for(ctx, agent.id()) {
+            Some(r) => {
+                self.push_op(r, Op::Agent(agent, msg));
+                self.hook(ctx);
+            }
+            None => {
+                ctx.send(agent, msg);
+            }
         }
-        ctx.send(agent, msg);
     }
 
     /// Sends each relay what the room did on its reactor since the last

@@ -127,3 +127,31 @@ fn a_slow_user_on_the_other_reactor_is_dropped_and_memory_stays_bounded() {
     drop(slow);
     std::thread::sleep(Duration::from_millis(50));
 }
+
+#[test]
+fn at_sigterm_every_user_on_every_reactor_hears_the_room_last() {
+    use std::io::Read;
+    // More users per reactor than a run's budget of messages, so that an
+    // order resting on one run per batch would show.
+    const USERS: usize = 300;
+    let mut server = ServerProc::start(BIN, &["--reactors", "2", "--accept", "handoff"]);
+    let mut socks: Vec<std::net::TcpStream> = (0..USERS)
+        .map(|_| std::net::TcpStream::connect(server.addr()).unwrap())
+        .collect();
+    // Everyone has joined once the last one has its welcome.
+    let mut last = Peer::connect(server.addr());
+    assert!(last.read_line().starts_with("you are"));
+    server.sigterm_settled();
+    for (i, s) in socks.iter_mut().enumerate() {
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut all = String::new();
+        s.read_to_string(&mut all).unwrap();
+        assert!(
+            all.ends_with("server shutting down\n"),
+            "user {i} heard: {:?}",
+            &all[all.len().saturating_sub(80)..]
+        );
+    }
+    let (status, output) = server.finish(WAIT);
+    assert_eq!(status.code(), Some(0), "{output:?}");
+}
