@@ -23,6 +23,9 @@ pub enum AgentMsg {
     Close,
     /// From the socket.
     Socket(SocketEvent),
+    /// The room is gone, failed (`true`) or not: sent by the agent to
+    /// itself, behind what had already reached it.
+    RoomGone(bool),
 }
 
 impl From<SocketEvent> for AgentMsg {
@@ -163,12 +166,26 @@ impl Actor for UserAgent {
             }
             AgentMsg::Socket(SocketEvent::Timeout(_)) => self.leave(ctx, Departure::Idle),
             AgentMsg::Socket(SocketEvent::Connected(..)) => {}
+            AgentMsg::RoomGone(failed) => {
+                if let Some(sock) = self.sock {
+                    if failed {
+                        sock.send_line(ctx, protocol::ROOM_FAILED);
+                    }
+                    sock.stop(ctx);
+                }
+                ctx.stop();
+            }
         }
     }
 
     /// The room is gone. If it failed, the user is told so; either way the
     /// connection closes (a restarted room starts empty, and the user
     /// reconnects to it).
+    ///
+    /// Handled behind what has already reached the agent: on a group of
+    /// reactors, the room's last word for this user (a `Close` after its
+    /// last lines) comes through the reactor's relay, and may arrive
+    /// just after the notice that the room has gone.
     fn down(
         &mut self,
         ctx: &mut Ctx<'_, Self>,
@@ -176,12 +193,7 @@ impl Actor for UserAgent {
         _r: MonitorRef,
         reason: &ExitReason,
     ) {
-        if let Some(sock) = self.sock {
-            if !reason.is_normal() {
-                sock.send_line(ctx, protocol::ROOM_FAILED);
-            }
-            sock.stop(ctx);
-        }
-        ctx.stop();
+        let me = ctx.me();
+        ctx.send(me, AgentMsg::RoomGone(!reason.is_normal()));
     }
 }

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use log::{info, warn};
 
-use credit_actors::net::{Listener, ListenerEvent, Socket, SocketEvent};
+use credit_actors::net::{AcceptSlots, Listener, ListenerEvent, Socket, SocketEvent};
 use credit_actors::{
     Actor, ActorId, Addr, Ctx, ExitReason, LinkAction, MonitorRef, Reply, RequestError,
 };
@@ -62,14 +62,7 @@ pub struct ChatService {
     /// Where to record the port bound, so that a restarted service binds
     /// the same one (when the configuration asked for port 0).
     bound_port: Option<Rc<Cell<u16>>>,
-    /// On a group: accept credit owed to `feed`, the listener the last
-    /// connection came from (held back while at `max_users`).
-    owed: usize,
-    feed: Option<Addr<Listener>>,
 }
-
-/// Accept credit a listening service of a group issues up front.
-const GROUP_ACCEPT_BATCH: usize = 64;
 
 const AGENT_MONITOR: MonitorRef = 1;
 
@@ -87,8 +80,6 @@ impl ChatService {
             accept_credit: 0,
             accepting: true,
             bound_port: None,
-            owed: 0,
-            feed: None,
         }
     }
 
@@ -98,35 +89,6 @@ impl ChatService {
         match &self.config.group {
             Some(g) => g.room.get(),
             None => ctx.whereis::<ChatRoom>(ROOM),
-        }
-    }
-
-    /// On a group: returns what is owed to the listener that feeds this
-    /// service, as far as `max_users` (this reactor's share) allows.
-    fn repay_accept_credit(&mut self, ctx: &mut Ctx<'_, Self>) {
-        let Some(feed) = self.feed else {
-            return;
-        };
-        if !self.accepting {
-            return;
-        }
-        let room = match self.config.max_users {
-            Some(max) => max.saturating_sub(self.users),
-            None => usize::MAX,
-        };
-        let n = self.owed.min(room);
-        if n > 0 {
-            self.owed -= n;
-            feed.issue_credit(ctx, n as i64);
-        }
-    }
-
-    /// One more unit of accept credit (or its repayment, on a group).
-    fn next_accept(&mut self, ctx: &mut Ctx<'_, Self>) {
-        if self.config.group.is_some() {
-            self.repay_accept_credit(ctx);
-        } else {
-            self.issue_accept_credit(ctx);
         }
     }
 
@@ -152,17 +114,8 @@ impl ChatService {
         listener.issue_credit(ctx, 1);
     }
 
-    fn accepted(
-        &mut self,
-        ctx: &mut Ctx<'_, Self>,
-        listener: Addr<Listener>,
-        sock: Addr<Socket>,
-        peer: SocketAddr,
-    ) {
-        if self.config.group.is_some() {
-            self.feed = Some(listener);
-            self.owed += 1;
-        } else {
+    fn accepted(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, peer: SocketAddr) {
+        if self.config.group.is_none() {
             self.accept_credit = self.accept_credit.saturating_sub(1);
         }
         let Some(room) = self.room(ctx) else {
@@ -172,7 +125,11 @@ impl ChatService {
                 protocol::error("the chat room is restarting; try again"),
             );
             sock.stop(ctx);
-            self.next_accept(ctx);
+            if self.config.group.is_some() {
+                self.release_slot(ctx);
+            } else {
+                self.issue_accept_credit(ctx);
+            }
             return;
         };
         let agent = ctx.spawn(UserAgent::new(room, Some(peer), self.config.conn.max_unit));
@@ -180,7 +137,18 @@ impl ChatService {
         ctx.send(agent, AgentMsg::Connection(sock));
         sock.set_controller(ctx, agent);
         self.users += 1;
-        self.next_accept(ctx);
+        if self.config.group.is_none() {
+            self.issue_accept_credit(ctx);
+        }
+    }
+
+    /// On a group: a user's connection ended; its slot is free, and the
+    /// first listener waiting for one goes on.
+    fn release_slot(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let slots = self.config.group.as_ref().and_then(|g| g.handoff.slots());
+        if let Some(listener) = slots.and_then(AcceptSlots::release) {
+            listener.issue_credit(ctx, 0);
+        }
     }
 }
 
@@ -202,9 +170,8 @@ impl Actor for ChatService {
                     group.handoff,
                 );
                 self.listener = Some(l);
-                self.feed = Some(l);
-                self.owed = GROUP_ACCEPT_BATCH;
-                self.repay_accept_credit(ctx);
+                // Unbounded: the group's slots bound the users.
+                l.issue_credit(ctx, i64::MAX);
             }
             return;
         }
@@ -243,8 +210,8 @@ impl Actor for ChatService {
                     }
                 }
             },
-            ServiceMsg::Listener(ListenerEvent::Accepted(listener, sock, peer)) => {
-                self.accepted(ctx, listener, sock, peer)
+            ServiceMsg::Listener(ListenerEvent::Accepted(_, sock, peer)) => {
+                self.accepted(ctx, sock, peer)
             }
             ServiceMsg::Socket(_) => {}
             ServiceMsg::WhenReady(reply) => match self.local_addr {
@@ -263,7 +230,6 @@ impl Actor for ChatService {
             }
             ServiceMsg::StopAccepting => {
                 self.accepting = false;
-                self.feed = None;
                 if let Some(l) = self.listener.take() {
                     l.stop(ctx);
                 }
@@ -294,6 +260,10 @@ impl Actor for ChatService {
         _why: &ExitReason,
     ) {
         self.users = self.users.saturating_sub(1);
-        self.next_accept(ctx);
+        if self.config.group.is_some() {
+            self.release_slot(ctx);
+        } else {
+            self.issue_accept_credit(ctx);
+        }
     }
 }

@@ -24,8 +24,8 @@ use bytes::Bytes;
 use log::{debug, info, warn};
 
 use credit_actors::net::{
-    CloseReason, Delimiter, Handoff, ListenSpec, Listener, ListenerEvent, Socket, SocketConfig,
-    SocketEvent, Unit,
+    AcceptSlots, CloseReason, Delimiter, Handoff, ListenSpec, Listener, ListenerEvent, Socket,
+    SocketConfig, SocketEvent, Unit,
 };
 use credit_actors::{
     Actor, ActorId, Addr, Ctx, ExitReason, LinkAction, MonitorRef, PendingReply, ReactorHandle,
@@ -61,10 +61,12 @@ pub struct EchoConfig {
 /// listens (a `SO_REUSEPORT` listener of its own, placement
 /// [`Own`](credit_actors::net::Placement::Own)); with `--accept handoff`
 /// only reactor 0's does
-/// ([`LeastLoaded`](credit_actors::net::Placement::LeastLoaded)). A service that gets a connection returns
-/// one unit of accept credit to the listener it came from, while its own
-/// share of `max_conns` allows, so a listener keeps a batch of credit
-/// out without a round trip per connection.
+/// ([`LeastLoaded`](credit_actors::net::Placement::LeastLoaded)). A
+/// listening service gives its listener unbounded accept credit: what
+/// bounds the connections of the group is the `Handoff`'s
+/// [`AcceptSlots`](credit_actors::net::AcceptSlots) (make it with
+/// `max_conns`), which every listener of the group takes a slot from
+/// before each accept, and each service gives back as a session ends.
 #[derive(Clone, Debug)]
 pub struct GroupAccept {
     /// The group's table of services.
@@ -73,8 +75,9 @@ pub struct GroupAccept {
     pub listen: bool,
 }
 
-/// Accept credit a listening service of a group issues up front.
-pub const GROUP_ACCEPT_BATCH: usize = 64;
+/// Accept credit a listening service of a group issues: unbounded (the
+/// group's slots bound the connections).
+const GROUP_ACCEPT_CREDIT: i64 = i64::MAX;
 
 impl Default for EchoConfig {
     fn default() -> EchoConfig {
@@ -124,11 +127,6 @@ pub struct EchoService {
     sessions: usize,
     /// Accept credit issued and not yet used.
     accept_credit: usize,
-    /// In a group: units of accept credit owed to `feed` (held back while
-    /// at `max_conns`).
-    owed: usize,
-    /// In a group: the listener the last connection came from.
-    feed: Option<Addr<Listener>>,
 }
 
 impl EchoService {
@@ -141,25 +139,6 @@ impl EchoService {
             waiting: Vec::new(),
             sessions: 0,
             accept_credit: 0,
-            owed: 0,
-            feed: None,
-        }
-    }
-
-    /// In a group: returns what is owed to the listener that feeds this
-    /// service, as far as `max_conns` allows.
-    fn repay_accept_credit(&mut self, ctx: &mut Ctx<'_, Self>) {
-        let Some(feed) = self.feed else {
-            return;
-        };
-        let room = match self.config.max_conns {
-            Some(max) => max.saturating_sub(self.sessions),
-            None => usize::MAX,
-        };
-        let n = self.owed.min(room);
-        if n > 0 {
-            self.owed -= n;
-            feed.issue_credit(ctx, n as i64);
         }
     }
 
@@ -203,31 +182,19 @@ impl EchoService {
                     }
                 }
             }
-            ListenerEvent::Accepted(listener, conn, peer) => {
-                self.accepted(ctx, listener, conn, peer)
-            }
+            ListenerEvent::Accepted(_, conn, peer) => self.accepted(ctx, conn, peer),
         }
     }
 
     /// The tutorial's `tcpServer:accepted:`, step by step.
-    fn accepted(
-        &mut self,
-        ctx: &mut Ctx<'_, Self>,
-        listener: Addr<Listener>,
-        conn: Addr<Socket>,
-        peer: SocketAddr,
-    ) {
+    fn accepted(&mut self, ctx: &mut Ctx<'_, Self>, conn: Addr<Socket>, peer: SocketAddr) {
         info!("Connection accepted: {conn} from {peer}");
         let session = ctx.spawn(EchoSession::with_window(self.config.window));
         ctx.monitor(session.id(), SESSION_MONITOR);
         ctx.send(session, SessionMsg::Connection(conn));
         conn.set_controller(ctx, session);
         self.sessions += 1;
-        if self.config.group.is_some() {
-            self.feed = Some(listener);
-            self.owed += 1;
-            self.repay_accept_credit(ctx);
-        } else {
+        if self.config.group.is_none() {
             self.accept_credit = self.accept_credit.saturating_sub(1);
             self.issue_accept_credit(ctx);
         }
@@ -251,9 +218,7 @@ impl Actor for EchoService {
                     group.handoff,
                 );
                 self.sock = Some(sock);
-                self.feed = Some(sock);
-                self.owed = GROUP_ACCEPT_BATCH;
-                self.repay_accept_credit(ctx);
+                sock.issue_credit(ctx, GROUP_ACCEPT_CREDIT);
             }
             return;
         }
@@ -309,8 +274,11 @@ impl Actor for EchoService {
             warn!("Session ended: {session} ({reason})");
         }
         self.sessions = self.sessions.saturating_sub(1);
-        if self.config.group.is_some() {
-            self.repay_accept_credit(ctx);
+        if let Some(group) = &self.config.group {
+            // Its slot is free: the first listener waiting for one goes on.
+            if let Some(listener) = group.handoff.slots().and_then(AcceptSlots::release) {
+                listener.issue_credit(ctx, 0);
+            }
         } else {
             self.issue_accept_credit(ctx);
         }

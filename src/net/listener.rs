@@ -232,6 +232,8 @@ pub struct Listener {
 pub struct Handoff {
     targets: Arc<Mutex<Vec<Option<Target>>>>,
     policy: Placement,
+    /// The group's limit on connections, if any.
+    slots: Option<AcceptSlots>,
     /// Where ties start, turning once per placement (ties go round).
     turn: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -259,6 +261,84 @@ pub enum Placement {
     /// on, also hands what waits in its queue to the other reactors
     /// instead of letting the kernel reset it.
     Own,
+}
+
+/// The connections a group's listeners may have let in and not yet seen
+/// end, so that a limit holds whichever reactor each connection lands on.
+///
+/// A listener takes a slot before each `accept` (and gives it back if
+/// nothing was waiting); the connection keeps it until its controller says
+/// it ended ([`AcceptSlots::release`]). A listener that finds no slot free
+/// waits in line, its connections in its kernel queue; the next slot
+/// freed, on any reactor, wakes the first listener in line. So a listener
+/// with connections waiting gets the room as soon as there is some,
+/// whichever listener the kernel's hash gave the connections to.
+#[derive(Clone, Debug)]
+pub struct AcceptSlots {
+    inner: Arc<SlotsInner>,
+}
+
+#[derive(Debug)]
+struct SlotsInner {
+    max: Option<usize>,
+    /// Slots in use, and the listeners waiting for one, first first.
+    state: Mutex<(usize, std::collections::VecDeque<Addr<Listener>>)>,
+}
+
+impl AcceptSlots {
+    /// Slots for at most `max` connections (`None`: no limit).
+    pub fn new(max: Option<usize>) -> AcceptSlots {
+        AcceptSlots {
+            inner: Arc::new(SlotsInner {
+                max,
+                state: Mutex::new((0, std::collections::VecDeque::new())),
+            }),
+        }
+    }
+
+    fn state(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (usize, std::collections::VecDeque<Addr<Listener>>)> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a slot for `listener`'s next accept; if none is free, puts the
+    /// listener in line (once) and returns false.
+    fn try_take(&self, listener: Addr<Listener>) -> bool {
+        let mut st = self.state();
+        match self.inner.max {
+            Some(max) if st.0 >= max => {
+                if !st.1.contains(&listener) {
+                    st.1.push_back(listener);
+                }
+                false
+            }
+            _ => {
+                st.0 += 1;
+                true
+            }
+        }
+    }
+
+    /// A connection let in through these slots ended (or a slot taken for
+    /// an accept found nothing): frees its slot, and returns the first
+    /// listener waiting for one, which the caller wakes
+    /// (`Addr<Listener>::issue_credit(ctx, 0)`).
+    pub fn release(&self) -> Option<Addr<Listener>> {
+        let mut st = self.state();
+        st.0 = st.0.saturating_sub(1);
+        st.1.pop_front()
+    }
+
+    /// The limit, if any.
+    pub fn max(&self) -> Option<usize> {
+        self.inner.max
+    }
+
+    /// Slots in use now.
+    pub fn used(&self) -> usize {
+        self.state().0
+    }
 }
 
 /// How the reactors of a group share a port: `reuseport` or `handoff`.
@@ -316,6 +396,7 @@ impl Handoff {
         Handoff {
             targets: Arc::new(Mutex::new(vec![None; reactors])),
             policy,
+            slots: None,
             turn: Arc::default(),
         }
     }
@@ -323,6 +404,19 @@ impl Handoff {
     /// The placement policy.
     pub fn policy(&self) -> Placement {
         self.policy
+    }
+
+    /// Bounds the connections the group's listeners let in (see
+    /// [`AcceptSlots`]); the controllers must release each connection's
+    /// slot when it ends.
+    pub fn with_slots(mut self, slots: AcceptSlots) -> Handoff {
+        self.slots = Some(slots);
+        self
+    }
+
+    /// The group's slots, if it has a limit.
+    pub fn slots(&self) -> Option<&AcceptSlots> {
+        self.slots.as_ref()
     }
 
     /// Makes the calling actor its reactor's controller: connections placed
@@ -482,8 +576,12 @@ impl Listener {
         });
         if !posted {
             // That reactor has stopped: the connection is closed (dropped
-            // with the closure), and uncounted.
+            // with the closure), uncounted, and its slot freed.
             ctx.core().add_load_to(r, -1);
+            let slots = self.handoff.as_deref().and_then(|h| h.slots.clone());
+            if let Some(next) = slots.and_then(|s| s.release()) {
+                next.issue_credit(ctx, 0);
+            }
         }
     }
 
@@ -539,6 +637,7 @@ impl Listener {
     /// Accepts while there is credit and the backlog may hold connections.
     fn accept(&mut self, ctx: &mut Ctx<'_, Self>) {
         let me = ctx.me();
+        let slots = self.handoff.as_deref().and_then(|h| h.slots.clone());
         while self.credit > 0 && self.may_accept && !self.paused {
             if self.budget_pressed(ctx) {
                 return;
@@ -546,7 +645,24 @@ impl Listener {
             let Some(socket) = self.socket.as_ref() else {
                 return;
             };
-            match socket.accept() {
+            if let Some(slots) = &slots {
+                if !slots.try_take(me) {
+                    // In line: the next connection to end wakes us.
+                    return;
+                }
+            }
+            let accepted = socket.accept();
+            if accepted.is_err() {
+                if let Some(slots) = &slots {
+                    // Nothing let in: the slot goes back (to whoever waits).
+                    if let Some(next) = slots.release() {
+                        if next != me {
+                            next.issue_credit(ctx, 0);
+                        }
+                    }
+                }
+            }
+            match accepted {
                 Ok((stream, peer)) => {
                     self.credit -= 1;
                     self.accepted += 1;

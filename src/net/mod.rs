@@ -41,8 +41,8 @@ mod sys;
 pub use budget::{buffer_limit_arg, default_buffer_limit, parse_buffer_limit, BufferMemory};
 pub use framing::{Delimiter, Framer, Mode, Text, Unit, UnitError};
 pub use listener::{
-    AcceptMode, Handoff, ListenError, ListenSpec, Listener, ListenerEvent, ListenerMsg, Placement,
-    BUSY, STALL,
+    AcceptMode, AcceptSlots, Handoff, ListenError, ListenSpec, Listener, ListenerEvent,
+    ListenerMsg, Placement, BUSY, STALL,
 };
 pub use local::SocketStats;
 pub use socket::{

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use credit_actors::actor::{Supervisor, SupervisorMsg};
-use credit_actors::net::{AcceptMode, Handoff, ListenSpec, SocketConfig};
+use credit_actors::net::{AcceptMode, AcceptSlots, Handoff, ListenSpec, SocketConfig};
 use credit_actors::{
     Actor, ActorId, Addr, Config, Ctx, ExitReason, Reactor, ReactorHandle, Reactors, RequestError,
 };
@@ -248,7 +248,10 @@ fn run_group(
             return ExitCode::FAILURE;
         }
     };
-    let handoff = Handoff::new(args.accept.placement(), n);
+    let mut handoff = Handoff::new(args.accept.placement(), n);
+    if config.max_users.is_some() {
+        handoff = handoff.with_slots(AcceptSlots::new(config.max_users));
+    }
     let directory = RoomDirectory::default();
     let stopping = Arc::new(AtomicBool::new(false));
     let mut port = args.port;
@@ -258,7 +261,6 @@ fn run_group(
         let mut config = config.clone();
         config.listen.port = port;
         config.listen.reuse_port = args.accept == AcceptMode::ReusePort;
-        config.max_users = config.max_users.map(|m| m.div_ceil(n));
         config.group = Some(ChatGroup {
             handoff: handoff.clone(),
             listen: args.accept.listens(i),

@@ -155,3 +155,50 @@ fn at_sigterm_every_user_on_every_reactor_hears_the_room_last() {
     let (status, output) = server.finish(WAIT);
     assert_eq!(status.code(), Some(0), "{output:?}");
 }
+
+#[test]
+fn max_users_holds_for_the_whole_group() {
+    use std::io::Read;
+    for mode in ["handoff", "reuseport"] {
+        let server = ServerProc::start(
+            BIN,
+            &["--reactors", "2", "--accept", mode, "--max-users", "4"],
+        );
+        // Churn first: users come and go on both reactors.
+        for _ in 0..10 {
+            let u = join(&server);
+            drop(u);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let mut socks: Vec<std::net::TcpStream> = (0..8)
+            .map(|_| {
+                let s = std::net::TcpStream::connect(server.addr()).unwrap();
+                s.set_nonblocking(true).unwrap();
+                s
+            })
+            .collect();
+        // The sockets whose first bytes so far are a welcome.
+        let welcomed = |socks: &mut [std::net::TcpStream]| -> Vec<usize> {
+            std::thread::sleep(Duration::from_millis(400));
+            let mut out = Vec::new();
+            for (i, s) in socks.iter_mut().enumerate() {
+                let mut buf = [0u8; 4096];
+                if let Ok(n) = s.read(&mut buf) {
+                    if buf[..n].starts_with(b"you are") {
+                        out.push(i);
+                    }
+                }
+            }
+            out
+        };
+        let first = welcomed(&mut socks);
+        assert_eq!(
+            first.len(),
+            4,
+            "{mode}: welcomed {first:?} with a limit of 4"
+        );
+        drop(socks.remove(first[0]));
+        let next = welcomed(&mut socks);
+        assert_eq!(next.len(), 1, "{mode}: {next:?} welcomed after one left");
+    }
+}

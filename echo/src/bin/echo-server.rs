@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use credit_actors::actor::{ChildSpec, Restart, Supervisor, SupervisorMsg};
-use credit_actors::net::{AcceptMode, Handoff, ListenSpec, SocketConfig};
+use credit_actors::net::{AcceptMode, AcceptSlots, Handoff, ListenSpec, SocketConfig};
 use credit_actors::{
     Actor, ActorId, Addr, Config, Ctx, ExitReason, Metrics, Reactor, ReactorHandle, Reactors,
     RequestError,
@@ -309,13 +309,15 @@ fn run_group(
             AcceptMode::Handoff => "one listener handing connections off",
         }
     );
-    let handoff = Handoff::new(args.accept.placement(), n);
+    let mut handoff = Handoff::new(args.accept.placement(), n);
+    if config.max_conns.is_some() {
+        handoff = handoff.with_slots(AcceptSlots::new(config.max_conns));
+    }
     let port = Arc::new(AtomicU16::new(args.port));
     let stopping = Arc::new(AtomicBool::new(false));
     let mut supervisors = Vec::with_capacity(n);
     for i in 0..n {
         let mut config = config.clone();
-        config.max_conns = config.max_conns.map(|m| m.div_ceil(n));
         config.listen.reuse_port = args.accept == AcceptMode::ReusePort;
         config.group = Some(GroupAccept {
             handoff: handoff.clone(),

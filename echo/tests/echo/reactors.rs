@@ -8,7 +8,7 @@ use std::sync::mpsc::{channel, Sender};
 use std::time::Duration;
 
 use credit_actors::net::{
-    AcceptMode, Handoff, ListenSpec, Listener, ListenerEvent, Socket, SocketEvent,
+    AcceptMode, AcceptSlots, Handoff, ListenSpec, Listener, ListenerEvent, Socket, SocketEvent,
 };
 use credit_actors::{Actor, Addr, Config, Ctx, Reactors};
 use credit_echo::{EchoConfig, EchoService, EchoSession, GroupAccept, ServiceMsg, SessionMsg};
@@ -100,8 +100,16 @@ fn a_socket_is_served_by_a_controller_on_another_reactor() {
 /// Starts one echo service per reactor, as `echo-server --reactors N`
 /// does, and returns reactor 0's address.
 fn echo_group(reactors: &Reactors, mode: AcceptMode) -> SocketAddr {
+    echo_group_max(reactors, mode, None)
+}
+
+/// [`echo_group`] with `max_conns` for the whole group.
+fn echo_group_max(reactors: &Reactors, mode: AcceptMode, max: Option<usize>) -> SocketAddr {
     let n = reactors.len();
-    let handoff = Handoff::new(mode.placement(), n);
+    let mut handoff = Handoff::new(mode.placement(), n);
+    if max.is_some() {
+        handoff = handoff.with_slots(AcceptSlots::new(max));
+    }
     let mut port = 0;
     let mut first = None;
     for i in 0..n {
@@ -112,6 +120,7 @@ fn echo_group(reactors: &Reactors, mode: AcceptMode) -> SocketAddr {
                 handoff: handoff.clone(),
                 listen: mode.listens(i),
             }),
+            max_conns: max,
             ..EchoConfig::default()
         };
         let h = reactors.handle(i);
@@ -366,6 +375,54 @@ fn both_modes_pass_over_a_reactor_kept_busy() {
         assert_eq!(loads, vec![20, 0], "{mode:?}");
         reactors.handle(1).kill(hog.id());
         drop(peers);
+        reactors.shutdown();
+        reactors.join().unwrap();
+    }
+}
+
+#[test]
+fn max_conns_holds_for_the_whole_group_and_after_churn() {
+    use std::io::Read;
+    for mode in [AcceptMode::Handoff, AcceptMode::ReusePort] {
+        let reactors = Reactors::start(2, Config::default(), |_| {}).unwrap();
+        let addr = echo_group_max(&reactors, mode, Some(10));
+        // Churn: connections come and go, on both reactors.
+        for round in 0..20 {
+            let mut p = Peer::connect(addr);
+            assert_eq!(p.ask(&format!("c {round}")), format!("You said: c {round}"));
+        }
+        // Then 30 at once: 10 are served, 20 wait in the backlog.
+        let mut socks: Vec<std::net::TcpStream> = (0..30)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        for s in socks.iter_mut() {
+            use std::io::Write;
+            s.write_all(b"x\n").unwrap();
+            s.set_nonblocking(true).unwrap();
+        }
+        // After a while for replies to come: the sockets that have one.
+        let answered = |socks: &mut [std::net::TcpStream]| -> Vec<usize> {
+            std::thread::sleep(Duration::from_millis(400));
+            let mut out = Vec::new();
+            for (i, s) in socks.iter_mut().enumerate() {
+                let mut buf = [0u8; 64];
+                if matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                    out.push(i);
+                }
+            }
+            out
+        };
+        let served = answered(&mut socks);
+        assert_eq!(
+            served.len(),
+            10,
+            "{mode:?}: served {served:?} with a limit of 10"
+        );
+        // One served leaves: one of those waiting is served.
+        drop(socks.remove(served[0]));
+        let more = answered(&mut socks);
+        assert_eq!(more.len(), 1, "{mode:?}: {more:?} served after one left");
+        drop(socks);
         reactors.shutdown();
         reactors.join().unwrap();
     }
