@@ -130,22 +130,8 @@ impl<'a, A: Actor> Ctx<'a, A> {
         let reply = Reply::to_actor(req);
         if local {
             self.core.send(to, make(reply));
-            return;
-        }
-        // On the callee's reactor, which knows whether it is alive: a dead
-        // callee rejects with `DeadActor` there, as on one reactor.
-        let sent = self
-            .core
-            .post_to(to.id().reactor(), move |core: &mut Core| {
-                if core.is_alive(to.id()) {
-                    core.send(to, make(reply));
-                } else {
-                    core.count_dead_send();
-                    reply.answer(core, Err(RequestError::DeadActor(to.id())));
-                }
-            });
-        if !sent {
-            self.core.count_dead_send();
+        } else {
+            request_elsewhere(self.core, to, make, reply);
         }
     }
 
@@ -383,5 +369,29 @@ impl<'a, A: Actor> Ctx<'a, A> {
     #[inline(never)]
     pub fn trace(&mut self, event: fmt::Arguments<'_>) {
         self.core.trace(event)
+    }
+}
+
+/// A request to an actor of another reactor: made there, where it is known
+/// whether the callee is alive (a dead one rejects with `DeadActor`, as on
+/// one reactor).
+#[cold]
+#[inline(never)]
+fn request_elsewhere<B: Actor, T: Send + 'static>(
+    core: &mut Core,
+    to: Addr<B>,
+    make: impl FnOnce(Reply<T>) -> B::Msg + Send + 'static,
+    reply: Reply<T>,
+) {
+    let sent = core.post_to(to.id().reactor(), move |core: &mut Core| {
+        if core.is_alive(to.id()) {
+            core.send(to, make(reply));
+        } else {
+            core.count_dead_send();
+            reply.answer(core, Err(RequestError::DeadActor(to.id())));
+        }
+    });
+    if !sent {
+        core.count_dead_send();
     }
 }

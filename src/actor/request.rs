@@ -179,6 +179,7 @@ impl<T: Send + 'static> Reply<T> {
         self.answer(ctx.core(), result)
     }
 
+    #[inline]
     pub(crate) fn answer(mut self, core: &mut Core, result: Result<T, RequestError>) {
         match std::mem::replace(&mut self.target, Target::Answered) {
             Target::Actor(id) => core.complete_request(id, result),
@@ -332,6 +333,7 @@ impl fmt::Debug for Requests {
 }
 
 impl Core {
+    #[inline]
     pub(crate) fn open_request(
         &mut self,
         caller: ActorId,
@@ -360,10 +362,9 @@ impl Core {
         id
     }
 
+    /// The pending request `id` of this reactor (callers check that it is
+    /// this reactor's), taken out of the table.
     fn take_request(&mut self, id: RequestId) -> Option<(ActorId, Box<dyn Continuation>)> {
-        if id.reactor != self.reactor_id() {
-            return None;
-        }
         let table = &mut self.layer.requests.table;
         match table.get(id.key as usize) {
             Some(p) if p.seq == id.seq => {}
@@ -376,24 +377,34 @@ impl Core {
         Some((pending.caller, pending.cont))
     }
 
+    #[inline]
     pub(crate) fn complete_request<T: Send + 'static>(
         &mut self,
         id: RequestId,
         result: Result<T, RequestError>,
     ) {
         if id.reactor != self.reactor_id() {
-            // Answered on another reactor of the group: the answer travels
-            // to the caller's, where the table (and the timeout) is.
-            if let Some(peer) = self.peer_of(id.reactor) {
-                self.post_to(peer, move |core: &mut Core| {
-                    core.complete_request(id, result)
-                });
-            }
-            return;
+            return self.complete_elsewhere(id, result);
         }
         if let Some((caller, cont)) = self.take_request(id) {
             let mut outcome = Some(result);
             cont.complete(self, caller, &mut outcome as &mut dyn Any);
+        }
+    }
+
+    /// Answered on another reactor of the group: the answer travels to the
+    /// caller's, where the table (and the timeout) is.
+    #[cold]
+    #[inline(never)]
+    fn complete_elsewhere<T: Send + 'static>(
+        &mut self,
+        id: RequestId,
+        result: Result<T, RequestError>,
+    ) {
+        if let Some(peer) = self.peer_of(id.reactor) {
+            self.post_to(peer, move |core: &mut Core| {
+                core.complete_request(id, result)
+            });
         }
     }
 
