@@ -335,7 +335,7 @@ impl Core {
     }
 
     /// Sends `msg` to the actor `to`, of type `A`.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn send_to<A: Actor>(&mut self, to: ActorId, msg: A::Msg) -> bool {
         let newly = match self.slot_mut(to) {
             Some(slot) if !slot.data.exiting => match slot.cell_ptr::<ActorCell<A>>() {
