@@ -64,7 +64,7 @@ pub struct EchoConfig {
 /// ([`LeastLoaded`](credit_actors::net::Placement::LeastLoaded)). A
 /// listening service gives its listener unbounded accept credit: what
 /// bounds the connections of the group is the `Handoff`'s
-/// [`AcceptSlots`](credit_actors::net::AcceptSlots) (make it with
+/// [`AcceptSlots`] (make it with
 /// `max_conns`), which every listener of the group takes a slot from
 /// before each accept, and each service gives back as a session ends.
 #[derive(Clone, Debug)]

@@ -71,7 +71,7 @@ pub fn set_buffer_limit(core: &mut crate::Core, limit: Option<usize>) {
 
 /// The reactor's buffer memory now: its total, its parts and what the
 /// budget did. Between turns the total is exactly the sum of the sockets'
-/// [`Addr::<Socket>::buffered`] figures and the pools' bytes.
+/// `Addr::<Socket>::buffered` figures and the pools' bytes.
 pub fn buffer_memory(core: &mut crate::Core) -> BufferMemory {
     let net = core.local::<local::NetLocal>();
     net.budget.snapshot(net.pool_bytes())

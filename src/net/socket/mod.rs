@@ -315,7 +315,7 @@ pub(crate) enum State {
 ///
 /// Its fields are what every socket uses on every line; what only some
 /// sockets use (outgoing connections, timeouts, a line terminator of their
-/// own) is in [`Cold`], boxed and allocated on first use, so an idle
+/// own) is in `Cold`, boxed and allocated on first use, so an idle
 /// accepted socket stays small.
 pub struct Socket {
     stream: Option<TcpStream>,
