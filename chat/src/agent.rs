@@ -23,9 +23,9 @@ pub enum AgentMsg {
     Close,
     /// From the socket.
     Socket(SocketEvent),
-    /// The room is gone, failed (`true`) or not: sent by the agent to
-    /// itself, behind what had already reached it.
-    RoomGone(bool),
+    /// The room is gone: sent by the agent to itself, behind what had
+    /// already reached it, with the line to tell the user, if any.
+    RoomGone(Option<&'static str>),
 }
 
 impl From<SocketEvent> for AgentMsg {
@@ -166,10 +166,10 @@ impl Actor for UserAgent {
             }
             AgentMsg::Socket(SocketEvent::Timeout(_)) => self.leave(ctx, Departure::Idle),
             AgentMsg::Socket(SocketEvent::Connected(..)) => {}
-            AgentMsg::RoomGone(failed) => {
+            AgentMsg::RoomGone(line) => {
                 if let Some(sock) = self.sock {
-                    if failed {
-                        sock.send_line(ctx, protocol::ROOM_FAILED);
+                    if let Some(line) = line {
+                        sock.send_line(ctx, line);
                     }
                     sock.stop(ctx);
                 }
@@ -193,7 +193,22 @@ impl Actor for UserAgent {
         _r: MonitorRef,
         reason: &ExitReason,
     ) {
+        // A room that failed (a panic, or a chain that began with one) is
+        // a failure; one killed or gone (the server stopping, with this
+        // user just arriving) is the server shutting down.
+        let failed = match reason {
+            ExitReason::Failed(_) => true,
+            ExitReason::Linked { reason, .. } => matches!(**reason, ExitReason::Failed(_)),
+            _ => false,
+        };
+        let line = if failed {
+            Some(protocol::ROOM_FAILED)
+        } else if reason.is_normal() {
+            None
+        } else {
+            Some(protocol::SHUTTING_DOWN)
+        };
         let me = ctx.me();
-        ctx.send(me, AgentMsg::RoomGone(!reason.is_normal()));
+        ctx.send(me, AgentMsg::RoomGone(line));
     }
 }

@@ -143,10 +143,10 @@ impl ChatService {
     }
 
     /// On a group: a user's connection ended; its slot is free, and the
-    /// first listener waiting for one goes on.
+    /// listeners waiting for one try again.
     fn release_slot(&mut self, ctx: &mut Ctx<'_, Self>) {
         let slots = self.config.group.as_ref().and_then(|g| g.handoff.slots());
-        if let Some(listener) = slots.and_then(AcceptSlots::release) {
+        for listener in slots.map(AcceptSlots::release).unwrap_or_default() {
             listener.issue_credit(ctx, 0);
         }
     }

@@ -276,7 +276,12 @@ impl Actor for EchoService {
         self.sessions = self.sessions.saturating_sub(1);
         if let Some(group) = &self.config.group {
             // Its slot is free: the first listener waiting for one goes on.
-            if let Some(listener) = group.handoff.slots().and_then(AcceptSlots::release) {
+            for listener in group
+                .handoff
+                .slots()
+                .map(AcceptSlots::release)
+                .unwrap_or_default()
+            {
                 listener.issue_credit(ctx, 0);
             }
         } else {

@@ -321,13 +321,28 @@ impl AcceptSlots {
     }
 
     /// A connection let in through these slots ended (or a slot taken for
-    /// an accept found nothing): frees its slot, and returns the first
-    /// listener waiting for one, which the caller wakes
-    /// (`Addr<Listener>::issue_credit(ctx, 0)`).
-    pub fn release(&self) -> Option<Addr<Listener>> {
+    /// an accept found nothing): frees its slot, and returns the listeners
+    /// waiting for one, which the caller wakes
+    /// (`Addr<Listener>::issue_credit(ctx, 0)`): the first to take it
+    /// goes on, the others wait in line again. Waking them all, a
+    /// listener that has stopped, or cannot accept for now (memory,
+    /// descriptors), does not keep the slot from the others.
+    pub fn release(&self) -> Vec<Addr<Listener>> {
         let mut st = self.state();
         st.0 = st.0.saturating_sub(1);
-        st.1.pop_front()
+        st.1.drain(..).collect()
+    }
+
+    /// Takes a slot whether or not one is free: for a connection already
+    /// let in (a stopping listener's queue, handed to the others), which
+    /// releases it when it ends like any other.
+    fn take_anyway(&self) {
+        self.state().0 += 1;
+    }
+
+    /// Takes `listener` out of the line (it has stopped).
+    fn forget(&self, listener: Addr<Listener>) {
+        self.state().1.retain(|l| *l != listener);
     }
 
     /// The limit, if any.
@@ -579,7 +594,7 @@ impl Listener {
             // with the closure), uncounted, and its slot freed.
             ctx.core().add_load_to(r, -1);
             let slots = self.handoff.as_deref().and_then(|h| h.slots.clone());
-            if let Some(next) = slots.and_then(|s| s.release()) {
+            for next in slots.map(|s| s.release()).unwrap_or_default() {
                 next.issue_credit(ctx, 0);
             }
         }
@@ -655,7 +670,7 @@ impl Listener {
             if accepted.is_err() {
                 if let Some(slots) = &slots {
                     // Nothing let in: the slot goes back (to whoever waits).
-                    if let Some(next) = slots.release() {
+                    for next in slots.release() {
                         if next != me {
                             next.issue_credit(ctx, 0);
                         }
@@ -754,9 +769,13 @@ impl Listener {
             return;
         }
         self.leaving = true;
+        let slots = self.handoff.as_deref().and_then(|h| h.slots.clone());
         let mut handed = 0u64;
         while let Some(Ok((stream, peer))) = self.socket.as_ref().map(|s| s.accept()) {
             handed += 1;
+            if let Some(slots) = &slots {
+                slots.take_anyway();
+            }
             self.place(ctx, stream, peer);
         }
         if handed > 0 {
@@ -869,6 +888,9 @@ impl Actor for Listener {
     fn stopped(&mut self, ctx: &mut Ctx<'_, Self>, reason: &ExitReason) {
         if !matches!(reason, ExitReason::Shutdown) {
             self.hand_over_queue(ctx);
+        }
+        if let Some(slots) = self.handoff.as_deref().and_then(|h| h.slots.as_ref()) {
+            slots.forget(ctx.me());
         }
         log::debug!("listener on {} closed: {reason}", self.spec);
     }
