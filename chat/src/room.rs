@@ -231,31 +231,23 @@ impl ChatRoom {
     /// `id` is on another reactor that has one.
     #[inline]
     fn relay_for(&self, ctx: &Ctx<'_, Self>, id: ActorId) -> Option<usize> {
-        let r = id.reactor();
-        (r != ctx.reactor() && self.relays.get(r).is_some_and(Option::is_some)).then_some(r)
+        relay_of(&self.relays, ctx, id)
     }
 
     fn push_op(&mut self, r: usize, op: Op) {
-        if self.remote.len() <= r {
-            self.remote.resize_with(r + 1, Vec::new);
-        }
-        self.remote[r].push(op);
+        push_op(&mut self.remote, r, op);
     }
 
     /// Hands `sock` segments `from..` of this turn's log.
     fn give(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, from: usize) {
-        let to = self.segments.len();
-        if from >= to {
-            return;
-        }
-        match self.relay_for(ctx, sock.id()) {
-            Some(r) => self.push_op(r, Op::Segments(sock, from as u32, to as u32)),
-            None => {
-                for seg in &self.segments[from..] {
-                    sock.send_shared(ctx, seg.clone());
-                }
-            }
-        }
+        give(
+            ctx,
+            &self.segments,
+            &self.relays,
+            &mut self.remote,
+            sock,
+            from,
+        );
     }
 
     /// Sends `sock` one line.
@@ -564,15 +556,62 @@ impl ChatRoom {
     fn hand_out(&mut self, ctx: &mut Ctx<'_, Self>) {
         self.seal();
         if !self.segments.is_empty() {
-            let keys: Vec<usize> = self.users.iter().map(|(k, _)| k).collect();
-            for key in keys {
-                let (sock, given) = (self.users[key].sock, self.users[key].given);
-                self.give(ctx, sock, given);
-                self.users[key].given = 0;
+            for (_, u) in &mut self.users {
+                give(
+                    ctx,
+                    &self.segments,
+                    &self.relays,
+                    &mut self.remote,
+                    u.sock,
+                    u.given,
+                );
+                u.given = 0;
             }
         }
         self.flush_remote(ctx);
         self.segments.clear();
+    }
+}
+
+/// The reactor whose relay (in `relays`) carries out what the room does to
+/// `id`, if `id` is on another reactor that has one.
+#[inline]
+fn relay_of(relays: &[Option<Addr<Relay>>], ctx: &Ctx<'_, ChatRoom>, id: ActorId) -> Option<usize> {
+    let r = id.reactor();
+    (r != ctx.reactor() && relays.get(r).is_some_and(Option::is_some)).then_some(r)
+}
+
+/// Adds `op` to what the room sends reactor `r`'s relay.
+fn push_op(remote: &mut Vec<Vec<Op>>, r: usize, op: Op) {
+    if remote.len() <= r {
+        remote.resize_with(r + 1, Vec::new);
+    }
+    remote[r].push(op);
+}
+
+/// Hands `sock` segments `from..` of the turn's log: in place on this
+/// reactor, through its reactor's relay elsewhere. A function of the
+/// room's fields, not of the room, so that `hand_out` can call it while it
+/// walks the users.
+fn give(
+    ctx: &mut Ctx<'_, ChatRoom>,
+    segments: &[Bytes],
+    relays: &[Option<Addr<Relay>>],
+    remote: &mut Vec<Vec<Op>>,
+    sock: Addr<Socket>,
+    from: usize,
+) {
+    let to = segments.len();
+    if from >= to {
+        return;
+    }
+    match relay_of(relays, ctx, sock.id()) {
+        Some(r) => push_op(remote, r, Op::Segments(sock, from as u32, to as u32)),
+        None => {
+            for seg in &segments[from..] {
+                sock.send_shared(ctx, seg.clone());
+            }
+        }
     }
 }
 

@@ -508,29 +508,12 @@ impl Listener {
     where
         A::Msg: From<ListenerEvent> + From<SocketEvent>,
     {
-        ctx.spawn(Listener {
-            spec,
-            socket: None,
-            controller: ctx.me().recipient(),
-            conn_controller: ctx.me().recipient(),
-            socket_config: Rc::new(socket_config),
-            credit: 0,
-            may_accept: false,
-            retry_armed: false,
-            paused: false,
-            mem_parked: false,
-            backoff: ACCEPT_BACKOFF_MIN,
-            burst_failures: 0,
-            accepted: 0,
-            handoff: None,
-            leaving: false,
-        })
+        ctx.spawn(Listener::new(ctx.me(), spec, socket_config, None))
     }
 
     /// Like [`Listener::listen_with`], placing accepted connections on the
-    /// reactors of a group as `handoff` says. Accept credit may come from
-    /// any reactor's controller (each returns a unit to the listener named
-    /// in the `Accepted` it got); the caller gets `Ready` events.
+    /// reactors of a group as `handoff` says (and within its slots, if it
+    /// has some). The caller gets `Ready` events and gives accept credit.
     pub fn listen_handoff<A: Actor>(
         ctx: &mut Ctx<'_, A>,
         spec: ListenSpec,
@@ -540,12 +523,24 @@ impl Listener {
     where
         A::Msg: From<ListenerEvent> + From<SocketEvent>,
     {
-        let me = ctx.me();
-        let listener = Listener {
+        ctx.spawn(Listener::new(ctx.me(), spec, socket_config, Some(handoff)))
+    }
+
+    /// A listener controlled by `controller`, not yet listening.
+    fn new<A: Actor>(
+        controller: Addr<A>,
+        spec: ListenSpec,
+        socket_config: SocketConfig,
+        handoff: Option<Handoff>,
+    ) -> Listener
+    where
+        A::Msg: From<ListenerEvent> + From<SocketEvent>,
+    {
+        Listener {
             spec,
             socket: None,
-            controller: me.recipient(),
-            conn_controller: me.recipient(),
+            controller: controller.recipient(),
+            conn_controller: controller.recipient(),
             socket_config: Rc::new(socket_config),
             credit: 0,
             may_accept: false,
@@ -555,10 +550,9 @@ impl Listener {
             backoff: ACCEPT_BACKOFF_MIN,
             burst_failures: 0,
             accepted: 0,
-            handoff: Some(Box::new(handoff)),
+            handoff: handoff.map(Box::new),
             leaving: false,
-        };
-        ctx.spawn(listener)
+        }
     }
 
     /// Spawns the socket of an accepted connection where its placement
