@@ -84,11 +84,37 @@ fn median(samples: &[Sample]) -> Sample {
 // ----- ping-pong ---------------------------------------------------------------------
 
 /// The first player counts round trips and stamps the steady-state stretch
-/// (after `PING_PONG_WARMUP` round trips) with time and allocation count.
+/// (after `warmup` round trips) with time and allocation count, then hands
+/// the sample to `done`. The second only returns the ball.
 struct Player {
+    /// Round trips still to make (first player only), and how many of them
+    /// are measured.
     left: Option<u64>,
+    measured: u64,
     start: Option<(Instant, u64)>,
-    result: Option<std::rc::Rc<std::cell::Cell<Option<Sample>>>>,
+    done: Option<Box<dyn FnOnce(Sample)>>,
+}
+
+impl Player {
+    /// The player that serves: `warmup` round trips, then `measured` ones.
+    fn first(warmup: u64, measured: u64, done: impl FnOnce(Sample) + 'static) -> Player {
+        Player {
+            left: Some(warmup + measured),
+            measured,
+            start: None,
+            done: Some(Box::new(done)),
+        }
+    }
+
+    /// The player that returns the ball.
+    fn second() -> Player {
+        Player {
+            left: None,
+            measured: 0,
+            start: None,
+            done: None,
+        }
+    }
 }
 
 enum PingMsg {
@@ -103,17 +129,17 @@ impl Actor for Player {
             PingMsg::Serve(to) => to,
             PingMsg::Ball(from) => {
                 if let Some(left) = self.left.as_mut() {
-                    if *left == rounds() {
+                    if *left == self.measured {
                         self.start = Some((Instant::now(), allocs()));
                     }
                     if *left == 0 {
                         let (t0, a0) = self.start.unwrap();
                         let sample = Sample {
                             elapsed: t0.elapsed(),
-                            ops: 2 * rounds(),
+                            ops: 2 * self.measured,
                             allocs: allocs() - a0,
                         };
-                        self.result.as_ref().unwrap().set(Some(sample));
+                        (self.done.take().unwrap())(sample);
                         ctx.kill(from.id());
                         ctx.stop();
                         return;
@@ -131,16 +157,11 @@ impl Actor for Player {
 fn ping_pong() -> Sample {
     let result = std::rc::Rc::new(std::cell::Cell::new(None));
     let mut reactor = Reactor::new().unwrap();
-    let a = reactor.spawn(Player {
-        left: Some(PING_PONG_WARMUP + rounds()),
-        start: None,
-        result: Some(result.clone()),
-    });
-    let b = reactor.spawn(Player {
-        left: None,
-        start: None,
-        result: None,
-    });
+    let r = result.clone();
+    let a = reactor.spawn(Player::first(PING_PONG_WARMUP, rounds(), move |s| {
+        r.set(Some(s))
+    }));
+    let b = reactor.spawn(Player::second());
     reactor.send(a, PingMsg::Serve(b));
     reactor.run().unwrap();
     result.get().expect("ping-pong finished")
@@ -194,49 +215,6 @@ fn cross_rounds() -> u64 {
     *ROUNDS.get_or_init(|| rounds_override().unwrap_or(CROSS_ROUNDS))
 }
 
-/// A ping-pong player whose peer lives on the other reactor of a group.
-struct CrossPlayer {
-    left: Option<u64>,
-    start: Option<Instant>,
-    done: Option<std::sync::mpsc::Sender<Sample>>,
-}
-
-enum CrossMsg {
-    Serve(Addr<CrossPlayer>),
-    Ball(Addr<CrossPlayer>),
-}
-
-impl Actor for CrossPlayer {
-    type Msg = CrossMsg;
-    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: CrossMsg) {
-        let to = match msg {
-            CrossMsg::Serve(to) => to,
-            CrossMsg::Ball(from) => {
-                if let Some(left) = self.left.as_mut() {
-                    if *left == cross_rounds() {
-                        self.start = Some(Instant::now());
-                    }
-                    if *left == 0 {
-                        let sample = Sample {
-                            elapsed: self.start.unwrap().elapsed(),
-                            ops: 2 * cross_rounds(),
-                            allocs: 0,
-                        };
-                        let _ = self.done.take().unwrap().send(sample);
-                        ctx.kill(from.id());
-                        ctx.stop();
-                        return;
-                    }
-                    *left -= 1;
-                }
-                from
-            }
-        };
-        let me = ctx.me();
-        ctx.send(to, CrossMsg::Ball(me));
-    }
-}
-
 /// Two actors on two reactors of a group (two threads), one message in
 /// flight: every message crosses a lane and wakes the other thread.
 fn cross_ping_pong() -> Sample {
@@ -255,23 +233,18 @@ fn cross_ping_pong_no_spin() -> Sample {
 fn cross_ping_pong_with(config: Config) -> Sample {
     let reactors = Reactors::start(2, config, |_| {}).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    // The allocation count is the first player's thread's alone: it says
+    // nothing of the other reactor, so it is not reported.
     let a = reactors
         .handle(0)
-        .spawn(move || CrossPlayer {
-            left: Some(CROSS_WARMUP + cross_rounds()),
-            start: None,
-            done: Some(tx),
+        .spawn(move || {
+            Player::first(CROSS_WARMUP, cross_rounds(), move |s| {
+                let _ = tx.send(s);
+            })
         })
         .unwrap();
-    let b = reactors
-        .handle(1)
-        .spawn(|| CrossPlayer {
-            left: None,
-            start: None,
-            done: None,
-        })
-        .unwrap();
-    reactors.handle(0).send(a, CrossMsg::Serve(b));
+    let b = reactors.handle(1).spawn(Player::second).unwrap();
+    reactors.handle(0).send(a, PingMsg::Serve(b));
     let sample = rx.recv().expect("cross ping-pong finished");
     reactors.shutdown();
     reactors.join().unwrap();

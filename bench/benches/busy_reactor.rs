@@ -15,42 +15,17 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use credit_actors::net::{AcceptMode, Handoff, ListenSpec};
-use credit_actors::{Actor, Config, Ctx, Reactors};
+use credit_actors::{Config, Reactors};
 use credit_echo::{EchoConfig, EchoService, GroupAccept, ServiceMsg};
+use credit_testkit::Busy;
 
 const CONNS: usize = 100;
 const ROUNDS: usize = 50;
 const HOG_RUN: Duration = Duration::from_millis(2);
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Computes for `HOG_RUN` per run, then queues itself again, until told.
-struct Hog {
-    stop: Arc<AtomicBool>,
-}
-
-impl Actor for Hog {
-    type Msg = ();
-    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
-        ctx.send(ctx.me(), ());
-    }
-    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, (): ()) {
-        if self.stop.load(Ordering::Relaxed) {
-            ctx.stop();
-            return;
-        }
-        let t = Instant::now();
-        let mut x = 0u64;
-        while t.elapsed() < HOG_RUN {
-            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-        }
-        ctx.send(ctx.me(), ());
-    }
-}
 
 /// `None`: SO_REUSEPORT listeners that keep what the kernel gives them
 /// (no placement at all), to show what the kernel's hash alone does.
@@ -111,9 +86,7 @@ fn pct(v: &mut [Duration], p: f64) -> f64 {
 
 fn run(mode: Option<AcceptMode>) {
     let (reactors, addr) = start(mode);
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    reactors.handle(1).spawn(move || Hog { stop: s }).unwrap();
+    let hog = reactors.handle(1).spawn(|| Busy::new(HOG_RUN)).unwrap();
     // Long enough for the busy share (a 50 ms window) to show it.
     std::thread::sleep(Duration::from_millis(200));
     if std::env::var_os("BUSY_DEBUG").is_some() {
@@ -175,7 +148,7 @@ fn run(mode: Option<AcceptMode>) {
         pct(&mut busy, 99.0),
         pct(&mut first, 99.0),
     );
-    stop.store(true, Ordering::Relaxed);
+    reactors.handle(1).kill(hog.id());
     drop(conns);
     reactors.shutdown();
     reactors.join().unwrap();

@@ -13,6 +13,7 @@
 //! - [`procfs`]: descriptor counts, CPU time and memory of a process.
 //! - [`CountingAlloc`]: a global allocator that counts allocations per
 //!   thread.
+//! - [`Busy`]: an actor that keeps its reactor busy.
 //! - [`wait_until`], [`join_bounded`], [`recv`]: waits with a deadline.
 //!
 //! Every wait here has a deadline, so a misbehaving runtime fails a test
@@ -24,6 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod alloc;
+mod busy;
 mod observer;
 mod peer;
 mod probe;
@@ -32,6 +34,7 @@ pub mod procfs;
 mod reactor;
 
 pub use alloc::CountingAlloc;
+pub use busy::Busy;
 pub use observer::{Downs, Observer, ObserverMsg};
 pub use peer::{bound, Peer};
 pub use probe::{Event, Job, Notice, Notices, Probe, ProbeHandle, ProbeMsg};

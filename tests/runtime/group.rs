@@ -8,6 +8,7 @@ use credit_actors::{
     Actor, ActorId, Addr, Config, Ctx, ExitReason, LinkAction, MonitorRef, Reactors, Reply,
     RequestError, SendError,
 };
+use credit_testkit::Busy;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -476,23 +477,6 @@ impl Actor for Stuck {
     fn handle(&mut self, _: &mut Ctx<'_, Self>, (): ()) {}
 }
 
-/// Computes for 1 ms per run, for ever.
-struct Busy;
-
-impl Actor for Busy {
-    type Msg = ();
-    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
-        ctx.send(ctx.me(), ());
-    }
-    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, (): ()) {
-        let t = std::time::Instant::now();
-        while t.elapsed() < Duration::from_millis(1) {
-            std::hint::spin_loop();
-        }
-        ctx.send(ctx.me(), ());
-    }
-}
-
 #[test]
 fn peers_see_a_reactor_stuck_in_a_run_and_one_kept_busy() {
     let reactors = group(2, 4096);
@@ -518,7 +502,7 @@ fn peers_see_a_reactor_stuck_in_a_run_and_one_kept_busy() {
     std::thread::sleep(Duration::from_millis(300));
     // Kept busy by many short runs: each turn ends after `turn_time`, so
     // the reactor is never stuck, but its busy share says it is busy.
-    let busy = h1.spawn(|| Busy).unwrap();
+    let busy = h1.spawn(|| Busy::new(Duration::from_millis(1))).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let (silent, share) = h0
         .call(|core| (core.silent_for(1), core.busy_of(1)), WAIT)

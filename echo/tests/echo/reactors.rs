@@ -12,7 +12,7 @@ use credit_actors::net::{
 };
 use credit_actors::{Actor, Addr, Config, Ctx, Reactors};
 use credit_echo::{EchoConfig, EchoService, EchoSession, GroupAccept, ServiceMsg, SessionMsg};
-use credit_testkit::{Peer, ServerProc, WAIT};
+use credit_testkit::{Busy, Peer, ServerProc, WAIT};
 
 use crate::support::BIN;
 
@@ -342,29 +342,15 @@ fn binary_refuses_a_bad_reactor_count_with_code_2() {
     }
 }
 
-/// Computes for 1 ms per run, for ever (until killed).
-struct Hog;
-
-impl Actor for Hog {
-    type Msg = ();
-    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
-        ctx.send(ctx.me(), ());
-    }
-    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, (): ()) {
-        let t = std::time::Instant::now();
-        while t.elapsed() < Duration::from_millis(1) {
-            std::hint::spin_loop();
-        }
-        ctx.send(ctx.me(), ());
-    }
-}
-
 #[test]
 fn both_modes_pass_over_a_reactor_kept_busy() {
     for mode in [AcceptMode::Handoff, AcceptMode::ReusePort] {
         let reactors = Reactors::start(2, Config::default(), |_| {}).unwrap();
         let addr = echo_group(&reactors, mode);
-        let hog = reactors.handle(1).spawn(|| Hog).unwrap();
+        let hog = reactors
+            .handle(1)
+            .spawn(|| Busy::new(Duration::from_millis(1)))
+            .unwrap();
         // The busy share covers the last ~50 ms.
         std::thread::sleep(Duration::from_millis(200));
         let mut peers: Vec<Peer> = (0..20).map(|_| Peer::connect(addr)).collect();
