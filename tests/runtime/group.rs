@@ -51,6 +51,24 @@ impl Actor for Sink {
     }
 }
 
+/// A sink on reactor `r` that reports once it has `expect` items.
+fn sink_on(
+    reactors: &Reactors,
+    r: usize,
+    expect: usize,
+) -> (Addr<Sink>, Receiver<Vec<(u32, u64)>>) {
+    let (tx, rx) = channel();
+    let sink = reactors
+        .handle(r)
+        .spawn(move || Sink {
+            got: Vec::new(),
+            out: tx,
+            expect,
+        })
+        .unwrap();
+    (sink, rx)
+}
+
 /// Sends `count` numbered items to `to`, `per_run` per run.
 struct Source {
     tag: u32,
@@ -82,15 +100,7 @@ fn sends_across_reactors_arrive_in_send_order_per_sender() {
     // A lane of 64 is far smaller than what is sent: most of it waits on
     // the sending side, and must still arrive, in order.
     let reactors = group(3, 64);
-    let (tx, rx) = channel();
-    let sink = reactors
-        .handle(2)
-        .spawn(move || Sink {
-            got: Vec::new(),
-            out: tx,
-            expect: 20_000,
-        })
-        .unwrap();
+    let (sink, rx) = sink_on(&reactors, 2, 20_000);
     assert_eq!(sink.id().reactor(), 2, "spawned where asked");
     for (r, tag) in [(0, 0u32), (1, 1)] {
         reactors
@@ -157,15 +167,7 @@ impl Actor for Careful {
 #[test]
 fn a_full_lane_hands_the_message_back_and_says_when_there_is_room() {
     let reactors = group(2, 16);
-    let (tx, rx) = channel();
-    let sink = reactors
-        .handle(1)
-        .spawn(move || Sink {
-            got: Vec::new(),
-            out: tx,
-            expect: 5_000,
-        })
-        .unwrap();
+    let (sink, rx) = sink_on(&reactors, 1, 5_000);
     let (rtx, rrx) = channel();
     reactors
         .handle(0)

@@ -5,20 +5,11 @@ use std::time::Duration;
 
 use credit_testkit::{Peer, ServerProc, WAIT};
 
-use crate::support::{User, BIN};
+use crate::support::{flood_until_dropped, join_at, User, BIN};
 
 /// Connects a user and reads its welcome.
 fn join(server: &ServerProc) -> User {
-    let mut peer = Peer::connect(server.addr());
-    let you = peer.read_line();
-    let name = you
-        .strip_prefix("you are ")
-        .unwrap_or_else(|| panic!("expected 'you are', got {you:?}"))
-        .to_string();
-    let present = peer.read_line();
-    assert!(present.starts_with("present:"), "{present:?}");
-    assert_eq!(peer.read_line(), format!("{name} arrived"));
-    User { peer, name }
+    join_at(server.addr()).0
 }
 
 /// Reads lines until `n` `says` lines, skipping arrivals.
@@ -98,27 +89,12 @@ fn a_slow_user_on_the_other_reactor_is_dropped_and_memory_stays_bounded() {
     let slow = join(&server);
     let mut c = join(&server);
     a.expect(&["user2 arrived", "user3 arrived"]);
-    let line = "y".repeat(1000);
-    let mut sent = 0;
-    let mut dropped = false;
     let mut rss_max = 0;
-    while !dropped {
-        assert!(sent < 100_000, "the slow user was never dropped");
-        a.say(&line);
-        sent += 1;
-        loop {
-            let l = c.line();
-            if l == format!("{} left (too slow)", slow.name) {
-                dropped = true;
-            } else {
-                assert_eq!(l, format!("user1 says '{line}'"));
-                break;
-            }
-        }
+    flood_until_dropped(&mut a, &mut c, &slow.name, |sent| {
         if sent % 100 == 0 {
             rss_max = rss_max.max(server.status_kb("VmRSS"));
         }
-    }
+    });
     a.say("after");
     c.expect(&["user1 says 'after'"]);
     // The slow user's backlog is 16 KiB; whatever its kernel buffers and

@@ -95,17 +95,54 @@ impl Server {
     /// A new user: connects and reads its welcome (`you are`, `present:`
     /// and its own arrival). Returns the user and the `present:` line.
     pub fn join(&self) -> (User, String) {
-        let mut peer = Peer::connect(self.addr);
-        let you = peer.read_line();
-        let name = you
-            .strip_prefix("you are ")
-            .unwrap_or_else(|| panic!("expected 'you are', got {you:?}"))
-            .to_string();
-        let present = peer.read_line();
-        assert!(present.starts_with("present:"), "{present:?}");
-        assert_eq!(peer.read_line(), format!("{name} arrived"));
-        (User { peer, name }, present)
+        join_at(self.addr)
     }
+}
+
+/// A new user of the server at `addr`: connects and reads its welcome
+/// (`you are`, `present:` and its own arrival). Returns the user and the
+/// `present:` line.
+pub fn join_at(addr: SocketAddr) -> (User, String) {
+    let mut peer = Peer::connect(addr);
+    let you = peer.read_line();
+    let name = you
+        .strip_prefix("you are ")
+        .unwrap_or_else(|| panic!("expected 'you are', got {you:?}"))
+        .to_string();
+    let present = peer.read_line();
+    assert!(present.starts_with("present:"), "{present:?}");
+    assert_eq!(peer.read_line(), format!("{name} arrived"));
+    (User { peer, name }, present)
+}
+
+/// `a` says 1,000-byte lines until `c` hears that `slow` (who never reads)
+/// left as too slow; `c` must hear every line before that. Calls `each`
+/// with the count of lines sent after each one. Returns that count.
+pub fn flood_until_dropped(
+    a: &mut User,
+    c: &mut User,
+    slow: &str,
+    mut each: impl FnMut(usize),
+) -> usize {
+    let line = "y".repeat(1000);
+    let mut sent = 0;
+    let mut dropped = false;
+    while !dropped {
+        assert!(sent < 100_000, "the slow user was never dropped");
+        a.say(&line);
+        sent += 1;
+        loop {
+            let l = c.line();
+            if l == format!("{slow} left (too slow)") {
+                dropped = true;
+            } else {
+                assert_eq!(l, format!("{} says '{line}'", a.name));
+                break;
+            }
+        }
+        each(sent);
+    }
+    sent
 }
 
 impl Drop for Server {
