@@ -175,39 +175,8 @@ fn main() -> ExitCode {
         }
     }
 
-    let signals = match Signals::new([SIGINT, SIGTERM]) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("chat-server: cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let on_signal = handle.clone();
-    let spawned = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut signals = signals;
-            for sig in signals.forever() {
-                if stopping.swap(true, Ordering::SeqCst) {
-                    warn!("second signal ({sig}): exiting at once");
-                    std::process::exit(1);
-                }
-                info!(
-                    "signal {sig}: telling every user; output gets {:.1}s to drain",
-                    grace.as_secs_f64()
-                );
-                on_signal.send(launcher, LauncherMsg::Stop);
-                let handle = on_signal.clone();
-                std::thread::spawn(move || {
-                    let left = handle.shutdown_when_idle(grace);
-                    if left > 0 {
-                        warn!("grace period over: closing {left} remaining actors");
-                    }
-                });
-            }
-        });
-    if let Err(e) = spawned {
-        eprintln!("chat-server: cannot start the signal thread: {e}");
+    if let Err(e) = watch_signals(vec![handle], launcher, grace, stopping) {
+        eprintln!("chat-server: {e}");
         return ExitCode::FAILURE;
     }
 
@@ -314,49 +283,9 @@ fn run_group(
     };
     let others = supervisors[1..].iter().map(|(_, s)| *s).collect();
     supervisors[0].0.send(launcher, LauncherMsg::Others(others));
-    let signals = match Signals::new([SIGINT, SIGTERM]) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("chat-server: cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let spawned = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut signals = signals;
-            for sig in signals.forever() {
-                if stopping.swap(true, Ordering::SeqCst) {
-                    warn!("second signal ({sig}): exiting at once");
-                    std::process::exit(1);
-                }
-                info!(
-                    "signal {sig}: telling every user; output gets {:.1}s to drain",
-                    grace.as_secs_f64()
-                );
-                // Every reactor stops accepting (its listener closes; its
-                // users stay), then the room tells everyone, and only then
-                // do the services go (see `Launcher`).
-                for (handle, _) in &supervisors[1..] {
-                    handle.post(|core| {
-                        if let Some(s) = core.whereis::<ChatService>(SERVICE) {
-                            core.send(s, ServiceMsg::StopAccepting);
-                        }
-                    });
-                }
-                supervisors[0].0.send(launcher, LauncherMsg::Stop);
-                let handles: Vec<ReactorHandle> =
-                    supervisors.iter().map(|(h, _)| h.clone()).collect();
-                std::thread::spawn(move || {
-                    let left = credit_actors::actor::shutdown_group_when_idle(&handles, grace);
-                    if left > 0 {
-                        warn!("grace period over: closing {left} remaining actors");
-                    }
-                });
-            }
-        });
-    if let Err(e) = spawned {
-        eprintln!("chat-server: cannot start the signal thread: {e}");
+    let handles = supervisors.iter().map(|(h, _)| h.clone()).collect();
+    if let Err(e) = watch_signals(handles, launcher, grace, stopping) {
+        eprintln!("chat-server: {e}");
         return ExitCode::FAILURE;
     }
     match reactors.join() {
@@ -375,6 +304,52 @@ fn run_group(
             ExitCode::FAILURE
         }
     }
+}
+
+/// First SIGINT/SIGTERM: every reactor but the first stops accepting (its
+/// listener closes; its users stay), then the launcher, on the first,
+/// stops accepting there and has the room tell everyone, and only then
+/// ends the services; the process stops once no actor is left on any
+/// reactor, or the grace period is over. Second signal: exit at once.
+fn watch_signals(
+    handles: Vec<ReactorHandle>,
+    launcher: Addr<Launcher>,
+    grace: Duration,
+    stopping: Arc<AtomicBool>,
+) -> Result<(), String> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if stopping.swap(true, Ordering::SeqCst) {
+                    warn!("second signal ({sig}): exiting at once");
+                    std::process::exit(1);
+                }
+                info!(
+                    "signal {sig}: telling every user; output gets {:.1}s to drain",
+                    grace.as_secs_f64()
+                );
+                for handle in &handles[1..] {
+                    handle.post(|core| {
+                        if let Some(s) = core.whereis::<ChatService>(SERVICE) {
+                            core.send(s, ServiceMsg::StopAccepting);
+                        }
+                    });
+                }
+                handles[0].send(launcher, LauncherMsg::Stop);
+                let handles = handles.clone();
+                std::thread::spawn(move || {
+                    let left = credit_actors::actor::shutdown_group_when_idle(&handles, grace);
+                    if left > 0 {
+                        warn!("grace period over: closing {left} remaining actors");
+                    }
+                });
+            }
+        })
+        .map(drop)
+        .map_err(|e| format!("cannot start the signal thread: {e}"))
 }
 
 /// How long the service may take to report that it listens.
