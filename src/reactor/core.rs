@@ -742,10 +742,8 @@ impl<L: Layer> Core<L> {
         if !inbox.is_empty() {
             p.active = self.now;
         }
-        // Room may have appeared in lanes this reactor waits on.
-        if !p.dirty.is_empty() || !p.room_waiters.is_empty() {
-            self.flush_peers();
-        }
+        // (Room that appeared in lanes this reactor waits on is used by
+        // the turn's end, which flushes the outboxes.)
         self.stats.peer_received += inbox.len() as u64;
         while let Some(cmd) = inbox.pop_front() {
             cmd(self);
@@ -854,26 +852,6 @@ impl<L: Layer> Core<L> {
             return std::time::Duration::ZERO;
         }
         now.saturating_duration_since(seen.1)
-    }
-
-    /// The reactor with the fewest live connections among those not stuck
-    /// in a turn longer than `stall` (passed over while others are not),
-    /// ties to the lowest number; this one alone.
-    pub fn least_loaded(&mut self, stall: std::time::Duration) -> usize {
-        let n = self.reactors();
-        let mut best: Option<(bool, usize, usize)> = None;
-        for i in 0..n {
-            let open = self.peers.as_deref().is_some_and(|p| p.group.accepts(i));
-            if !open {
-                continue;
-            }
-            let stalled = self.silent_for(i) > stall;
-            let key = (stalled, self.load_of(i), i);
-            if best.is_none_or(|b| key < b) {
-                best = Some(key);
-            }
-        }
-        best.map_or(self.peer, |b| b.2)
     }
 
     /// The group number of the reactor whose process-unique number
