@@ -155,20 +155,6 @@ impl Output {
         self.queued - shared + (self.tail.capacity() - self.tail.len())
     }
 
-    /// Queues `piece` by reference after what the tail holds (sealed into
-    /// a chunk of its own first), marked `shared` or not.
-    fn push_chunk(&mut self, piece: &Bytes, shared: bool) -> &mut Rare {
-        let front = (!self.tail.is_empty()).then(|| self.tail.split().freeze());
-        let rare = self.rare();
-        if let Some(f) = front {
-            rare.chunks.push_back(f);
-            rare.shared.push_back(false);
-        }
-        rare.chunks.push_back(piece.clone());
-        rare.shared.push_back(shared);
-        rare
-    }
-
     /// Queues `piece` by reference as shared with other sockets (a
     /// broadcast): it is written like any other piece, counts toward the
     /// backlog and the high-water mark, but not toward this socket's share
@@ -177,7 +163,15 @@ impl Output {
         if piece.is_empty() {
             return;
         }
-        self.push_chunk(piece, true).shared_bytes += piece.len();
+        let front = (!self.tail.is_empty()).then(|| self.tail.split().freeze());
+        let rare = self.rare();
+        if let Some(f) = front {
+            rare.chunks.push_back(f);
+            rare.shared.push_back(false);
+        }
+        rare.chunks.push_back(piece.clone());
+        rare.shared.push_back(true);
+        rare.shared_bytes += piece.len();
         self.queued += piece.len();
     }
 
@@ -316,7 +310,14 @@ impl Output {
             return;
         }
         if piece.len() >= COPY_LIMIT {
-            self.push_chunk(piece, false);
+            let front = (!self.tail.is_empty()).then(|| self.tail.split().freeze());
+            let rare = self.rare();
+            if let Some(f) = front {
+                rare.chunks.push_back(f);
+                rare.shared.push_back(false);
+            }
+            rare.chunks.push_back(piece.clone());
+            rare.shared.push_back(false);
         } else {
             self.tail.extend_from_slice(piece);
         }
