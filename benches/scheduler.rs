@@ -172,35 +172,55 @@ fn tokio_ping_pong() -> Sample {
         .build()
         .unwrap();
     rt.block_on(async {
-        let (to_b, mut b_rx) = tokio::sync::mpsc::channel::<u64>(1024);
-        let (to_a, mut a_rx) = tokio::sync::mpsc::channel::<u64>(1024);
-        let b = tokio::spawn(async move {
-            while let Some(v) = b_rx.recv().await {
-                if to_a.send(v).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let a = tokio::spawn(async move {
-            let mut start = (Instant::now(), allocs());
-            for i in 0..PING_PONG_WARMUP + rounds() {
-                if i == PING_PONG_WARMUP {
-                    start = (Instant::now(), allocs());
-                }
-                to_b.send(i).await.unwrap();
-                let v = a_rx.recv().await.unwrap();
-                debug_assert_eq!(v, i);
-            }
-            Sample {
-                elapsed: start.0.elapsed(),
-                ops: 2 * rounds(),
-                allocs: allocs() - start.1,
-            }
-        });
+        let (to_b, a_rx, b) = tokio_second();
+        let a = tokio::spawn(tokio_first(to_b, a_rx, PING_PONG_WARMUP, rounds()));
         let sample = a.await.unwrap();
         b.await.unwrap();
         sample
     })
+}
+
+/// The task that returns the ball, spawned; the channels to it and back.
+fn tokio_second() -> (
+    tokio::sync::mpsc::Sender<u64>,
+    tokio::sync::mpsc::Receiver<u64>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (to_b, mut b_rx) = tokio::sync::mpsc::channel::<u64>(1024);
+    let (to_a, a_rx) = tokio::sync::mpsc::channel::<u64>(1024);
+    let b = tokio::spawn(async move {
+        while let Some(v) = b_rx.recv().await {
+            if to_a.send(v).await.is_err() {
+                break;
+            }
+        }
+    });
+    (to_b, a_rx, b)
+}
+
+/// The serving side: `warmup` round trips, then `measured` ones, timed
+/// (allocations counted on its thread). Returns once the ball is back for
+/// the last time, closing the channel to the second task.
+async fn tokio_first(
+    to_b: tokio::sync::mpsc::Sender<u64>,
+    mut a_rx: tokio::sync::mpsc::Receiver<u64>,
+    warmup: u64,
+    measured: u64,
+) -> Sample {
+    let mut start = (Instant::now(), allocs());
+    for i in 0..warmup + measured {
+        if i == warmup {
+            start = (Instant::now(), allocs());
+        }
+        to_b.send(i).await.unwrap();
+        let v = a_rx.recv().await.unwrap();
+        debug_assert_eq!(v, i);
+    }
+    Sample {
+        elapsed: start.0.elapsed(),
+        ops: 2 * measured,
+        allocs: allocs() - start.1,
+    }
 }
 
 // ----- across reactors -------------------------------------------------------------
@@ -261,30 +281,8 @@ fn tokio_cross_ping_pong() -> Sample {
         .build()
         .unwrap();
     rt.block_on(async {
-        let (to_b, mut b_rx) = tokio::sync::mpsc::channel::<u64>(1024);
-        let (to_a, mut a_rx) = tokio::sync::mpsc::channel::<u64>(1024);
-        let b = tokio::spawn(async move {
-            while let Some(v) = b_rx.recv().await {
-                if to_a.send(v).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let mut start = Instant::now();
-        for i in 0..CROSS_WARMUP + cross_rounds() {
-            if i == CROSS_WARMUP {
-                start = Instant::now();
-            }
-            to_b.send(i).await.unwrap();
-            let v = a_rx.recv().await.unwrap();
-            debug_assert_eq!(v, i);
-        }
-        let sample = Sample {
-            elapsed: start.elapsed(),
-            ops: 2 * cross_rounds(),
-            allocs: 0,
-        };
-        drop(to_b);
+        let (to_b, a_rx, b) = tokio_second();
+        let sample = tokio_first(to_b, a_rx, CROSS_WARMUP, cross_rounds()).await;
         b.await.unwrap();
         sample
     })
