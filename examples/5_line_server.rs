@@ -98,7 +98,7 @@ impl Actor for Session {
                 sock.issue_credit(ctx, 1);
             }
             SocketEvent::Closed(..) => ctx.stop(),
-            SocketEvent::Connected(..) | SocketEvent::Timeout(_) => {}
+            SocketEvent::Connected(..) | SocketEvent::Timeout(_) | SocketEvent::Proxied(..) => {}
         }
     }
 }
@@ -158,7 +158,7 @@ impl Actor for Client {
                 eprintln!("client: connection closed: {reason}");
                 ctx.shutdown_reactor();
             }
-            SocketEvent::Data(_, Err(_)) | SocketEvent::Timeout(_) => {}
+            SocketEvent::Data(_, Err(_)) | SocketEvent::Timeout(_) | SocketEvent::Proxied(..) => {}
         }
     }
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use log::debug;
 
-use credit_actors::net::{Delimiter, Socket, SocketEvent, Unit, UnitError};
+use credit_actors::net::{Delimiter, ProxyHeader, Socket, SocketEvent, Unit, UnitError};
 use credit_actors::{Actor, ActorId, Addr, Ctx, ExitReason, MonitorRef};
 
 use crate::protocol::{self, Input};
@@ -44,6 +44,10 @@ pub struct UserAgent {
     max_line: usize,
     /// The user is leaving: the room was told and will say when to close.
     leaving: bool,
+    /// The connection's PROXY header is awaited before the user joins.
+    await_header: bool,
+    /// The room was told of the user.
+    joined: bool,
 }
 
 const ROOM_MONITOR: MonitorRef = 1;
@@ -57,12 +61,50 @@ impl UserAgent {
             peer,
             max_line,
             leaving: false,
+            await_header: false,
+            joined: false,
         }
+    }
+
+    /// The same agent, for a connection that starts with a PROXY header
+    /// (the socket's configuration has a policy): the user joins once the
+    /// header names the client, so the room sees the client's address,
+    /// and a `LOCAL` connection (the proxy's health check) does not join
+    /// at all: it is told [`protocol::HEALTH_OK`] and closed.
+    pub fn awaiting_proxy_header(mut self) -> UserAgent {
+        self.await_header = true;
+        self
     }
 
     fn connection(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>) {
         self.sock = Some(sock);
         sock.delimiter_mode(ctx, Delimiter::lf());
+        if !self.await_header {
+            self.join(ctx, sock);
+        }
+    }
+
+    /// The connection's PROXY header.
+    fn proxied(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, header: &ProxyHeader) {
+        if self.joined {
+            return;
+        }
+        if header.is_local() {
+            debug!("{sock}: the proxy's health check");
+            sock.send_line(ctx, protocol::HEALTH_OK);
+            sock.stop(ctx);
+            ctx.stop();
+            return;
+        }
+        if let Some(client) = header.source {
+            self.peer = Some(client);
+        }
+        self.join(ctx, sock);
+    }
+
+    /// Takes the user to the room.
+    fn join(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>) {
+        self.joined = true;
         // Credit comes from the room: once it has the user, and after each
         // line it handled.
         ctx.monitor(self.room.id(), ROOM_MONITOR);
@@ -157,6 +199,19 @@ impl Actor for UserAgent {
             }
             // Once leaving, the user's further lines are not the room's
             // concern.
+            AgentMsg::Socket(SocketEvent::Proxied(sock, header)) => {
+                self.proxied(ctx, sock, &header)
+            }
+            // Not in the room yet (its PROXY header never came whole): the
+            // room has nothing to be told.
+            AgentMsg::Socket(SocketEvent::Closed(..) | SocketEvent::Timeout(..))
+                if !self.joined =>
+            {
+                if let Some(sock) = self.sock {
+                    sock.stop(ctx);
+                }
+                ctx.stop();
+            }
             AgentMsg::Socket(SocketEvent::Data(..)) if self.leaving => {}
             AgentMsg::Socket(SocketEvent::Data(_, Ok(unit))) => self.line(ctx, unit),
             AgentMsg::Socket(SocketEvent::Data(_, Err(e))) => self.bad_line(ctx, &e),

@@ -10,6 +10,10 @@
 
 use std::fmt::Write;
 
+/// What a load balancer's health check (a PROXY `LOCAL` connection) is
+/// told, instead of joining the room.
+pub const HEALTH_OK: &str = "ok chat-server";
+
 /// Longest name a user may take with `/nick`.
 pub const MAX_NAME: usize = 32;
 

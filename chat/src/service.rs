@@ -132,7 +132,11 @@ impl ChatService {
             }
             return;
         };
-        let agent = ctx.spawn(UserAgent::new(room, Some(peer), self.config.conn.max_unit));
+        let mut agent = UserAgent::new(room, Some(peer), self.config.conn.max_unit);
+        if self.config.conn.proxy.is_some() {
+            agent = agent.awaiting_proxy_header();
+        }
+        let agent = ctx.spawn(agent);
         ctx.monitor(agent.id(), AGENT_MONITOR);
         ctx.send(agent, AgentMsg::Connection(sock));
         sock.set_controller(ctx, agent);

@@ -188,7 +188,13 @@ impl EchoService {
 
     /// The tutorial's `tcpServer:accepted:`, step by step.
     fn accepted(&mut self, ctx: &mut Ctx<'_, Self>, conn: Addr<Socket>, peer: SocketAddr) {
-        info!("Connection accepted: {conn} from {peer}");
+        if self.config.conn.proxy.is_some() {
+            // The proxy's address: the session logs the client's, once the
+            // PROXY header says it.
+            debug!("Connection accepted: {conn} from the proxy at {peer}");
+        } else {
+            info!("Connection accepted: {conn} from {peer}");
+        }
         let session = ctx.spawn(EchoSession::with_window(self.config.window));
         ctx.monitor(session.id(), SESSION_MONITOR);
         ctx.send(session, SessionMsg::Connection(conn));
@@ -385,6 +391,15 @@ impl Actor for EchoSession {
                 conn.stop(ctx);
                 ctx.stop();
             }
+            SessionMsg::Socket(SocketEvent::Proxied(conn, header)) => match header.source {
+                Some(client) if !header.is_local() => {
+                    info!(
+                        "Connection {conn} from {client} (PROXY v{})",
+                        header.version
+                    )
+                }
+                _ => debug!("Connection {conn}: the proxy's own (health check)"),
+            },
             SessionMsg::Socket(SocketEvent::Connected(..)) => {}
         }
     }
@@ -507,7 +522,8 @@ impl EchoClient {
                     r.reject(ctx, err.clone());
                 }
             }
-            SocketEvent::Timeout(_) => {}
+            // Outgoing connections read no PROXY header.
+            SocketEvent::Timeout(_) | SocketEvent::Proxied(..) => {}
         }
     }
 }

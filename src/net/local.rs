@@ -230,6 +230,17 @@ pub(crate) struct NetLocal {
     pub(crate) stats: SocketStats,
     /// The buffer memory budget.
     pub(crate) budget: Budget,
+    /// PROXY headers read, of which `LOCAL`, and connections refused for
+    /// their header (or its absence).
+    pub(crate) proxy: ProxyCounts,
+}
+
+/// The PROXY protocol's counters (see [`crate::net::proxy`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ProxyCounts {
+    pub(crate) headers: u64,
+    pub(crate) local: u64,
+    pub(crate) refused: u64,
 }
 
 impl Default for NetLocal {
@@ -239,6 +250,7 @@ impl Default for NetLocal {
             write: Pool::new(WRITE_POOL_MAX, POOL_BYTES_MAX),
             stats: SocketStats::default(),
             budget: Budget::default(),
+            proxy: ProxyCounts::default(),
         }
     }
 }
@@ -343,6 +355,9 @@ impl Local for NetLocal {
                 ("mem_high", b.high_events),
                 ("parks", b.parks),
                 ("overload", b.overload_closes),
+                ("proxied", self.proxy.headers),
+                ("proxy_local", self.proxy.local),
+                ("proxy_refused", self.proxy.refused),
             ]);
             let m = b.snapshot(self.pool_bytes());
             Counters {

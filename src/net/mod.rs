@@ -35,6 +35,7 @@ mod budget;
 pub mod framing;
 pub mod listener;
 mod local;
+pub mod proxy;
 pub mod socket;
 mod sys;
 
@@ -45,6 +46,7 @@ pub use listener::{
     ListenerMsg, Placement, BUSY, STALL,
 };
 pub use local::SocketStats;
+pub use proxy::{Cidr, ProxyCommand, ProxyError, ProxyHeader, ProxyPolicy};
 pub use socket::{
     CloseReason, CreditOp, OverlongPolicy, Socket, SocketConfig, SocketEvent, SocketMsg,
 };

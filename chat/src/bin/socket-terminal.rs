@@ -148,7 +148,7 @@ impl Actor for Terminal {
                 // stops here rather than waiting for it.
                 ctx.shutdown_reactor();
             }
-            TermMsg::Socket(SocketEvent::Timeout(_)) => {}
+            TermMsg::Socket(SocketEvent::Timeout(_) | SocketEvent::Proxied(..)) => {}
         }
     }
 }

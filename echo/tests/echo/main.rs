@@ -12,6 +12,7 @@ mod hardening;
 mod memory;
 mod metrics;
 mod overload;
+mod proxy;
 mod reactors;
 mod service;
 mod supervised;

@@ -169,6 +169,9 @@ impl Socket {
     /// buffer runs dry and the socket may hold data.
     pub(super) fn pump(&mut self, ctx: &mut Ctx<'_, Self>) {
         if self.state != State::Open {
+            if self.state == State::Proxy {
+                self.pump_proxy(ctx);
+            }
             return;
         }
         let me = ctx.me();
@@ -280,7 +283,7 @@ impl Socket {
     /// Adds the units delivered since the last call to the reactor's socket
     /// counters: once per batch, not per unit.
     #[inline]
-    fn count_units(&mut self, _ctx: &mut Ctx<'_, Self>) {
+    pub(super) fn count_units(&mut self, _ctx: &mut Ctx<'_, Self>) {
         metric! {
             if self.units_out > 0 {
                 _ctx.local::<NetLocal>().stats.units += u64::from(self.units_out);
@@ -291,7 +294,7 @@ impl Socket {
 
     /// One read into the buffer's spare room. `Ok(true)` if bytes (or EOF)
     /// arrived and the framer should look again.
-    fn read(&mut self, ctx: &mut Ctx<'_, Self>) -> io::Result<bool> {
+    pub(super) fn read(&mut self, ctx: &mut Ctx<'_, Self>) -> io::Result<bool> {
         if self.stream.is_none() {
             return Ok(false);
         }

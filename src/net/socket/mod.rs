@@ -31,6 +31,7 @@
 mod connect;
 mod input;
 pub(crate) mod memory;
+mod proxy;
 pub(crate) use memory::close_for_overload;
 pub(crate) mod output;
 mod timers;
@@ -52,6 +53,7 @@ use crate::actor::{
 };
 use crate::net::framing::{Delimiter, Framer, Mode, Unit, UnitError};
 use crate::net::local::NetLocal;
+use crate::net::proxy::{ProxyError, ProxyHeader, ProxyPolicy};
 use crate::reactor::Ready;
 
 use output::Output;
@@ -71,6 +73,12 @@ pub enum SocketEvent {
     Closed(Addr<Socket>, CloseReason),
     /// Nothing was received for the idle timeout.
     Timeout(Addr<Socket>),
+    /// The connection's PROXY header, read before anything else from a
+    /// socket accepted under a [`ProxyPolicy`]
+    /// ([`SocketConfig::proxy`]): sent once, before any unit. Its
+    /// `source` is the client's address, unless it is the proxy's own
+    /// connection (`LOCAL`, a health check) or names no address.
+    Proxied(Addr<Socket>, Box<ProxyHeader>),
 }
 
 /// Why a socket's input ended.
@@ -99,6 +107,9 @@ pub enum CloseReason {
     /// connection was among those holding the most (see
     /// [`set_buffer_limit`](crate::net::set_buffer_limit)).
     Overload,
+    /// The connection was refused under the PROXY policy: an untrusted
+    /// source, or a header missing, malformed, cut short or late.
+    Proxy(ProxyError),
 }
 
 impl CloseReason {
@@ -134,6 +145,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Overload => f.write_str(
                 "overload: the server's buffer memory is exhausted and this connection held the most",
             ),
+            CloseReason::Proxy(e) => write!(f, "refused: {e}"),
         }
     }
 }
@@ -178,6 +190,10 @@ pub struct SocketConfig {
     /// broadcast), where holding input back would not slow the sender. Off
     /// by default.
     pub max_backlog: Option<usize>,
+    /// Accepted connections start with a PROXY header, read before
+    /// anything else, from the sources this policy trusts (see
+    /// [`crate::net::proxy`]). Off by default.
+    pub proxy: Option<Arc<ProxyPolicy>>,
 }
 
 impl Default for SocketConfig {
@@ -192,6 +208,7 @@ impl Default for SocketConfig {
             write_timeout: None,
             linger: Duration::from_secs(10),
             max_backlog: None,
+            proxy: None,
         }
     }
 }
@@ -231,6 +248,8 @@ pub(super) enum Cmd {
     IdleCheck,
     WriteCheck,
     LingerExpired,
+    /// The PROXY header's time is up.
+    ProxyTimeout,
     /// Close for overload; the bytes held when chosen.
     Overload(usize),
 }
@@ -306,6 +325,8 @@ impl SocketMsg {
 pub(crate) enum State {
     /// Resolving the name or waiting for the connect to complete.
     Connecting,
+    /// Accepted under a PROXY policy: reading the header, before any unit.
+    Proxy,
     Open,
     /// Stopping: no more input; flushing output, then closing.
     Draining,
@@ -464,7 +485,11 @@ impl Socket {
         controller: Recipient<SocketEvent>,
         config: Rc<SocketConfig>,
     ) -> Socket {
-        Socket::new(Some(stream), State::Open, controller, config)
+        let state = match config.proxy {
+            Some(_) => State::Proxy,
+            None => State::Open,
+        };
+        Socket::new(Some(stream), state, controller, config)
     }
 
     /// True for a socket that connects (or connected) out, rather than one
@@ -561,6 +586,9 @@ impl Actor for Socket {
         if let Err(e) = registered {
             self.fail(ctx, CloseReason::from_io(&e));
             return;
+        }
+        if self.state == State::Proxy {
+            self.start_proxy(ctx);
         }
         self.arm_idle(ctx);
     }
@@ -667,7 +695,7 @@ impl Socket {
             Cmd::Stop => self.drain(ctx),
             Cmd::ShutdownWrite => {
                 self.cold().shutdown_write = true;
-                if self.state == State::Open {
+                if matches!(self.state, State::Open | State::Proxy) {
                     self.flush(ctx);
                     self.shutdown_write_if_flushed();
                 }
@@ -676,6 +704,7 @@ impl Socket {
             Cmd::IdleCheck => self.idle_check(ctx),
             Cmd::WriteCheck => self.write_check(ctx),
             Cmd::LingerExpired => self.linger_expired(ctx),
+            Cmd::ProxyTimeout => self.proxy_timeout(ctx),
             Cmd::Overload(held) => self.overload(ctx, held),
         }
     }

@@ -1,0 +1,109 @@
+//! A socket's PROXY stage: an accepted socket whose configuration has a
+//! [`ProxyPolicy`](crate::net::ProxyPolicy) reads the connection's PROXY
+//! header before anything else (state `Proxy`), whatever its credit, then
+//! goes on as any socket (state `Open`), the bytes after the header still
+//! in its buffer. The stage costs the common path nothing: `pump` only
+//! looks at it when the state is not `Open`.
+
+use bytes::Buf;
+
+use crate::actor::Ctx;
+use crate::net::local::NetLocal;
+use crate::net::proxy::{self, Parsed, ProxyError};
+use crate::net::socket::{flags, CloseReason, Cmd, Socket, SocketEvent, SocketMsg, State};
+
+impl Socket {
+    /// At start: refuses an untrusted source, or lets it through as it is
+    /// if headers are optional; otherwise arms the header's timeout.
+    pub(super) fn start_proxy(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let Some(policy) = self.config.proxy.clone() else {
+            self.state = State::Open;
+            return;
+        };
+        let peer = self.peer_addr();
+        let trusted = peer.is_some_and(|p| policy.trusts(p.ip()));
+        if !trusted {
+            if policy.required {
+                let ip = peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |p| p.ip());
+                self.refuse(ctx, ProxyError::Untrusted(ip));
+            } else {
+                self.state = State::Open;
+            }
+            return;
+        }
+        let me = ctx.me();
+        ctx.send_after(me, SocketMsg(Cmd::ProxyTimeout), policy.timeout);
+    }
+
+    /// Reads until the header is whole, then hands on to the usual path.
+    pub(super) fn pump_proxy(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let required = self.config.proxy.as_ref().is_none_or(|p| p.required);
+        loop {
+            match proxy::parse(&self.rbuf) {
+                Ok(Parsed::Done(header, used)) => {
+                    self.rbuf.advance(used);
+                    self.state = State::Open;
+                    let net = ctx.local::<NetLocal>();
+                    net.proxy.headers += 1;
+                    net.proxy.local += u64::from(header.is_local());
+                    let me = ctx.me();
+                    self.emit(ctx, SocketEvent::Proxied(me, Box::new(header)));
+                    self.pump(ctx);
+                    return;
+                }
+                Err(ProxyError::Missing) if !required => {
+                    self.state = State::Open;
+                    self.pump(ctx);
+                    return;
+                }
+                Err(e) => {
+                    self.refuse(ctx, e);
+                    return;
+                }
+                Ok(Parsed::Incomplete) => {}
+            }
+            if self.has(flags::EOF) {
+                self.refuse(ctx, ProxyError::Truncated);
+                return;
+            }
+            if !self.may_read {
+                return;
+            }
+            if self.rbuf.capacity() == 0 {
+                self.rbuf = ctx.local::<NetLocal>().take_read(self.config.read_size);
+            }
+            match self.read(ctx) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if self.rbuf.is_empty() {
+                        let buf = std::mem::take(&mut self.rbuf);
+                        ctx.local::<NetLocal>().give_read(buf);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.fail(ctx, CloseReason::from_io(&e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The header's time is up: refused, unless it came whole meanwhile.
+    pub(super) fn proxy_timeout(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if self.state == State::Proxy {
+            self.refuse(ctx, ProxyError::Timeout);
+        }
+    }
+
+    /// Closes the connection for its header, says why in the log, and
+    /// counts it.
+    fn refuse(&mut self, ctx: &mut Ctx<'_, Self>, e: ProxyError) {
+        match self.peer_addr() {
+            Some(peer) => log::info!("connection from {peer} refused: {e}"),
+            None => log::info!("connection refused: {e}"),
+        }
+        ctx.local::<NetLocal>().proxy.refused += 1;
+        self.fail(ctx, CloseReason::Proxy(e));
+    }
+}
