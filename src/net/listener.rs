@@ -86,6 +86,11 @@ pub struct ListenSpec {
     /// Set `SO_REUSEPORT`, so that several listeners (one per reactor of a
     /// group) share the port and the kernel spreads connections over them.
     pub reuse_port: bool,
+    /// A listening socket handed over by the process's parent (systemd's
+    /// socket activation): used instead of binding `host` and `port`.
+    /// Each listener that uses it takes a duplicate, so a restarted one
+    /// can take it again.
+    pub inherited: Option<std::os::fd::RawFd>,
 }
 
 impl ListenSpec {
@@ -96,6 +101,7 @@ impl ListenSpec {
             port,
             backlog: 128,
             reuse_port: false,
+            inherited: None,
         }
     }
 
@@ -106,6 +112,17 @@ impl ListenSpec {
             port,
             backlog: 128,
             reuse_port: false,
+            inherited: None,
+        }
+    }
+
+    /// A listening TCP socket the process inherited as descriptor `fd`
+    /// (see [`ListenSpec::inherited`]); it must stay open for the life of
+    /// the process. Its port, for messages, is unknown (0).
+    pub fn inherited(fd: std::os::fd::RawFd) -> ListenSpec {
+        ListenSpec {
+            inherited: Some(fd),
+            ..ListenSpec::port(0)
         }
     }
 
@@ -148,6 +165,9 @@ impl ListenSpec {
 
 impl fmt::Display for ListenSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(fd) = self.inherited {
+            return write!(f, "inherited socket (fd {fd})");
+        }
         match &self.host {
             Some(h) if h.contains(':') && !h.starts_with('[') => write!(f, "[{h}]:{}", self.port),
             Some(h) => write!(f, "{h}:{}", self.port),
@@ -599,6 +619,9 @@ impl Listener {
     }
 
     fn bind(&mut self) -> io::Result<TcpListener> {
+        if let Some(fd) = self.spec.inherited {
+            return take_inherited(fd);
+        }
         let mut last = None;
         for addr in self.spec.addrs()? {
             match bind_one(addr, self.spec.backlog, self.spec.reuse_port) {
@@ -801,6 +824,32 @@ fn bind_one(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<TcpL
     socket.set_cloexec(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// A duplicate of the inherited listening socket `fd`, non-blocking.
+fn take_inherited(fd: std::os::fd::RawFd) -> io::Result<TcpListener> {
+    use std::os::fd::{BorrowedFd, OwnedFd};
+    if fd < 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad descriptor",
+        ));
+    }
+    // SAFETY: the descriptor is only borrowed for the duplication; the
+    // caller of `ListenSpec::inherited` promised it stays open while
+    // listeners use it, and a closed one makes the duplication fail
+    // with EBADF rather than touch memory.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let owned: OwnedFd = borrowed.try_clone_to_owned()?;
+    let socket = socket2::Socket::from(owned);
+    if socket.r#type()? != socket2::Type::STREAM || !socket.is_listener()? {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} is not a listening stream socket"),
+        ));
+    }
+    socket.set_nonblocking(true)?;
     Ok(TcpListener::from_std(socket.into()))
 }
 

@@ -17,6 +17,7 @@ use credit_actors::{
     RequestError,
 };
 use credit_echo::{EchoConfig, EchoService, GroupAccept, ServiceMsg};
+use credit_ops::{Ops, OpsArgs};
 use log::{info, warn, LevelFilter};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -95,6 +96,8 @@ struct Args {
     /// the least loaded reactor).
     #[arg(long, default_value = "reuseport")]
     accept: AcceptMode,
+    #[command(flatten)]
+    ops: OpsArgs,
 }
 
 fn secs(name: &str, v: Option<f64>) -> Result<Option<Duration>, String> {
@@ -132,12 +135,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let ops = match Ops::new(&args.ops) {
+        Ok(ops) => Arc::new(ops),
+        Err(e) => {
+            eprintln!("echo-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listen = ListenSpec::host_port(args.bind.clone(), args.port).backlog(args.backlog);
     let config = EchoConfig {
-        listen: ListenSpec::host_port(args.bind.clone(), args.port).backlog(args.backlog),
+        listen: ops.service_listen(listen),
         conn: SocketConfig {
             max_unit: args.max_line as usize,
             idle_timeout: idle,
             write_timeout: write,
+            proxy: ops.proxy.clone(),
             ..SocketConfig::default()
         },
         max_conns: args.max_conns,
@@ -175,6 +187,7 @@ fn main() -> ExitCode {
             buffer_limit,
             grace,
             stats_every,
+            ops,
         );
     }
     let mut reactor = match Reactor::with_config(reactor_config) {
@@ -214,19 +227,28 @@ fn main() -> ExitCode {
         port: bound_port,
         spec: format!("{}:{}", args.bind, args.port),
         stopping: stopping.clone(),
+        ops: ops.clone(),
     });
+    let admin = match ops.start_admin(vec![handle.clone()]) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("echo-server: {e}");
+            return ExitCode::from(1);
+        }
+    };
 
     if let Some(every) = stats_every {
         if let Err(e) = handle.print_stats_every(every) {
             warn!("cannot start the stats thread: {e}");
         }
     }
-    if let Err(e) = watch_signals(vec![(handle, supervisor.id())], grace, stopping) {
+    if let Err(e) = watch_signals(vec![(handle, supervisor.id())], grace, stopping, ops) {
         eprintln!("echo-server: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
 
     let result = reactor.run();
+    drop(admin);
     log_summary(None, &reactor.metrics());
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -279,8 +301,16 @@ fn run_group(
     buffer_limit: Option<usize>,
     grace: Duration,
     stats_every: Option<Duration>,
+    ops: Arc<Ops>,
 ) -> ExitCode {
     let n = args.reactors;
+    // A socket systemd passed is one queue: one listener places its
+    // connections.
+    let accept = if config.listen.inherited.is_some() {
+        AcceptMode::Handoff
+    } else {
+        args.accept
+    };
     let share = buffer_limit.map(|b| (b / n).max(1));
     let trace = args.trace.clone();
     let reactors = match Reactors::start(n, reactor_config, move |core| {
@@ -304,12 +334,12 @@ fn run_group(
     };
     info!(
         "{n} reactors, accepting with {}",
-        match args.accept {
+        match accept {
             AcceptMode::ReusePort => "one SO_REUSEPORT listener each",
             AcceptMode::Handoff => "one listener handing connections off",
         }
     );
-    let mut handoff = Handoff::new(args.accept.placement(), n);
+    let mut handoff = Handoff::new(accept.placement(), n);
     if config.max_conns.is_some() {
         handoff = handoff.with_slots(AcceptSlots::new(config.max_conns));
     }
@@ -318,10 +348,10 @@ fn run_group(
     let mut supervisors = Vec::with_capacity(n);
     for i in 0..n {
         let mut config = config.clone();
-        config.listen.reuse_port = args.accept == AcceptMode::ReusePort;
+        config.listen.reuse_port = accept == AcceptMode::ReusePort;
         config.group = Some(GroupAccept {
             handoff: handoff.clone(),
-            listen: args.accept.listens(i),
+            listen: accept.listens(i),
         });
         let handle = reactors.handle(i).clone();
         let p = port.clone();
@@ -333,16 +363,18 @@ fn run_group(
             }
         };
         if i == 0 {
-            let (spec, stop, bound) = (
+            let (spec, stop, bound, launcher_ops) = (
                 format!("{}:{}", args.bind, args.port),
                 stopping.clone(),
                 port.clone(),
+                ops.clone(),
             );
             let launched = handle.spawn(move || Launcher {
                 supervisor,
                 port: bound,
                 spec,
                 stopping: stop,
+                ops: launcher_ops,
             });
             if launched.is_err() {
                 return ExitCode::FAILURE;
@@ -372,11 +404,21 @@ fn run_group(
             warn!("cannot start the stats thread: {e}");
         }
     }
-    if let Err(e) = watch_signals(supervisors, grace, stopping) {
+    let admin = match ops.start_admin(reactors.handles().to_vec()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("echo-server: {e}");
+            reactors.shutdown();
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = watch_signals(supervisors, grace, stopping, ops) {
         eprintln!("echo-server: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
-    match reactors.join() {
+    let joined = reactors.join();
+    drop(admin);
+    match joined {
         Ok(metrics) => {
             for (i, m) in metrics.iter().enumerate() {
                 log_summary(Some(i), m);
@@ -408,6 +450,8 @@ struct Launcher {
     /// What was asked for, for the error message.
     spec: String,
     stopping: Arc<AtomicBool>,
+    /// Told when the service listens (systemd's `READY=1`).
+    ops: Arc<Ops>,
 }
 
 enum LauncherMsg {
@@ -453,7 +497,10 @@ impl Actor for Launcher {
                 None if self.stopping() => {}
                 None => self.cannot_listen(&"the echo service did not start"),
             },
-            LauncherMsg::Ready(Ok(addr)) => self.port.store(addr.port(), Ordering::SeqCst),
+            LauncherMsg::Ready(Ok(addr)) => {
+                self.port.store(addr.port(), Ordering::SeqCst);
+                self.ops.ready(&format!("accepting connections on {addr}"));
+            }
             LauncherMsg::Ready(Err(_)) if self.stopping() => {}
             LauncherMsg::Ready(Err(e)) => self.cannot_listen(&e),
         }
@@ -478,6 +525,7 @@ fn watch_signals(
     supervisors: Vec<(ReactorHandle, ActorId)>,
     grace: Duration,
     stopping: Arc<AtomicBool>,
+    ops: Arc<Ops>,
 ) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new()
@@ -492,6 +540,7 @@ fn watch_signals(
                     "signal {sig}: no longer accepting; sessions get {:.1}s to finish",
                     grace.as_secs_f64()
                 );
+                ops.stopping();
                 for (handle, supervisor) in &supervisors {
                     handle.kill(*supervisor);
                 }
