@@ -20,6 +20,7 @@ use credit_actors::{
 use credit_chat::{
     ChatConfig, ChatGroup, ChatRoom, ChatService, RoomDirectory, RoomMsg, ServiceMsg, ROOM, SERVICE,
 };
+use credit_ops::{Ops, OpsArgs};
 use log::{info, warn, LevelFilter};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -91,6 +92,8 @@ struct Args {
     /// the least loaded reactor).
     #[arg(long, default_value = "reuseport")]
     accept: AcceptMode,
+    #[command(flatten)]
+    ops: OpsArgs,
 }
 
 fn secs(name: &str, v: Option<f64>) -> Result<Option<Duration>, String> {
@@ -126,9 +129,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let ops = match Ops::new(&args.ops) {
+        Ok(ops) => Arc::new(ops),
+        Err(e) => {
+            eprintln!("chat-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listen = ListenSpec::host_port(args.bind.clone(), args.port).backlog(args.backlog);
     let config = ChatConfig {
-        listen: ListenSpec::host_port(args.bind.clone(), args.port).backlog(args.backlog),
+        listen: ops.service_listen(listen),
         conn: SocketConfig {
+            proxy: ops.proxy.clone(),
             max_unit: args.max_line as usize,
             max_backlog: Some(args.max_backlog as usize),
             idle_timeout: idle,
@@ -149,7 +161,7 @@ fn main() -> ExitCode {
         }
     };
     if args.reactors > 1 {
-        return run_group(&args, config, buffer_limit, grace, stats);
+        return run_group(&args, config, buffer_limit, grace, stats, ops);
     }
 
     let mut reactor = match Reactor::with_config(Config::default()) {
@@ -167,20 +179,29 @@ fn main() -> ExitCode {
         others: Vec::new(),
         spec: format!("{}:{}", args.bind, args.port),
         stopping: stopping.clone(),
+        ops: ops.clone(),
     });
     let handle = reactor.handle();
+    let admin = match ops.start_admin(vec![handle.clone()]) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("chat-server: {e}");
+            return ExitCode::from(1);
+        }
+    };
     if let Some(every) = stats {
         if let Err(e) = handle.print_stats_every(every) {
             warn!("cannot start the stats thread: {e}");
         }
     }
 
-    if let Err(e) = watch_signals(vec![handle], launcher, grace, stopping) {
+    if let Err(e) = watch_signals(vec![handle], launcher, grace, stopping, ops) {
         eprintln!("chat-server: {e}");
         return ExitCode::FAILURE;
     }
 
     let result = reactor.run();
+    drop(admin);
     let s = reactor.stats();
     info!(
         "chat-server exiting: {} turns, {} messages, {} actors spawned",
@@ -205,8 +226,16 @@ fn run_group(
     buffer_limit: Option<usize>,
     grace: Duration,
     stats: Option<Duration>,
+    ops: Arc<Ops>,
 ) -> ExitCode {
     let n = args.reactors;
+    // A socket systemd passed is one queue: one listener places its
+    // connections.
+    let accept = if config.listen.inherited.is_some() {
+        AcceptMode::Handoff
+    } else {
+        args.accept
+    };
     let share = buffer_limit.map(|b| (b / n).max(1));
     let reactors = match Reactors::start(n, Config::default(), move |core| {
         credit_actors::net::set_buffer_limit(core, share);
@@ -217,7 +246,7 @@ fn run_group(
             return ExitCode::FAILURE;
         }
     };
-    let mut handoff = Handoff::new(args.accept.placement(), n);
+    let mut handoff = Handoff::new(accept.placement(), n);
     if config.max_users.is_some() {
         handoff = handoff.with_slots(AcceptSlots::new(config.max_users));
     }
@@ -229,10 +258,10 @@ fn run_group(
     for i in 0..n {
         let mut config = config.clone();
         config.listen.port = port;
-        config.listen.reuse_port = args.accept == AcceptMode::ReusePort;
+        config.listen.reuse_port = accept == AcceptMode::ReusePort;
         config.group = Some(ChatGroup {
             handoff: handoff.clone(),
-            listen: args.accept.listens(i),
+            listen: accept.listens(i),
             room: directory.clone(),
         });
         let handle = reactors.handle(i).clone();
@@ -245,11 +274,13 @@ fn run_group(
         };
         if i == 0 {
             let (spec, stop) = (format!("{}:{}", args.bind, args.port), stopping.clone());
+            let launcher_ops = ops.clone();
             match handle.spawn(move || Launcher {
                 supervisor,
                 others: Vec::new(),
                 spec,
                 stopping: stop,
+                ops: launcher_ops,
             }) {
                 Ok(l) => launcher = Some(l),
                 Err(_) => return ExitCode::FAILURE,
@@ -283,12 +314,22 @@ fn run_group(
     };
     let others = supervisors[1..].iter().map(|(_, s)| *s).collect();
     supervisors[0].0.send(launcher, LauncherMsg::Others(others));
-    let handles = supervisors.iter().map(|(h, _)| h.clone()).collect();
-    if let Err(e) = watch_signals(handles, launcher, grace, stopping) {
+    let handles: Vec<ReactorHandle> = supervisors.iter().map(|(h, _)| h.clone()).collect();
+    let admin = match ops.start_admin(handles.clone()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("chat-server: {e}");
+            reactors.shutdown();
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = watch_signals(handles, launcher, grace, stopping, ops) {
         eprintln!("chat-server: {e}");
         return ExitCode::FAILURE;
     }
-    match reactors.join() {
+    let joined = reactors.join();
+    drop(admin);
+    match joined {
         Ok(metrics) => {
             for (i, m) in metrics.iter().enumerate() {
                 let s = &m.stats;
@@ -316,6 +357,7 @@ fn watch_signals(
     launcher: Addr<Launcher>,
     grace: Duration,
     stopping: Arc<AtomicBool>,
+    ops: Arc<Ops>,
 ) -> Result<(), String> {
     let mut signals = Signals::new([SIGINT, SIGTERM])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
@@ -331,6 +373,7 @@ fn watch_signals(
                     "signal {sig}: telling every user; output gets {:.1}s to drain",
                     grace.as_secs_f64()
                 );
+                ops.stopping();
                 for handle in &handles[1..] {
                     handle.post(|core| {
                         if let Some(s) = core.whereis::<ChatService>(SERVICE) {
@@ -364,6 +407,8 @@ struct Launcher {
     others: Vec<ActorId>,
     spec: String,
     stopping: Arc<AtomicBool>,
+    /// Told when the service listens (systemd's `READY=1`).
+    ops: Arc<Ops>,
 }
 
 enum LauncherMsg {
@@ -409,7 +454,7 @@ impl Actor for Launcher {
                 None if stopping => {}
                 None => self.cannot_listen(&"the chat service did not start"),
             },
-            LauncherMsg::Ready(Ok(_)) => {}
+            LauncherMsg::Ready(Ok(addr)) => self.ops.ready(&format!("accepting users on {addr}")),
             LauncherMsg::Ready(Err(_)) if stopping => {}
             LauncherMsg::Ready(Err(e)) => self.cannot_listen(&e),
             LauncherMsg::Stop => {
