@@ -339,6 +339,8 @@ enum Phase {
     Scraping {
         request: Request,
         samples: Vec<ReactorSample>,
+        /// Reactors asked (a stopped one cannot be).
+        asked: usize,
     },
 }
 
@@ -433,20 +435,31 @@ impl AdminConn {
         let scrape = self.scrape;
         let me = ctx.me();
         let here = ctx.core().handle();
+        let mut asked = 0;
         for (i, reactor) in self.shared.reactors.iter().enumerate() {
             let here = here.clone();
-            reactor.post(move |core| {
+            asked += usize::from(reactor.post(move |core| {
+                // Makes the socket counters exist (zero) on a reactor no
+                // socket has run on yet, so every scrape has the same
+                // families.
+                let _ = credit_actors::net::buffer_memory(core);
+                let metrics = core.metrics();
+                let connections = metrics
+                    .group("sockets")
+                    .and_then(|g| g.get("conns"))
+                    .map_or_else(|| core.load_of(core.reactor_index()), |n| n as usize);
                 let sample = ReactorSample {
                     reactor: i,
-                    metrics: core.metrics(),
-                    connections: core.load_of(core.reactor_index()),
+                    metrics,
+                    connections,
                 };
                 here.send(me, ConnMsg::Sample(scrape, Box::new(sample)));
-            });
+            }));
         }
         self.phase = Phase::Scraping {
             request,
-            samples: Vec::with_capacity(self.shared.reactors.len()),
+            samples: Vec::with_capacity(asked),
+            asked,
         };
         ctx.send_after(me, ConnMsg::ScrapeDue(scrape), SCRAPE_WAIT);
         self.maybe_finish_scrape(ctx, false);
@@ -455,7 +468,7 @@ impl AdminConn {
     fn maybe_finish_scrape(&mut self, ctx: &mut Ctx<'_, Self>, due: bool) {
         let n = self.shared.reactors.len();
         let done = match &self.phase {
-            Phase::Scraping { samples, .. } => due || samples.len() >= n,
+            Phase::Scraping { samples, asked, .. } => due || samples.len() >= *asked,
             _ => false,
         };
         if !done {
@@ -464,6 +477,7 @@ impl AdminConn {
         let Phase::Scraping {
             request,
             mut samples,
+            ..
         } = std::mem::replace(&mut self.phase, Phase::Head)
         else {
             return;

@@ -101,7 +101,7 @@ struct Family<'a, F> {
 
 enum Value<'a> {
     Count(u64),
-    Level(f64),
+    Level(i64),
     Seconds(f64),
     Histogram(&'a Hist),
 }
@@ -270,19 +270,19 @@ const FIGURES: &[Figure] = &[
         |s| count(s.metrics.slow_runs),
     ),
     ("live_actors", "Live actors.", MetricType::Gauge, |s| {
-        Some(Value::Level(s.metrics.stats.live_actors as f64))
+        Some(Value::Level(s.metrics.stats.live_actors as i64))
     }),
     (
         "connections",
         "Connections the reactor serves.",
         MetricType::Gauge,
-        |s| Some(Value::Level(s.connections as f64)),
+        |s| Some(Value::Level(s.connections as i64)),
     ),
     (
         "queue_depth_max",
         "Longest run queue seen.",
         MetricType::Gauge,
-        |s| Some(Value::Level(s.metrics.queue_depth_max as f64)),
+        |s| Some(Value::Level(s.metrics.queue_depth_max as i64)),
     ),
 ];
 
@@ -330,6 +330,7 @@ fn extension_figure(group: &str, name: &str) -> (String, String) {
         ("sockets", "proxy_local") => "PROXY protocol LOCAL headers (health checks) read.",
         ("sockets", "proxy_refused") => "Connections refused for their PROXY header.",
         ("sockets", "mem") => "Bytes of buffer memory held.",
+        ("sockets", "conns") => "Sockets open (accepted and outgoing).",
         ("sockets", "mem_peak") => "Most bytes of buffer memory held.",
         _ => "A counter of the reactor's extension (see --stats).",
     };
@@ -340,6 +341,7 @@ fn extension_figure(group: &str, name: &str) -> (String, String) {
         "writes" => "flushes",
         "stalls" => "credit_stalls",
         "hw" => "high_water",
+        "conns" => "open",
         "mem" | "mem_peak" => {
             return (
                 format!("{group}_{}", name.replace("mem", "buffer_memory_bytes")),
@@ -386,7 +388,7 @@ impl Collector for Scrape {
                         let v = s.metrics.group(g)?.get(name)?;
                         Some(match kind {
                             MetricType::Counter => Value::Count(v),
-                            _ => Value::Level(v as f64),
+                            _ => Value::Level(v as i64),
                         })
                     });
                     let family = Family {

@@ -233,6 +233,8 @@ pub(crate) struct NetLocal {
     /// PROXY headers read, of which `LOCAL`, and connections refused for
     /// their header (or its absence).
     pub(crate) proxy: ProxyCounts,
+    /// Sockets alive on this reactor (accepted and outgoing).
+    pub(crate) live: u64,
 }
 
 /// The PROXY protocol's counters (see [`crate::net::proxy`]).
@@ -251,6 +253,7 @@ impl Default for NetLocal {
             stats: SocketStats::default(),
             budget: Budget::default(),
             proxy: ProxyCounts::default(),
+            live: 0,
         }
     }
 }
@@ -363,7 +366,11 @@ impl Local for NetLocal {
             Counters {
                 group: "sockets",
                 values,
-                gauges: vec![("mem", m.total as u64), ("mem_peak", m.peak as u64)],
+                gauges: vec![
+                    ("conns", self.live),
+                    ("mem", m.total as u64),
+                    ("mem_peak", m.peak as u64),
+                ],
             }
         })
     }

@@ -11,6 +11,7 @@ mod binary;
 mod hardening;
 mod memory;
 mod metrics;
+mod ops;
 mod overload;
 mod proxy;
 mod reactors;

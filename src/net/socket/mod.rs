@@ -572,6 +572,7 @@ impl Actor for Socket {
 
     fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
         ctx.link(self.controller.id());
+        ctx.local::<NetLocal>().live += 1;
         if self.state == State::Connecting {
             self.start_connect(ctx);
             return;
@@ -643,7 +644,9 @@ impl Actor for Socket {
         }
         self.settle(ctx);
         let me = ctx.id();
-        ctx.local::<NetLocal>().budget.ended(me);
+        let net = ctx.local::<NetLocal>();
+        net.live -= 1;
+        net.budget.ended(me);
         if !self.is_outgoing() {
             // The listener counted it when it accepted it.
             ctx.core().add_load(-1);
