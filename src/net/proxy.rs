@@ -214,24 +214,27 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, ProxyError> {
         return Err(ProxyError::Missing);
     }
     let window = &buf[..buf.len().min(MAX_V1)];
-    let Some(cr) = window.iter().position(|&b| b == b'\r') else {
-        if window.len() == MAX_V1 {
-            return Err(ProxyError::Malformed("v1 header longer than 107 bytes"));
+    // The first byte that is not printable ASCII must be the CR of the
+    // closing CRLF, within the 107 bytes.
+    let cr = match window
+        .iter()
+        .position(|&b| !b.is_ascii_graphic() && b != b' ')
+    {
+        None if window.len() == MAX_V1 => {
+            return Err(ProxyError::Malformed("v1 header longer than 107 bytes"))
         }
-        if window.iter().any(|&b| !b.is_ascii_graphic() && b != b' ') {
-            return Err(ProxyError::Malformed("v1 header is not printable ASCII"));
-        }
-        return Ok(Parsed::Incomplete);
+        None => return Ok(Parsed::Incomplete),
+        Some(i) if window[i] == b'\r' => i,
+        Some(_) => return Err(ProxyError::Malformed("v1 header is not printable ASCII")),
     };
     match window.get(cr + 1) {
         None if cr + 1 < MAX_V1 => return Ok(Parsed::Incomplete),
+        None => return Err(ProxyError::Malformed("v1 header longer than 107 bytes")),
         Some(b'\n') => {}
-        _ => return Err(ProxyError::Malformed("v1 header does not end with CRLF")),
+        Some(_) => return Err(ProxyError::Malformed("v1 header does not end with CRLF")),
     }
     let line = std::str::from_utf8(&window[6..cr])
-        .ok()
-        .filter(|l| l.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
-        .ok_or(ProxyError::Malformed("v1 header is not printable ASCII"))?;
+        .map_err(|_| ProxyError::Malformed("v1 header is not printable ASCII"))?;
     let used = cr + 2;
     let mut fields = line.split(' ');
     let proto = fields.next().unwrap_or("");
@@ -510,6 +513,53 @@ impl ProxyPolicy {
     }
 }
 
+/// Panics if [`parse`] breaks one of its properties on `data`: the fuzz
+/// target's check, and the regression corpus's (`fuzz/regressions/proxy`).
+///
+/// - it never panics, and never waits for more than a header may hold;
+/// - a header it reads took at most the bytes there, and no more than the
+///   limits; every shorter prefix of it is `Incomplete`, and the bytes
+///   after it do not change it;
+/// - a refusal is final: more bytes do not change it;
+/// - a header naming addresses reads back the same from its own
+///   encodings.
+pub fn check_properties(data: &[u8]) {
+    let result = parse(data);
+    match &result {
+        Ok(Parsed::Done(h, used)) => {
+            let used = *used;
+            assert!(used <= data.len() && used <= MAX_V2.max(MAX_V1));
+            if h.version == 1 {
+                assert!(used <= MAX_V1, "a v1 header of {used} bytes");
+            }
+            assert_eq!(parse(&data[..used]), Ok(Parsed::Done(*h, used)));
+            for cut in 0..used {
+                assert_eq!(parse(&data[..cut]), Ok(Parsed::Incomplete), "cut at {cut}");
+            }
+            if let (Some(_), Some(_), ProxyCommand::Proxy) = (h.source, h.destination, h.command) {
+                if let Ok(Parsed::Done(back, _)) = parse(&h.encode_v2()) {
+                    if h.source.map(|a| a.is_ipv4()) == h.destination.map(|a| a.is_ipv4()) {
+                        assert_eq!((back.source, back.destination), (h.source, h.destination));
+                    }
+                }
+            }
+        }
+        Ok(Parsed::Incomplete) => {
+            assert!(
+                data.len() < MAX_V2.max(MAX_V1),
+                "waits with {} bytes",
+                data.len()
+            );
+        }
+        Err(e) => {
+            let mut more = data.to_vec();
+            more.extend_from_slice(b"\r\n");
+            more.extend_from_slice(&[0x21; 64]);
+            assert_eq!(parse(&more).err().as_ref(), Some(e), "a refusal is final");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,6 +687,18 @@ mod tests {
             0x20, 0x11, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2,
         ]));
         assert_eq!((h.is_local(), h.source, n), (true, None, 28));
+    }
+
+    #[test]
+    fn the_regression_corpus_keeps_its_properties() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/proxy");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("fuzz/regressions/proxy") {
+            let path = entry.unwrap().path();
+            check_properties(&std::fs::read(&path).unwrap());
+            n += 1;
+        }
+        assert!(n >= 20, "only {n} inputs in {}", dir.display());
     }
 
     #[test]
