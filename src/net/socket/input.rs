@@ -96,6 +96,7 @@ impl Socket {
     /// the controller to hand it to. Leaves everything else (reading,
     /// the end of input, an overlong unit that closes the socket) to the
     /// run.
+    #[inline(always)]
     pub(super) fn unit_in_place(
         &mut self,
     ) -> Option<(Recipient<SocketEvent>, Result<Unit, UnitError>)> {

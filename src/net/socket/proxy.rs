@@ -36,6 +36,9 @@ impl Socket {
     }
 
     /// Reads until the header is whole, then hands on to the usual path.
+    /// Out of line: `pump`, on every line's path, only tests the state.
+    #[cold]
+    #[inline(never)]
     pub(super) fn pump_proxy(&mut self, ctx: &mut Ctx<'_, Self>) {
         let required = self.config.proxy.as_ref().is_none_or(|p| p.required);
         loop {
