@@ -4,7 +4,8 @@
 //! answers (`/readyz` 503) while they drain.
 //!
 //! - [`AdminService`] listens, and keeps at most `max_conns` connections
-//!   (further ones wait in the kernel's backlog);
+//!   (further ones wait in the kernel's backlog); each request must arrive
+//!   whole within [`REQUEST_DEADLINE`], so slow clients cannot hold them;
 //! - each [`AdminConn`] reads a request head with the `CRLFCRLF`
 //!   delimiter, switches its socket to raw mode for a body (read and
 //!   discarded), then back, and answers:
@@ -19,7 +20,8 @@
 //!     drain file exists ([`Readiness`]).
 //!
 //! A bad request gets 400 and the connection closes. HTTP/1.1
-//! connections stay open between requests unless asked otherwise.
+//! connections stay open between requests unless asked otherwise, for at
+//! most [`REQUEST_DEADLINE`] each.
 
 use std::io;
 use std::net::SocketAddr;
@@ -44,6 +46,12 @@ use crate::prom::{self, ProcessSample, ReactorSample};
 
 /// How long a scrape waits for the reactors' snapshots.
 pub const SCRAPE_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a request may take to arrive whole, head and body, from the
+/// moment the connection is ready for it: a client that trickles bytes
+/// (or holds a keep-alive connection idle) cannot keep one of the few
+/// connections for longer.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How often the drain file is looked for, to log its comings and goings
 /// (`/readyz` looks for it on every request).
@@ -94,7 +102,7 @@ pub struct AdminConfig {
     pub readiness: Readiness,
     /// The reactors `/metrics` reports, in group order.
     pub reactors: Vec<ReactorHandle>,
-    /// Most connections at once. Default 8.
+    /// Most connections at once. Default 32.
     pub max_conns: usize,
     /// Trusted proxies whose PROXY header, if they send one, is read (the
     /// load balancer's checks may carry one); anyone may connect.
@@ -108,7 +116,7 @@ impl AdminConfig {
             listen,
             readiness,
             reactors,
-            max_conns: 8,
+            max_conns: 32,
             proxy: None,
         }
     }
@@ -320,6 +328,8 @@ pub enum ConnMsg {
     Sample(u64, Box<ReactorSample>),
     /// Scrape number `.0` has waited long enough.
     ScrapeDue(u64),
+    /// Request number `.0` has had [`REQUEST_DEADLINE`] to arrive.
+    RequestDue(u64),
 }
 
 impl From<SocketEvent> for ConnMsg {
@@ -353,6 +363,8 @@ pub struct AdminConn {
     /// The current scrape's number: late snapshots of an earlier one are
     /// dropped.
     scrape: u64,
+    /// The current request's number, for its deadline.
+    request: u64,
 }
 
 impl AdminConn {
@@ -362,7 +374,16 @@ impl AdminConn {
             sock: None,
             phase: Phase::Head,
             scrape: 0,
+            request: 0,
         }
+    }
+
+    /// Ready for the next request: one unit of credit, and its deadline.
+    fn next_request(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>) {
+        self.request += 1;
+        let me = ctx.me();
+        ctx.send_after(me, ConnMsg::RequestDue(self.request), REQUEST_DEADLINE);
+        sock.issue_credit(ctx, 1);
     }
 
     fn head_mode(ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>) {
@@ -517,7 +538,7 @@ impl AdminConn {
     fn answer(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, r: String, keep: bool) {
         sock.send(ctx, r);
         if keep {
-            sock.issue_credit(ctx, 1);
+            self.next_request(ctx, sock);
         } else {
             sock.stop(ctx);
             ctx.stop();
@@ -535,7 +556,7 @@ impl Actor for AdminConn {
             ConnMsg::Connection(sock) => {
                 self.sock = Some(sock);
                 Self::head_mode(ctx, sock);
-                sock.issue_credit(ctx, 1);
+                self.next_request(ctx, sock);
             }
             ConnMsg::Socket(SocketEvent::Data(sock, Ok(unit))) => self.unit(ctx, sock, unit),
             ConnMsg::Socket(SocketEvent::Data(sock, Err(e))) => {
@@ -554,6 +575,16 @@ impl Actor for AdminConn {
                         samples.push(*sample);
                     }
                     self.maybe_finish_scrape(ctx, false);
+                }
+            }
+            ConnMsg::RequestDue(n) => {
+                // Still reading that request (not answering it): too slow.
+                let reading = matches!(self.phase, Phase::Head | Phase::Body(..));
+                if n == self.request && reading {
+                    if let Some(sock) = self.sock {
+                        sock.stop(ctx);
+                    }
+                    ctx.stop();
                 }
             }
             ConnMsg::ScrapeDue(scrape) => {

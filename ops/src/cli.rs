@@ -38,7 +38,9 @@ pub struct OpsArgs {
     #[arg(long, requires = "proxy_from")]
     pub proxy_protocol: bool,
     /// The load balancers whose PROXY headers are believed: addresses or
-    /// blocks, comma-separated (10.0.0.2,192.168.0.0/24,::1).
+    /// blocks, comma-separated (10.0.0.2,192.168.0.0/24,::1). Without
+    /// --proxy-protocol it applies to the admin endpoint only (which reads
+    /// a header from these sources if they send one).
     #[arg(long, value_name = "CIDR,...")]
     pub proxy_from: Option<Trusted>,
     /// Seconds a connection may take to send its PROXY header.
@@ -93,10 +95,16 @@ impl Ops {
             if slot.is_none() {
                 *slot = Some(f.fd);
             } else {
+                // Closed, so that clients reaching it are refused rather
+                // than left waiting in a backlog nobody accepts from.
                 warn!(
-                    "socket activation: descriptor {} ({:?}) left unused",
+                    "socket activation: descriptor {} ({:?}) is not used; closing it",
                     f.fd, f.name
                 );
+                // SAFETY: the descriptor was passed to this process, which
+                // has no other use for it; closing an invalid one only
+                // fails with EBADF.
+                unsafe { libc::close(f.fd) };
             }
         }
         if let Some(fd) = service_fd {

@@ -287,3 +287,35 @@ fn connections_past_the_limit_wait_until_one_closes() {
     assert_eq!(resp.status, 200);
     drop((b, rb));
 }
+
+#[test]
+fn a_client_trickling_its_request_loses_its_slot_at_the_deadline() {
+    let f = start(1, 1);
+    let addr = f.admin.addr();
+    let (mut slow, mut rs) = connect(addr);
+    slow.write_all(b"GET /hea").unwrap();
+    let started = std::time::Instant::now();
+    // One byte a second: each resets an idle timer, not the deadline.
+    let trickle = std::thread::spawn(move || {
+        for b in b"lthz HTTP/1.1\r\n" {
+            std::thread::sleep(Duration::from_millis(1000));
+            if slow.write_all(&[*b]).is_err() {
+                break;
+            }
+        }
+    });
+    assert!(
+        read_response(&mut rs, false).is_none(),
+        "closed, unanswered"
+    );
+    let took = started.elapsed();
+    // Not before the deadline, and before the trickle would have ended
+    // the head (15 s).
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(14),
+        "closed after {took:?}"
+    );
+    // The one slot is free again.
+    assert_eq!(get(addr, "/healthz").status, 200);
+    let _ = trickle.join();
+}

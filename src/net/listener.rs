@@ -635,8 +635,8 @@ impl Listener {
     fn try_listen(&mut self, ctx: &mut Ctx<'_, Self>) {
         let me = ctx.me();
         let bound = self.bind().and_then(|mut l| {
-            ctx.register(&mut l, Interest::READABLE)?;
             let local = l.local_addr()?;
+            ctx.register(&mut l, Interest::READABLE)?;
             Ok((l, local))
         });
         match bound {
@@ -695,6 +695,21 @@ impl Listener {
                 }
             }
             match accepted {
+                Ok((stream, peer)) if self.untrusted(&peer) => {
+                    // Refused before it costs a socket, a session or a
+                    // unit of credit; its slot, if any, goes back.
+                    let e = crate::net::ProxyError::Untrusted(peer.ip());
+                    log::info!("connection from {peer} refused: {e}");
+                    ctx.local::<NetLocal>().proxy.refused += 1;
+                    drop(stream);
+                    if let Some(slots) = &slots {
+                        for next in slots.release() {
+                            if next != me {
+                                next.issue_credit(ctx, 0);
+                            }
+                        }
+                    }
+                }
                 Ok((stream, peer)) => {
                     self.credit -= 1;
                     self.accepted += 1;
@@ -721,6 +736,15 @@ impl Listener {
                 }
             }
         }
+    }
+
+    /// True if the connections must come through a PROXY header and this
+    /// peer is not among the trusted proxies.
+    fn untrusted(&self, peer: &SocketAddr) -> bool {
+        self.socket_config
+            .proxy
+            .as_deref()
+            .is_some_and(|p| p.required && !p.trusts(peer.ip()))
     }
 
     /// True while the buffer memory budget is pressed: the listener parks
@@ -843,10 +867,14 @@ fn take_inherited(fd: std::os::fd::RawFd) -> io::Result<TcpListener> {
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     let owned: OwnedFd = borrowed.try_clone_to_owned()?;
     let socket = socket2::Socket::from(owned);
-    if socket.r#type()? != socket2::Type::STREAM || !socket.is_listener()? {
+    let tcp = matches!(
+        socket.domain()?,
+        socket2::Domain::IPV4 | socket2::Domain::IPV6
+    );
+    if !tcp || socket.r#type()? != socket2::Type::STREAM || !socket.is_listener()? {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("descriptor {fd} is not a listening stream socket"),
+            format!("descriptor {fd} is not a listening TCP socket"),
         ));
     }
     socket.set_nonblocking(true)?;
@@ -931,6 +959,12 @@ impl Actor for Listener {
     fn stopped(&mut self, ctx: &mut Ctx<'_, Self>, reason: &ExitReason) {
         if !matches!(reason, ExitReason::Shutdown) {
             self.hand_over_queue(ctx);
+        }
+        // An inherited socket outlives this duplicate: its registration
+        // would outlive it too (epoll keys on the open file), and the next
+        // listener's could not be added.
+        if let Some(mut l) = self.socket.take() {
+            let _ = ctx.deregister(&mut l);
         }
         if let Some(slots) = self.handoff.as_deref().and_then(|h| h.slots.as_ref()) {
             slots.forget(ctx.me());

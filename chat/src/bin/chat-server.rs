@@ -172,12 +172,13 @@ fn main() -> ExitCode {
         }
     };
     credit_actors::net::set_buffer_limit(&mut reactor, buffer_limit);
+    let spec = config.listen.to_string();
     let supervisor = reactor.spawn(credit_chat::supervisor(config));
     let stopping = Arc::new(AtomicBool::new(false));
     let launcher = reactor.spawn(Launcher {
         supervisor,
         others: Vec::new(),
-        spec: format!("{}:{}", args.bind, args.port),
+        spec,
         stopping: stopping.clone(),
         ops: ops.clone(),
     });
@@ -255,6 +256,7 @@ fn run_group(
     let mut port = args.port;
     let mut supervisors = Vec::with_capacity(n);
     let mut launcher = None;
+    let spec_all = config.listen.to_string();
     for i in 0..n {
         let mut config = config.clone();
         config.listen.port = port;
@@ -273,7 +275,7 @@ fn run_group(
             }
         };
         if i == 0 {
-            let (spec, stop) = (format!("{}:{}", args.bind, args.port), stopping.clone());
+            let (spec, stop) = (spec_all.clone(), stopping.clone());
             let launcher_ops = ops.clone();
             match handle.spawn(move || Launcher {
                 supervisor,

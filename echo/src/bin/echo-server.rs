@@ -213,6 +213,7 @@ fn main() -> ExitCode {
     // launcher finds the current one by name.
     let port = Arc::new(AtomicU16::new(args.port));
     let bound_port = port.clone();
+    let spec = config.listen.to_string();
     let supervisor = reactor.spawn(supervised(config, port));
     let handle = reactor.handle();
 
@@ -225,7 +226,7 @@ fn main() -> ExitCode {
     reactor.spawn(Launcher {
         supervisor,
         port: bound_port,
-        spec: format!("{}:{}", args.bind, args.port),
+        spec,
         stopping: stopping.clone(),
         ops: ops.clone(),
     });
@@ -346,6 +347,7 @@ fn run_group(
     let port = Arc::new(AtomicU16::new(args.port));
     let stopping = Arc::new(AtomicBool::new(false));
     let mut supervisors = Vec::with_capacity(n);
+    let spec_all = config.listen.to_string();
     for i in 0..n {
         let mut config = config.clone();
         config.listen.reuse_port = accept == AcceptMode::ReusePort;
@@ -364,7 +366,7 @@ fn run_group(
         };
         if i == 0 {
             let (spec, stop, bound, launcher_ops) = (
-                format!("{}:{}", args.bind, args.port),
+                spec_all.clone(),
                 stopping.clone(),
                 port.clone(),
                 ops.clone(),

@@ -200,3 +200,46 @@ fn proxy_protocol_without_trusted_sources_is_refused_at_start() {
     assert_eq!(status.code(), Some(2), "{output:?}");
     assert!(output.iter().any(|l| l.contains("prefix")), "{output:?}");
 }
+
+#[test]
+fn an_inherited_socket_is_listened_on_again_after_its_service_ends() {
+    use credit_actors::net::ListenSpec;
+    use credit_actors::{Config, Reactor};
+    use credit_echo::{EchoConfig, EchoService, ServiceMsg};
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (handle, join) = Reactor::start(Config::default(), |_| {}).unwrap();
+    for round in 0..3 {
+        let config = EchoConfig {
+            listen: ListenSpec::inherited(listener.as_raw_fd()),
+            ..EchoConfig::default()
+        };
+        let service = handle.spawn(move || EchoService::new(config)).unwrap();
+        let addr = handle
+            .request_wait(service, ServiceMsg::WhenReady, WAIT)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(addr.port(), port);
+        let mut peer = Peer::connect(addr);
+        assert_eq!(peer.ask("again"), "You said: again");
+        handle.kill(service.id());
+        drop(peer);
+    }
+    // Not a socket at all, and a socket that is not a TCP listener: refused
+    // with a reason.
+    let unix = UnixDatagram::unbound().unwrap();
+    let config = EchoConfig {
+        listen: ListenSpec::inherited(unix.as_raw_fd()),
+        ..EchoConfig::default()
+    };
+    let service = handle.spawn(move || EchoService::new(config)).unwrap();
+    let err = handle
+        .request_wait(service, ServiceMsg::WhenReady, WAIT)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not a listening TCP socket"),
+        "{err}"
+    );
+    handle.shutdown();
+    credit_testkit::join_bounded(join).unwrap();
+}

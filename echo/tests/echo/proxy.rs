@@ -15,6 +15,10 @@ use credit_testkit::wait_until;
 use crate::support::{Server, PREFIX};
 
 fn server(trusted: &str, timeout: Duration) -> Server {
+    server_max(trusted, timeout, None)
+}
+
+fn server_max(trusted: &str, timeout: Duration, max_conns: Option<usize>) -> Server {
     let policy = ProxyPolicy {
         timeout,
         ..ProxyPolicy::new(parse_cidrs(trusted).unwrap())
@@ -24,6 +28,7 @@ fn server(trusted: &str, timeout: Duration) -> Server {
             proxy: Some(Arc::new(policy)),
             ..SocketConfig::default()
         },
+        max_conns,
         ..EchoConfig::default()
     })
 }
@@ -76,12 +81,24 @@ fn a_local_header_is_a_health_check_served_as_a_plain_connection() {
 
 #[test]
 fn untrusted_malformed_missing_and_truncated_headers_close_the_connection() {
-    // Nothing on loopback is trusted: even a good header is refused.
-    let s = server("10.0.0.0/8", Duration::from_secs(5));
-    let mut p = s.connect();
-    p.write(&client().encode_v2());
-    p.write(b"hello\n");
-    p.expect_eof();
+    // Nothing on loopback is trusted: even a good header is refused, as
+    // the listener accepts it, and it costs no session and no credit: a
+    // server taking two at a time refuses five in a row and then serves.
+    let s = server_max("10.0.0.0/8", Duration::from_secs(5), Some(2));
+    for _ in 0..5 {
+        let mut p = s.connect();
+        let mut bytes = client().encode_v2();
+        bytes.extend_from_slice(b"hello\n");
+        // The refusal may reset the connection before the write.
+        let _ = std::io::Write::write_all(&mut p.writer, &bytes);
+        p.expect_eof();
+    }
+    wait_until("five refusals", Duration::from_secs(5), || {
+        counts(&s) == (0, 0, 5)
+    });
+    assert_eq!(s.sessions(), 0, "no session for a refused connection");
+    let m = s.handle.metrics().unwrap();
+    assert_eq!(m.group("sockets").unwrap().get("conns"), Some(0));
     drop(s);
 
     let s = server("127.0.0.0/8", Duration::from_secs(5));
@@ -109,6 +126,19 @@ fn untrusted_malformed_missing_and_truncated_headers_close_the_connection() {
     let mut p = s.connect();
     p.write(&client().encode_v1());
     assert_eq!(p.ask("still here"), format!("{PREFIX}still here"));
+}
+
+#[test]
+fn a_connection_closed_before_any_byte_is_no_refusal() {
+    let s = server("127.0.0.1", Duration::from_secs(5));
+    let p = s.connect();
+    p.shutdown_write();
+    let mut p = p;
+    p.expect_eof();
+    wait_until("the session ends", Duration::from_secs(5), || {
+        s.sessions() == 0
+    });
+    assert_eq!(counts(&s), (0, 0, 0));
 }
 
 #[test]

@@ -361,6 +361,8 @@ pub struct Socket {
     charged: u32,
     /// State bits: see [`flags`].
     flags: u8,
+    /// Counted among the reactor's open sockets (from `started` on).
+    counted: bool,
 }
 
 /// The parts of a socket that only some sockets use: those that connect,
@@ -384,6 +386,8 @@ pub(crate) struct Cold {
     write_check_armed: bool,
     /// Shut the write side down once the queued output is written.
     shutdown_write: bool,
+    /// The PROXY header's deadline, until the header is read.
+    proxy_timer: Option<crate::reactor::TimerId>,
 }
 
 /// The line terminator in force: the socket's own, else the configuration's.
@@ -462,6 +466,7 @@ impl Socket {
             may_read: true,
             charged: 0,
             flags: 0,
+            counted: false,
         }
     }
 
@@ -573,6 +578,7 @@ impl Actor for Socket {
     fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
         ctx.link(self.controller.id());
         ctx.local::<NetLocal>().live += 1;
+        self.counted = true;
         if self.state == State::Connecting {
             self.start_connect(ctx);
             return;
@@ -644,8 +650,11 @@ impl Actor for Socket {
         }
         self.settle(ctx);
         let me = ctx.id();
+        if let Some(t) = self.cold.as_deref_mut().and_then(|c| c.proxy_timer.take()) {
+            ctx.cancel_timer(t);
+        }
         let net = ctx.local::<NetLocal>();
-        net.live -= 1;
+        net.live -= u64::from(self.counted);
         net.budget.ended(me);
         if !self.is_outgoing() {
             // The listener counted it when it accepted it.

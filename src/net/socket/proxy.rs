@@ -32,7 +32,8 @@ impl Socket {
             return;
         }
         let me = ctx.me();
-        ctx.send_after(me, SocketMsg(Cmd::ProxyTimeout), policy.timeout);
+        let timer = ctx.send_after(me, SocketMsg(Cmd::ProxyTimeout), policy.timeout);
+        self.cold().proxy_timer = Some(timer);
     }
 
     /// Reads until the header is whole, then hands on to the usual path.
@@ -46,6 +47,9 @@ impl Socket {
                 Ok(Parsed::Done(header, used)) => {
                     self.rbuf.advance(used);
                     self.state = State::Open;
+                    if let Some(t) = self.cold.as_deref_mut().and_then(|c| c.proxy_timer.take()) {
+                        ctx.cancel_timer(t);
+                    }
                     let net = ctx.local::<NetLocal>();
                     net.proxy.headers += 1;
                     net.proxy.local += u64::from(header.is_local());
@@ -56,6 +60,9 @@ impl Socket {
                 }
                 Err(ProxyError::Missing) if !required => {
                     self.state = State::Open;
+                    if let Some(t) = self.cold.as_deref_mut().and_then(|c| c.proxy_timer.take()) {
+                        ctx.cancel_timer(t);
+                    }
                     self.pump(ctx);
                     return;
                 }
@@ -66,7 +73,14 @@ impl Socket {
                 Ok(Parsed::Incomplete) => {}
             }
             if self.has(flags::EOF) {
-                self.refuse(ctx, ProxyError::Truncated);
+                if self.rbuf.is_empty() {
+                    // Connected and closed without a byte (a port probe):
+                    // an orderly close, not a refusal.
+                    log::debug!("connection closed before its PROXY header");
+                    self.fail(ctx, CloseReason::Orderly);
+                } else {
+                    self.refuse(ctx, ProxyError::Truncated);
+                }
                 return;
             }
             if !self.may_read {
