@@ -15,7 +15,9 @@
 //!     asked of each reactor by a closure posted to it, which sends its
 //!     snapshot back; reactors that do not answer within [`SCRAPE_WAIT`]
 //!     are left out and counted;
-//!   - `/healthz`: 200 while the process serves;
+//!   - `/healthz`: 200 while the process serves: every reactor ran a
+//!     closure posted to it within [`HEALTH_WAIT`]; else 503, naming the
+//!     reactors that did not;
 //!   - `/readyz`: 200, or 503 once the process is stopping or while the
 //!     drain file exists ([`Readiness`]).
 //!
@@ -46,6 +48,10 @@ use crate::prom::{self, ProcessSample, ReactorSample};
 
 /// How long a scrape waits for the reactors' snapshots.
 pub const SCRAPE_WAIT: Duration = Duration::from_secs(2);
+
+/// How long `/healthz` waits for every reactor to run a no-op: a reactor
+/// stuck longer is not serving.
+pub const HEALTH_WAIT: Duration = Duration::from_secs(1);
 
 /// How long a request may take to arrive whole, head and body, from the
 /// moment the connection is ready for it: a client that trickles bytes
@@ -434,11 +440,10 @@ impl AdminConn {
             return;
         }
         let (status, body) = match request.path.as_str() {
-            "/metrics" => {
+            "/metrics" | "/healthz" => {
                 self.start_scrape(ctx, request);
                 return;
             }
-            "/healthz" => (200, "ok\n".to_string()),
             "/readyz" => match self.shared.readiness.check() {
                 Ok(()) => (200, "ready\n".to_string()),
                 Err(why) => (503, format!("{why}\n")),
@@ -450,7 +455,8 @@ impl AdminConn {
         self.answer(ctx, sock, r, request.keep_alive);
     }
 
-    /// Asks every reactor for its snapshot.
+    /// Asks every reactor for its snapshot (for `/metrics`, or to see that
+    /// each one runs, for `/healthz`).
     fn start_scrape(&mut self, ctx: &mut Ctx<'_, Self>, request: Request) {
         self.scrape += 1;
         let scrape = self.scrape;
@@ -482,7 +488,11 @@ impl AdminConn {
             samples: Vec::with_capacity(asked),
             asked,
         };
-        ctx.send_after(me, ConnMsg::ScrapeDue(scrape), SCRAPE_WAIT);
+        let wait = match self.phase {
+            Phase::Scraping { ref request, .. } if request.path == "/healthz" => HEALTH_WAIT,
+            _ => SCRAPE_WAIT,
+        };
+        ctx.send_after(me, ConnMsg::ScrapeDue(scrape), wait);
         self.maybe_finish_scrape(ctx, false);
     }
 
@@ -507,6 +517,24 @@ impl AdminConn {
             return;
         };
         samples.sort_by_key(|s| s.reactor);
+        let head_only = request.method == "HEAD";
+        if request.path == "/healthz" {
+            let (status, body) = if samples.len() == n {
+                (200, "ok\n".to_string())
+            } else {
+                let silent: Vec<String> = (0..n)
+                    .filter(|i| !samples.iter().any(|s| s.reactor == *i))
+                    .map(|i| i.to_string())
+                    .collect();
+                (
+                    503,
+                    format!("reactors not answering: {}\n", silent.join(", ")),
+                )
+            };
+            let r = http::response(status, TEXT, &body, request.keep_alive, head_only, &[]);
+            self.answer(ctx, sock, r, request.keep_alive);
+            return;
+        }
         let process = ProcessSample {
             ready: self.shared.readiness.check().is_ok(),
             reactors: n,
@@ -518,7 +546,6 @@ impl AdminConn {
             body = prom::to_prometheus_text(&body);
             content_type = prom::PROMETHEUS_TEXT;
         }
-        let head_only = request.method == "HEAD";
         let r = http::response(200, content_type, &body, request.keep_alive, head_only, &[]);
         self.answer(ctx, sock, r, request.keep_alive);
     }

@@ -192,7 +192,7 @@ fn metrics_cover_every_reactor_in_prometheus_text_or_openmetrics() {
 }
 
 #[test]
-fn a_stopped_reactor_is_left_out_and_counted() {
+fn a_stopped_reactor_is_left_out_and_counted_and_the_process_is_unhealthy() {
     let f = start(2, 8);
     let addr = f.admin.addr();
     f.reactors.handle(1).shutdown();
@@ -203,6 +203,11 @@ fn a_stopped_reactor_is_left_out_and_counted() {
         m.body.contains("credit_reactors_unanswered 1"),
         "{}",
         m.body
+    );
+    let h = get(addr, "/healthz");
+    assert_eq!(
+        (h.status, h.body.as_str()),
+        (503, "reactors not answering: 1\n")
     );
     assert!(m.body.contains("credit_turns_total{reactor=\"0\"}"));
     assert!(!m.body.contains("credit_turns_total{reactor=\"1\"}"));
