@@ -361,8 +361,6 @@ pub struct Socket {
     charged: u32,
     /// State bits: see [`flags`].
     flags: u8,
-    /// Counted among the reactor's open sockets (from `started` on).
-    counted: bool,
 }
 
 /// The parts of a socket that only some sockets use: those that connect,
@@ -466,7 +464,6 @@ impl Socket {
             may_read: true,
             charged: 0,
             flags: 0,
-            counted: false,
         }
     }
 
@@ -578,7 +575,6 @@ impl Actor for Socket {
     fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
         ctx.link(self.controller.id());
         ctx.local::<NetLocal>().live += 1;
-        self.counted = true;
         if self.state == State::Connecting {
             self.start_connect(ctx);
             return;
@@ -654,7 +650,10 @@ impl Actor for Socket {
             ctx.cancel_timer(t);
         }
         let net = ctx.local::<NetLocal>();
-        net.live -= u64::from(self.counted);
+        // Saturating: a socket ended before its first run (only at the
+        // reactor's shutdown, or killed by id: it is linked to nothing
+        // yet) was never counted.
+        net.live = net.live.saturating_sub(1);
         net.budget.ended(me);
         if !self.is_outgoing() {
             // The listener counted it when it accepted it.
