@@ -9,5 +9,6 @@ static ALLOC: credit_testkit::CountingAlloc = credit_testkit::CountingAlloc;
 mod binary;
 mod conformance;
 mod load;
+mod proxy;
 mod reactors;
 mod support;
