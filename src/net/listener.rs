@@ -699,8 +699,8 @@ impl Listener {
                     // Refused before it costs a socket, a session or a
                     // unit of credit; its slot, if any, goes back.
                     let e = crate::net::ProxyError::Untrusted(peer.ip());
-                    log::info!("connection from {peer} refused: {e}");
-                    ctx.local::<NetLocal>().proxy.refused += 1;
+                    let now = ctx.now();
+                    ctx.local::<NetLocal>().proxy.refused(now, Some(peer), &e);
                     drop(stream);
                     if let Some(slots) = &slots {
                         for next in slots.release() {

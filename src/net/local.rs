@@ -237,12 +237,59 @@ pub(crate) struct NetLocal {
     pub(crate) live: u64,
 }
 
-/// The PROXY protocol's counters (see [`crate::net::proxy`]).
+/// The PROXY protocol's counters (see [`crate::net::proxy`]), and the
+/// limit on logging its refusals.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct ProxyCounts {
     pub(crate) headers: u64,
     pub(crate) local: u64,
     pub(crate) refused: u64,
+    /// The second the refusals logged lately fall in, and how many were
+    /// logged and left out in it.
+    log_window: Option<std::time::Instant>,
+    logged: u32,
+    unlogged: u64,
+}
+
+/// Refusals logged one by one per second; the rest are summed up.
+const REFUSALS_LOGGED: u32 = 10;
+
+impl ProxyCounts {
+    /// Counts a refusal and logs it, unless more than [`REFUSALS_LOGGED`]
+    /// were logged this second (a scan or a flood must not flood the log):
+    /// those are counted and summed up in one line when the next second's
+    /// first one comes.
+    pub(crate) fn refused(
+        &mut self,
+        now: std::time::Instant,
+        peer: Option<std::net::SocketAddr>,
+        e: &crate::net::ProxyError,
+    ) {
+        self.refused += 1;
+        let fresh = self
+            .log_window
+            .is_none_or(|w| now.saturating_duration_since(w) >= std::time::Duration::from_secs(1));
+        if fresh {
+            if self.unlogged > 0 {
+                log::info!(
+                    "{} more connections refused for their PROXY header (not logged one by one)",
+                    self.unlogged
+                );
+            }
+            self.log_window = Some(now);
+            self.logged = 0;
+            self.unlogged = 0;
+        }
+        if self.logged >= REFUSALS_LOGGED {
+            self.unlogged += 1;
+            return;
+        }
+        self.logged += 1;
+        match peer {
+            Some(peer) => log::info!("connection from {peer} refused: {e}"),
+            None => log::info!("connection refused: {e}"),
+        }
+    }
 }
 
 impl Default for NetLocal {

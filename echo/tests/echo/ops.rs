@@ -243,3 +243,44 @@ fn an_inherited_socket_is_listened_on_again_after_its_service_ends() {
     handle.shutdown();
     credit_testkit::join_bounded(join).unwrap();
 }
+
+#[test]
+fn a_flood_of_refusals_is_logged_ten_a_second_and_summed_up() {
+    let mut server = ServerProc::start(BIN, &["--proxy-protocol", "--proxy-from", "10.0.0.1"]);
+    let refuse = |n: usize| {
+        for _ in 0..n {
+            let mut p = Peer::connect(server.addr());
+            p.expect_eof();
+        }
+    };
+    refuse(30);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    refuse(1);
+    let count = |server: &ServerProc| {
+        let out = server.output();
+        let one_by_one = out
+            .iter()
+            .filter(|l| l.contains("refused: PROXY protocol: 127.0.0.1 is not a trusted proxy"))
+            .count();
+        let summed: u64 = out
+            .iter()
+            .filter_map(|l| {
+                let (n, _) = l
+                    .split("INFO")
+                    .nth(1)?
+                    .split_once(" more connections refused")?;
+                n.rsplit(' ').next()?.parse::<u64>().ok()
+            })
+            .sum();
+        (one_by_one, summed)
+    };
+    wait_until("every refusal logged or summed", WAIT, || {
+        let (one, summed) = count(&server);
+        one as u64 + summed == 31
+    });
+    let (one, _) = count(&server);
+    assert!(one < 31, "{one} refusals logged one by one");
+    server.sigterm_settled();
+    let (status, _) = server.finish(WAIT);
+    assert_eq!(status.code(), Some(0));
+}

@@ -116,11 +116,8 @@ impl Socket {
     /// Closes the connection for its header, says why in the log, and
     /// counts it.
     fn refuse(&mut self, ctx: &mut Ctx<'_, Self>, e: ProxyError) {
-        match self.peer_addr() {
-            Some(peer) => log::info!("connection from {peer} refused: {e}"),
-            None => log::info!("connection refused: {e}"),
-        }
-        ctx.local::<NetLocal>().proxy.refused += 1;
+        let (now, peer) = (ctx.now(), self.peer_addr());
+        ctx.local::<NetLocal>().proxy.refused(now, peer, &e);
         self.fail(ctx, CloseReason::Proxy(e));
     }
 }
