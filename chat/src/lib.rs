@@ -38,6 +38,7 @@
 
 pub mod agent;
 pub mod protocol;
+pub mod redis;
 pub mod relay;
 pub mod room;
 pub mod service;

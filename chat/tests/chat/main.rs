@@ -11,4 +11,5 @@ mod conformance;
 mod load;
 mod proxy;
 mod reactors;
+mod redis;
 mod support;

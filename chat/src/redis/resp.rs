@@ -1,0 +1,309 @@
+//! RESP2, the Redis protocol, read the way a socket actor hands input
+//! over: a line at a time (CRLF-delimited units) for everything but bulk
+//! strings, whose payload (and its CRLF) is read by length.
+//!
+//! [`Reader::want`] says how the socket must cut the next unit; the
+//! controller switches the socket's mode accordingly, and feeds each unit
+//! to [`Reader::line`] or [`Reader::bytes`]. A bulk string that arrives in
+//! one unit is kept as that unit's shared bytes, without a copy; one split
+//! over several reads is gathered into one buffer.
+
+use bytes::{Bytes, BytesMut};
+
+/// A reply, or a message pushed to a subscriber.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// `+OK`.
+    Simple(Bytes),
+    /// `-ERR ...`.
+    Error(Bytes),
+    /// `:1`.
+    Integer(i64),
+    /// `$n` and n bytes; `None` for `$-1`.
+    Bulk(Option<Bytes>),
+    /// `*n` and n frames; `None` for `*-1`.
+    Array(Option<Vec<Frame>>),
+}
+
+impl Frame {
+    /// The frame's bytes, for a simple or bulk string.
+    pub fn as_bytes(&self) -> Option<&Bytes> {
+        match self {
+            Frame::Simple(b) | Frame::Bulk(Some(b)) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// Why input is not RESP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RespError(pub &'static str);
+
+impl std::fmt::Display for RespError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "malformed RESP: {}", self.0)
+    }
+}
+
+impl std::error::Error for RespError {}
+
+/// How the next unit must be cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// A line, its CRLF removed.
+    Line,
+    /// At most this many bytes: the rest of a bulk string's payload and
+    /// its CRLF.
+    Bytes(usize),
+}
+
+/// The longest bulk string accepted (Redis's own limit is 512 MiB; a chat
+/// line is far shorter).
+pub const MAX_BULK: usize = 16 << 20;
+
+/// Most elements in one array.
+pub const MAX_ARRAY: usize = 1 << 20;
+
+/// A RESP2 reader. See the module docs.
+#[derive(Debug, Default)]
+pub struct Reader {
+    /// Arrays being filled: their elements so far, and how many are due.
+    stack: Vec<(Vec<Frame>, usize)>,
+    /// A bulk string being read: what is due (payload and CRLF), and what
+    /// came in more than one unit.
+    bulk: Option<(usize, Option<BytesMut>, Option<Bytes>)>,
+}
+
+impl Reader {
+    /// How the socket must cut the next unit.
+    pub fn want(&self) -> Want {
+        match &self.bulk {
+            Some((due, _, _)) => Want::Bytes(*due),
+            None => Want::Line,
+        }
+    }
+
+    /// A line (CRLF removed). `Ok(Some(frame))` when it completes a
+    /// top-level frame.
+    pub fn line(&mut self, line: Bytes) -> Result<Option<Frame>, RespError> {
+        if self.bulk.is_some() {
+            return Err(RespError("a line where bulk bytes were due"));
+        }
+        let (&kind, rest) = line.split_first().ok_or(RespError("an empty line"))?;
+        let body = line.slice(1..);
+        let frame = match kind {
+            b'+' => Frame::Simple(body),
+            b'-' => Frame::Error(body),
+            b':' => Frame::Integer(number(rest)?),
+            b'$' => {
+                let n = number(rest)?;
+                if n == -1 {
+                    Frame::Bulk(None)
+                } else if n < 0 || n as usize > MAX_BULK {
+                    return Err(RespError("bulk length out of range"));
+                } else {
+                    self.bulk = Some((n as usize + 2, None, None));
+                    return Ok(None);
+                }
+            }
+            b'*' => {
+                let n = number(rest)?;
+                if n == -1 {
+                    Frame::Array(None)
+                } else if n < 0 || n as usize > MAX_ARRAY {
+                    return Err(RespError("array length out of range"));
+                } else if n == 0 {
+                    Frame::Array(Some(Vec::new()))
+                } else {
+                    if self.stack.len() >= 8 {
+                        return Err(RespError("arrays nested too deep"));
+                    }
+                    self.stack
+                        .push((Vec::with_capacity(n.min(64) as usize), n as usize));
+                    return Ok(None);
+                }
+            }
+            _ => return Err(RespError("unknown type byte")),
+        };
+        Ok(self.complete(frame))
+    }
+
+    /// Bytes of a bulk string (payload, then CRLF), at most what
+    /// [`want`](Reader::want) said.
+    pub fn bytes(&mut self, chunk: Bytes) -> Result<Option<Frame>, RespError> {
+        let Some((due, mut gathered, whole)) = self.bulk.take() else {
+            return Err(RespError("bulk bytes where a line was due"));
+        };
+        if chunk.len() > due {
+            return Err(RespError("more bulk bytes than due"));
+        }
+        let due = due - chunk.len();
+        let (gathered, whole) = match (gathered.take(), whole) {
+            (None, None) if due == 0 => (None, Some(chunk)),
+            (None, None) => {
+                let mut b = BytesMut::with_capacity(chunk.len() + due);
+                b.extend_from_slice(&chunk);
+                (Some(b), None)
+            }
+            (Some(mut b), _) => {
+                b.extend_from_slice(&chunk);
+                (Some(b), None)
+            }
+            (None, Some(w)) => (None, Some(w)),
+        };
+        if due > 0 {
+            self.bulk = Some((due, gathered, whole));
+            return Ok(None);
+        }
+        let mut all = match (gathered, whole) {
+            (Some(b), _) => b.freeze(),
+            (None, Some(w)) => w,
+            (None, None) => Bytes::new(),
+        };
+        if !all.ends_with(b"\r\n") {
+            return Err(RespError("bulk string not followed by CRLF"));
+        }
+        all.truncate(all.len() - 2);
+        Ok(self.complete(Frame::Bulk(Some(all))))
+    }
+
+    /// Puts a finished frame into the array being filled, or returns it.
+    fn complete(&mut self, mut frame: Frame) -> Option<Frame> {
+        loop {
+            let Some((items, due)) = self.stack.last_mut() else {
+                return Some(frame);
+            };
+            items.push(frame);
+            if items.len() < *due {
+                return None;
+            }
+            let (items, _) = self.stack.pop()?;
+            frame = Frame::Array(Some(items));
+        }
+    }
+}
+
+fn number(digits: &[u8]) -> Result<i64, RespError> {
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(RespError("not a number"))
+}
+
+/// A command as RESP: an array of bulk strings.
+pub fn command<I, A>(args: I) -> Bytes
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<[u8]>,
+{
+    let args: Vec<A> = args.into_iter().collect();
+    let mut out =
+        BytesMut::with_capacity(16 + args.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in &args {
+        let a = a.as_ref();
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` as a socket would, cutting bulk payloads into pieces
+    /// of at most `piece` bytes.
+    fn read_all(input: &[u8], piece: usize) -> Result<Vec<Frame>, RespError> {
+        let mut r = Reader::default();
+        let mut rest = Bytes::copy_from_slice(input);
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let frame = match r.want() {
+                Want::Line => {
+                    let at = rest
+                        .windows(2)
+                        .position(|w| w == b"\r\n")
+                        .ok_or(RespError("no CRLF"))?;
+                    let line = rest.split_to(at);
+                    let _ = rest.split_to(2);
+                    r.line(line)?
+                }
+                Want::Bytes(n) => {
+                    let take = n.min(piece).min(rest.len());
+                    r.bytes(rest.split_to(take))?
+                }
+            };
+            out.extend(frame);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn every_kind_reads_back_whatever_the_cut() {
+        let input = b"+OK\r\n-ERR no\r\n:42\r\n$5\r\nhe\r\no\r\n$-1\r\n*-1\r\n*0\r\n\
+                      *3\r\n$7\r\nmessage\r\n$4\r\nroom\r\n*2\r\n:1\r\n$0\r\n\r\n";
+        let want = vec![
+            Frame::Simple(Bytes::from_static(b"OK")),
+            Frame::Error(Bytes::from_static(b"ERR no")),
+            Frame::Integer(42),
+            Frame::Bulk(Some(Bytes::from_static(b"he\r\no"))),
+            Frame::Bulk(None),
+            Frame::Array(None),
+            Frame::Array(Some(vec![])),
+            Frame::Array(Some(vec![
+                Frame::Bulk(Some(Bytes::from_static(b"message"))),
+                Frame::Bulk(Some(Bytes::from_static(b"room"))),
+                Frame::Array(Some(vec![
+                    Frame::Integer(1),
+                    Frame::Bulk(Some(Bytes::new())),
+                ])),
+            ])),
+        ];
+        for piece in [1, 2, 3, 7, 1000] {
+            assert_eq!(read_all(input, piece).unwrap(), want, "pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn a_bulk_string_in_one_unit_is_not_copied() {
+        let mut r = Reader::default();
+        assert_eq!(r.line(Bytes::from_static(b"$3")), Ok(None));
+        assert_eq!(r.want(), Want::Bytes(5));
+        let unit = Bytes::from_static(b"abc\r\n");
+        let ptr = unit.as_ptr();
+        let Ok(Some(Frame::Bulk(Some(b)))) = r.bytes(unit) else {
+            panic!("no bulk");
+        };
+        assert_eq!((b.as_ref(), b.as_ptr()), (&b"abc"[..], ptr));
+    }
+
+    #[test]
+    fn malformed_input_is_refused() {
+        for bad in [
+            &b"?x\r\n"[..],
+            b":12a\r\n",
+            b"$-2\r\n",
+            b"*-5\r\n",
+            b"$3\r\nabcde",
+            b"$99999999999\r\n",
+        ] {
+            assert!(
+                read_all(bad, 100).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let deep = b"*1\r\n".repeat(9);
+        assert!(read_all(&deep, 100).is_err(), "nesting is bounded");
+    }
+
+    #[test]
+    fn commands_are_arrays_of_bulk_strings() {
+        assert_eq!(
+            command(["PUBLISH", "room", "hi there"]),
+            Bytes::from_static(b"*3\r\n$7\r\nPUBLISH\r\n$4\r\nroom\r\n$8\r\nhi there\r\n")
+        );
+    }
+}

@@ -1,0 +1,267 @@
+//! The Redis client against a real `redis-server` started by the test on
+//! loopback (skipped, saying so, when the binary is missing; `.ci/run`
+//! installs it): subscribe and publish, a bulk string split across reads,
+//! the server closing the connection, and reconnecting to a restarted
+//! server.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use credit_actors::{Actor, Addr, Config, Ctx, Reactor, ReactorHandle};
+use credit_chat::redis::{Frame, RedisClient, RedisConfig, RedisEvent, RedisMsg};
+use credit_testkit::WAIT;
+
+/// A `redis-server` on 127.0.0.1, killed on drop.
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one on a free port, or says why not and returns `None`.
+    fn start() -> Option<RedisServer> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .ok()?;
+        let mut server = RedisServer { port, child: None };
+        if !server.spawn() {
+            eprintln!("skipping: redis-server is not installed (apt-get install redis-server)");
+            return None;
+        }
+        Some(server)
+    }
+
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            return false;
+        };
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        assert!(self.spawn(), "redis-server restarts");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Forwards a client's events to the test thread.
+struct Sink(Sender<RedisEvent>);
+
+impl Actor for Sink {
+    type Msg = RedisEvent;
+    fn handle(&mut self, _ctx: &mut Ctx<'_, Self>, e: RedisEvent) {
+        let _ = self.0.send(e);
+    }
+}
+
+struct Fixture {
+    redis: RedisServer,
+    handle: ReactorHandle,
+    join: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Fixture {
+    fn start() -> Option<Fixture> {
+        let redis = RedisServer::start()?;
+        let (handle, join) = Reactor::start(Config::default(), |_| {}).unwrap();
+        Some(Fixture {
+            redis,
+            handle,
+            join: Some(join),
+        })
+    }
+
+    /// A client and the receiver of its events, once it is up.
+    fn client(&self, name: &str) -> (Addr<RedisClient>, Receiver<RedisEvent>) {
+        let (tx, rx) = channel();
+        let sink = self.handle.spawn(move || Sink(tx)).unwrap();
+        let mut config = RedisConfig::new("127.0.0.1", self.redis.port);
+        config.name = Some(name.to_string());
+        config.backoff_max = Duration::from_millis(200);
+        let client = self
+            .handle
+            .spawn(move || RedisClient::new(config, sink.recipient()))
+            .unwrap();
+        expect_up(&rx);
+        (client, rx)
+    }
+
+    fn command(&self, client: Addr<RedisClient>, words: &[&str]) -> Result<Frame, String> {
+        let words: Vec<Bytes> = words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        self.handle
+            .request_wait(client, move |r| RedisMsg::Command(words, Some(r)), WAIT)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Waits until `channel` has `n` subscribers.
+    fn wait_subscribers(&self, client: Addr<RedisClient>, channel: &str, n: i64) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let reply = self.command(client, &["PUBSUB", "NUMSUB", channel]);
+            if let Ok(Frame::Array(Some(items))) = &reply {
+                if items.get(1) == Some(&Frame::Integer(n)) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "{channel}: {reply:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(j) = self.join.take() {
+            let _ = credit_testkit::join_bounded(j);
+        }
+    }
+}
+
+fn next(rx: &Receiver<RedisEvent>) -> RedisEvent {
+    rx.recv_timeout(WAIT).expect("an event from the client")
+}
+
+fn expect_up(rx: &Receiver<RedisEvent>) {
+    match next(rx) {
+        RedisEvent::Up => {}
+        e => panic!("expected Up, got {e:?}"),
+    }
+}
+
+fn expect_message(rx: &Receiver<RedisEvent>, channel: &str) -> Bytes {
+    match next(rx) {
+        RedisEvent::Message {
+            channel: c,
+            payload,
+        } => {
+            assert_eq!(c, channel.as_bytes());
+            payload
+        }
+        e => panic!("expected a message, got {e:?}"),
+    }
+}
+
+#[test]
+fn subscribe_and_publish() {
+    let Some(f) = Fixture::start() else { return };
+    let (sub, events) = f.client("sub");
+    let (publ, _) = f.client("pub");
+    f.handle
+        .send(sub, RedisMsg::Subscribe(Bytes::from_static(b"room")));
+    f.wait_subscribers(publ, "room", 1);
+    for text in ["hello", "", "two\r\nlines"] {
+        let n = f.command(publ, &["PUBLISH", "room", text]).unwrap();
+        assert_eq!(n, Frame::Integer(1), "one subscriber heard it");
+        assert_eq!(expect_message(&events, "room"), text.as_bytes());
+    }
+    assert_eq!(
+        f.command(publ, &["PING"]).unwrap(),
+        Frame::Simple(Bytes::from_static(b"PONG"))
+    );
+    let err = f.command(publ, &["NOSUCHCOMMAND"]).unwrap();
+    assert!(matches!(err, Frame::Error(_)), "{err:?}");
+    // The names it gave itself.
+    let Frame::Bulk(Some(list)) = f.command(publ, &["CLIENT", "LIST"]).unwrap() else {
+        panic!("CLIENT LIST");
+    };
+    let list = String::from_utf8_lossy(&list);
+    assert!(
+        list.contains("name=sub ") && list.contains("name=pub "),
+        "{list}"
+    );
+}
+
+#[test]
+fn a_bulk_string_split_across_reads_arrives_whole() {
+    let Some(f) = Fixture::start() else { return };
+    let (sub, events) = f.client("sub");
+    let (publ, _) = f.client("pub");
+    f.handle
+        .send(sub, RedisMsg::Subscribe(Bytes::from_static(b"big")));
+    f.wait_subscribers(publ, "big", 1);
+    // 1 MiB, many reads' worth, with CRLFs and every byte value inside.
+    let payload: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i % 251) as u8).collect();
+    let text = String::from_utf8_lossy(&payload).into_owned();
+    let n = f.command(publ, &["PUBLISH", "big", &text]).unwrap();
+    assert_eq!(n, Frame::Integer(1));
+    assert_eq!(expect_message(&events, "big"), text.as_bytes());
+    // And the connection reads on after it.
+    f.command(publ, &["PUBLISH", "big", "after"]).unwrap();
+    assert_eq!(expect_message(&events, "big"), &b"after"[..]);
+}
+
+#[test]
+fn a_closed_connection_is_told_refuses_commands_and_reconnects_subscribed() {
+    let Some(mut f) = Fixture::start() else {
+        return;
+    };
+    let (sub, events) = f.client("sub");
+    let (publ, pub_events) = f.client("pub");
+    f.handle
+        .send(sub, RedisMsg::Subscribe(Bytes::from_static(b"room")));
+    f.wait_subscribers(publ, "room", 1);
+
+    // The server closes the subscriber's connection: it is told, and
+    // comes back subscribed.
+    let killed = f
+        .command(publ, &["CLIENT", "KILL", "TYPE", "pubsub"])
+        .unwrap();
+    assert_eq!(killed, Frame::Integer(1));
+    assert!(matches!(next(&events), RedisEvent::Down(_)));
+    expect_up(&events);
+    f.wait_subscribers(publ, "room", 1);
+    f.command(publ, &["PUBLISH", "room", "back"]).unwrap();
+    assert_eq!(expect_message(&events, "room"), &b"back"[..]);
+
+    // The server goes away: both are told once, commands are refused
+    // meanwhile, and both come back when it does.
+    f.redis.kill();
+    assert!(matches!(next(&events), RedisEvent::Down(_)));
+    assert!(matches!(next(&pub_events), RedisEvent::Down(_)));
+    let refused = f.command(publ, &["PING"]).unwrap_err();
+    assert!(refused.contains("redis unavailable"), "{refused}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        events.try_recv().is_err(),
+        "one Down per outage, however many retries"
+    );
+    f.redis.restart();
+    expect_up(&events);
+    expect_up(&pub_events);
+    f.wait_subscribers(publ, "room", 1);
+    f.command(publ, &["PUBLISH", "room", "again"]).unwrap();
+    assert_eq!(expect_message(&events, "room"), &b"again"[..]);
+}
