@@ -15,7 +15,7 @@ use credit_actors::net::{
     CloseReason, Delimiter, ListenSpec, Listener, ListenerEvent, Mode, Socket, SocketConfig,
     SocketEvent, Unit,
 };
-use credit_actors::{Addr, RequestError};
+use credit_actors::{Actor, Addr, Ctx, RequestError};
 use credit_testkit::{
     bound, closed_port, join_bounded, wait_until, Event, Notice, ProbeHandle, ProbeMsg,
     TestReactor, WAIT,
@@ -948,4 +948,42 @@ fn socket_messages_work_from_another_thread() {
     peer.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
     wait_until("socket dead", WAIT, || !rig.handle.is_alive(sock.id()));
+}
+
+/// Sleeps through its first run: keeps the reactor from polling.
+struct Sleeper(Duration);
+
+impl Actor for Sleeper {
+    type Msg = ();
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        std::thread::sleep(self.0);
+        ctx.stop();
+    }
+    fn handle(&mut self, _ctx: &mut Ctx<'_, Self>, (): ()) {}
+}
+
+#[test]
+fn data_and_fin_that_come_with_the_connect_are_both_seen() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.write_all(b"hello\n").unwrap();
+        // Dropped: the FIN follows the line at once.
+    });
+    let rig = TestReactor::start();
+    let probe = ProbeHandle::spawn(&rig.handle);
+    probe.with(move |ctx| {
+        let sock = Socket::connect(ctx, "127.0.0.1", port);
+        sock.delimiter_mode(ctx, Delimiter::lf());
+        sock.issue_credit(ctx, 10);
+        // Runs after the socket has called connect, and keeps the reactor
+        // from polling until the line and the FIN have both arrived: the
+        // connect's readiness then reports all three at once.
+        ctx.spawn(Sleeper(Duration::from_millis(300)));
+    });
+    server.join().unwrap();
+    probe.wait_data_count(1);
+    assert_eq!(text_lines(&probe.units()), ["hello"]);
+    assert_eq!(probe.wait_closed(), CloseReason::Orderly);
 }

@@ -5,14 +5,22 @@
 //! change how the next must be cut.
 //!
 //! - Commands ([`RedisMsg::Command`]) are pipelined; their replies come
-//!   back in order, to each caller's `Reply`.
+//!   back in order, to each caller's `Reply`. At most [`MAX_PENDING`]
+//!   wait at once; more are refused (`redis busy`).
 //! - [`RedisMsg::Subscribe`] makes it a subscriber: messages on its
-//!   channels go to its owner as [`RedisEvent::Message`].
-//! - It tells its owner when the connection is up and when it is lost
-//!   ([`RedisEvent::Up`], [`RedisEvent::Down`], once per outage), rejects
-//!   the commands waiting for replies, refuses new ones while down, and
-//!   reconnects with capped exponential backoff, naming itself (`CLIENT
-//!   SETNAME`), authenticating (`AUTH`) and subscribing again first.
+//!   channels go to its owner as [`RedisEvent::Message`], and it takes no
+//!   more commands (RESP2 allows a subscribed connection almost none).
+//! - Each connection first authenticates (`AUTH`, if configured), names
+//!   itself (`CLIENT SETNAME`, if configured), subscribes again, and
+//!   checks with `PING`; only once every one of those has succeeded is the
+//!   owner told [`RedisEvent::Up`]. A refused step counts as a failed
+//!   connection.
+//! - A lost connection (closed, reset, refused, a failed handshake,
+//!   unreadable RESP, or output stuck for [`WRITE_TIMEOUT`]) rejects the
+//!   commands waiting for replies and is told to the owner once per
+//!   outage ([`RedisEvent::Down`]); commands are refused while down, and
+//!   it reconnects with capped exponential backoff, which only a
+//!   connection that came up resets.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -21,12 +29,20 @@ use bytes::Bytes;
 use log::{debug, info, warn};
 
 use credit_actors::net::{Delimiter, Mode, Socket, SocketConfig, SocketEvent, Unit};
-use credit_actors::{Actor, ActorId, Ctx, ExitReason, LinkAction, Recipient, Reply, RequestError};
+use credit_actors::{
+    Actor, ActorId, Addr, Ctx, ExitReason, LinkAction, Recipient, Reply, RequestError,
+};
 
 use super::resp::{command, Frame, Reader, Want};
 
 /// Longest line (simple string, error, number, header) accepted.
 const MAX_LINE: usize = 64 * 1024;
+
+/// Most commands waiting for their replies.
+pub const MAX_PENDING: usize = 4096;
+
+/// A connection whose output makes no progress for this long is lost.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and how to connect.
 #[derive(Clone, Debug)]
@@ -78,12 +94,13 @@ impl RedisConfig {
 /// What a [`RedisClient`] tells its owner.
 #[derive(Debug)]
 pub enum RedisEvent {
-    /// Connected (again): named, authenticated and subscribed.
+    /// Connected (again): authenticated, named, subscribed, and answering.
     Up,
     /// The connection was lost or could not be made; the text says why.
     /// Told once per outage; reconnecting goes on.
     Down(String),
-    /// A message on a subscribed channel.
+    /// A message on a subscribed channel. The payload shares the socket's
+    /// read buffer: copy what is kept for long.
     Message {
         /// The channel.
         channel: Bytes,
@@ -96,8 +113,10 @@ pub enum RedisEvent {
 #[derive(Debug)]
 pub enum RedisMsg {
     /// A command (its words), and where its reply goes (a Redis error is
-    /// a reply too: [`Frame::Error`]). Refused at once while the
-    /// connection is down.
+    /// a reply too: [`Frame::Error`]; `None`: an error is logged).
+    /// Refused at once while the connection is down, when [`MAX_PENDING`]
+    /// wait already, on a subscriber, and for the subscription commands
+    /// themselves (use [`RedisMsg::Subscribe`]).
     Command(Vec<Bytes>, Option<Reply<Frame>>),
     /// Subscribe to a channel, now and after every reconnection.
     Subscribe(Bytes),
@@ -113,20 +132,36 @@ impl From<SocketEvent> for RedisMsg {
     }
 }
 
+/// What a reply is for.
+#[derive(Debug)]
+enum Slot {
+    /// A caller's command.
+    Caller(Reply<Frame>),
+    /// A command whose error is only logged.
+    Quiet,
+    /// A step of the connection's handshake.
+    Handshake(&'static str),
+    /// A `SUBSCRIBE` of this many channels: one confirmation each.
+    Subscribe(usize),
+}
+
 /// One Redis connection. See the module docs.
 #[derive(Debug)]
 pub struct RedisClient {
     config: RedisConfig,
     owner: Recipient<RedisEvent>,
-    sock: Option<credit_actors::Addr<Socket>>,
+    sock: Option<Addr<Socket>>,
+    /// The handshake succeeded on this connection.
     up: bool,
     /// The owner was told of this outage.
     told_down: bool,
     reader: Reader,
     /// How the socket cuts units now.
     cutting: Want,
-    /// Replies due, in order (`None`: the client's own command).
-    waiting: VecDeque<Option<Reply<Frame>>>,
+    /// Replies due, in order.
+    waiting: VecDeque<Slot>,
+    /// Handshake replies still due.
+    handshake: usize,
     channels: Vec<Bytes>,
     backoff: Duration,
 }
@@ -144,6 +179,7 @@ impl RedisClient {
             reader: Reader::default(),
             cutting: Want::Line,
             waiting: VecDeque::new(),
+            handshake: 0,
             channels: Vec::new(),
             backoff,
         }
@@ -157,22 +193,26 @@ impl RedisClient {
     fn connect(&mut self, ctx: &mut Ctx<'_, Self>) {
         let config = SocketConfig {
             max_unit: MAX_LINE,
+            write_timeout: Some(WRITE_TIMEOUT),
             ..SocketConfig::default()
         };
         let sock = Socket::connect_with(ctx, &self.config.host, self.config.port, config);
         self.sock = Some(sock);
     }
 
-    fn connected(&mut self, ctx: &mut Ctx<'_, Self>, sock: credit_actors::Addr<Socket>) {
+    /// The handshake: every step gets its reply slot, and the owner hears
+    /// of the connection only once the last one has succeeded.
+    fn connected(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>) {
         self.reader = Reader::default();
         self.cutting = Want::Line;
+        self.waiting.clear();
         sock.set_mode(ctx, Mode::Binary(Delimiter::crlf()));
         sock.issue_credit(ctx, 1);
         if let Some((user, password)) = self.config.auth.clone() {
             let mut words = vec![Bytes::from_static(b"AUTH")];
             words.extend(user.map(Bytes::from));
             words.push(Bytes::from(password));
-            self.write(ctx, sock, words, None);
+            self.write(ctx, sock, words, Slot::Handshake("AUTH"));
         }
         if let Some(name) = self.config.name.clone() {
             let words = vec![
@@ -180,53 +220,50 @@ impl RedisClient {
                 Bytes::from_static(b"SETNAME"),
                 Bytes::from(name),
             ];
-            self.write(ctx, sock, words, None);
+            self.write(ctx, sock, words, Slot::Handshake("CLIENT SETNAME"));
         }
         if !self.channels.is_empty() {
             let mut words = vec![Bytes::from_static(b"SUBSCRIBE")];
             words.extend(self.channels.iter().cloned());
-            sock.send(ctx, command(words));
+            let n = self.channels.len();
+            self.write(ctx, sock, words, Slot::Subscribe(n));
         }
-        if self.told_down {
-            info!(
-                "redis {}:{}: connected again",
-                self.config.host, self.config.port
-            );
-        }
-        self.up = true;
-        self.told_down = false;
-        self.backoff = self.config.backoff_min;
-        ctx.send(self.owner, RedisEvent::Up);
+        // The last step: a server that accepts and then closes, or
+        // answers nothing, never counts as up.
+        let ping = vec![Bytes::from_static(b"PING")];
+        self.write(ctx, sock, ping, Slot::Handshake("PING"));
+        self.handshake = self.waiting.len();
     }
 
-    /// Sends a command; its reply goes to `reply` (or is checked here).
+    /// Sends a command; its reply goes where `slot` says.
     fn write(
         &mut self,
         ctx: &mut Ctx<'_, Self>,
-        sock: credit_actors::Addr<Socket>,
+        sock: Addr<Socket>,
         words: Vec<Bytes>,
-        reply: Option<Reply<Frame>>,
+        slot: Slot,
     ) {
         sock.send(ctx, command(words));
-        self.waiting.push_back(reply);
+        self.waiting.push_back(slot);
     }
 
-    fn unit(&mut self, ctx: &mut Ctx<'_, Self>, sock: credit_actors::Addr<Socket>, unit: Unit) {
+    fn unit(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, unit: Unit) {
         let bytes = unit.into_bytes();
         let read = match self.cutting {
             Want::Line => self.reader.line(bytes),
             Want::Bytes(_) => self.reader.bytes(bytes),
         };
         match read {
-            Ok(Some(frame)) => self.frame(ctx, frame),
+            Ok(Some(frame)) => {
+                self.frame(ctx, sock, frame);
+                if self.sock != Some(sock) {
+                    // That frame lost the connection.
+                    return;
+                }
+            }
             Ok(None) => {}
             Err(e) => {
-                warn!(
-                    "redis {}:{}: {e}; reconnecting",
-                    self.config.host, self.config.port
-                );
-                sock.stop(ctx);
-                self.lost(ctx, e.to_string());
+                self.fail_connection(ctx, sock, e.to_string());
                 return;
             }
         }
@@ -249,40 +286,94 @@ impl RedisClient {
         sock.issue_credit(ctx, 1);
     }
 
-    fn frame(&mut self, ctx: &mut Ctx<'_, Self>, frame: Frame) {
-        if let Frame::Array(Some(items)) = &frame {
-            let kind = items.first().and_then(Frame::as_bytes).map(|b| b.as_ref());
-            match (kind, items.len()) {
-                (Some(b"message"), 3) if !self.channels.is_empty() => {
-                    if let (Some(channel), Some(payload)) =
-                        (items[1].as_bytes(), items[2].as_bytes())
-                    {
-                        let (channel, payload) = (channel.clone(), payload.clone());
-                        ctx.send(self.owner, RedisEvent::Message { channel, payload });
+    /// Redis answers in order, so a frame is the reply the front slot
+    /// waits for; with no slot, or a subscription at the front, it is a
+    /// push (a message, or a subscription's confirmation).
+    fn frame(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, frame: Frame) {
+        match self.waiting.front_mut() {
+            Some(Slot::Subscribe(left)) => {
+                if is_push(&frame, b"subscribe") {
+                    *left -= 1;
+                    if *left == 0 {
+                        self.waiting.pop_front();
+                        self.handshake_reply(ctx, sock, None);
                     }
-                    return;
-                }
-                (Some(b"subscribe" | b"unsubscribe"), 3) if !self.channels.is_empty() => {
-                    debug!("redis: {}", String::from_utf8_lossy(&command_echo(items)));
-                    return;
-                }
-                _ => {}
-            }
-        }
-        match self.waiting.pop_front() {
-            Some(Some(reply)) => reply.resolve(ctx, frame),
-            Some(None) => {
-                if let Frame::Error(e) = frame {
-                    warn!(
-                        "redis {}:{}: {}",
-                        self.config.host,
-                        self.config.port,
-                        String::from_utf8_lossy(&e)
-                    );
+                } else if let Frame::Error(e) = &frame {
+                    let why = format!("SUBSCRIBE refused: {}", String::from_utf8_lossy(e));
+                    self.fail_connection(ctx, sock, why);
+                } else {
+                    self.push(ctx, frame);
                 }
             }
-            None => debug!("redis: a reply nobody waits for: {frame:?}"),
+            None => self.push(ctx, frame),
+            Some(_) => match self.waiting.pop_front() {
+                Some(Slot::Caller(reply)) => reply.resolve(ctx, frame),
+                Some(Slot::Quiet) => {
+                    if let Frame::Error(e) = &frame {
+                        warn!("redis: {}", String::from_utf8_lossy(e));
+                    }
+                }
+                Some(Slot::Handshake(what)) => {
+                    let error = match &frame {
+                        Frame::Error(e) => {
+                            Some(format!("{what} refused: {}", String::from_utf8_lossy(e)))
+                        }
+                        _ => None,
+                    };
+                    self.handshake_reply(ctx, sock, error);
+                }
+                Some(Slot::Subscribe(_)) | None => {}
+            },
         }
+    }
+
+    /// A handshake reply: an error loses the connection; the last one
+    /// brings it up.
+    fn handshake_reply(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        sock: Addr<Socket>,
+        error: Option<String>,
+    ) {
+        if let Some(why) = error {
+            self.fail_connection(ctx, sock, why);
+            return;
+        }
+        self.handshake = self.handshake.saturating_sub(1);
+        if self.handshake == 0 && !self.up {
+            if self.told_down {
+                info!(
+                    "redis {}:{}: connected again",
+                    self.config.host, self.config.port
+                );
+            }
+            self.up = true;
+            self.told_down = false;
+            self.backoff = self.config.backoff_min;
+            ctx.send(self.owner, RedisEvent::Up);
+        }
+    }
+
+    /// A push: a message goes to the owner; anything else is logged.
+    fn push(&mut self, ctx: &mut Ctx<'_, Self>, frame: Frame) {
+        if is_push(&frame, b"message") {
+            if let Frame::Array(Some(items)) = frame {
+                let mut items = items.into_iter().skip(1);
+                if let (Some(Frame::Bulk(Some(channel))), Some(Frame::Bulk(Some(payload)))) =
+                    (items.next(), items.next())
+                {
+                    ctx.send(self.owner, RedisEvent::Message { channel, payload });
+                }
+            }
+            return;
+        }
+        debug!("redis: a frame nobody waits for: {frame:?}");
+    }
+
+    /// Closes the connection and handles it as lost.
+    fn fail_connection(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, why: String) {
+        sock.stop(ctx);
+        self.lost(ctx, why);
     }
 
     /// The connection is gone: tells the owner (once per outage), rejects
@@ -290,9 +381,12 @@ impl RedisClient {
     fn lost(&mut self, ctx: &mut Ctx<'_, Self>, why: String) {
         self.sock = None;
         self.up = false;
+        self.handshake = 0;
         let err = RequestError::rejected(format!("redis connection lost: {why}"));
-        for reply in self.waiting.drain(..).flatten() {
-            reply.reject(ctx, err.clone());
+        for slot in self.waiting.drain(..) {
+            if let Slot::Caller(reply) = slot {
+                reply.reject(ctx, err.clone());
+            }
         }
         if !self.told_down {
             self.told_down = true;
@@ -301,24 +395,64 @@ impl RedisClient {
                 self.config.host, self.config.port
             );
             ctx.send(self.owner, RedisEvent::Down(why));
+        } else {
+            debug!("redis {}:{}: {why}", self.config.host, self.config.port);
         }
         let me = ctx.me();
         ctx.send_after(me, RedisMsg::Retry, self.backoff);
         self.backoff = (self.backoff * 2).min(self.config.backoff_max);
     }
+
+    fn command(&mut self, ctx: &mut Ctx<'_, Self>, words: Vec<Bytes>, reply: Option<Reply<Frame>>) {
+        let refusal = if !self.channels.is_empty() {
+            Some("a subscriber takes no commands")
+        } else if words.first().is_some_and(|w| is_subscription_command(w)) {
+            Some("subscribe with RedisMsg::Subscribe")
+        } else if self.waiting.len() >= MAX_PENDING {
+            Some("redis busy")
+        } else {
+            None
+        };
+        match (self.sock.filter(|_| self.up), refusal) {
+            (Some(sock), None) => {
+                let slot = match reply {
+                    Some(reply) => Slot::Caller(reply),
+                    None => Slot::Quiet,
+                };
+                self.write(ctx, sock, words, slot);
+            }
+            (_, refusal) => {
+                if let Some(reply) = reply {
+                    let why = refusal.unwrap_or("redis unavailable");
+                    reply.reject(ctx, RequestError::rejected(why));
+                }
+            }
+        }
+    }
 }
 
-/// A subscription notice, for the log.
-fn command_echo(items: &[Frame]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for f in items {
-        match f {
-            Frame::Integer(n) => out.extend_from_slice(n.to_string().as_bytes()),
-            f => out.extend_from_slice(f.as_bytes().map_or(&b"?"[..], |b| b.as_ref())),
+/// True for a push of this kind (`message`, `subscribe`).
+fn is_push(frame: &Frame, kind: &[u8]) -> bool {
+    match frame {
+        Frame::Array(Some(items)) => {
+            items.len() == 3 && items[0].as_bytes().is_some_and(|k| k.as_ref() == kind)
         }
-        out.push(b' ');
+        _ => false,
     }
-    out
+}
+
+/// The commands that change a connection's subscriptions.
+fn is_subscription_command(word: &[u8]) -> bool {
+    [
+        &b"SUBSCRIBE"[..],
+        b"UNSUBSCRIBE",
+        b"PSUBSCRIBE",
+        b"PUNSUBSCRIBE",
+        b"SSUBSCRIBE",
+        b"SUNSUBSCRIBE",
+    ]
+    .iter()
+    .any(|c| c.eq_ignore_ascii_case(word))
 }
 
 impl Actor for RedisClient {
@@ -330,23 +464,23 @@ impl Actor for RedisClient {
 
     fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: RedisMsg) {
         match msg {
-            RedisMsg::Command(words, reply) => match self.sock.filter(|_| self.up) {
-                Some(sock) => self.write(ctx, sock, words, reply),
-                None => {
-                    if let Some(reply) = reply {
-                        reply.reject(ctx, RequestError::rejected("redis unavailable"));
-                    }
-                }
-            },
+            RedisMsg::Command(words, reply) => self.command(ctx, words, reply),
             RedisMsg::Subscribe(channel) => {
                 if !self.channels.contains(&channel) {
                     self.channels.push(channel.clone());
                     if let Some(sock) = self.sock.filter(|_| self.up) {
-                        sock.send(ctx, command([Bytes::from_static(b"SUBSCRIBE"), channel]));
+                        let words = vec![Bytes::from_static(b"SUBSCRIBE"), channel];
+                        self.write(ctx, sock, words, Slot::Subscribe(1));
+                        // Up already: the confirmation brings nothing up.
+                        self.handshake += 1;
                     }
                 }
             }
-            RedisMsg::Socket(SocketEvent::Connected(sock, _)) => self.connected(ctx, sock),
+            RedisMsg::Socket(SocketEvent::Connected(sock, _)) => {
+                if self.sock == Some(sock) {
+                    self.connected(ctx, sock);
+                }
+            }
             RedisMsg::Socket(SocketEvent::Data(sock, Ok(unit))) => {
                 if self.sock == Some(sock) {
                     self.unit(ctx, sock, unit);
@@ -354,14 +488,12 @@ impl Actor for RedisClient {
             }
             RedisMsg::Socket(SocketEvent::Data(sock, Err(e))) => {
                 if self.sock == Some(sock) {
-                    sock.stop(ctx);
-                    self.lost(ctx, format!("reply line too long ({e})"));
+                    self.fail_connection(ctx, sock, format!("reply line too long ({e})"));
                 }
             }
             RedisMsg::Socket(SocketEvent::Closed(sock, reason)) => {
                 if self.sock == Some(sock) {
-                    sock.stop(ctx);
-                    self.lost(ctx, reason.to_string());
+                    self.fail_connection(ctx, sock, reason.to_string());
                 }
             }
             RedisMsg::Socket(SocketEvent::Timeout(_) | SocketEvent::Proxied(..)) => {}

@@ -61,8 +61,11 @@ pub enum Want {
 /// line is far shorter).
 pub const MAX_BULK: usize = 16 << 20;
 
-/// Most elements in one array.
+/// Most elements in one reply, nested arrays' included.
 pub const MAX_ARRAY: usize = 1 << 20;
+
+/// Most bytes of bulk strings in one reply.
+pub const MAX_REPLY: usize = 64 << 20;
 
 /// A RESP2 reader. See the module docs.
 #[derive(Debug, Default)]
@@ -72,6 +75,10 @@ pub struct Reader {
     /// A bulk string being read: what is due (payload and CRLF), and what
     /// came in more than one unit.
     bulk: Option<(usize, Option<BytesMut>, Option<Bytes>)>,
+    /// Elements and bulk bytes announced so far in the reply being read
+    /// (bounded by [`MAX_ARRAY`] and [`MAX_REPLY`]).
+    items: usize,
+    bytes: usize,
 }
 
 impl Reader {
@@ -101,7 +108,10 @@ impl Reader {
                     Frame::Bulk(None)
                 } else if n < 0 || n as usize > MAX_BULK {
                     return Err(RespError("bulk length out of range"));
+                } else if self.bytes + n as usize > MAX_REPLY {
+                    return Err(RespError("reply larger than the limit"));
                 } else {
+                    self.bytes += n as usize;
                     self.bulk = Some((n as usize + 2, None, None));
                     return Ok(None);
                 }
@@ -110,7 +120,7 @@ impl Reader {
                 let n = number(rest)?;
                 if n == -1 {
                     Frame::Array(None)
-                } else if n < 0 || n as usize > MAX_ARRAY {
+                } else if n < 0 || self.items + n as usize > MAX_ARRAY {
                     return Err(RespError("array length out of range"));
                 } else if n == 0 {
                     Frame::Array(Some(Vec::new()))
@@ -118,6 +128,7 @@ impl Reader {
                     if self.stack.len() >= 8 {
                         return Err(RespError("arrays nested too deep"));
                     }
+                    self.items += n as usize;
                     self.stack
                         .push((Vec::with_capacity(n.min(64) as usize), n as usize));
                     return Ok(None);
@@ -141,7 +152,8 @@ impl Reader {
         let (gathered, whole) = match (gathered.take(), whole) {
             (None, None) if due == 0 => (None, Some(chunk)),
             (None, None) => {
-                let mut b = BytesMut::with_capacity(chunk.len() + due);
+                // Grown as bytes come, not reserved on the header's word.
+                let mut b = BytesMut::with_capacity((chunk.len() + due).min(64 * 1024));
                 b.extend_from_slice(&chunk);
                 (Some(b), None)
             }
@@ -171,6 +183,8 @@ impl Reader {
     fn complete(&mut self, mut frame: Frame) -> Option<Frame> {
         loop {
             let Some((items, due)) = self.stack.last_mut() else {
+                self.items = 0;
+                self.bytes = 0;
                 return Some(frame);
             };
             items.push(frame);
@@ -297,6 +311,27 @@ mod tests {
         }
         let deep = b"*1\r\n".repeat(9);
         assert!(read_all(&deep, 100).is_err(), "nesting is bounded");
+        // Elements and bytes are bounded per reply, nested ones included,
+        // and the count starts again with the next reply.
+        let wide = b"*1048576\r\n*1048576\r\n";
+        assert!(read_all(wide, 100).is_err(), "elements are bounded");
+        let mut r = Reader::default();
+        r.line(Bytes::from_static(b"*5")).unwrap();
+        for _ in 0..4 {
+            r.line(Bytes::from_static(b"$16000000")).unwrap();
+            r.bytes(Bytes::from(vec![b'x'; 16_000_000])).unwrap();
+            r.bytes(Bytes::from_static(b"\r\n")).unwrap();
+        }
+        assert!(
+            r.line(Bytes::from_static(b"$16000000")).is_err(),
+            "bytes are bounded"
+        );
+        let mut r = Reader::default();
+        for _ in 0..5 {
+            r.line(Bytes::from_static(b"$16000000")).unwrap();
+            r.bytes(Bytes::from(vec![b'x'; 16_000_000])).unwrap();
+            assert!(r.bytes(Bytes::from_static(b"\r\n")).unwrap().is_some());
+        }
     }
 
     #[test]

@@ -265,3 +265,104 @@ fn a_closed_connection_is_told_refuses_commands_and_reconnects_subscribed() {
     f.command(publ, &["PUBLISH", "room", "again"]).unwrap();
     assert_eq!(expect_message(&events, "room"), &b"again"[..]);
 }
+
+/// A client of `port` with these settings, and its events.
+fn client_of(
+    handle: &ReactorHandle,
+    mut config: RedisConfig,
+) -> (Addr<RedisClient>, Receiver<RedisEvent>) {
+    let (tx, rx) = channel();
+    let sink = handle.spawn(move || Sink(tx)).unwrap();
+    config.backoff_max = Duration::from_millis(200);
+    let client = handle
+        .spawn(move || RedisClient::new(config, sink.recipient()))
+        .unwrap();
+    (client, rx)
+}
+
+#[test]
+fn a_refused_password_is_an_outage_not_a_connection() {
+    let Some(mut f) = Fixture::start() else {
+        return;
+    };
+    // The same port, now with a password.
+    f.redis.kill();
+    let child = Command::new("redis-server")
+        .args(["--port", &f.redis.port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            "secret",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    f.redis.child = Some(child);
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", f.redis.port)).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut wrong = RedisConfig::new("127.0.0.1", f.redis.port);
+    wrong.auth = Some((None, "wrong".into()));
+    let (_, events) = client_of(&f.handle, wrong);
+    match next(&events) {
+        RedisEvent::Down(why) => assert!(why.contains("AUTH refused"), "{why}"),
+        e => panic!("expected Down, got {e:?}"),
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(events.try_recv().is_err(), "never up, told once");
+    let mut right = RedisConfig::new("127.0.0.1", f.redis.port);
+    right.auth = Some((None, "secret".into()));
+    let (client, events) = client_of(&f.handle, right);
+    expect_up(&events);
+    assert_eq!(
+        f.command(client, &["PING"]).unwrap(),
+        Frame::Simple(Bytes::from_static(b"PONG"))
+    );
+}
+
+#[test]
+fn a_subscriber_takes_no_commands_and_subscribing_goes_through_subscribe() {
+    let Some(f) = Fixture::start() else { return };
+    let (sub, _events) = f.client("sub");
+    let (publ, _) = f.client("pub");
+    let refused = f.command(publ, &["SUBSCRIBE", "x"]).unwrap_err();
+    assert!(refused.contains("RedisMsg::Subscribe"), "{refused}");
+    f.handle
+        .send(sub, RedisMsg::Subscribe(Bytes::from_static(b"room")));
+    f.wait_subscribers(publ, "room", 1);
+    let refused = f.command(sub, &["PING"]).unwrap_err();
+    assert!(refused.contains("subscriber"), "{refused}");
+}
+
+#[test]
+fn a_server_that_answers_and_closes_at_once_is_seen_closing() {
+    // A fake Redis: answers the handshake's PING, then closes, the FIN
+    // often arriving with the connect's own readiness.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(3) {
+            let Ok(mut s) = stream else { continue };
+            let _ = std::io::Write::write_all(&mut s, b"+PONG\r\n");
+        }
+    });
+    let (handle, join) = Reactor::start(Config::default(), |_| {}).unwrap();
+    let (_, events) = client_of(&handle, RedisConfig::new("127.0.0.1", port));
+    // Up (the PING was answered), then Down: never Up on a dead socket.
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while !seen.iter().any(|e| matches!(e, RedisEvent::Down(_))) {
+        assert!(Instant::now() < deadline, "no Down: {seen:?}");
+        if let Ok(e) = events.recv_timeout(Duration::from_millis(100)) {
+            seen.push(e);
+        }
+    }
+    handle.shutdown();
+    let _ = credit_testkit::join_bounded(join);
+}

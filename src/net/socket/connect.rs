@@ -148,6 +148,12 @@ impl Socket {
                     self.set(flags::FLUSH_PENDING);
                     ctx.at_turn_end();
                 }
+                // The peer's first bytes, and its FIN, may come with the
+                // connect's own event: no later edge will say so.
+                self.may_read = true;
+                if ready.is_read_closed() || ready.is_error() {
+                    self.set(flags::READ_CLOSED);
+                }
                 self.pump(ctx);
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected && !ready.is_error() => {
