@@ -16,14 +16,17 @@
 //!   owner told [`RedisEvent::Up`]. A refused step counts as a failed
 //!   connection.
 //! - A lost connection (closed, reset, refused, a failed handshake,
-//!   unreadable RESP, or output stuck for [`WRITE_TIMEOUT`]) rejects the
+//!   unreadable RESP, output stuck for [`WRITE_TIMEOUT`], or no reply for
+//!   [`REPLY_DEADLINE`] while one is due; an idle connection is sent a
+//!   `PING` every [`PING_EVERY`], so a Redis that stops answering is found
+//!   even when nothing else is asked of it) rejects the
 //!   commands waiting for replies and is told to the owner once per
 //!   outage ([`RedisEvent::Down`]); commands are refused while down, and
 //!   it reconnects with capped exponential backoff, which only a
 //!   connection that came up resets.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use log::{debug, info, warn};
@@ -43,6 +46,13 @@ pub const MAX_PENDING: usize = 4096;
 
 /// A connection whose output makes no progress for this long is lost.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection that owes a reply and sends none for this long is lost.
+pub const REPLY_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How often an idle connection is checked with `PING` (and the deadline
+/// looked at).
+pub const PING_EVERY: Duration = Duration::from_secs(2);
 
 /// Where and how to connect.
 #[derive(Clone, Debug)]
@@ -124,6 +134,8 @@ pub enum RedisMsg {
     Socket(SocketEvent),
     /// Time to reconnect.
     Retry,
+    /// Time to check the connection (sent by the client to itself).
+    Tick,
 }
 
 impl From<SocketEvent> for RedisMsg {
@@ -160,6 +172,8 @@ pub struct RedisClient {
     cutting: Want,
     /// Replies due, in order.
     waiting: VecDeque<Slot>,
+    /// Since when the front slot has waited (the last reply's time).
+    front_since: Instant,
     /// Handshake replies still due.
     handshake: usize,
     channels: Vec<Bytes>,
@@ -179,6 +193,7 @@ impl RedisClient {
             reader: Reader::default(),
             cutting: Want::Line,
             waiting: VecDeque::new(),
+            front_since: Instant::now(),
             handshake: 0,
             channels: Vec::new(),
             backoff,
@@ -198,6 +213,7 @@ impl RedisClient {
         };
         let sock = Socket::connect_with(ctx, &self.config.host, self.config.port, config);
         self.sock = Some(sock);
+        self.front_since = ctx.now();
     }
 
     /// The handshake: every step gets its reply slot, and the owner hears
@@ -244,6 +260,9 @@ impl RedisClient {
         slot: Slot,
     ) {
         sock.send(ctx, command(words));
+        if self.waiting.is_empty() {
+            self.front_since = ctx.now();
+        }
         self.waiting.push_back(slot);
     }
 
@@ -290,6 +309,18 @@ impl RedisClient {
     /// waits for; with no slot, or a subscription at the front, it is a
     /// push (a message, or a subscription's confirmation).
     fn frame(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>, frame: Frame) {
+        if !self.waiting.is_empty() {
+            // A reply (or a confirmation): the connection answers.
+            self.front_since = ctx.now();
+        }
+        // On a subscriber, a message may come before the reply to a
+        // `PING` or a handshake step; a caller's command was sent before
+        // the subscription, so its reply comes before any message.
+        let caller_first = matches!(self.waiting.front(), Some(Slot::Caller(_)));
+        if !caller_first && !self.channels.is_empty() && is_push(&frame, b"message") {
+            self.push(ctx, frame);
+            return;
+        }
         match self.waiting.front_mut() {
             Some(Slot::Subscribe(left)) => {
                 if is_push(&frame, b"subscribe") {
@@ -403,6 +434,26 @@ impl RedisClient {
         self.backoff = (self.backoff * 2).min(self.config.backoff_max);
     }
 
+    /// The liveness check: a reply overdue loses the connection; an idle
+    /// one that is up gets a `PING` (allowed on a subscriber too).
+    fn tick(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let Some(sock) = self.sock else {
+            return;
+        };
+        let now = ctx.now();
+        if !self.waiting.is_empty() {
+            if now.saturating_duration_since(self.front_since) >= REPLY_DEADLINE {
+                let why = format!("no reply for {} s", REPLY_DEADLINE.as_secs());
+                self.fail_connection(ctx, sock, why);
+            }
+        } else if self.up {
+            self.write(ctx, sock, vec![Bytes::from_static(b"PING")], Slot::Quiet);
+        } else if now.saturating_duration_since(self.front_since) >= REPLY_DEADLINE {
+            let why = format!("not connected within {} s", REPLY_DEADLINE.as_secs());
+            self.fail_connection(ctx, sock, why);
+        }
+    }
+
     fn command(&mut self, ctx: &mut Ctx<'_, Self>, words: Vec<Bytes>, reply: Option<Reply<Frame>>) {
         let refusal = if !self.channels.is_empty() {
             Some("a subscriber takes no commands")
@@ -460,6 +511,8 @@ impl Actor for RedisClient {
 
     fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
         self.connect(ctx);
+        let me = ctx.me();
+        ctx.send_after(me, RedisMsg::Tick, PING_EVERY);
     }
 
     fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: RedisMsg) {
@@ -501,6 +554,11 @@ impl Actor for RedisClient {
                 if self.sock.is_none() {
                     self.connect(ctx);
                 }
+            }
+            RedisMsg::Tick => {
+                self.tick(ctx);
+                let me = ctx.me();
+                ctx.send_after(me, RedisMsg::Tick, PING_EVERY);
             }
         }
     }

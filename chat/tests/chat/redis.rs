@@ -366,3 +366,30 @@ fn a_server_that_answers_and_closes_at_once_is_seen_closing() {
     handle.shutdown();
     let _ = credit_testkit::join_bounded(join);
 }
+
+#[test]
+fn a_redis_that_stops_answering_is_an_outage() {
+    let Some(f) = Fixture::start() else { return };
+    let (sub, events) = f.client("sub");
+    let (publ, pub_events) = f.client("pub");
+    f.handle
+        .send(sub, RedisMsg::Subscribe(Bytes::from_static(b"room")));
+    f.wait_subscribers(publ, "room", 1);
+    // Frozen, connections open: found by the idle PING's missing reply.
+    let pid = f.redis.child.as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(ok.success());
+    };
+    signal("-STOP");
+    // Within the wait: the idle check comes every 2 s, the reply
+    // deadline is 5 s.
+    assert!(matches!(next(&events), RedisEvent::Down(_)));
+    assert!(matches!(next(&pub_events), RedisEvent::Down(_)));
+    signal("-CONT");
+    expect_up(&events);
+    expect_up(&pub_events);
+    f.wait_subscribers(publ, "room", 1);
+    f.command(publ, &["PUBLISH", "room", "awake"]).unwrap();
+    assert_eq!(expect_message(&events, "room"), &b"awake"[..]);
+}
