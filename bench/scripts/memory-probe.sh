@@ -6,7 +6,9 @@
 #   - the server's RSS stays under LIMIT plus OVERHEAD,
 #   - the well-behaved client gets every reply, and
 #   - RSS is back within twice its starting figure within AFTER seconds
-#     of the hostile clients leaving.
+#     of the hostile clients leaving, and
+#   - the server's own account says so too: no connection left, and no
+#     buffer memory held (read from its admin endpoint's /metrics).
 #
 #   bench/scripts/memory-probe.sh
 #
@@ -32,9 +34,13 @@ cargo build --profile "$profile" --quiet --bin echo-server --bin echo-bench
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 log=$(mktemp)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port=$(free_port)
+admin_port=$(free_port)
 "$dir/echo-server" --bind 127.0.0.1 --port "$port" --max-buffer-memory "${limit}MiB" \
-    --log-level warn >"$log" 2>&1 &
+    --log-level warn --admin "127.0.0.1:$admin_port" >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 100); do
@@ -44,11 +50,17 @@ done
 sleep 0.5
 out=$("$dir/echo-bench" flood --addr "127.0.0.1:$port" --conns "$conns" --secs "$secs" \
     --after "$after" --pid "$pid" --no-progress --json || true)
+metrics=$(curl -s --max-time 5 "http://127.0.0.1:$admin_port/metrics" || true)
 kill -TERM "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
-python3 - "$out" "$limit" "$overhead" "$log" <<'PY'
+python3 - "$out" "$limit" "$overhead" "$log" "$metrics" <<'PY'
 import json, sys
 out, limit, overhead, log = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+metrics = {}
+for line in sys.argv[5].splitlines():
+    if line.startswith("credit_") and "{" in line:
+        name, value = line.split("{")[0], line.rsplit(" ", 1)[1]
+        metrics[name] = float(value)
 try:
     r = json.loads(out.strip().splitlines()[-1])
 except Exception as e:
@@ -68,6 +80,13 @@ if peak > bound:
     failed.append(f"peak RSS {peak} KiB over {limit} MiB + {overhead} MiB")
 if r["good_errors"] or r["good_answered"] != r["good_sent"] or r["good_sent"] == 0:
     failed.append("the well-behaved client missed replies")
+conns = metrics.get("credit_connections")
+held = metrics.get("credit_sockets_buffer_memory_bytes")
+def num(v):
+    return "?" if v is None else f"{v:.0f}"
+print(f"server says  {num(conns)} connections open, {num(held)} bytes of buffer memory held")
+if conns != 0 or held != 0:
+    failed.append("the server still holds connections or buffer memory")
 if r["back_within_2x_s"] is None or after > 2 * start:
     failed.append(f"RSS did not come back within 2x of {start} KiB")
 for f in failed:
