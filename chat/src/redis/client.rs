@@ -84,21 +84,6 @@ impl RedisConfig {
             backoff_max: Duration::from_secs(5),
         }
     }
-
-    /// `HOST:PORT` (`[V6]:PORT` for IPv6), as `--redis` takes it.
-    pub fn parse(addr: &str) -> Result<RedisConfig, String> {
-        let (host, port) = addr
-            .rsplit_once(':')
-            .ok_or_else(|| format!("{addr:?} is not HOST:PORT"))?;
-        let port = port
-            .parse()
-            .map_err(|_| format!("{addr:?}: {port:?} is not a port"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() {
-            return Err(format!("{addr:?} has no host"));
-        }
-        Ok(RedisConfig::new(host, port))
-    }
 }
 
 /// What a [`RedisClient`] tells its owner.
@@ -198,11 +183,6 @@ impl RedisClient {
             channels: Vec::new(),
             backoff,
         }
-    }
-
-    /// Commands sent and not yet answered.
-    pub fn pending(&self) -> usize {
-        self.waiting.len()
     }
 
     fn connect(&mut self, ctx: &mut Ctx<'_, Self>) {

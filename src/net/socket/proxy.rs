@@ -13,22 +13,16 @@ use crate::net::proxy::{self, Parsed, ProxyError};
 use crate::net::socket::{flags, CloseReason, Cmd, Socket, SocketEvent, SocketMsg, State};
 
 impl Socket {
-    /// At start: refuses an untrusted source, or lets it through as it is
-    /// if headers are optional; otherwise arms the header's timeout.
+    /// At start: lets an untrusted source through as it is (headers
+    /// optional: the listener has already refused it where they are
+    /// required); otherwise arms the header's timeout.
     pub(super) fn start_proxy(&mut self, ctx: &mut Ctx<'_, Self>) {
         let Some(policy) = self.config.proxy.clone() else {
             self.state = State::Open;
             return;
         };
-        let peer = self.peer_addr();
-        let trusted = peer.is_some_and(|p| policy.trusts(p.ip()));
-        if !trusted {
-            if policy.required {
-                let ip = peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |p| p.ip());
-                self.refuse(ctx, ProxyError::Untrusted(ip));
-            } else {
-                self.state = State::Open;
-            }
+        if !self.peer_addr().is_some_and(|p| policy.trusts(p.ip())) {
+            self.state = State::Open;
             return;
         }
         let me = ctx.me();
