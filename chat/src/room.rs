@@ -297,7 +297,8 @@ impl ChatRoom {
         if self.remote.iter().all(Vec::is_empty) {
             return;
         }
-        let log: Arc<[Bytes]> = Arc::from(self.segments.clone());
+        // The turn's log moves to the relays (`hand_out` clears it next).
+        let log: Arc<[Bytes]> = self.segments.drain(..).collect();
         for r in 0..self.remote.len() {
             if self.remote[r].is_empty() {
                 continue;

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use log::{info, warn};
 
-use credit_actors::net::{AcceptSlots, Listener, ListenerEvent, Socket, SocketEvent};
+use credit_actors::net::{Listener, ListenerEvent, Socket, SocketEvent};
 use credit_actors::{
     Actor, ActorId, Addr, Ctx, ExitReason, LinkAction, MonitorRef, Reply, RequestError,
 };
@@ -125,11 +125,7 @@ impl ChatService {
                 protocol::error("the chat room is restarting; try again"),
             );
             sock.stop(ctx);
-            if self.config.group.is_some() {
-                self.release_slot(ctx);
-            } else {
-                self.issue_accept_credit(ctx);
-            }
+            self.next_accept(ctx);
             return;
         };
         let mut agent = UserAgent::new(room, Some(peer), self.config.conn.max_unit);
@@ -146,12 +142,14 @@ impl ChatService {
         }
     }
 
-    /// On a group: a user's connection ended; its slot is free, and the
-    /// listeners waiting for one try again.
-    fn release_slot(&mut self, ctx: &mut Ctx<'_, Self>) {
-        let slots = self.config.group.as_ref().and_then(|g| g.handoff.slots());
-        for listener in slots.map(AcceptSlots::release).unwrap_or_default() {
-            listener.issue_credit(ctx, 0);
+    /// A user's connection ended (or was turned away): on a group its
+    /// slot is free, and the listeners waiting for one try again; alone,
+    /// one more unit of accept credit.
+    fn next_accept(&mut self, ctx: &mut Ctx<'_, Self>) {
+        match self.config.group.as_ref().map(|g| g.handoff.slots()) {
+            Some(Some(slots)) => slots.clone().free(ctx),
+            Some(None) => {}
+            None => self.issue_accept_credit(ctx),
         }
     }
 }
@@ -264,10 +262,6 @@ impl Actor for ChatService {
         _why: &ExitReason,
     ) {
         self.users = self.users.saturating_sub(1);
-        if self.config.group.is_some() {
-            self.release_slot(ctx);
-        } else {
-            self.issue_accept_credit(ctx);
-        }
+        self.next_accept(ctx);
     }
 }

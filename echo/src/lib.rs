@@ -24,8 +24,8 @@ use bytes::Bytes;
 use log::{debug, info, warn};
 
 use credit_actors::net::{
-    AcceptSlots, CloseReason, Delimiter, Handoff, ListenSpec, Listener, ListenerEvent, Socket,
-    SocketConfig, SocketEvent, Unit,
+    CloseReason, Delimiter, Handoff, ListenSpec, Listener, ListenerEvent, Socket, SocketConfig,
+    SocketEvent, Unit,
 };
 use credit_actors::{
     Actor, ActorId, Addr, Ctx, ExitReason, LinkAction, MonitorRef, PendingReply, ReactorHandle,
@@ -64,7 +64,7 @@ pub struct EchoConfig {
 /// ([`LeastLoaded`](credit_actors::net::Placement::LeastLoaded)). A
 /// listening service gives its listener unbounded accept credit: what
 /// bounds the connections of the group is the `Handoff`'s
-/// [`AcceptSlots`] (make it with
+/// [`AcceptSlots`](credit_actors::net::AcceptSlots) (make it with
 /// `max_conns`), which every listener of the group takes a slot from
 /// before each accept, and each service gives back as a session ends.
 #[derive(Clone, Debug)]
@@ -282,13 +282,8 @@ impl Actor for EchoService {
         self.sessions = self.sessions.saturating_sub(1);
         if let Some(group) = &self.config.group {
             // Its slot is free: the first listener waiting for one goes on.
-            for listener in group
-                .handoff
-                .slots()
-                .map(AcceptSlots::release)
-                .unwrap_or_default()
-            {
-                listener.issue_credit(ctx, 0);
+            if let Some(slots) = group.handoff.slots() {
+                slots.free(ctx);
             }
         } else {
             self.issue_accept_credit(ctx);

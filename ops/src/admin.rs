@@ -232,10 +232,11 @@ pub struct AdminService {
 
 impl AdminService {
     /// A service with these settings.
-    pub fn new(config: AdminConfig) -> AdminService {
+    pub fn new(mut config: AdminConfig) -> AdminService {
+        // The connections' share; the service keeps what it listens with.
         let shared = Arc::new(Shared {
             readiness: config.readiness.clone(),
-            reactors: config.reactors.clone(),
+            reactors: std::mem::take(&mut config.reactors),
         });
         AdminService {
             config,

@@ -288,7 +288,7 @@ pub enum Placement {
 ///
 /// A listener takes a slot before each `accept` (and gives it back if
 /// nothing was waiting); the connection keeps it until its controller says
-/// it ended ([`AcceptSlots::release`]). A listener that finds no slot free
+/// it ended ([`AcceptSlots::free`]). A listener that finds no slot free
 /// waits in line, its connections in its kernel queue; the next slot
 /// freed, on any reactor, wakes the first listener in line. So a listener
 /// with connections waiting gets the room as soon as there is some,
@@ -342,15 +342,26 @@ impl AcceptSlots {
 
     /// A connection let in through these slots ended (or a slot taken for
     /// an accept found nothing): frees its slot, and returns the listeners
-    /// waiting for one, which the caller wakes
+    /// waiting for one, to be woken
     /// (`Addr<Listener>::issue_credit(ctx, 0)`): the first to take it
     /// goes on, the others wait in line again. Waking them all, a
     /// listener that has stopped, or cannot accept for now (memory,
     /// descriptors), does not keep the slot from the others.
-    pub fn release(&self) -> Vec<Addr<Listener>> {
+    fn release(&self) -> Vec<Addr<Listener>> {
         let mut st = self.state();
         st.0 = st.0.saturating_sub(1);
         st.1.drain(..).collect()
+    }
+
+    /// Frees a slot (see `release`) and wakes the listeners waiting for
+    /// one, but the caller (a listener already in its accept loop).
+    pub fn free<A: Actor>(&self, ctx: &mut Ctx<'_, A>) {
+        let me = ctx.id();
+        for next in self.release() {
+            if next.id() != me {
+                next.issue_credit(ctx, 0);
+            }
+        }
     }
 
     /// Takes a slot whether or not one is free: for a connection already
@@ -363,16 +374,6 @@ impl AcceptSlots {
     /// Takes `listener` out of the line (it has stopped).
     fn forget(&self, listener: Addr<Listener>) {
         self.state().1.retain(|l| *l != listener);
-    }
-
-    /// The limit, if any.
-    pub fn max(&self) -> Option<usize> {
-        self.inner.max
-    }
-
-    /// Slots in use now.
-    pub fn used(&self) -> usize {
-        self.state().0
     }
 }
 
@@ -607,9 +608,8 @@ impl Listener {
             // That reactor has stopped: the connection is closed (dropped
             // with the closure), uncounted, and its slot freed.
             ctx.core().add_load_to(r, -1);
-            let slots = self.handoff.as_deref().and_then(|h| h.slots.clone());
-            for next in slots.map(|s| s.release()).unwrap_or_default() {
-                next.issue_credit(ctx, 0);
+            if let Some(slots) = self.handoff.as_deref().and_then(|h| h.slots.clone()) {
+                slots.free(ctx);
             }
         }
     }
@@ -687,11 +687,7 @@ impl Listener {
             if accepted.is_err() {
                 if let Some(slots) = &slots {
                     // Nothing let in: the slot goes back (to whoever waits).
-                    for next in slots.release() {
-                        if next != me {
-                            next.issue_credit(ctx, 0);
-                        }
-                    }
+                    slots.free(ctx);
                 }
             }
             match accepted {
@@ -703,11 +699,7 @@ impl Listener {
                     ctx.local::<NetLocal>().proxy.refused(now, Some(peer), &e);
                     drop(stream);
                     if let Some(slots) = &slots {
-                        for next in slots.release() {
-                            if next != me {
-                                next.issue_credit(ctx, 0);
-                            }
-                        }
+                        slots.free(ctx);
                     }
                 }
                 Ok((stream, peer)) => {

@@ -584,20 +584,6 @@ fn a_reactor_that_stops_rejects_its_callers_and_tells_its_watchers() {
     stop(reactors);
 }
 
-/// Blocks its reactor for 100 ms when it starts.
-struct Spin;
-
-impl Actor for Spin {
-    type Msg = ();
-    fn started(&mut self, _: &mut Ctx<'_, Self>) {
-        let t = std::time::Instant::now();
-        while t.elapsed() < Duration::from_millis(100) {
-            std::hint::spin_loop();
-        }
-    }
-    fn handle(&mut self, _: &mut Ctx<'_, Self>, (): ()) {}
-}
-
 #[test]
 fn a_monitor_set_from_a_third_reactor_fires() {
     let reactors = group(3, 4096);
@@ -610,9 +596,10 @@ fn a_monitor_set_from_a_third_reactor_fires() {
     let p = h1.spawn(|| Idle).unwrap();
     h1.kill(p.id());
     assert!(!h1.is_alive(p.id()));
-    // Reactor 0 busy, so that both lanes towards it fill before it drains.
+    // Reactor 0 blocked for a while, so that what reactors 1 and 2 send
+    // it waits in both lanes and is drained in one turn.
     reactors.handle(0).post(|core| {
-        core.spawn(Spin);
+        core.spawn(Stuck { for_ms: 100 });
     });
     std::thread::sleep(Duration::from_millis(10));
     let (wid, pid) = (w.id(), p.id());
