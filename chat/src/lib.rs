@@ -92,6 +92,9 @@ pub struct ChatConfig {
     /// On a group of reactors: how this reactor's service shares the port
     /// and finds the room. `None`: one reactor.
     pub group: Option<ChatGroup>,
+    /// One room across servers, through Redis. `None`: the room is this
+    /// server's alone.
+    pub cluster: Option<room::ClusterConfig>,
 }
 
 /// The chat server on a group of reactors.
@@ -166,6 +169,7 @@ impl Default for ChatConfig {
             window: room::DEFAULT_WINDOW,
             rate: Some(room::DEFAULT_RATE),
             group: None,
+            cluster: None,
         }
     }
 }
@@ -200,6 +204,7 @@ fn supervisor_of(config: ChatConfig, with_room: bool) -> Supervisor {
     let port = Rc::new(Cell::new(config.listen.port));
     let (window, rate) = (config.window, config.rate);
     let directory = config.group.as_ref().map(|g| g.room.clone());
+    let cluster = config.cluster.clone();
     let mut sup = Supervisor::new();
     if with_room {
         sup = sup.child(
@@ -207,7 +212,8 @@ fn supervisor_of(config: ChatConfig, with_room: bool) -> Supervisor {
                 let room = ChatRoom::new(numbers.clone())
                     .with_window(window)
                     .with_rate(rate)
-                    .with_directory(directory.clone());
+                    .with_directory(directory.clone())
+                    .with_cluster(cluster.clone());
                 ctx.spawn(room).id()
             })
             .registered(),

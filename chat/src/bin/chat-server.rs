@@ -17,6 +17,7 @@ use credit_actors::net::{AcceptMode, AcceptSlots, Handoff, ListenSpec, SocketCon
 use credit_actors::{
     Actor, ActorId, Addr, Config, Ctx, ExitReason, Reactor, ReactorHandle, Reactors, RequestError,
 };
+use credit_chat::room::ClusterConfig;
 use credit_chat::{
     ChatConfig, ChatGroup, ChatRoom, ChatService, RoomDirectory, RoomMsg, ServiceMsg, ROOM, SERVICE,
 };
@@ -92,8 +93,78 @@ struct Args {
     /// the least loaded reactor).
     #[arg(long, default_value = "reuseport")]
     accept: AcceptMode,
+    /// Share one room with every chat-server using this Redis (HOST:PORT):
+    /// every event goes through the room's channel there, and the roster
+    /// lives there.
+    #[arg(long, value_name = "HOST:PORT")]
+    redis: Option<String>,
+    /// The room's name in Redis (the prefix of its keys and channel).
+    #[arg(long, value_name = "NAME", default_value = "chat", requires = "redis")]
+    redis_room: String,
+    /// Redis password (AUTH); also read from CHAT_REDIS_PASSWORD.
+    #[arg(
+        long,
+        env = "CHAT_REDIS_PASSWORD",
+        hide_env_values = true,
+        requires = "redis"
+    )]
+    redis_password: Option<String>,
+    /// Redis ACL user, with --redis-password.
+    #[arg(long, requires = "redis_password")]
+    redis_user: Option<String>,
+    /// This server's name in the roster (default: host name and process id).
+    #[arg(long, value_name = "NAME", requires = "redis")]
+    server_name: Option<String>,
+    /// Seconds a server's roster entries outlive it: after that the other
+    /// servers announce its users as left.
+    #[arg(long, value_name = "SECS", default_value_t = credit_chat::room::DEFAULT_ROSTER_TTL.as_secs_f64())]
+    roster_ttl: f64,
+    /// Bytes of lines being published at once; past it, senders are told
+    /// `error: room busy`.
+    #[arg(long, value_name = "BYTES", default_value_t = credit_chat::room::DEFAULT_PUBLISH_BUDGET as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 32))]
+    publish_budget: u64,
     #[command(flatten)]
     ops: OpsArgs,
+}
+
+/// `--redis` and its companions, as the room's settings.
+fn cluster_config(args: &Args) -> Result<Option<ClusterConfig>, String> {
+    let Some(spec) = &args.redis else {
+        return Ok(None);
+    };
+    let (host, port) = spec
+        .rsplit_once(':')
+        .and_then(|(h, p)| {
+            Some((
+                h.trim_start_matches('[').trim_end_matches(']'),
+                p.parse().ok()?,
+            ))
+        })
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| format!("--redis wants HOST:PORT, got {spec:?}"))?;
+    let mut config = ClusterConfig::new(host, port);
+    config.room = args.redis_room.clone();
+    if config.room.is_empty() || config.room.contains(char::is_whitespace) {
+        return Err(format!(
+            "--redis-room must be a word, got {:?}",
+            config.room
+        ));
+    }
+    if let Some(name) = &args.server_name {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(format!("--server-name must be a word, got {name:?}"));
+        }
+        config.server = name.clone();
+    }
+    config.redis.auth = args
+        .redis_password
+        .clone()
+        .map(|p| (args.redis_user.clone(), p));
+    config.roster_ttl = secs("roster-ttl", Some(args.roster_ttl))?
+        .unwrap_or(credit_chat::room::DEFAULT_ROSTER_TTL)
+        .max(Duration::from_millis(300));
+    config.publish_budget = args.publish_budget as usize;
+    Ok(Some(config))
 }
 
 fn secs(name: &str, v: Option<f64>) -> Result<Option<Duration>, String> {
@@ -136,6 +207,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let cluster = match cluster_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("chat-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let listen = ListenSpec::host_port(args.bind.clone(), args.port).backlog(args.backlog);
     let config = ChatConfig {
         listen: ops.service_listen(listen),
@@ -151,6 +229,7 @@ fn main() -> ExitCode {
         window: args.window,
         rate: (args.max_rate > 0).then_some(args.max_rate),
         group: None,
+        cluster,
     };
     let buffer_limit = match credit_actors::net::buffer_limit_arg(args.max_buffer_memory.as_deref())
     {

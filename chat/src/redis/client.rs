@@ -90,10 +90,12 @@ impl RedisConfig {
 #[derive(Debug)]
 pub enum RedisEvent {
     /// Connected (again): authenticated, named, subscribed, and answering.
-    Up,
+    /// The client's own identity, for an owner of several.
+    Up(ActorId),
     /// The connection was lost or could not be made; the text says why.
-    /// Told once per outage; reconnecting goes on.
-    Down(String),
+    /// Told once per outage; reconnecting goes on. The client's own
+    /// identity first.
+    Down(ActorId, String),
     /// A message on a subscribed channel. The payload shares the socket's
     /// read buffer: copy what is kept for long.
     Message {
@@ -361,7 +363,8 @@ impl RedisClient {
             self.up = true;
             self.told_down = false;
             self.backoff = self.config.backoff_min;
-            ctx.send(self.owner, RedisEvent::Up);
+            let me = ctx.id();
+            ctx.send(self.owner, RedisEvent::Up(me));
         }
     }
 
@@ -405,7 +408,8 @@ impl RedisClient {
                 "redis {}:{}: {why}; reconnecting",
                 self.config.host, self.config.port
             );
-            ctx.send(self.owner, RedisEvent::Down(why));
+            let me = ctx.id();
+            ctx.send(self.owner, RedisEvent::Down(me, why));
         } else {
             debug!("redis {}:{}: {why}", self.config.host, self.config.port);
         }
@@ -543,14 +547,19 @@ impl Actor for RedisClient {
         }
     }
 
-    /// A socket's end is the connection's business only (handled through
-    /// its `Closed` event).
+    /// The owner's end (when it spawned the client linked) ends the
+    /// client; a socket's end is the connection's business only (handled
+    /// through its `Closed` event).
     fn link_exit(
         &mut self,
         _ctx: &mut Ctx<'_, Self>,
-        _peer: ActorId,
+        peer: ActorId,
         _r: &ExitReason,
     ) -> LinkAction {
-        LinkAction::Stay
+        if peer == self.owner.id() {
+            LinkAction::Exit
+        } else {
+            LinkAction::Stay
+        }
     }
 }

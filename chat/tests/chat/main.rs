@@ -7,6 +7,7 @@
 static ALLOC: credit_testkit::CountingAlloc = credit_testkit::CountingAlloc;
 
 mod binary;
+mod cluster;
 mod conformance;
 mod load;
 mod proxy;

@@ -5,7 +5,7 @@
 //! server.
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
 
@@ -14,64 +14,7 @@ use credit_actors::{Actor, Addr, Config, Ctx, Reactor, ReactorHandle};
 use credit_chat::redis::{Frame, RedisClient, RedisConfig, RedisEvent, RedisMsg};
 use credit_testkit::WAIT;
 
-/// A `redis-server` on 127.0.0.1, killed on drop.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    /// Starts one on a free port, or says why not and returns `None`.
-    fn start() -> Option<RedisServer> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .ok()?;
-        let mut server = RedisServer { port, child: None };
-        if !server.spawn() {
-            eprintln!("skipping: redis-server is not installed (apt-get install redis-server)");
-            return None;
-        }
-        Some(server)
-    }
-
-    fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let Ok(child) = child else {
-            return false;
-        };
-        self.child = Some(child);
-        let deadline = Instant::now() + WAIT;
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        true
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.kill();
-        assert!(self.spawn(), "redis-server restarts");
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use crate::support::RedisServer;
 
 /// Forwards a client's events to the test thread.
 struct Sink(Sender<RedisEvent>);
@@ -172,7 +115,7 @@ fn next(rx: &Receiver<RedisEvent>) -> RedisEvent {
 
 fn expect_up(rx: &Receiver<RedisEvent>) {
     match next(rx) {
-        RedisEvent::Up => {}
+        RedisEvent::Up(_) => {}
         e => panic!("expected Up, got {e:?}"),
     }
 }
@@ -244,7 +187,7 @@ fn a_closed_connection_is_told_refuses_commands_and_reconnects_subscribed() {
         .command(publ, &["CLIENT", "KILL", "TYPE", "pubsub"])
         .unwrap();
     assert_eq!(killed, Frame::Integer(1));
-    assert!(matches!(next(&events), RedisEvent::Down(_)));
+    assert!(matches!(next(&events), RedisEvent::Down(..)));
     expect_up(&events);
     f.wait_subscribers(publ, "room", 1);
     f.command(publ, &["PUBLISH", "room", "back"]).unwrap();
@@ -253,8 +196,8 @@ fn a_closed_connection_is_told_refuses_commands_and_reconnects_subscribed() {
     // The server goes away: both are told once, commands are refused
     // meanwhile, and both come back when it does.
     f.redis.kill();
-    assert!(matches!(next(&events), RedisEvent::Down(_)));
-    assert!(matches!(next(&pub_events), RedisEvent::Down(_)));
+    assert!(matches!(next(&events), RedisEvent::Down(..)));
+    assert!(matches!(next(&pub_events), RedisEvent::Down(..)));
     let refused = f.command(publ, &["PING"]).unwrap_err();
     assert!(refused.contains("redis unavailable"), "{refused}");
     std::thread::sleep(Duration::from_millis(500));
@@ -315,7 +258,7 @@ fn a_refused_password_is_an_outage_not_a_connection() {
     wrong.auth = Some((None, "wrong".into()));
     let (_, events) = client_of(&f.handle, wrong);
     match next(&events) {
-        RedisEvent::Down(why) => assert!(why.contains("AUTH refused"), "{why}"),
+        RedisEvent::Down(_, why) => assert!(why.contains("AUTH refused"), "{why}"),
         e => panic!("expected Down, got {e:?}"),
     }
     std::thread::sleep(Duration::from_millis(600));
@@ -362,7 +305,7 @@ fn a_server_that_answers_and_closes_at_once_is_seen_closing() {
     // Up (the PING was answered), then Down: never Up on a dead socket.
     let mut seen = Vec::new();
     let deadline = Instant::now() + WAIT;
-    while !seen.iter().any(|e| matches!(e, RedisEvent::Down(_))) {
+    while !seen.iter().any(|e| matches!(e, RedisEvent::Down(..))) {
         assert!(Instant::now() < deadline, "no Down: {seen:?}");
         if let Ok(e) = events.recv_timeout(Duration::from_millis(100)) {
             seen.push(e);
@@ -377,17 +320,12 @@ fn a_redis_that_stops_answering_is_an_outage() {
     let Some(f) = Fixture::start() else { return };
     let (_sub, events, publ, pub_events) = f.subscribed("room");
     // Frozen, connections open: found by the idle PING's missing reply.
-    let pid = f.redis.child.as_ref().unwrap().id().to_string();
-    let signal = |sig: &str| {
-        let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
-        assert!(ok.success());
-    };
-    signal("-STOP");
+    f.redis.signal("-STOP");
     // Within the wait: the idle check comes every 2 s, the reply
     // deadline is 5 s.
-    assert!(matches!(next(&events), RedisEvent::Down(_)));
-    assert!(matches!(next(&pub_events), RedisEvent::Down(_)));
-    signal("-CONT");
+    assert!(matches!(next(&events), RedisEvent::Down(..)));
+    assert!(matches!(next(&pub_events), RedisEvent::Down(..)));
+    f.redis.signal("-CONT");
     expect_up(&events);
     expect_up(&pub_events);
     f.wait_subscribers(publ, "room", 1);

@@ -47,7 +47,16 @@ use credit_actors::{Actor, ActorId, Addr, Ctx, ExitReason, MonitorRef, Reply};
 
 use crate::agent::{AgentMsg, UserAgent};
 use crate::protocol;
+use crate::redis::RedisEvent;
 use crate::relay::{Op, Relay, RelayMsg};
+
+mod cluster;
+
+use cluster::Cluster;
+pub use cluster::{
+    ClusterConfig, ClusterMsg, DEFAULT_PUBLISH_BUDGET, DEFAULT_ROSTER_TTL, ROOM_BACK,
+    ROOM_UNAVAILABLE,
+};
 
 /// Why a user left, as the room announces it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,6 +142,16 @@ pub enum RoomMsg {
     /// Answered with the users present, in order of arrival: each name and
     /// the user's agent.
     Users(Reply<Vec<(String, ActorId)>>),
+    /// From the room's Redis connections (a room shared through Redis).
+    Redis(RedisEvent),
+    /// The room's own Redis bookkeeping.
+    Cluster(ClusterMsg),
+}
+
+impl From<RedisEvent> for RoomMsg {
+    fn from(e: RedisEvent) -> Self {
+        RoomMsg::Redis(e)
+    }
 }
 
 /// One user present.
@@ -183,6 +202,8 @@ pub struct ChatRoom {
     directory: Option<crate::RoomDirectory>,
     relays: Vec<Option<Addr<Relay>>>,
     remote: Vec<Vec<Op>>,
+    /// Shared with other servers through Redis (see `cluster.rs`).
+    cluster: Option<Box<Cluster>>,
 }
 
 const AGENT_MONITOR: MonitorRef = 1;
@@ -217,7 +238,15 @@ impl ChatRoom {
             directory: None,
             relays: Vec::new(),
             remote: Vec::new(),
+            cluster: None,
         }
+    }
+
+    /// Shares the room with other servers through Redis: every event goes
+    /// through the room's channel there, and the roster lives there.
+    pub fn with_cluster(mut self, config: Option<ClusterConfig>) -> ChatRoom {
+        self.cluster = config.map(|c| Box::new(Cluster::new(c)));
+        self
     }
 
     /// Records the room in `directory` when it starts, and sends what it
@@ -431,6 +460,10 @@ impl ChatRoom {
             self.tell_agent(ctx, agent, AgentMsg::Close);
             return;
         }
+        if self.cluster.is_some() {
+            self.cluster_join(ctx, agent, sock, peer);
+            return;
+        }
         let name = self.fresh_name();
         // The newcomer hears nothing said before it came: its log starts
         // after what is already written.
@@ -475,7 +508,9 @@ impl ChatRoom {
             Some(r) => info!("{} left ({r})", user.name),
             None => info!("{} left", user.name),
         }
-        if !self.closing {
+        if self.cluster.is_some() {
+            self.cluster_remove(ctx, &user, reason.unwrap_or(""));
+        } else if !self.closing {
             self.broadcast(ctx, protocol::left(&user.name, reason).as_bytes());
         }
     }
@@ -484,6 +519,10 @@ impl ChatRoom {
         let Some(&key) = self.by_agent.get(&from) else {
             return;
         };
+        if self.cluster.is_some() {
+            self.cluster_say(ctx, key, &text.as_str()[..len]);
+            return;
+        }
         let line = protocol::says(&self.users[key].name, &text.as_str()[..len]);
         self.broadcast(ctx, line.as_bytes());
         self.next_line(ctx, key);
@@ -507,6 +546,10 @@ impl ChatRoom {
                 key,
                 protocol::error(&format!("you are already {name}")).as_bytes(),
             );
+        } else if self.cluster.is_some() {
+            // Taken (or not) through Redis; its reply gives the credit.
+            self.cluster_nick(ctx, key, name);
+            return;
         } else if self.by_name.contains_key(name.as_str()) {
             self.tell(
                 ctx,
@@ -528,6 +571,10 @@ impl ChatRoom {
         let Some(&key) = self.by_agent.get(&from) else {
             return;
         };
+        if self.cluster.is_some() {
+            self.cluster_who(ctx, key);
+            return;
+        }
         let present = self.present_line();
         self.tell(ctx, key, present.as_bytes());
         self.next_line(ctx, key);
@@ -624,6 +671,9 @@ impl Actor for ChatRoom {
             d.set(ctx.me());
         }
         self.refresh_relays();
+        if self.cluster.is_some() {
+            self.cluster_started(ctx);
+        }
     }
 
     fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: RoomMsg) {
@@ -635,6 +685,8 @@ impl Actor for ChatRoom {
             RoomMsg::Leave { agent, why } => {
                 if let Some(&key) = self.by_agent.get(&agent.id()) {
                     self.remove(ctx, key, why.reason());
+                } else if self.cluster.is_some() {
+                    self.newcomer_gone(ctx, agent.id());
                 }
                 // The agent closes once what the room queued is written.
                 self.tell_agent(ctx, agent, AgentMsg::Close);
@@ -646,7 +698,21 @@ impl Actor for ChatRoom {
             }
             RoomMsg::Shutdown(reply) => {
                 let told = self.shutdown(ctx);
-                reply.resolve(ctx, told);
+                if self.cluster.is_some() {
+                    self.cluster_shutdown(ctx, reply, told);
+                } else {
+                    reply.resolve(ctx, told);
+                }
+            }
+            RoomMsg::Redis(event) => {
+                if self.cluster.is_some() {
+                    self.redis_event(ctx, event);
+                }
+            }
+            RoomMsg::Cluster(msg) => {
+                if self.cluster.is_some() {
+                    self.cluster_msg(ctx, msg);
+                }
             }
             RoomMsg::Users(reply) => {
                 let users = self
@@ -690,6 +756,8 @@ impl Actor for ChatRoom {
                 Some("failed")
             };
             self.remove(ctx, key, why);
+        } else if self.cluster.is_some() {
+            self.newcomer_gone(ctx, agent);
         }
     }
 }

@@ -1,0 +1,1069 @@
+//! One room across many chat-servers, through Redis (`--redis`).
+//!
+//! The room does not tell its users' events to its users itself: it
+//! publishes each one (arrived, says, nick, left) on the room's channel,
+//! and tells its users only what its subscription to that channel
+//! delivers. Redis gives a channel's messages one order, so every user on
+//! every server sees the same events in the same order.
+//!
+//! - **Two connections.** A [`RedisClient`] for commands and one
+//!   subscribed to the channel (RESP2 lets a subscriber send almost
+//!   nothing else). The room is up only while both are, and after it has
+//!   synchronised its copy of the roster with the channel.
+//! - **The roster** lives in Redis (`roster.lua` lists the keys), changed
+//!   only by scripts that also publish the change, so a change and its
+//!   announcement take one place in the channel's order. Every server
+//!   keeps a copy (the *mirror*), built from a snapshot and then from the
+//!   channel: `/who` and `present:` read it, and a `says` event names its
+//!   sender by its owner (`server user`), so it reads with the name the
+//!   sender had at that place in the order, whatever `/nick` raced with it.
+//! - **Synchronising.** On (re)connection the room sends `SYNC`, which
+//!   returns the roster and publishes a `sync` marker: events before the
+//!   marker are in the snapshot, events after it are applied to it.
+//! - **Names** are unique across servers: `JOIN` and `NICK` take a name
+//!   with `HSETNX` on the names hash, inside the script.
+//! - **Liveness.** Each server sets its `alive` key with a TTL (the roster
+//!   TTL) every third of it; the same script reaps every server whose key
+//!   has expired, announcing its users as `left (server lost)`. A server
+//!   that finds its own key had expired (cut off for longer than the TTL)
+//!   registers its users again.
+//! - **Faults.** While the room is down every user has been told
+//!   [`ROOM_UNAVAILABLE`] once, and a line gets `error: room unavailable`
+//!   (refused before it is sent, so never half-delivered); once up again
+//!   every user is told [`ROOM_BACK`] and the server registers its users
+//!   again (announced if Redis had lost them). Lines being published take
+//!   at most `budget` bytes: past it, the sender is told `error: room
+//!   busy`, so a Redis that reads slowly cannot grow the server's memory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use log::{debug, info, warn};
+
+use credit_actors::net::Socket;
+use credit_actors::{ActorId, Addr, Ctx, RequestError};
+
+use super::{ChatRoom, RoomMsg, User};
+use crate::agent::{AgentMsg, UserAgent};
+use crate::protocol;
+use crate::redis::{Frame, RedisClient, RedisConfig, RedisEvent, RedisMsg};
+
+/// What every user is told, once, when the room's Redis is lost.
+pub const ROOM_UNAVAILABLE: &str = "room unavailable: reconnecting";
+
+/// What every user is told when the room is back.
+pub const ROOM_BACK: &str = "room available again";
+
+/// A line sent while the room is unavailable.
+const UNAVAILABLE: &str = "room unavailable";
+
+/// A line past the publish budget.
+const BUSY: &str = "room busy";
+
+/// Roster TTL by default.
+pub const DEFAULT_ROSTER_TTL: Duration = Duration::from_secs(6);
+
+/// Bytes of lines being published, by default.
+pub const DEFAULT_PUBLISH_BUDGET: usize = 1024 * 1024;
+
+/// Events held while a snapshot is on its way; past it, the room
+/// synchronises again.
+const MAX_HELD: usize = 65_536;
+
+macro_rules! script {
+    ($body:literal) => {
+        Bytes::from_static(concat!(include_str!("roster.lua"), $body).as_bytes())
+    };
+}
+
+/// Sets this server's `alive` key (ARGV[3]: TTL in ms), reaps the servers
+/// whose key has expired; returns `{reaped, 1 if ours had expired}`.
+fn beat_script() -> Bytes {
+    script!(
+        "
+local was = redis.call('SET', p .. ':alive:' .. sid, '1', 'PX', ARGV[3], 'GET')
+redis.call('SADD', p .. ':servers', sid)
+local reaped = 0
+for _, s in ipairs(redis.call('SMEMBERS', p .. ':servers')) do
+  if s ~= sid and redis.call('EXISTS', p .. ':alive:' .. s) == 0 then
+    reaped = reaped + depart(s, 'server lost')
+  end
+end
+if was then return {reaped, 0} end
+return {reaped, 1}
+"
+    )
+}
+
+/// Registers user ARGV[3] with the name ARGV[4] (or a fresh `user<N>`
+/// if it is empty or taken); returns `{name, 1}`, having published its
+/// arrival, or `{name, 0}` if it was registered already.
+fn join_script() -> Bytes {
+    script!(
+        "
+local uid, want = ARGV[3], ARGV[4]
+local me = sid .. ' ' .. uid
+if redis.call('EXISTS', p .. ':alive:' .. sid) == 0 then
+  return redis.error_reply('NOTALIVE this server is not registered')
+end
+local cur = redis.call('HGET', p .. ':users:' .. sid, uid)
+if cur and redis.call('HGET', names, cur) == me then return {cur, 0} end
+local name = want
+if name ~= '' and redis.call('HSETNX', names, name, me) == 0 then name = '' end
+if name == '' then
+  repeat name = 'user' .. redis.call('INCR', p .. ':numbers')
+  until redis.call('HSETNX', names, name, me) == 1
+end
+redis.call('ZADD', order, redis.call('INCR', p .. ':arrivals'), name)
+redis.call('HSET', p .. ':users:' .. sid, uid, name)
+redis.call('PUBLISH', events, 'arrived ' .. me .. ' ' .. name)
+return {name, 1}
+"
+    )
+}
+
+/// User ARGV[3] leaves (ARGV[4]: the reason, or '').
+fn leave_script() -> Bytes {
+    script!(
+        "
+local uid = ARGV[3]
+local name = redis.call('HGET', p .. ':users:' .. sid, uid)
+redis.call('HDEL', p .. ':users:' .. sid, uid)
+return drop(sid, uid, name, ARGV[4])
+"
+    )
+}
+
+/// User ARGV[3] takes the name ARGV[4]: 1, or 0 if it is taken.
+fn nick_script() -> Bytes {
+    script!(
+        "
+local uid, new = ARGV[3], ARGV[4]
+local me = sid .. ' ' .. uid
+local old = redis.call('HGET', p .. ':users:' .. sid, uid)
+if not old or redis.call('HGET', names, old) ~= me then
+  return redis.error_reply('GONE not in the room')
+end
+if redis.call('HSETNX', names, new, me) == 0 then return 0 end
+local score = redis.call('ZSCORE', order, old) or redis.call('INCR', p .. ':arrivals')
+redis.call('HDEL', names, old)
+redis.call('ZREM', order, old)
+redis.call('ZADD', order, score, new)
+redis.call('HSET', p .. ':users:' .. sid, uid, new)
+redis.call('PUBLISH', events, 'nick ' .. me .. ' ' .. old .. ' ' .. new)
+return 1
+"
+    )
+}
+
+/// The roster, in arrival order, as `name, owner` pairs, and the `sync`
+/// marker (ARGV[3]: its token) published at its place in the order.
+fn sync_script() -> Bytes {
+    script!(
+        "
+local out = {}
+for _, name in ipairs(redis.call('ZRANGE', order, 0, -1)) do
+  out[#out + 1] = name
+  out[#out + 1] = redis.call('HGET', names, name) or ''
+end
+redis.call('PUBLISH', events, 'sync ' .. sid .. ' ' .. ARGV[3])
+return out
+"
+    )
+}
+
+/// This server leaves: its users are announced as left.
+fn depart_script() -> Bytes {
+    script!(
+        "
+return depart(sid, '')
+"
+    )
+}
+
+/// Settings of a room shared through Redis.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// The Redis server (and its password, if any).
+    pub redis: RedisConfig,
+    /// The room's name: the prefix of its keys and channel in Redis.
+    pub room: String,
+    /// This server's name in the roster and in Redis's client list; a
+    /// room adds a number of its own, so a restarted room is a new server.
+    pub server: String,
+    /// How long a server's roster entries outlive its last refresh; it
+    /// refreshes them every third of it.
+    pub roster_ttl: Duration,
+    /// Bytes of lines being published at once; past it, senders are told
+    /// `error: room busy`.
+    pub publish_budget: usize,
+}
+
+impl ClusterConfig {
+    /// The room `chat` on the Redis at `host:port`, this server named by
+    /// its host name and process id.
+    pub fn new(host: impl Into<String>, port: u16) -> ClusterConfig {
+        ClusterConfig {
+            redis: RedisConfig::new(host, port),
+            room: "chat".into(),
+            server: default_server_name(),
+            roster_ttl: DEFAULT_ROSTER_TTL,
+            publish_budget: DEFAULT_PUBLISH_BUDGET,
+        }
+    }
+}
+
+/// `host-pid`: the host's name (without spaces) and the process id.
+fn default_server_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().replace(|c: char| !c.is_ascii_graphic(), "_"))
+        .unwrap_or_default();
+    let host = if host.is_empty() { "chat".into() } else { host };
+    format!("{host}-{}", std::process::id())
+}
+
+/// Numbers the rooms of this process, so each is its own server in Redis.
+static INCARNATION: AtomicU64 = AtomicU64::new(1);
+
+/// A room's own Redis bookkeeping: replies to its commands, and its timer.
+#[derive(Debug)]
+pub struct ClusterMsg(Inner);
+
+#[derive(Debug)]
+enum Inner {
+    /// Time to refresh the roster (and reap dead servers).
+    Beat,
+    Beaten(Result<Frame, RequestError>),
+    Synced(u64, Result<Frame, RequestError>),
+    Joined(u64, Result<Frame, RequestError>),
+    Published {
+        agent: ActorId,
+        bytes: usize,
+        result: Result<Frame, RequestError>,
+    },
+    Nicked {
+        agent: ActorId,
+        name: String,
+        result: Result<Frame, RequestError>,
+    },
+    Left {
+        uid: u64,
+        why: String,
+        result: Result<Frame, RequestError>,
+    },
+    Departed,
+}
+
+/// Where the room stands with Redis.
+#[derive(Debug)]
+enum Link {
+    /// A connection is down, or the room has not synchronised yet.
+    Down,
+    /// `SYNC` sent with this token: waiting for the snapshot and for the
+    /// marker, holding the events that come after the marker.
+    Syncing {
+        token: u64,
+        snapshot: Option<Mirror>,
+        marker: bool,
+        held: Vec<Bytes>,
+    },
+    /// The mirror follows the channel.
+    Up,
+}
+
+/// The roster as the channel has told it: names in arrival order, and
+/// each user's name by owner (`server uid`).
+#[derive(Debug, Default)]
+struct Mirror {
+    order: BTreeMap<u64, Rc<str>>,
+    by_owner: HashMap<Box<str>, (u64, Rc<str>)>,
+    next: u64,
+}
+
+impl Mirror {
+    fn insert(&mut self, owner: &str, name: &str) {
+        self.remove(owner);
+        self.next += 1;
+        let name: Rc<str> = Rc::from(name);
+        self.order.insert(self.next, name.clone());
+        self.by_owner.insert(owner.into(), (self.next, name));
+    }
+
+    fn remove(&mut self, owner: &str) {
+        if let Some((at, _)) = self.by_owner.remove(owner) {
+            self.order.remove(&at);
+        }
+    }
+
+    fn rename(&mut self, owner: &str, new: &str) {
+        if let Some((at, name)) = self.by_owner.get_mut(owner) {
+            *name = Rc::from(new);
+            self.order.insert(*at, name.clone());
+        }
+    }
+
+    fn name(&self, owner: &str) -> Option<&str> {
+        self.by_owner.get(owner).map(|(_, n)| &**n)
+    }
+
+    /// `present:` with everyone but `except`.
+    fn present(&self, except: &str) -> String {
+        let skip = self.by_owner.get(except).map(|(at, _)| *at);
+        protocol::present(
+            self.order
+                .iter()
+                .filter(|(at, _)| Some(**at) != skip)
+                .map(|(_, n)| &**n),
+        )
+    }
+
+    /// From `SYNC`'s reply: `name, owner` pairs in arrival order.
+    fn from_snapshot(frame: Frame) -> Option<Mirror> {
+        let Frame::Array(Some(items)) = frame else {
+            return None;
+        };
+        let mut m = Mirror::default();
+        for pair in items.chunks(2) {
+            let [name, owner] = pair else { return None };
+            let (Some(name), Some(owner)) = (text(name), text(owner)) else {
+                return None;
+            };
+            m.insert(owner, name);
+        }
+        Some(m)
+    }
+}
+
+fn text(f: &Frame) -> Option<&str> {
+    f.as_bytes().and_then(|b| std::str::from_utf8(b).ok())
+}
+
+/// A newcomer not yet in the room: it enters when its arrival comes
+/// through the channel.
+#[derive(Debug)]
+struct Newcomer {
+    agent: Addr<UserAgent>,
+    sock: Addr<Socket>,
+    peer: Option<SocketAddr>,
+}
+
+/// The room's side of Redis. See the module docs.
+#[derive(Debug)]
+pub(super) struct Cluster {
+    config: ClusterConfig,
+    /// This room's id in the roster.
+    sid: String,
+    prefix: Bytes,
+    sid_b: Bytes,
+    channel: Bytes,
+    publisher: Option<Addr<RedisClient>>,
+    subscriber: Option<Addr<RedisClient>>,
+    pub_up: bool,
+    sub_up: bool,
+    link: Link,
+    /// The users were told the room is unavailable.
+    told_down: bool,
+    tokens: u64,
+    mirror: Mirror,
+    newcomers: HashMap<u64, Newcomer>,
+    /// The room's users by their number (`User::arrival`).
+    by_uid: HashMap<u64, usize>,
+    /// Bytes of lines being published.
+    in_flight: usize,
+    /// Departures Redis has not taken yet (it was unreachable).
+    departed: Vec<(u64, String)>,
+    /// The server's shutdown, answered once this server has left Redis.
+    leaving: Option<(credit_actors::Reply<usize>, usize)>,
+}
+
+impl Cluster {
+    pub(super) fn new(config: ClusterConfig) -> Cluster {
+        let n = INCARNATION.fetch_add(1, Ordering::Relaxed);
+        let sid = format!("{}.{n}", config.server);
+        Cluster {
+            prefix: Bytes::from(config.room.clone()),
+            sid_b: Bytes::from(sid.clone()),
+            channel: Bytes::from(format!("{}:events", config.room)),
+            sid,
+            config,
+            publisher: None,
+            subscriber: None,
+            pub_up: false,
+            sub_up: false,
+            link: Link::Down,
+            told_down: false,
+            tokens: 0,
+            mirror: Mirror::default(),
+            newcomers: HashMap::new(),
+            by_uid: HashMap::new(),
+            in_flight: 0,
+            departed: Vec::new(),
+            leaving: None,
+        }
+    }
+
+    /// The words of `EVAL script 0 prefix sid args...`.
+    fn eval(&self, script: Bytes, args: &[&[u8]]) -> Vec<Bytes> {
+        let mut words = vec![
+            Bytes::from_static(b"EVAL"),
+            script,
+            Bytes::from_static(b"0"),
+            self.prefix.clone(),
+            self.sid_b.clone(),
+        ];
+        words.extend(args.iter().map(|a| Bytes::copy_from_slice(a)));
+        words
+    }
+
+    fn is_up(&self) -> bool {
+        matches!(self.link, Link::Up)
+    }
+}
+
+/// A reply as an outcome: a Redis error is an error too.
+fn outcome(result: Result<Frame, RequestError>) -> Result<Frame, String> {
+    match result {
+        Ok(Frame::Error(e)) => Err(String::from_utf8_lossy(&e).into_owned()),
+        Ok(f) => Ok(f),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `{name, flag}` from `JOIN`.
+fn joined(frame: &Frame) -> Option<(&str, bool)> {
+    match frame {
+        Frame::Array(Some(items)) => match items.as_slice() {
+            [name, Frame::Integer(flag)] => Some((text(name)?, *flag == 1)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl ChatRoom {
+    fn cluster(&mut self) -> &mut Cluster {
+        self.cluster.as_mut().expect("a room shared through Redis")
+    }
+
+    /// Sends a command on the room's command connection; `then` makes the
+    /// room's message of its reply.
+    fn redis_call(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        words: Vec<Bytes>,
+        then: impl FnOnce(Result<Frame, RequestError>) -> Inner + 'static,
+    ) {
+        let Some(publisher) = self.cluster().publisher else {
+            return;
+        };
+        ctx.request(
+            publisher,
+            move |r| RedisMsg::Command(words, Some(r)),
+            move |result| RoomMsg::Cluster(ClusterMsg(then(result))),
+        );
+    }
+
+    /// Starts the two connections and the roster's timer.
+    pub(super) fn cluster_started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let me = ctx.me();
+        let c = self.cluster();
+        let mut redis = c.config.redis.clone();
+        redis.name = Some(format!("chat:{}:pub", c.sid));
+        let publisher = ctx.spawn_link(RedisClient::new(redis.clone(), me.recipient()));
+        redis.name = Some(format!("chat:{}:sub", c.sid));
+        let subscriber = ctx.spawn_link(RedisClient::new(redis, me.recipient()));
+        let c = self.cluster();
+        ctx.send(subscriber, RedisMsg::Subscribe(c.channel.clone()));
+        c.publisher = Some(publisher);
+        c.subscriber = Some(subscriber);
+        info!(
+            "room {} shared through redis {}:{} as server {}",
+            c.config.room, c.config.redis.host, c.config.redis.port, c.sid
+        );
+        let every = c.config.roster_ttl / 3;
+        ctx.send_after(me, RoomMsg::Cluster(ClusterMsg(Inner::Beat)), every);
+    }
+
+    pub(super) fn redis_event(&mut self, ctx: &mut Ctx<'_, Self>, event: RedisEvent) {
+        match event {
+            RedisEvent::Up(client) => {
+                let c = self.cluster();
+                if c.publisher.is_some_and(|a| a.id() == client) {
+                    c.pub_up = true;
+                } else {
+                    c.sub_up = true;
+                }
+                if c.pub_up && c.sub_up && matches!(c.link, Link::Down) {
+                    self.synchronise(ctx);
+                }
+            }
+            RedisEvent::Down(client, why) => {
+                let c = self.cluster();
+                if c.publisher.is_some_and(|a| a.id() == client) {
+                    c.pub_up = false;
+                } else {
+                    c.sub_up = false;
+                }
+                self.room_down(ctx, &why);
+            }
+            RedisEvent::Message { payload, .. } => self.channel_event(ctx, payload),
+        }
+    }
+
+    pub(super) fn cluster_msg(&mut self, ctx: &mut Ctx<'_, Self>, msg: ClusterMsg) {
+        match msg.0 {
+            Inner::Beat => {
+                let c = self.cluster();
+                let every = c.config.roster_ttl / 3;
+                if c.is_up() {
+                    self.beat(ctx);
+                } else if c.pub_up && c.sub_up && matches!(c.link, Link::Down) {
+                    self.synchronise(ctx);
+                }
+                let me = ctx.me();
+                ctx.send_after(me, RoomMsg::Cluster(ClusterMsg(Inner::Beat)), every);
+            }
+            Inner::Beaten(result) => match outcome(result) {
+                Ok(Frame::Array(Some(items))) => {
+                    if let [Frame::Integer(reaped), Frame::Integer(expired)] = items.as_slice() {
+                        if *reaped > 0 {
+                            info!("{reaped} users of lost servers taken out of the roster");
+                        }
+                        if *expired == 1 && self.cluster().is_up() {
+                            warn!("this server's roster entries had expired: registering its users again");
+                            self.register_all(ctx);
+                        }
+                    }
+                }
+                Ok(f) => warn!("roster refresh: unexpected reply {f:?}"),
+                Err(e) => debug!("roster refresh failed: {e}"),
+            },
+            Inner::Synced(token, result) => self.synced(ctx, token, result),
+            Inner::Joined(uid, result) => self.joined(ctx, uid, result),
+            Inner::Published {
+                agent,
+                bytes,
+                result,
+            } => {
+                let c = self.cluster();
+                c.in_flight -= bytes;
+                let Some(&key) = self.by_agent.get(&agent) else {
+                    return;
+                };
+                if let Err(e) = outcome(result) {
+                    debug!("{}'s line not published: {e}", self.users[key].name);
+                    self.tell(ctx, key, protocol::error(UNAVAILABLE).as_bytes());
+                }
+                self.next_line(ctx, key);
+            }
+            Inner::Nicked {
+                agent,
+                name,
+                result,
+            } => {
+                let Some(&key) = self.by_agent.get(&agent) else {
+                    return;
+                };
+                match outcome(result) {
+                    // Renamed when the channel says so.
+                    Ok(Frame::Integer(1)) => {}
+                    Ok(Frame::Integer(0)) => {
+                        let line = protocol::error(&format!("the name {name} is taken"));
+                        self.tell(ctx, key, line.as_bytes());
+                    }
+                    Ok(f) => {
+                        warn!("/nick: unexpected reply {f:?}");
+                        self.tell(ctx, key, protocol::error(UNAVAILABLE).as_bytes());
+                    }
+                    Err(e) => {
+                        debug!("/nick {name} failed: {e}");
+                        self.tell(ctx, key, protocol::error(UNAVAILABLE).as_bytes());
+                    }
+                }
+                self.next_line(ctx, key);
+            }
+            Inner::Left { uid, why, result } => {
+                if let Err(e) = outcome(result) {
+                    debug!("departure of user {uid} not taken yet: {e}");
+                    self.cluster().departed.push((uid, why));
+                }
+            }
+            Inner::Departed => {
+                if let Some((reply, told)) = self.cluster().leaving.take() {
+                    reply.resolve(ctx, told);
+                }
+            }
+        }
+    }
+
+    /// Refreshes this server's roster entries and reaps dead servers'.
+    fn beat(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let c = self.cluster();
+        let ttl = c.config.roster_ttl.as_millis().max(1).to_string();
+        let words = c.eval(beat_script(), &[ttl.as_bytes()]);
+        self.redis_call(ctx, words, Inner::Beaten);
+    }
+
+    /// Both connections are up: registers this server and asks for the
+    /// roster with its marker.
+    fn synchronise(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.beat(ctx);
+        let c = self.cluster();
+        c.tokens += 1;
+        let token = c.tokens;
+        c.link = Link::Syncing {
+            token,
+            snapshot: None,
+            marker: false,
+            held: Vec::new(),
+        };
+        let words = c.eval(sync_script(), &[token.to_string().as_bytes()]);
+        self.redis_call(ctx, words, move |r| Inner::Synced(token, r));
+    }
+
+    fn synced(&mut self, ctx: &mut Ctx<'_, Self>, token: u64, result: Result<Frame, RequestError>) {
+        let c = self.cluster();
+        let Link::Syncing {
+            token: t, snapshot, ..
+        } = &mut c.link
+        else {
+            return;
+        };
+        if *t != token {
+            return;
+        }
+        match outcome(result).map(Mirror::from_snapshot) {
+            Ok(Some(m)) => *snapshot = Some(m),
+            Ok(None) => {
+                warn!("room synchronisation: unreadable roster");
+                c.link = Link::Down;
+                return;
+            }
+            Err(e) => {
+                // The connection's loss brings the room down; a script
+                // error leaves it down until the next beat tries again.
+                debug!("room synchronisation failed: {e}");
+                c.link = Link::Down;
+                return;
+            }
+        }
+        self.finish_sync(ctx);
+    }
+
+    /// Once both the snapshot and the marker are in: the room is up.
+    fn finish_sync(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let c = self.cluster();
+        let Link::Syncing {
+            snapshot: snapshot @ Some(_),
+            marker: true,
+            held,
+            ..
+        } = &mut c.link
+        else {
+            return;
+        };
+        let mirror = snapshot.take().unwrap_or_default();
+        let held = std::mem::take(held);
+        c.mirror = mirror;
+        c.link = Link::Up;
+        info!(
+            "room {} is up ({} present)",
+            c.config.room,
+            c.mirror.by_owner.len()
+        );
+        if std::mem::take(&mut c.told_down) {
+            self.broadcast(ctx, ROOM_BACK.as_bytes());
+            let socks: Vec<Addr<Socket>> =
+                self.cluster().newcomers.values().map(|n| n.sock).collect();
+            for sock in socks {
+                self.line_to(ctx, sock, ROOM_BACK.as_bytes());
+            }
+        }
+        for (uid, why) in std::mem::take(&mut self.cluster().departed) {
+            self.send_leave(ctx, uid, why);
+        }
+        self.register_all(ctx);
+        for payload in held {
+            self.channel_event(ctx, payload);
+        }
+    }
+
+    /// Registers every user and newcomer of this server (again): those
+    /// Redis still has are left as they are; the others are announced.
+    fn register_all(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let users: Vec<(u64, Rc<str>)> = self
+            .users
+            .iter()
+            .map(|(_, u)| (u.arrival, u.name.clone()))
+            .collect();
+        for (uid, name) in users {
+            self.send_join(ctx, uid, &name);
+        }
+        let newcomers: Vec<u64> = self.cluster().newcomers.keys().copied().collect();
+        for uid in newcomers {
+            self.send_join(ctx, uid, "");
+        }
+    }
+
+    fn send_join(&mut self, ctx: &mut Ctx<'_, Self>, uid: u64, name: &str) {
+        let words = self.cluster().eval(
+            join_script(),
+            &[uid.to_string().as_bytes(), name.as_bytes()],
+        );
+        self.redis_call(ctx, words, move |r| Inner::Joined(uid, r));
+    }
+
+    fn send_leave(&mut self, ctx: &mut Ctx<'_, Self>, uid: u64, why: String) {
+        let words = self.cluster().eval(
+            leave_script(),
+            &[uid.to_string().as_bytes(), why.as_bytes()],
+        );
+        self.redis_call(ctx, words, move |result| Inner::Left { uid, why, result });
+    }
+
+    fn joined(&mut self, ctx: &mut Ctx<'_, Self>, uid: u64, result: Result<Frame, RequestError>) {
+        match outcome(result) {
+            Ok(frame) => match joined(&frame) {
+                // Registered before (the channel's snapshot has it): a
+                // newcomer enters now; a user stays as it is.
+                Some((name, false)) => {
+                    let name = name.to_owned();
+                    if self.cluster().newcomers.contains_key(&uid) {
+                        self.enter(ctx, uid, &name);
+                    }
+                }
+                // Enters, or is renamed, when the channel tells its arrival.
+                Some((_, true)) => {}
+                None => warn!("join: unexpected reply {frame:?}"),
+            },
+            // A lost connection: registered again once the room is back.
+            Err(e) => debug!("registering user {uid} failed: {e}"),
+        }
+    }
+
+    /// A user's agent came: it enters once the channel tells its arrival.
+    pub(super) fn cluster_join(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        agent: Addr<UserAgent>,
+        sock: Addr<Socket>,
+        peer: Option<SocketAddr>,
+    ) {
+        self.arrivals += 1;
+        let uid = self.arrivals;
+        ctx.monitor(agent.id(), super::AGENT_MONITOR);
+        let c = self.cluster();
+        c.newcomers.insert(uid, Newcomer { agent, sock, peer });
+        if c.is_up() {
+            self.send_join(ctx, uid, "");
+        } else if c.told_down {
+            self.line_to(ctx, sock, ROOM_UNAVAILABLE.as_bytes());
+        }
+    }
+
+    /// The newcomer `uid` enters as `name`: it is told who it is and who
+    /// is present, and gets its first credit.
+    fn enter(&mut self, ctx: &mut Ctx<'_, Self>, uid: u64, name: &str) {
+        let Some(n) = self.cluster().newcomers.remove(&uid) else {
+            return;
+        };
+        self.seal();
+        self.line_to(ctx, n.sock, format!("you are {name}").as_bytes());
+        let owner = format!("{} {uid}", self.cluster().sid);
+        let present = self.cluster().mirror.present(&owner);
+        self.line_to(ctx, n.sock, present.as_bytes());
+        let name: Rc<str> = Rc::from(name);
+        let key = self.users.insert(User {
+            name: name.clone(),
+            agent: n.agent,
+            sock: n.sock,
+            arrival: uid,
+            given: self.segments.len(),
+            due: ctx.now(),
+        });
+        self.order.insert(uid, key);
+        self.by_agent.insert(n.agent.id(), key);
+        self.by_name.insert(name.clone(), key);
+        self.cluster().by_uid.insert(uid, key);
+        match n.peer {
+            Some(p) => info!("{name} arrived from {p}"),
+            None => info!("{name} arrived"),
+        }
+        // One line at a time: the next is handled once Redis has answered
+        // for this one, so what the user is told (an error, `/who`) keeps
+        // the order of its lines.
+        self.credit_to(ctx, n.sock, 1);
+    }
+
+    /// The user `key` leaves this server: Redis announces it.
+    pub(super) fn cluster_remove(&mut self, ctx: &mut Ctx<'_, Self>, user: &User, why: &str) {
+        self.cluster().by_uid.remove(&user.arrival);
+        if !self.closing {
+            self.send_leave(ctx, user.arrival, why.to_owned());
+        }
+    }
+
+    /// A newcomer's agent left or ended before it entered.
+    pub(super) fn newcomer_gone(&mut self, ctx: &mut Ctx<'_, Self>, agent: ActorId) -> bool {
+        let c = self.cluster();
+        let Some(uid) = c
+            .newcomers
+            .iter()
+            .find(|(_, n)| n.agent.id() == agent)
+            .map(|(&uid, _)| uid)
+        else {
+            return false;
+        };
+        c.newcomers.remove(&uid);
+        ctx.demonitor(agent, super::AGENT_MONITOR);
+        // Its registration may be on its way: taken back after it.
+        self.send_leave(ctx, uid, String::new());
+        true
+    }
+
+    /// A user's line: published, or refused.
+    pub(super) fn cluster_say(&mut self, ctx: &mut Ctx<'_, Self>, key: usize, text: &str) {
+        let c = self.cluster();
+        if !c.is_up() {
+            self.tell(ctx, key, protocol::error(UNAVAILABLE).as_bytes());
+            self.next_line(ctx, key);
+            return;
+        }
+        let uid = self.users[key].arrival.to_string();
+        let c = self.cluster();
+        let len = 6 + c.sid.len() + uid.len() + text.len();
+        if c.in_flight + len > c.config.publish_budget {
+            self.tell(ctx, key, protocol::error(BUSY).as_bytes());
+            self.next_line(ctx, key);
+            return;
+        }
+        c.in_flight += len;
+        let mut payload = BytesMut::with_capacity(len);
+        payload.put_slice(b"says ");
+        payload.put_slice(c.sid.as_bytes());
+        payload.put_u8(b' ');
+        payload.put_slice(uid.as_bytes());
+        payload.put_u8(b' ');
+        payload.put_slice(text.as_bytes());
+        let words = vec![
+            Bytes::from_static(b"PUBLISH"),
+            c.channel.clone(),
+            payload.freeze(),
+        ];
+        let agent = self.users[key].agent.id();
+        self.redis_call(ctx, words, move |result| Inner::Published {
+            agent,
+            bytes: len,
+            result,
+        });
+    }
+
+    /// `/nick`: taken through Redis, renamed when the channel says so.
+    pub(super) fn cluster_nick(&mut self, ctx: &mut Ctx<'_, Self>, key: usize, name: String) {
+        if !self.cluster().is_up() {
+            self.tell(ctx, key, protocol::error(UNAVAILABLE).as_bytes());
+            self.next_line(ctx, key);
+            return;
+        }
+        let uid = self.users[key].arrival.to_string();
+        let words = self
+            .cluster()
+            .eval(nick_script(), &[uid.as_bytes(), name.as_bytes()]);
+        let agent = self.users[key].agent.id();
+        self.redis_call(ctx, words, move |result| Inner::Nicked {
+            agent,
+            name,
+            result,
+        });
+    }
+
+    /// `/who`: from the mirror, at this place in the channel's order.
+    pub(super) fn cluster_who(&mut self, ctx: &mut Ctx<'_, Self>, key: usize) {
+        let c = self.cluster();
+        let line = if c.is_up() {
+            c.mirror.present("")
+        } else {
+            protocol::error(UNAVAILABLE)
+        };
+        self.tell(ctx, key, line.as_bytes());
+        self.next_line(ctx, key);
+    }
+
+    /// The server stops: it leaves Redis (its users announced as left),
+    /// and `reply` is answered once Redis has taken that, or at once if
+    /// it is unreachable.
+    pub(super) fn cluster_shutdown(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        reply: credit_actors::Reply<usize>,
+        told: usize,
+    ) {
+        let newcomers: Vec<Newcomer> = self.cluster().newcomers.drain().map(|(_, n)| n).collect();
+        for n in newcomers {
+            self.line_to(ctx, n.sock, protocol::SHUTTING_DOWN.as_bytes());
+            self.tell_agent(ctx, n.agent, AgentMsg::Close);
+        }
+        let c = self.cluster();
+        if !c.pub_up {
+            reply.resolve(ctx, told);
+            return;
+        }
+        c.leaving = Some((reply, told));
+        let words = c.eval(depart_script(), &[]);
+        let Some(publisher) = c.publisher else {
+            return;
+        };
+        ctx.request_timeout(
+            publisher,
+            move |r| RedisMsg::Command(words, Some(r)),
+            |_| RoomMsg::Cluster(ClusterMsg(Inner::Departed)),
+            Duration::from_secs(1),
+        );
+    }
+
+    /// Redis is lost: every user (and newcomer) is told once.
+    fn room_down(&mut self, ctx: &mut Ctx<'_, Self>, why: &str) {
+        let closing = self.closing;
+        let c = self.cluster();
+        if !matches!(c.link, Link::Down) {
+            warn!("room {} unavailable: {why}", c.config.room);
+        }
+        c.link = Link::Down;
+        if c.told_down || closing {
+            return;
+        }
+        c.told_down = true;
+        let socks: Vec<Addr<Socket>> = c.newcomers.values().map(|n| n.sock).collect();
+        self.broadcast(ctx, ROOM_UNAVAILABLE.as_bytes());
+        for sock in socks {
+            self.line_to(ctx, sock, ROOM_UNAVAILABLE.as_bytes());
+        }
+    }
+
+    /// An event from the room's channel.
+    fn channel_event(&mut self, ctx: &mut Ctx<'_, Self>, payload: Bytes) {
+        let c = self.cluster();
+        match &mut c.link {
+            Link::Down => return,
+            Link::Syncing { marker, held, .. } => {
+                if *marker {
+                    if held.len() >= MAX_HELD {
+                        warn!("room synchronisation: too many events held; again");
+                        c.link = Link::Down;
+                        self.synchronise(ctx);
+                    } else {
+                        held.push(payload);
+                    }
+                    return;
+                }
+                // Before the marker: in the snapshot already, unless it is
+                // the marker.
+                if let Some(token) = payload
+                    .strip_prefix(b"sync ")
+                    .and_then(|rest| rest.strip_prefix(c.sid.as_bytes()))
+                    .and_then(|rest| rest.strip_prefix(b" "))
+                {
+                    if let Link::Syncing { token: t, .. } = c.link {
+                        if token == t.to_string().as_bytes() {
+                            if let Link::Syncing { marker, .. } = &mut c.link {
+                                *marker = true;
+                            }
+                            self.finish_sync(ctx);
+                        }
+                    }
+                }
+                return;
+            }
+            Link::Up => {}
+        }
+        let Ok(event) = std::str::from_utf8(&payload) else {
+            warn!("room channel: an event that is not UTF-8");
+            return;
+        };
+        let mut words = event.splitn(4, ' ');
+        let (Some(kind), Some(sid), Some(uid)) = (words.next(), words.next(), words.next()) else {
+            warn!("room channel: unreadable event {event:?}");
+            return;
+        };
+        let rest = words.next().unwrap_or("");
+        let owner = &event[kind.len() + 1..kind.len() + 1 + sid.len() + 1 + uid.len()];
+        let ours = sid == c.sid;
+        let uid: u64 = match uid.parse() {
+            Ok(u) => u,
+            Err(_) if kind == "sync" => return,
+            Err(_) => {
+                warn!("room channel: unreadable event {event:?}");
+                return;
+            }
+        };
+        match kind {
+            "says" => {
+                let Some(name) = c.mirror.name(owner) else {
+                    debug!("room channel: a line from {owner}, who is not present");
+                    return;
+                };
+                let line = protocol::says(name, rest);
+                self.broadcast(ctx, line.as_bytes());
+            }
+            "arrived" => {
+                let name = rest;
+                if ours {
+                    if c.newcomers.contains_key(&uid) {
+                        self.enter(ctx, uid, name);
+                    } else if let Some(&key) = c.by_uid.get(&uid) {
+                        // Registered again under another name.
+                        if *self.users[key].name != *name {
+                            self.renamed(key, name);
+                            let line = format!("you are {name}");
+                            self.tell(ctx, key, line.as_bytes());
+                        }
+                    }
+                }
+                self.cluster().mirror.insert(owner, name);
+                self.broadcast(ctx, format!("{name} arrived").as_bytes());
+            }
+            "nick" => {
+                let Some((old, new)) = rest.split_once(' ') else {
+                    return;
+                };
+                c.mirror.rename(owner, new);
+                if ours {
+                    if let Some(&key) = c.by_uid.get(&uid) {
+                        self.renamed(key, new);
+                        info!("{old} is now known as {new}");
+                    }
+                }
+                self.broadcast(ctx, format!("{old} is now known as {new}").as_bytes());
+            }
+            "left" => {
+                let (name, why) = match rest.split_once(' ') {
+                    Some((n, w)) => (n, Some(w)),
+                    None => (rest, None),
+                };
+                c.mirror.remove(owner);
+                if ours {
+                    if let Some(&key) = c.by_uid.get(&uid) {
+                        // Taken out while still here (this server was
+                        // thought lost): registered again.
+                        let name = self.users[key].name.clone();
+                        self.send_join(ctx, uid, &name);
+                    }
+                }
+                self.broadcast(ctx, protocol::left(name, why).as_bytes());
+            }
+            "sync" => {}
+            _ => debug!("room channel: unknown event {kind}"),
+        }
+    }
+
+    fn renamed(&mut self, key: usize, new: &str) {
+        let new: Rc<str> = Rc::from(new);
+        let old = std::mem::replace(&mut self.users[key].name, new.clone());
+        self.by_name.remove(&old);
+        self.by_name.insert(new, key);
+    }
+}

@@ -1,0 +1,268 @@
+//! One room across chat-servers (`--redis`): the chat-server binary,
+//! several of them, and a real `redis-server` the test starts on loopback
+//! (skipped, saying so, when it is missing). Every user sees every line in
+//! one order, the roster and names span the servers, and Redis going away,
+//! a server killed and a Redis that stops reading are each told as users
+//! should hear them.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use credit_chat::room::{ROOM_BACK, ROOM_UNAVAILABLE};
+use credit_testkit::{Peer, ServerProc};
+
+use crate::support::{join_at, RedisServer, User, BIN};
+
+/// A chat-server sharing the room through `redis`, as `name`, with a
+/// roster TTL of 1 s unless `extra` sets one.
+fn server(redis: &RedisServer, name: &str, extra: &[&str]) -> ServerProc {
+    let spec = format!("127.0.0.1:{}", redis.port);
+    let mut args = vec!["--redis", &spec, "--server-name", name];
+    if !extra.contains(&"--roster-ttl") {
+        args.extend(["--roster-ttl", "1"]);
+    }
+    args.extend_from_slice(extra);
+    ServerProc::start(BIN, &args)
+}
+
+/// Users joining the servers at `addrs` in turn; each earlier user hears
+/// each later one arrive.
+fn users_at(addrs: &[std::net::SocketAddr]) -> Vec<User> {
+    let mut users: Vec<User> = Vec::new();
+    for &addr in addrs {
+        let (u, present) = join_at(addr);
+        let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(present, credit_chat::protocol::present(names));
+        for earlier in &mut users {
+            earlier.expect(&[&format!("{} arrived", u.name)]);
+        }
+        users.push(u);
+    }
+    users
+}
+
+fn kill(server: &ServerProc, sig: &str) {
+    let pid = server.pid().to_string();
+    assert!(Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn every_user_on_every_server_sees_every_line_in_one_order() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (server(&redis, "a", &[]), server(&redis, "b", &[]));
+    let mut users = users_at(&[a.addr(), b.addr(), a.addr(), b.addr()]);
+    const ROUNDS: usize = 25;
+    for round in 0..ROUNDS {
+        for u in &mut users {
+            let line = format!("{} line {round}", u.name);
+            u.say(&line);
+        }
+    }
+    let total = ROUNDS * users.len();
+    let seen: Vec<Vec<String>> = users
+        .iter_mut()
+        .map(|u| (0..total).map(|_| u.line()).collect())
+        .collect();
+    for (u, s) in users.iter().zip(&seen).skip(1) {
+        assert_eq!(s, &seen[0], "{} saw another order", u.name);
+    }
+    for u in &users {
+        let mine: Vec<&String> = seen[0]
+            .iter()
+            .filter(|l| l.starts_with(&format!("{} says", u.name)))
+            .collect();
+        let want: Vec<String> = (0..ROUNDS)
+            .map(|r| format!("{0} says '{0} line {r}'", u.name))
+            .collect();
+        assert_eq!(mine, want.iter().collect::<Vec<_>>(), "{}'s lines", u.name);
+    }
+}
+
+#[test]
+fn present_and_who_list_the_users_of_every_server() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (server(&redis, "a", &[]), server(&redis, "b", &[]));
+    // `users_at` checks each newcomer's `present:` line.
+    let mut users = users_at(&[a.addr(), b.addr(), b.addr()]);
+    let all = credit_chat::protocol::present(users.iter().map(|u| u.name.as_str()));
+    for u in &mut users {
+        u.say("/who");
+        u.expect(&[&all]);
+    }
+}
+
+#[test]
+fn a_nick_race_between_two_servers_has_exactly_one_winner() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (server(&redis, "a", &[]), server(&redis, "b", &[]));
+    let mut users = users_at(&[a.addr(), b.addr()]);
+    for round in 0..5 {
+        let want = format!("zed{round}");
+        for u in &mut users {
+            u.say(&format!("/nick {want}"));
+        }
+        let taken = format!("error: the name {want} is taken");
+        let renamed = |old: &str| format!("{old} is now known as {want}");
+        let mut renames = BTreeSet::new();
+        let mut losers = Vec::new();
+        for (i, u) in users.iter_mut().enumerate() {
+            // The winner hears its rename; the loser the rename and its
+            // error, in either order.
+            let first = u.line();
+            if first == taken {
+                losers.push(i);
+                renames.insert(u.line());
+            } else if first == renamed(&u.name) {
+                renames.insert(first);
+            } else {
+                renames.insert(first);
+                u.expect(&[&taken]);
+                losers.push(i);
+            }
+        }
+        assert_eq!(losers.len(), 1, "exactly one loser");
+        let winner = 1 - losers[0];
+        let want_rename = BTreeSet::from([renamed(&users[winner].name)]);
+        assert_eq!(renames, want_rename, "one rename, seen by all");
+        users[winner].name = want.clone();
+        // Nothing else is pending: each hears only its own /who answer.
+        let all = credit_chat::protocol::present(users.iter().map(|u| u.name.as_str()));
+        for u in &mut users {
+            u.say("/who");
+            u.expect(&[&all]);
+        }
+    }
+}
+
+#[test]
+fn redis_going_away_is_told_lines_are_refused_and_chat_resumes() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (server(&redis, "a", &[]), server(&redis, "b", &[]));
+    let mut users = users_at(&[a.addr(), b.addr()]);
+    redis.kill();
+    for u in &mut users {
+        u.expect(&[ROOM_UNAVAILABLE]);
+    }
+    users[0].say("into the void");
+    users[0].expect(&["error: room unavailable"]);
+    users[1].say("/who");
+    users[1].expect(&["error: room unavailable"]);
+    // A newcomer meanwhile waits, told why.
+    let mut newcomer = Peer::connect(a.addr());
+    assert_eq!(newcomer.read_line(), ROOM_UNAVAILABLE);
+    redis.restart();
+    for u in &mut users {
+        u.expect(&[ROOM_BACK]);
+    }
+    assert_eq!(newcomer.read_line(), ROOM_BACK);
+    let you = newcomer.read_line();
+    let name = you.strip_prefix("you are ").expect("you are").to_string();
+    assert!(newcomer.read_line().starts_with("present:"));
+    // The restarted Redis had lost the roster: the servers registered
+    // their users again, announced as arrivals (those in another server's
+    // snapshot already are not announced to its users). A name taken
+    // meanwhile (by the newcomer) is replaced, and its user told.
+    users[0].say("back again");
+    let mut names: Vec<String> = users.iter().map(|u| u.name.clone()).collect();
+    names.push(name);
+    let mut peers = users.iter_mut().map(|u| &mut u.peer).collect::<Vec<_>>();
+    peers.push(&mut newcomer);
+    for (i, peer) in peers.into_iter().enumerate() {
+        loop {
+            let line = peer.read_line();
+            if let Some(said) = line.strip_suffix(" says 'back again'") {
+                assert_eq!(said, names[0]);
+                break;
+            }
+            match line.strip_prefix("you are ") {
+                Some(new) => names[i] = new.to_string(),
+                None => assert!(line.ends_with(" arrived"), "{line}"),
+            }
+        }
+    }
+    users[1].say("/who");
+    let who = users[1].line();
+    let listed: BTreeSet<&str> = who
+        .strip_prefix("present: ")
+        .expect("present:")
+        .split(' ')
+        .collect();
+    assert_eq!(listed, names.iter().map(String::as_str).collect());
+}
+
+#[test]
+fn a_killed_servers_users_are_announced_left_by_the_others() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (server(&redis, "a", &[]), server(&redis, "b", &[]));
+    let mut users = users_at(&[a.addr(), b.addr(), b.addr()]);
+    kill(&b, "-KILL");
+    // Within the roster's TTL (1 s) and a refresh (a third of it), well
+    // inside the read's wait.
+    let mut left: BTreeSet<String> = BTreeSet::new();
+    left.insert(users[0].line());
+    left.insert(users[0].line());
+    let want: BTreeSet<String> = users[1..]
+        .iter()
+        .map(|u| format!("{} left (server lost)", u.name))
+        .collect();
+    assert_eq!(left, want);
+    users[0].say("/who");
+    let alone = format!("present: {}", users[0].name);
+    users[0].expect(&[&alone]);
+}
+
+#[test]
+fn a_server_stopping_announces_its_users_left_at_once() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // A long TTL: the announcement cannot be the reaper's.
+    let (a, b) = (
+        server(&redis, "a", &["--roster-ttl", "60"]),
+        server(&redis, "b", &["--roster-ttl", "60"]),
+    );
+    let mut users = users_at(&[a.addr(), b.addr()]);
+    b.sigterm();
+    users[1].expect(&[credit_chat::protocol::SHUTTING_DOWN]);
+    let name = users[1].name.clone();
+    users[0].expect(&[&format!("{name} left")]);
+}
+
+#[test]
+fn past_the_publish_budget_senders_are_told_the_room_is_busy() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // Room for two 1,000-byte lines on their way, not three.
+    let a = server(&redis, "a", &["--publish-budget", "2500"]);
+    let mut users = users_at(&[a.addr(), a.addr(), a.addr()]);
+    // Redis stops reading: the lines stay on their way.
+    redis.signal("-STOP");
+    let long = "x".repeat(1000);
+    users[0].say(&long);
+    users[1].say(&long);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    users[2].say(&long);
+    users[2].expect(&["error: room busy"]);
+    redis.signal("-CONT");
+    // The two taken lines arrive, in the order they were sent.
+    let first = format!("{} says '{long}'", users[0].name);
+    let second = format!("{} says '{long}'", users[1].name);
+    for u in &mut users {
+        u.expect(&[&first, &second]);
+    }
+}
