@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Cross-host test of deploy/haproxy/echo.cfg with two echo-server hosts.
+# Cross-host test of deploy/haproxy/echo.cfg with two echo-server hosts, and
+# of deploy/haproxy/chat.cfg with two chat-servers sharing one room through
+# Redis.
 #
-# Four hosts, each a network namespace with its own address on one /24,
-# joined by a bridge that lives in a fifth ("switch") namespace, so the
+# Five hosts, each a network namespace with its own address on one /24,
+# joined by a bridge that lives in a sixth ("switch") namespace, so the
 # machine's own network is left alone:
 #
 #   client 10.77.0.10 ──┐
-#   lb     10.77.0.2  ──┼── br0 (switch namespace)
-#   app1   10.77.0.11 ──┤
-#   app2   10.77.0.12 ──┘
+#   lb     10.77.0.2  ──┤
+#   app1   10.77.0.11 ──┼── br0 (switch namespace)
+#   app2   10.77.0.12 ──┤
+#   redis  10.77.0.20 ──┘
 #
 # HAProxy (the distribution's package) runs on lb with the shipped echo.cfg,
 # an echo-server on each app host with --proxy-protocol (from lb only),
@@ -23,7 +26,21 @@
 #      HAProxy reloads (master-worker, SIGUSR2)
 #   6. /metrics passes `promtool check metrics`
 #
-# Needs root (ip netns), haproxy, promtool, curl and python3. When those are
+# Then one chat room across the two application hosts: the redis host runs
+# Debian's redis-server, each application host a
+# chat-server with --redis, and a second HAProxy on lb runs the shipped
+# chat.cfg. Checks:
+#   7. two users on each server: every user sees every `says` line, in one
+#      order
+#   8. a newcomer's `present:` line lists the users of both servers
+#   9. a `/nick` race for one name between the two servers: one wins
+#  10. Redis stopped for 5 s, then started: users are told both ways, a
+#      line meanwhile is refused with `error: room unavailable`, and chat
+#      resumes
+#  11. a chat-server killed with SIGKILL: its users' `left` lines reach the
+#      other server's users within the roster TTL (3 s) and a refresh
+#
+# Needs root (ip netns), haproxy, promtool, redis-server, curl and python3. When those are
 # missing it fails, or prints `skip: <reason>` and exits 0 if
 # CROSS_HOST_OPTIONAL=1.
 #
@@ -47,8 +64,13 @@ CLIENT_IP=$SUBNET.10
 LB_IP=$SUBNET.2
 APP1_IP=$SUBNET.11
 APP2_IP=$SUBNET.12
+REDIS_IP=$SUBNET.20
 LINE_PORT=4096
 ADMIN_PORT=9100
+CHAT_PORT=5999
+CHAT_ADMIN_PORT=9101
+REDIS_PORT=6379
+ROSTER_TTL=3
 
 # Unique per run, so that concurrent runs do not collide.
 ID=chx$$
@@ -57,11 +79,15 @@ NS_CLIENT=$ID-client
 NS_LB=$ID-lb
 NS_APP1=$ID-app1
 NS_APP2=$ID-app2
+NS_REDIS=$ID-redis
 NAMESPACES=()   # the ones created so far, deleted on exit
 PIDS=()         # processes started in the background, ended on exit
 TMP=
 HAP_PID=
 declare -A APP_PID=()
+declare -A CHAT_PID=()
+REDIS_PID=
+CHAT_HAP_PID=
 
 # --- preconditions ---------------------------------------------------------
 
@@ -75,21 +101,28 @@ unavailable() {
 }
 
 [ "$(id -u)" = 0 ] || unavailable "needs root (ip netns)"
-for tool in ip haproxy promtool curl python3 timeout; do
+for tool in ip haproxy promtool redis-server curl python3 timeout; do
     command -v "$tool" >/dev/null 2>&1 || unavailable "$tool is not installed"
 done
 
-if [ ! -x "$BIN_DIR/echo-server" ]; then
+if [ ! -x "$BIN_DIR/echo-server" ] || [ ! -x "$BIN_DIR/chat-server" ]; then
     if [ "$BIN_DIR" = "$DEFAULT_BIN_DIR" ]; then
-        echo "# building echo-server"
-        (cd "$REPO" && cargo build --release --bin echo-server)
+        echo "# building echo-server and chat-server"
+        (cd "$REPO" && cargo build --release --bin echo-server --bin chat-server)
     fi
-    [ -x "$BIN_DIR/echo-server" ] || {
-        echo "cross-host: no echo-server in $BIN_DIR" >&2
-        exit 1
-    }
+    for bin in echo-server chat-server; do
+        [ -x "$BIN_DIR/$bin" ] || {
+            echo "cross-host: no $bin in $BIN_DIR" >&2
+            exit 1
+        }
+    done
 fi
 ECHO_SERVER=$BIN_DIR/echo-server
+CHAT_SERVER=$BIN_DIR/chat-server
+"$CHAT_SERVER" --help 2>/dev/null | grep -q -- --redis || {
+    echo "cross-host: $CHAT_SERVER has no --redis option" >&2
+    exit 1
+}
 for opt in --proxy-protocol --proxy-from --admin --drain-file; do
     "$ECHO_SERVER" --help 2>/dev/null | grep -q -- "$opt" || {
         echo "cross-host: $ECHO_SERVER has no $opt option" >&2
@@ -101,7 +134,7 @@ done
 
 print_logs() {
     local f
-    for f in app1.log app2.log haproxy.log; do
+    for f in app1.log app2.log haproxy.log chat1.log chat2.log chat-haproxy.log redis.log; do
         if [ -z "$TMP" ] || [ ! -f "$TMP/$f" ]; then continue; fi
         echo "# --- last lines of $f ---"
         tail -n 25 "$TMP/$f" | sed 's/^/#   /'
@@ -188,6 +221,7 @@ add_host "$NS_CLIENT" "$CLIENT_IP"
 add_host "$NS_LB" "$LB_IP"
 add_host "$NS_APP1" "$APP1_IP"
 add_host "$NS_APP2" "$APP2_IP"
+add_host "$NS_REDIS" "$REDIS_IP"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cross-host.XXXXXX")
 
@@ -313,6 +347,188 @@ if __name__ == "__main__":
               "status": status}[cmd](*args))
 PY
 
+cat >"$TMP/chat.py" <<'PY'
+"""Chat users for cross-host.sh's room across servers. Every socket
+operation has a timeout. Each check prints comment lines and exits 0 or 1."""
+import socket, subprocess, sys, time
+
+UNAVAILABLE = "room unavailable: reconnecting"
+BACK = "room available again"
+
+class User:
+    """A user connected through HAProxy, welcome read; `server` is the
+    application host (1 or 2) whose log names its connection."""
+    def __init__(self, host, port, logs):
+        self.s = socket.create_connection((host, int(port)), timeout=10)
+        self.buf = b""
+        you = self.line()
+        if not you.startswith("you are "):
+            raise ValueError("expected 'you are', got %r" % you)
+        self.name = you[len("you are "):]
+        self.present = self.line()
+        self.expect("%s arrived" % self.name)
+        self.server = where(self.s.getsockname(), logs)
+
+    def line(self):
+        while b"\n" not in self.buf:
+            data = self.s.recv(65536)
+            if not data:
+                raise ConnectionError("%s: closed by the server" % self.name)
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode(errors="replace")
+
+    def say(self, text):
+        self.s.sendall(text.encode() + b"\n")
+
+    def expect(self, want):
+        got = self.line()
+        if got != want:
+            raise ValueError("%s expected %r, got %r" % (self.name, want, got))
+
+def where(local, logs):
+    needle = "arrived from %s:%d" % local
+    end = time.time() + 5
+    while time.time() < end:
+        for i, path in enumerate(logs):
+            with open(path, errors="replace") as f:
+                if needle in f.read():
+                    return i + 1
+        time.sleep(0.05)
+    raise ValueError("no chat-server logged %r" % needle)
+
+def users(host, port, logs, servers):
+    """Users on the given servers, in turn (HAProxy's leastconn places
+    them); each earlier user hears each later one arrive."""
+    out = []
+    for want in servers:
+        for attempt in range(20):
+            u = User(host, port, logs)
+            for earlier in out:
+                earlier.expect("%s arrived" % u.name)
+            if u.server == want:
+                break
+            # HAProxy still counted a session just closed: again.
+            u.s.close()
+            for earlier in out:
+                earlier.expect("%s left" % u.name)
+            time.sleep(0.1)
+        else:
+            raise ValueError("no user went to app%d" % want)
+        out.append(u)
+    return out
+
+def order(host, port, log1, log2):
+    us = users(host, port, [log1, log2], [1, 2, 1, 2])
+    rounds = 10
+    for r in range(rounds):
+        for u in us:
+            u.say("%s line %d" % (u.name, r))
+    seen = [[u.line() for _ in range(rounds * len(us))] for u in us]
+    for u, s in zip(us[1:], seen[1:]):
+        if s != seen[0]:
+            raise ValueError("%s saw another order" % u.name)
+    for u in us:
+        mine = [l for l in seen[0] if l.startswith(u.name + " says ")]
+        if mine != ["%s says '%s line %d'" % (u.name, u.name, r) for r in range(rounds)]:
+            raise ValueError("%s's lines out of order or missing" % u.name)
+    print("# %s on app1, %s on app2: all saw the same %d lines in one order"
+          % (" ".join(u.name for u in us if u.server == 1),
+             " ".join(u.name for u in us if u.server == 2), len(seen[0])))
+
+def present(host, port, log1, log2):
+    us = users(host, port, [log1, log2], [1, 2, 1])
+    want = "present: " + " ".join(u.name for u in us[:2])
+    if us[2].present != want:
+        raise ValueError("newcomer was told %r, not %r" % (us[2].present, want))
+    us[0].say("/who")
+    us[0].expect("present: " + " ".join(u.name for u in us))
+    print("# a newcomer on app1 was told %r" % us[2].present)
+
+def nick(host, port, log1, log2):
+    us = users(host, port, [log1, log2], [1, 2])
+    for r in range(3):
+        name = "racer%d" % r
+        for u in us:
+            u.say("/nick " + name)
+        taken = "error: the name %s is taken" % name
+        renames, losers = set(), []
+        for i, u in enumerate(us):
+            first = u.line()
+            if first == taken:
+                losers.append(i)
+                renames.add(u.line())
+            elif first == "%s is now known as %s" % (u.name, name):
+                renames.add(first)
+            else:
+                renames.add(first)
+                u.expect(taken)
+                losers.append(i)
+        if len(losers) != 1 or len(renames) != 1:
+            raise ValueError("round %d: losers %s, renames %s" % (r, losers, renames))
+        winner = us[1 - losers[0]]
+        print("# /nick %s from both servers: app%d's %s won, the other was told it is taken"
+              % (name, winner.server, winner.name))
+        winner.name = name
+
+def outage(host, port, log1, log2, stop, start):
+    us = users(host, port, [log1, log2], [1, 2])
+    t0 = time.time()
+    subprocess.run(stop, shell=True, check=True)
+    for u in us:
+        u.expect(UNAVAILABLE)
+    told = time.time() - t0
+    us[0].say("lost in the outage")
+    us[0].expect("error: room unavailable")
+    time.sleep(max(0, 5 - (time.time() - t0)))
+    t1 = time.time()
+    subprocess.run(start, shell=True, check=True)
+    for u in us:
+        u.expect(BACK)
+    back = time.time() - t1
+    us[1].say("after the outage")
+    said = "%s says 'after the outage'" % us[1].name
+    for u in us:
+        while True:
+            line = u.line()
+            if line == said:
+                break
+            if line.startswith("you are "):
+                u.name = line[len("you are "):]
+            elif not line.endswith(" arrived"):
+                raise ValueError("%s got %r" % (u.name, line))
+    print("# Redis stopped: users told in %.1f s; a line meanwhile refused; "
+          "started again after 5 s: told back in %.1f s, chat resumed" % (told, back))
+
+def killed(host, port, log1, log2, kill, ttl):
+    us = users(host, port, [log1, log2], [1, 2, 1, 2])
+    t0 = time.time()
+    subprocess.run(kill, shell=True, check=True)
+    want = {"%s left (server lost)" % u.name for u in us if u.server == 2}
+    limit = float(ttl) * 4 / 3 + 2
+    for u in us:
+        if u.server != 1:
+            continue
+        u.s.settimeout(limit)
+        got = {u.line() for _ in want}
+        if got != want:
+            raise ValueError("%s got %s, not %s" % (u.name, got, want))
+    took = time.time() - t0
+    if took > limit:
+        raise ValueError("the left lines took %.1f s" % took)
+    print("# app2 killed: app1's users heard %s after %.1f s (roster TTL %s s)"
+          % (" and ".join(sorted(want)), took, ttl))
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    try:
+        {"order": order, "present": present, "nick": nick, "outage": outage,
+         "killed": killed}[cmd](*args)
+    except Exception as e:
+        print("# %s: %s: %s" % (cmd, type(e).__name__, e))
+        sys.exit(1)
+PY
+
 tool() { python3 "$TMP/tool.py" "$@"; }
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 # Client-side tools, bounded in time. Run them in the background as
@@ -356,6 +572,8 @@ loads() { grep -c 'Loading success' "$TMP/haproxy.log" || true; }
 loads_reach() { [ "$(loads)" -ge "$1" ]; }
 
 srv_status() { tool status "$TMP/haproxy.sock" echo_servers "$1"; }
+chat_status() { tool status "$TMP/chat-haproxy.sock" chat_servers "$1"; }
+chat_is() { [ "$(chat_status "$1")" = "$2" ]; }
 srv_is() { [ "$(srv_status "$1")" = "$2" ]; }
 
 # Lines in app N's log naming the client host as the peer.
@@ -379,6 +597,37 @@ start_app() { # N
         in_ns "$NS_LB" curl -fsS --max-time 1 "http://$ip:$ADMIN_PORT/healthz"
 }
 
+start_redis() {
+    ip netns exec "$NS_REDIS" redis-server --bind "$REDIS_IP" --port "$REDIS_PORT" \
+        --save '' --appendonly no --protected-mode no --daemonize yes \
+        --pidfile "$TMP/redis.pid" --logfile "$TMP/redis.log"
+    wait_for 10 "redis to answer" \
+        in_ns "$NS_APP1" python3 -c "import socket; socket.create_connection(('$REDIS_IP', $REDIS_PORT), timeout=1)"
+}
+
+stop_redis() {
+    local pid
+    pid=$(cat "$TMP/redis.pid")
+    kill -TERM "$pid"
+    wait_for 10 "redis to stop" sh -c "! kill -0 $pid"
+}
+
+start_chat() { # N
+    local n=$1 ns ip
+    ns=NS_APP$n
+    ns=${!ns}
+    ip=APP${n}_IP
+    ip=${!ip}
+    ip netns exec "$ns" "$CHAT_SERVER" --bind 0.0.0.0 --port "$CHAT_PORT" \
+        --proxy-protocol --proxy-from "$LB_IP/32" --admin "0.0.0.0:$CHAT_ADMIN_PORT" \
+        --redis "$REDIS_IP:$REDIS_PORT" --server-name "app$n" --roster-ttl "$ROSTER_TTL" \
+        --log-level info >>"$TMP/chat$n.log" 2>&1 &
+    CHAT_PID[$n]=$!
+    PIDS+=($!)
+    wait_for 10 "chat$n's admin endpoint" \
+        in_ns "$NS_LB" curl -fsS --max-time 1 "http://$ip:$CHAT_ADMIN_PORT/healthz"
+}
+
 bail() {
     echo "Bail out! $*"
     print_logs
@@ -388,7 +637,7 @@ bail() {
 
 # --- start -----------------------------------------------------------------
 
-echo "# namespaces $NS_CLIENT $NS_LB $NS_APP1 $NS_APP2 on a bridge in $NS_SW; logs in $TMP"
+echo "# namespaces $NS_CLIENT $NS_LB $NS_APP1 $NS_APP2 $NS_REDIS on a bridge in $NS_SW; logs in $TMP"
 start_app 1 || bail "app1 did not start"
 start_app 2 || bail "app2 did not start"
 
@@ -582,13 +831,50 @@ check_metrics() {
     echo "# /metrics: $(grep -vc '^#' "$TMP/metrics.txt") samples, promtool finds no problem"
 }
 
-echo "1..6"
+echo "1..11"
 check "lines sent through HAProxy are answered" check_answered
 check "each server logs the client host's address, not HAProxy's" check_client_address
 check "a killed server is taken out within the check interval and back after a restart" check_failover
 check "a draining server keeps its session, new connections go to the other" check_drain
 check "no connection fails across two HAProxy reloads" check_reload
 check "/metrics passes promtool check metrics" check_metrics
+
+# --- one chat room across two servers, through Redis -------------------------
+
+start_redis || bail "redis-server did not start on $REDIS_IP"
+start_chat 1 || bail "chat1 did not start"
+start_chat 2 || bail "chat2 did not start"
+export CHAT_APP1=$APP1_IP CHAT_APP2=$APP2_IP CHAT_PORT CHAT_ADMIN_PORT \
+    CHAT_LISTEN=$LB_IP:$CHAT_PORT CHAT_STATS_SOCKET=$TMP/chat-haproxy.sock
+ip netns exec "$NS_LB" haproxy -f "$REPO/deploy/haproxy/chat.cfg" >"$TMP/chat-haproxy.log" 2>&1 &
+CHAT_HAP_PID=$!
+PIDS+=("$CHAT_HAP_PID")
+wait_for 10 "chat app1 UP" chat_is app1 UP || bail "HAProxy does not see chat app1 up ($(chat_status app1))"
+wait_for 10 "chat app2 UP" chat_is app2 UP || bail "HAProxy does not see chat app2 up ($(chat_status app2))"
+CHAT=(timeout 60 ip netns exec "$NS_CLIENT" python3 "$TMP/chat.py")
+chat() { # check args...
+    local name=$1
+    shift
+    "${CHAT[@]}" "$name" "$LB_IP" "$CHAT_PORT" "$TMP/chat1.log" "$TMP/chat2.log" "$@"
+}
+
+check_chat_order() { chat order || return 1; }
+check_chat_present() { chat present || return 1; }
+check_chat_nick() { chat nick || return 1; }
+check_chat_outage() {
+    chat outage "kill -TERM \$(cat $TMP/redis.pid)" \
+        "ip netns exec $NS_REDIS redis-server --bind $REDIS_IP --port $REDIS_PORT --save '' --appendonly no --protected-mode no --daemonize yes --pidfile $TMP/redis.pid --logfile $TMP/redis.log" ||
+        return 1
+}
+check_chat_killed() {
+    chat killed "kill -KILL ${CHAT_PID[2]}" "$ROSTER_TTL" || return 1
+}
+
+check "two users on each chat-server see every line in one order" check_chat_order
+check "a newcomer's present: line lists the users of both servers" check_chat_present
+check "a /nick race between the servers has exactly one winner" check_chat_nick
+check "Redis stopped for 5 s: told both ways, lines refused meanwhile, chat resumes" check_chat_outage
+check "a killed chat-server's users are announced left by the other" check_chat_killed
 
 if [ "$FAILED" != 0 ]; then
     print_logs

@@ -78,6 +78,10 @@ struct Cli {
     /// Server address (default 127.0.0.1:4096; chat 127.0.0.1:5999).
     #[arg(long)]
     addr: Option<SocketAddr>,
+    /// Chat: another server sharing the room (repeatable); users connect
+    /// to --addr and these in turn.
+    #[arg(long, value_name = "ADDR")]
+    also_addr: Vec<SocketAddr>,
     /// Connections (pipeline, pingpong, bigline) or idle connections (c10k).
     #[arg(long)]
     conns: Option<usize>,
@@ -210,6 +214,7 @@ fn chat(cli: &Cli, window: Duration, connect: Duration) -> ExitCode {
     if let Some(a) = cli.addr {
         cfg.addr = a;
     }
+    cfg.also = cli.also_addr.clone();
     if let Some(n) = cli.conns {
         cfg.users = n;
     }

@@ -44,6 +44,9 @@ use crate::loadgen::report::Latency;
 pub struct ChatConfig {
     /// Server address.
     pub addr: SocketAddr,
+    /// Further servers sharing the room: user `i` connects to the `i`th
+    /// of `addr` and these, in turn.
+    pub also: Vec<SocketAddr>,
     /// Users in the room.
     pub users: usize,
     /// Users who speak (the first ones to join).
@@ -77,6 +80,7 @@ impl Default for ChatConfig {
     fn default() -> ChatConfig {
         ChatConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 5999)),
+            also: Vec::new(),
             users: 100,
             senders: 10,
             interval: Duration::from_millis(10),
@@ -508,7 +512,7 @@ fn parse_payload(said: &[u8]) -> Option<(usize, u64, u64)> {
     Some((s, seq, micros))
 }
 
-/// Runs the chat scenario against `cfg.addr`.
+/// Runs the chat scenario against `cfg.addr` (and `cfg.also`).
 pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
     if cfg.users == 0 || cfg.senders == 0 || cfg.senders + cfg.silent > cfg.users {
         return Err(io::Error::new(
@@ -541,7 +545,11 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
 
     // 1. Join, reading as we go so early users' arrivals do not pile up.
     for i in 0..cfg.users {
-        let stream = match TcpStream::connect_timeout(&cfg.addr, cfg.connect_timeout) {
+        let addr = match i % (1 + cfg.also.len()) {
+            0 => &cfg.addr,
+            k => &cfg.also[k - 1],
+        };
+        let stream = match TcpStream::connect_timeout(addr, cfg.connect_timeout) {
             Ok(s) => s,
             Err(e) => {
                 if i == 0 {
