@@ -62,6 +62,12 @@ pub fn parse(line: &str) -> Input<'_> {
     }
 }
 
+/// True if `text` has no control character other than tab (what a user's
+/// line may hold).
+pub fn is_clean(text: &str) -> bool {
+    !text.chars().any(is_control)
+}
+
 /// A control character other than tab: C0, DEL and C1.
 fn is_control(c: char) -> bool {
     c != '\t' && c.is_control()

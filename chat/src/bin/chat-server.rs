@@ -117,11 +117,11 @@ struct Args {
     server_name: Option<String>,
     /// Seconds a server's roster entries outlive it: after that the other
     /// servers announce its users as left.
-    #[arg(long, value_name = "SECS", default_value_t = credit_chat::room::DEFAULT_ROSTER_TTL.as_secs_f64())]
+    #[arg(long, value_name = "SECS", default_value_t = credit_chat::room::DEFAULT_ROSTER_TTL.as_secs_f64(), requires = "redis")]
     roster_ttl: f64,
     /// Bytes of lines being published at once; past it, senders are told
     /// `error: room busy`.
-    #[arg(long, value_name = "BYTES", default_value_t = credit_chat::room::DEFAULT_PUBLISH_BUDGET as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 32))]
+    #[arg(long, value_name = "BYTES", default_value_t = credit_chat::room::DEFAULT_PUBLISH_BUDGET as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 32), requires = "redis")]
     publish_budget: u64,
     #[command(flatten)]
     ops: OpsArgs,
@@ -151,8 +151,10 @@ fn cluster_config(args: &Args) -> Result<Option<ClusterConfig>, String> {
         ));
     }
     if let Some(name) = &args.server_name {
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(format!("--server-name must be a word, got {name:?}"));
+        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(format!(
+                "--server-name must be a word of printable ASCII, at most 64 bytes, got {name:?}"
+            ));
         }
         config.server = name.clone();
     }
@@ -164,6 +166,13 @@ fn cluster_config(args: &Args) -> Result<Option<ClusterConfig>, String> {
         .unwrap_or(credit_chat::room::DEFAULT_ROSTER_TTL)
         .max(Duration::from_millis(300));
     config.publish_budget = args.publish_budget as usize;
+    config.max_line = args.max_line as usize;
+    if config.publish_budget < config.max_line + 256 {
+        return Err(format!(
+            "--publish-budget {} is less than a line (--max-line {}) and its framing (256)",
+            config.publish_budget, config.max_line
+        ));
+    }
     Ok(Some(config))
 }
 

@@ -30,12 +30,14 @@
 //! - **Faults.** While the room is down every user has been told
 //!   [`ROOM_UNAVAILABLE`] once, and a line gets `error: room unavailable`
 //!   (refused before it is sent, so never half-delivered); once up again
-//!   every user is told [`ROOM_BACK`] and the server registers its users
-//!   again (announced if Redis had lost them). Lines being published take
+//!   every user is told [`ROOM_BACK`] and who is present, and the server
+//!   registers its users again (announced if Redis had lost them). Lines being published take
 //!   at most `budget` bytes: past it, the sender is told `error: room
 //!   busy`, so a Redis that reads slowly cannot grow the server's memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -201,6 +203,9 @@ pub struct ClusterConfig {
     /// Bytes of lines being published at once; past it, senders are told
     /// `error: room busy`.
     pub publish_budget: usize,
+    /// The longest line a user may send: events on the channel longer than
+    /// it (and its framing) are not told.
+    pub max_line: usize,
 }
 
 impl ClusterConfig {
@@ -213,6 +218,7 @@ impl ClusterConfig {
             server: default_server_name(),
             roster_ttl: DEFAULT_ROSTER_TTL,
             publish_budget: DEFAULT_PUBLISH_BUDGET,
+            max_line: crate::DEFAULT_MAX_LINE,
         }
     }
 }
@@ -241,12 +247,12 @@ enum Inner {
     Synced(u64, Result<Frame, RequestError>),
     Joined(u64, Result<Frame, RequestError>),
     Published {
-        agent: ActorId,
+        uid: u64,
         bytes: usize,
         result: Result<Frame, RequestError>,
     },
     Nicked {
-        agent: ActorId,
+        uid: u64,
         name: String,
         result: Result<Frame, RequestError>,
     },
@@ -332,7 +338,10 @@ impl Mirror {
             let (Some(name), Some(owner)) = (text(name), text(owner)) else {
                 return None;
             };
-            m.insert(owner, name);
+            // A name whose owner is gone (not written by these scripts).
+            if !owner.is_empty() {
+                m.insert(owner, name);
+            }
         }
         Some(m)
     }
@@ -349,7 +358,32 @@ struct Newcomer {
     agent: Addr<UserAgent>,
     sock: Addr<Socket>,
     peer: Option<SocketAddr>,
+    /// Its `JOIN` went out (and may have been carried out).
+    sent: bool,
 }
+
+/// A change to the roster waiting to be sent.
+#[derive(Debug)]
+enum RosterOp {
+    Join(u64, Rc<str>),
+    Leave(u64, String),
+}
+
+/// What a user's next line waits for: its own event on the channel, so
+/// that what it is told next comes after what its line caused.
+#[derive(Debug, PartialEq, Eq)]
+enum Awaiting {
+    Says,
+    Nick(String),
+}
+
+/// Roster changes on their way at once: registering thousands of users
+/// again after an outage stays well within what the Redis client queues
+/// ([`crate::redis::client::MAX_PENDING`]).
+const ROSTER_IN_FLIGHT: usize = 256;
+
+/// Lines and `/nick`s on their way at once (same reason).
+const MAX_PUBLISHING: usize = 2048;
 
 /// The room's side of Redis. See the module docs.
 #[derive(Debug)]
@@ -372,8 +406,19 @@ pub(super) struct Cluster {
     newcomers: HashMap<u64, Newcomer>,
     /// The room's users by their number (`User::arrival`).
     by_uid: HashMap<u64, usize>,
-    /// Bytes of lines being published.
+    /// Users whose next line waits for their last one's event.
+    awaiting: HashMap<u64, Awaiting>,
+    /// Users whose registration was sent again and not yet answered.
+    rejoining: HashSet<u64>,
+    /// Users and newcomers whose registration failed: again at the next
+    /// refresh.
+    retry: HashSet<u64>,
+    /// Roster changes not sent yet, and how many are on their way.
+    queue: VecDeque<RosterOp>,
+    roster_busy: usize,
+    /// Bytes of lines, and lines and `/nick`s, on their way.
     in_flight: usize,
+    publishing: usize,
     /// Departures Redis has not taken yet (it was unreachable).
     departed: Vec<(u64, String)>,
     /// The server's shutdown, answered once this server has left Redis.
@@ -383,7 +428,10 @@ pub(super) struct Cluster {
 impl Cluster {
     pub(super) fn new(config: ClusterConfig) -> Cluster {
         let n = INCARNATION.fetch_add(1, Ordering::Relaxed);
-        let sid = format!("{}.{n}", config.server);
+        // A random part too: two processes given one --server-name (or
+        // pid 1 in two containers on one host) are still two servers.
+        let nonce = RandomState::new().build_hasher().finish() & 0xff_ffff;
+        let sid = format!("{}.{n}.{nonce:06x}", config.server);
         Cluster {
             prefix: Bytes::from(config.room.clone()),
             sid_b: Bytes::from(sid.clone()),
@@ -400,7 +448,13 @@ impl Cluster {
             mirror: Mirror::default(),
             newcomers: HashMap::new(),
             by_uid: HashMap::new(),
+            awaiting: HashMap::new(),
+            rejoining: HashSet::new(),
+            retry: HashSet::new(),
+            queue: VecDeque::new(),
+            roster_busy: 0,
             in_flight: 0,
+            publishing: 0,
             departed: Vec::new(),
             leaving: None,
         }
@@ -422,6 +476,15 @@ impl Cluster {
     fn is_up(&self) -> bool {
         matches!(self.link, Link::Up)
     }
+
+    fn owner(&self, uid: u64) -> String {
+        format!("{} {uid}", self.sid)
+    }
+
+    /// The longest event told: a line and its framing.
+    fn max_event(&self) -> usize {
+        self.config.max_line + self.sid.len() + 64
+    }
 }
 
 /// A reply as an outcome: a Redis error is an error too.
@@ -431,6 +494,16 @@ fn outcome(result: Result<Frame, RequestError>) -> Result<Frame, String> {
         Ok(f) => Ok(f),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// What a user is told when its line could not go out.
+fn refusal(why: &str) -> String {
+    // The client's own queue full is a busy room, not a lost one.
+    protocol::error(if why.contains("busy") {
+        BUSY
+    } else {
+        UNAVAILABLE
+    })
 }
 
 /// `{name, flag}` from `JOIN`.
@@ -519,10 +592,16 @@ impl ChatRoom {
             Inner::Beat => {
                 let c = self.cluster();
                 let every = c.config.roster_ttl / 3;
-                if c.is_up() {
+                // Refreshed whenever it can be, so that a subscription lost
+                // alone does not get this server reaped.
+                if c.pub_up {
                     self.beat(ctx);
-                } else if c.pub_up && c.sub_up && matches!(c.link, Link::Down) {
+                }
+                let c = self.cluster();
+                if c.pub_up && c.sub_up && matches!(c.link, Link::Down) {
                     self.synchronise(ctx);
+                } else if c.is_up() {
+                    self.retry_roster(ctx);
                 }
                 let me = ctx.me();
                 ctx.send_after(me, RoomMsg::Cluster(ClusterMsg(Inner::Beat)), every);
@@ -543,54 +622,55 @@ impl ChatRoom {
                 Err(e) => debug!("roster refresh failed: {e}"),
             },
             Inner::Synced(token, result) => self.synced(ctx, token, result),
-            Inner::Joined(uid, result) => self.joined(ctx, uid, result),
-            Inner::Published {
-                agent,
-                bytes,
-                result,
-            } => {
+            Inner::Joined(uid, result) => {
+                self.joined(ctx, uid, result);
+                self.roster_done(ctx);
+            }
+            Inner::Published { uid, bytes, result } => {
                 let c = self.cluster();
                 c.in_flight -= bytes;
-                let Some(&key) = self.by_agent.get(&agent) else {
-                    return;
-                };
+                c.publishing -= 1;
                 if let Err(e) = outcome(result) {
-                    debug!("{}'s line not published: {e}", self.users[key].name);
-                    self.tell(ctx, key, protocol::error(UNAVAILABLE).as_bytes());
-                }
-                self.next_line(ctx, key);
-            }
-            Inner::Nicked {
-                agent,
-                name,
-                result,
-            } => {
-                let Some(&key) = self.by_agent.get(&agent) else {
-                    return;
-                };
-                match outcome(result) {
-                    // Renamed when the channel says so.
-                    Ok(Frame::Integer(1)) => {}
-                    Ok(Frame::Integer(0)) => {
-                        let line = protocol::error(&format!("the name {name} is taken"));
-                        self.tell(ctx, key, line.as_bytes());
+                    // Told now; when it went out, its event gives the
+                    // credit instead.
+                    if c.awaiting.remove(&uid).is_some() {
+                        if let Some(&key) = c.by_uid.get(&uid) {
+                            debug!("{}'s line not published: {e}", self.users[key].name);
+                            self.tell(ctx, key, refusal(&e).as_bytes());
+                            self.next_line(ctx, key);
+                        }
                     }
+                }
+            }
+            Inner::Nicked { uid, name, result } => {
+                let c = self.cluster();
+                c.publishing -= 1;
+                let line = match outcome(result) {
+                    // Renamed when the channel says so.
+                    Ok(Frame::Integer(1)) => return,
+                    Ok(Frame::Integer(0)) => protocol::error(&format!("the name {name} is taken")),
                     Ok(f) => {
                         warn!("/nick: unexpected reply {f:?}");
-                        self.tell(ctx, key, protocol::error(UNAVAILABLE).as_bytes());
+                        protocol::error(UNAVAILABLE)
                     }
                     Err(e) => {
                         debug!("/nick {name} failed: {e}");
-                        self.tell(ctx, key, protocol::error(UNAVAILABLE).as_bytes());
+                        refusal(&e)
+                    }
+                };
+                if c.awaiting.remove(&uid).is_some() {
+                    if let Some(&key) = c.by_uid.get(&uid) {
+                        self.tell(ctx, key, line.as_bytes());
+                        self.next_line(ctx, key);
                     }
                 }
-                self.next_line(ctx, key);
             }
             Inner::Left { uid, why, result } => {
                 if let Err(e) = outcome(result) {
                     debug!("departure of user {uid} not taken yet: {e}");
                     self.cluster().departed.push((uid, why));
                 }
+                self.roster_done(ctx);
             }
             Inner::Departed => {
                 if let Some((reply, told)) = self.cluster().leaving.take() {
@@ -682,8 +762,15 @@ impl ChatRoom {
             for sock in socks {
                 self.line_to(ctx, sock, ROOM_BACK.as_bytes());
             }
+            // Who is here now: arrivals and departures while the room was
+            // down were not told (after a Redis that lost the roster,
+            // servers are still registering their users again; their
+            // arrivals follow).
+            let present = self.cluster().mirror.present("");
+            self.broadcast(ctx, present.as_bytes());
         }
-        for (uid, why) in std::mem::take(&mut self.cluster().departed) {
+        let departed = std::mem::take(&mut self.cluster().departed);
+        for (uid, why) in departed {
             self.send_leave(ctx, uid, why);
         }
         self.register_all(ctx);
@@ -701,47 +788,124 @@ impl ChatRoom {
             .map(|(_, u)| (u.arrival, u.name.clone()))
             .collect();
         for (uid, name) in users {
-            self.send_join(ctx, uid, &name);
+            self.send_join(ctx, uid, name);
         }
         let newcomers: Vec<u64> = self.cluster().newcomers.keys().copied().collect();
         for uid in newcomers {
-            self.send_join(ctx, uid, "");
+            self.send_join(ctx, uid, Rc::from(""));
         }
     }
 
-    fn send_join(&mut self, ctx: &mut Ctx<'_, Self>, uid: u64, name: &str) {
-        let words = self.cluster().eval(
-            join_script(),
-            &[uid.to_string().as_bytes(), name.as_bytes()],
-        );
-        self.redis_call(ctx, words, move |r| Inner::Joined(uid, r));
+    /// Registrations and departures that failed, tried again.
+    fn retry_roster(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let c = self.cluster();
+        let departed = std::mem::take(&mut c.departed);
+        let retry: Vec<u64> = c.retry.drain().collect();
+        for (uid, why) in departed {
+            self.send_leave(ctx, uid, why);
+        }
+        for uid in retry {
+            if self.cluster().newcomers.contains_key(&uid) {
+                self.send_join(ctx, uid, Rc::from(""));
+            } else if let Some(&key) = self.cluster().by_uid.get(&uid) {
+                let name = self.users[key].name.clone();
+                self.send_join(ctx, uid, name);
+            }
+        }
+    }
+
+    fn send_join(&mut self, ctx: &mut Ctx<'_, Self>, uid: u64, name: Rc<str>) {
+        let c = self.cluster();
+        match c.newcomers.get_mut(&uid) {
+            Some(n) => n.sent = true,
+            None => {
+                c.rejoining.insert(uid);
+            }
+        }
+        c.queue.push_back(RosterOp::Join(uid, name));
+        self.pump(ctx);
     }
 
     fn send_leave(&mut self, ctx: &mut Ctx<'_, Self>, uid: u64, why: String) {
-        let words = self.cluster().eval(
-            leave_script(),
-            &[uid.to_string().as_bytes(), why.as_bytes()],
-        );
-        self.redis_call(ctx, words, move |result| Inner::Left { uid, why, result });
+        self.cluster().queue.push_back(RosterOp::Leave(uid, why));
+        self.pump(ctx);
+    }
+
+    /// Sends queued roster changes, up to [`ROSTER_IN_FLIGHT`] at once.
+    fn pump(&mut self, ctx: &mut Ctx<'_, Self>) {
+        loop {
+            let c = self.cluster();
+            if !c.pub_up || c.roster_busy >= ROSTER_IN_FLIGHT {
+                return;
+            }
+            let Some(op) = c.queue.pop_front() else {
+                return;
+            };
+            c.roster_busy += 1;
+            match op {
+                RosterOp::Join(uid, name) => {
+                    let words = c.eval(
+                        join_script(),
+                        &[uid.to_string().as_bytes(), name.as_bytes()],
+                    );
+                    self.redis_call(ctx, words, move |r| Inner::Joined(uid, r));
+                }
+                RosterOp::Leave(uid, why) => {
+                    let words = c.eval(
+                        leave_script(),
+                        &[uid.to_string().as_bytes(), why.as_bytes()],
+                    );
+                    self.redis_call(ctx, words, move |result| Inner::Left { uid, why, result });
+                }
+            }
+        }
+    }
+
+    /// A roster change was answered: the next may go.
+    fn roster_done(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let c = self.cluster();
+        c.roster_busy = c.roster_busy.saturating_sub(1);
+        self.pump(ctx);
     }
 
     fn joined(&mut self, ctx: &mut Ctx<'_, Self>, uid: u64, result: Result<Frame, RequestError>) {
-        match outcome(result) {
-            Ok(frame) => match joined(&frame) {
-                // Registered before (the channel's snapshot has it): a
-                // newcomer enters now; a user stays as it is.
-                Some((name, false)) => {
-                    let name = name.to_owned();
-                    if self.cluster().newcomers.contains_key(&uid) {
-                        self.enter(ctx, uid, &name);
-                    }
-                }
-                // Enters, or is renamed, when the channel tells its arrival.
-                Some((_, true)) => {}
-                None => warn!("join: unexpected reply {frame:?}"),
-            },
-            // A lost connection: registered again once the room is back.
-            Err(e) => debug!("registering user {uid} failed: {e}"),
+        let c = self.cluster();
+        let reply = match outcome(result) {
+            Ok(frame) => joined(&frame).map(|(n, fresh)| (n.to_owned(), fresh)),
+            Err(e) => {
+                debug!("registering user {uid} failed: {e}");
+                None
+            }
+        };
+        if !reply.as_ref().is_some_and(|(_, fresh)| *fresh) {
+            // A fresh registration is still waiting for its arrival.
+            c.rejoining.remove(&uid);
+        }
+        let Some((name, fresh)) = reply else {
+            // Tried again at the next refresh (or once the room is back).
+            if c.is_up() && (c.newcomers.contains_key(&uid) || c.by_uid.contains_key(&uid)) {
+                c.retry.insert(uid);
+            }
+            return;
+        };
+        if fresh || !c.is_up() {
+            // Enters, or is renamed, when the channel tells its arrival;
+            // or, while the room is down, when it is registered again.
+            return;
+        }
+        // Registered before: the roster has it already (the mirror is
+        // mended if an event said otherwise).
+        let owner = c.owner(uid);
+        if c.mirror.name(&owner).is_none() {
+            c.mirror.insert(&owner, &name);
+        }
+        if c.newcomers.contains_key(&uid) {
+            self.enter(ctx, uid, &name);
+        } else if let Some(&key) = c.by_uid.get(&uid) {
+            if *self.users[key].name != *name {
+                self.renamed(key, &name);
+                self.tell(ctx, key, format!("you are {name}").as_bytes());
+            }
         }
     }
 
@@ -757,9 +921,15 @@ impl ChatRoom {
         let uid = self.arrivals;
         ctx.monitor(agent.id(), super::AGENT_MONITOR);
         let c = self.cluster();
-        c.newcomers.insert(uid, Newcomer { agent, sock, peer });
+        let newcomer = Newcomer {
+            agent,
+            sock,
+            peer,
+            sent: false,
+        };
+        c.newcomers.insert(uid, newcomer);
         if c.is_up() {
-            self.send_join(ctx, uid, "");
+            self.send_join(ctx, uid, Rc::from(""));
         } else if c.told_down {
             self.line_to(ctx, sock, ROOM_UNAVAILABLE.as_bytes());
         }
@@ -773,8 +943,9 @@ impl ChatRoom {
         };
         self.seal();
         self.line_to(ctx, n.sock, format!("you are {name}").as_bytes());
-        let owner = format!("{} {uid}", self.cluster().sid);
-        let present = self.cluster().mirror.present(&owner);
+        let c = self.cluster();
+        let owner = c.owner(uid);
+        let present = c.mirror.present(&owner);
         self.line_to(ctx, n.sock, present.as_bytes());
         let name: Rc<str> = Rc::from(name);
         let key = self.users.insert(User {
@@ -793,17 +964,22 @@ impl ChatRoom {
             Some(p) => info!("{name} arrived from {p}"),
             None => info!("{name} arrived"),
         }
-        // One line at a time: the next is handled once Redis has answered
-        // for this one, so what the user is told (an error, `/who`) keeps
-        // the order of its lines.
+        // One line at a time: the next is handled once this one's event
+        // has come back through the channel, so what the user is told (an
+        // error, `/who`) keeps the order of its lines.
         self.credit_to(ctx, n.sock, 1);
     }
 
-    /// The user `key` leaves this server: Redis announces it.
+    /// The user `user` left this server: Redis announces it.
     pub(super) fn cluster_remove(&mut self, ctx: &mut Ctx<'_, Self>, user: &User, why: &str) {
-        self.cluster().by_uid.remove(&user.arrival);
+        let uid = user.arrival;
+        let c = self.cluster();
+        c.by_uid.remove(&uid);
+        c.awaiting.remove(&uid);
+        c.rejoining.remove(&uid);
+        c.retry.remove(&uid);
         if !self.closing {
-            self.send_leave(ctx, user.arrival, why.to_owned());
+            self.send_leave(ctx, uid, why.to_owned());
         }
     }
 
@@ -818,35 +994,43 @@ impl ChatRoom {
         else {
             return false;
         };
-        c.newcomers.remove(&uid);
+        let sent = c.newcomers.remove(&uid).is_some_and(|n| n.sent);
+        c.retry.remove(&uid);
         ctx.demonitor(agent, super::AGENT_MONITOR);
-        // Its registration may be on its way: taken back after it.
-        self.send_leave(ctx, uid, String::new());
+        if sent {
+            // Its registration may have been carried out: taken back
+            // after it (the two go out in order).
+            self.send_leave(ctx, uid, String::new());
+        }
         true
     }
 
     /// A user's line: published, or refused.
     pub(super) fn cluster_say(&mut self, ctx: &mut Ctx<'_, Self>, key: usize, text: &str) {
+        let uid = self.users[key].arrival;
         let c = self.cluster();
-        if !c.is_up() {
-            self.tell(ctx, key, protocol::error(UNAVAILABLE).as_bytes());
-            self.next_line(ctx, key);
-            return;
-        }
-        let uid = self.users[key].arrival.to_string();
-        let c = self.cluster();
-        let len = 6 + c.sid.len() + uid.len() + text.len();
-        if c.in_flight + len > c.config.publish_budget {
-            self.tell(ctx, key, protocol::error(BUSY).as_bytes());
+        let uid_s = uid.to_string();
+        let len = 7 + c.sid.len() + uid_s.len() + text.len();
+        let refused = if !c.is_up() {
+            Some(UNAVAILABLE)
+        } else if c.in_flight + len > c.config.publish_budget || c.publishing >= MAX_PUBLISHING {
+            Some(BUSY)
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            self.tell(ctx, key, protocol::error(why).as_bytes());
             self.next_line(ctx, key);
             return;
         }
         c.in_flight += len;
+        c.publishing += 1;
+        c.awaiting.insert(uid, Awaiting::Says);
         let mut payload = BytesMut::with_capacity(len);
         payload.put_slice(b"says ");
         payload.put_slice(c.sid.as_bytes());
         payload.put_u8(b' ');
-        payload.put_slice(uid.as_bytes());
+        payload.put_slice(uid_s.as_bytes());
         payload.put_u8(b' ');
         payload.put_slice(text.as_bytes());
         let words = vec![
@@ -854,9 +1038,8 @@ impl ChatRoom {
             c.channel.clone(),
             payload.freeze(),
         ];
-        let agent = self.users[key].agent.id();
         self.redis_call(ctx, words, move |result| Inner::Published {
-            agent,
+            uid,
             bytes: len,
             result,
         });
@@ -864,18 +1047,28 @@ impl ChatRoom {
 
     /// `/nick`: taken through Redis, renamed when the channel says so.
     pub(super) fn cluster_nick(&mut self, ctx: &mut Ctx<'_, Self>, key: usize, name: String) {
-        if !self.cluster().is_up() {
-            self.tell(ctx, key, protocol::error(UNAVAILABLE).as_bytes());
+        let uid = self.users[key].arrival;
+        let c = self.cluster();
+        let refused = if !c.is_up() {
+            Some(UNAVAILABLE)
+        } else if c.publishing >= MAX_PUBLISHING {
+            Some(BUSY)
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            self.tell(ctx, key, protocol::error(why).as_bytes());
             self.next_line(ctx, key);
             return;
         }
-        let uid = self.users[key].arrival.to_string();
-        let words = self
-            .cluster()
-            .eval(nick_script(), &[uid.as_bytes(), name.as_bytes()]);
-        let agent = self.users[key].agent.id();
+        c.publishing += 1;
+        c.awaiting.insert(uid, Awaiting::Nick(name.clone()));
+        let words = c.eval(
+            nick_script(),
+            &[uid.to_string().as_bytes(), name.as_bytes()],
+        );
         self.redis_call(ctx, words, move |result| Inner::Nicked {
-            agent,
+            uid,
             name,
             result,
         });
@@ -908,15 +1101,12 @@ impl ChatRoom {
             self.tell_agent(ctx, n.agent, AgentMsg::Close);
         }
         let c = self.cluster();
-        if !c.pub_up {
+        let Some(publisher) = c.publisher.filter(|_| c.pub_up) else {
             reply.resolve(ctx, told);
             return;
-        }
+        };
         c.leaving = Some((reply, told));
         let words = c.eval(depart_script(), &[]);
-        let Some(publisher) = c.publisher else {
-            return;
-        };
         ctx.request_timeout(
             publisher,
             move |r| RedisMsg::Command(words, Some(r)),
@@ -925,7 +1115,9 @@ impl ChatRoom {
         );
     }
 
-    /// Redis is lost: every user (and newcomer) is told once.
+    /// Redis is lost: every user (and newcomer) is told once; users
+    /// waiting for their line's event may send again (their next lines are
+    /// refused until the room is back).
     fn room_down(&mut self, ctx: &mut Ctx<'_, Self>, why: &str) {
         let closing = self.closing;
         let c = self.cluster();
@@ -933,6 +1125,22 @@ impl ChatRoom {
             warn!("room {} unavailable: {why}", c.config.room);
         }
         c.link = Link::Down;
+        // Registrations go again once the room is back; departures stay.
+        c.queue.retain(|op| matches!(op, RosterOp::Leave(..)));
+        c.rejoining.clear();
+        c.retry.clear();
+        for n in c.newcomers.values_mut() {
+            n.sent = false;
+        }
+        let waiting: Vec<usize> = c
+            .awaiting
+            .drain()
+            .filter_map(|(uid, _)| c.by_uid.get(&uid).copied())
+            .collect();
+        for key in waiting {
+            self.next_line(ctx, key);
+        }
+        let c = self.cluster();
         if c.told_down || closing {
             return;
         }
@@ -962,16 +1170,14 @@ impl ChatRoom {
                 }
                 // Before the marker: in the snapshot already, unless it is
                 // the marker.
-                if let Some(token) = payload
-                    .strip_prefix(b"sync ")
-                    .and_then(|rest| rest.strip_prefix(c.sid.as_bytes()))
-                    .and_then(|rest| rest.strip_prefix(b" "))
-                {
-                    if let Link::Syncing { token: t, .. } = c.link {
+                let marker = format!("sync {} ", c.sid);
+                if let Some(token) = payload.strip_prefix(marker.as_bytes()) {
+                    if let Link::Syncing {
+                        token: t, marker, ..
+                    } = &mut c.link
+                    {
                         if token == t.to_string().as_bytes() {
-                            if let Link::Syncing { marker, .. } = &mut c.link {
-                                *marker = true;
-                            }
+                            *marker = true;
                             self.finish_sync(ctx);
                         }
                     }
@@ -980,83 +1186,87 @@ impl ChatRoom {
             }
             Link::Up => {}
         }
-        let Ok(event) = std::str::from_utf8(&payload) else {
-            warn!("room channel: an event that is not UTF-8");
+        if payload.len() > c.max_event() {
+            warn!(
+                "room channel: an event of {} bytes, not told",
+                payload.len()
+            );
+            return;
+        }
+        let Some(event) = Event::parse(&payload) else {
+            warn!(
+                "room channel: an unreadable event, not told: {:?}",
+                String::from_utf8_lossy(&payload[..payload.len().min(80)])
+            );
             return;
         };
-        let mut words = event.splitn(4, ' ');
-        let (Some(kind), Some(sid), Some(uid)) = (words.next(), words.next(), words.next()) else {
-            warn!("room channel: unreadable event {event:?}");
-            return;
-        };
-        let rest = words.next().unwrap_or("");
-        let owner = &event[kind.len() + 1..kind.len() + 1 + sid.len() + 1 + uid.len()];
-        let ours = sid == c.sid;
-        let uid: u64 = match uid.parse() {
-            Ok(u) => u,
-            Err(_) if kind == "sync" => return,
-            Err(_) => {
-                warn!("room channel: unreadable event {event:?}");
-                return;
-            }
-        };
-        match kind {
-            "says" => {
+        let ours = event.sid == c.sid;
+        let uid = event.uid;
+        let owner = event.owner;
+        match event.kind {
+            Kind::Says(text) => {
                 let Some(name) = c.mirror.name(owner) else {
                     debug!("room channel: a line from {owner}, who is not present");
                     return;
                 };
-                let line = protocol::says(name, rest);
+                let line = protocol::says(name, text);
                 self.broadcast(ctx, line.as_bytes());
+                if ours && c_awaits(self.cluster(), uid, &Awaiting::Says) {
+                    self.own_event_done(ctx, uid);
+                }
             }
-            "arrived" => {
-                let name = rest;
+            Kind::Arrived(name) => {
                 if ours {
+                    let c = self.cluster();
                     if c.newcomers.contains_key(&uid) {
                         self.enter(ctx, uid, name);
                     } else if let Some(&key) = c.by_uid.get(&uid) {
-                        // Registered again under another name.
-                        if *self.users[key].name != *name {
+                        // Registered again, under another name if its own
+                        // was taken meanwhile.
+                        if c.rejoining.remove(&uid) && *self.users[key].name != *name {
                             self.renamed(key, name);
-                            let line = format!("you are {name}");
-                            self.tell(ctx, key, line.as_bytes());
+                            self.tell(ctx, key, format!("you are {name}").as_bytes());
                         }
                     }
                 }
                 self.cluster().mirror.insert(owner, name);
                 self.broadcast(ctx, format!("{name} arrived").as_bytes());
             }
-            "nick" => {
-                let Some((old, new)) = rest.split_once(' ') else {
-                    return;
-                };
+            Kind::Nick(old, new) => {
                 c.mirror.rename(owner, new);
-                if ours {
+                if ours && c_awaits(c, uid, &Awaiting::Nick(new.to_owned())) {
                     if let Some(&key) = c.by_uid.get(&uid) {
                         self.renamed(key, new);
                         info!("{old} is now known as {new}");
                     }
                 }
                 self.broadcast(ctx, format!("{old} is now known as {new}").as_bytes());
+                if ours && c_awaits(self.cluster(), uid, &Awaiting::Nick(new.to_owned())) {
+                    self.own_event_done(ctx, uid);
+                }
             }
-            "left" => {
-                let (name, why) = match rest.split_once(' ') {
-                    Some((n, w)) => (n, Some(w)),
-                    None => (rest, None),
-                };
+            Kind::Left(name, why) => {
                 c.mirror.remove(owner);
                 if ours {
                     if let Some(&key) = c.by_uid.get(&uid) {
                         // Taken out while still here (this server was
                         // thought lost): registered again.
                         let name = self.users[key].name.clone();
-                        self.send_join(ctx, uid, &name);
+                        self.send_join(ctx, uid, name);
                     }
                 }
                 self.broadcast(ctx, protocol::left(name, why).as_bytes());
             }
-            "sync" => {}
-            _ => debug!("room channel: unknown event {kind}"),
+            Kind::Sync => {}
+        }
+    }
+
+    /// The user `uid`'s own event came back: its next line may come.
+    fn own_event_done(&mut self, ctx: &mut Ctx<'_, Self>, uid: u64) {
+        let c = self.cluster();
+        c.awaiting.remove(&uid);
+        if let Some(&key) = c.by_uid.get(&uid) {
+            self.next_line(ctx, key);
         }
     }
 
@@ -1065,5 +1275,65 @@ impl ChatRoom {
         let old = std::mem::replace(&mut self.users[key].name, new.clone());
         self.by_name.remove(&old);
         self.by_name.insert(new, key);
+    }
+}
+
+/// The user `uid` waits for this event of its own.
+fn c_awaits(c: &Cluster, uid: u64, what: &Awaiting) -> bool {
+    c.awaiting.get(&uid) == Some(what)
+}
+
+/// An event from the room's channel, checked: names of the protocol's
+/// form, text without control characters.
+#[derive(Debug)]
+struct Event<'a> {
+    sid: &'a str,
+    uid: u64,
+    /// `sid uid`.
+    owner: &'a str,
+    kind: Kind<'a>,
+}
+
+#[derive(Debug)]
+enum Kind<'a> {
+    Says(&'a str),
+    Arrived(&'a str),
+    Nick(&'a str, &'a str),
+    Left(&'a str, Option<&'a str>),
+    Sync,
+}
+
+impl<'a> Event<'a> {
+    fn parse(payload: &'a [u8]) -> Option<Event<'a>> {
+        let event = std::str::from_utf8(payload).ok()?;
+        let (kind, rest) = event.split_once(' ')?;
+        let (sid, rest) = rest.split_once(' ')?;
+        let (uid_s, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        let owner = &event[kind.len() + 1..kind.len() + 1 + sid.len() + 1 + uid_s.len()];
+        let uid = uid_s.parse().ok()?;
+        let name = |n: &'a str| protocol::valid_name(n).is_ok().then_some(n);
+        let kind = match kind {
+            "says" => Kind::Says(Some(rest).filter(|t| protocol::is_clean(t))?),
+            "arrived" => Kind::Arrived(name(rest)?),
+            "nick" => {
+                let (old, new) = rest.split_once(' ')?;
+                Kind::Nick(name(old)?, name(new)?)
+            }
+            "left" => {
+                let (who, why) = match rest.split_once(' ') {
+                    Some((n, w)) => (n, Some(w).filter(|w| protocol::is_clean(w))?),
+                    None => (rest, ""),
+                };
+                Kind::Left(name(who)?, Some(why).filter(|w| !w.is_empty()))
+            }
+            "sync" => Kind::Sync,
+            _ => return None,
+        };
+        Some(Event {
+            sid,
+            uid,
+            owner,
+            kind,
+        })
     }
 }

@@ -165,6 +165,7 @@ fn redis_going_away_is_told_lines_are_refused_and_chat_resumes() {
     redis.restart();
     for u in &mut users {
         u.expect(&[ROOM_BACK]);
+        assert!(u.line().starts_with("present:"));
     }
     assert_eq!(newcomer.read_line(), ROOM_BACK);
     let you = newcomer.read_line();
@@ -248,7 +249,11 @@ fn past_the_publish_budget_senders_are_told_the_room_is_busy() {
         return;
     };
     // Room for two 1,000-byte lines on their way, not three.
-    let a = server(&redis, "a", &["--publish-budget", "2500"]);
+    let a = server(
+        &redis,
+        "a",
+        &["--max-line", "1024", "--publish-budget", "2500"],
+    );
     let mut users = users_at(&[a.addr(), a.addr(), a.addr()]);
     // Redis stops reading: the lines stay on their way.
     redis.signal("-STOP");
@@ -265,4 +270,74 @@ fn past_the_publish_budget_senders_are_told_the_room_is_busy() {
     for u in &mut users {
         u.expect(&[&first, &second]);
     }
+}
+
+#[test]
+fn a_users_own_line_comes_back_before_what_its_next_line_is_told() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (server(&redis, "a", &[]), server(&redis, "b", &[]));
+    let mut users = users_at(&[a.addr(), b.addr()]);
+    let name = users[0].name.clone();
+    let present = credit_chat::protocol::present(users.iter().map(|u| u.name.as_str()));
+    for i in 0..100 {
+        // Sent together: the second waits for the first's event.
+        users[0].say(&format!("line {i}"));
+        users[0].say("/who");
+        users[0].expect(&[&format!("{name} says 'line {i}'"), &present]);
+        users[1].expect(&[&format!("{name} says 'line {i}'")]);
+    }
+    users[0].say("/nick taken");
+    users[0].say("/nick taken");
+    users[0].expect(&[
+        &format!("{name} is now known as taken"),
+        "error: you are already taken",
+    ]);
+}
+
+#[test]
+fn events_that_do_not_hold_to_the_protocol_are_not_told() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = server(&redis, "a", &["--max-line", "100"]);
+    let mut users = users_at(&[a.addr(), a.addr()]);
+    let owner = redis.cli(&["HGET", "chat:names", &users[0].name]);
+    assert!(owner.contains(' '), "owner {owner:?}");
+    for forged in [
+        format!("says {owner} red \u{1b}[31m alert"),
+        format!("says {owner} two\nlines"),
+        format!("says {owner} {}", "y".repeat(1000)),
+        format!("arrived {owner} two words"),
+        format!("nick {owner} {} x!y", users[0].name),
+        "says nobody".to_string(),
+        "\u{ff}\u{fe}".to_string(),
+    ] {
+        assert_eq!(redis.cli(&["PUBLISH", "chat:events", &forged]), "1");
+    }
+    users[1].say("still here");
+    let line = format!("{} says 'still here'", users[1].name);
+    for u in &mut users {
+        u.expect(&[&line]);
+    }
+}
+
+#[test]
+fn a_newcomer_whose_registration_fails_is_registered_at_the_next_refresh() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = server(&redis, "a", &[]);
+    let mut users = users_at(&[a.addr()]);
+    // Redis refuses writes for a while: the newcomer's JOIN fails.
+    redis.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    let mut newcomer = Peer::connect(a.addr());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    redis.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    let you = newcomer.read_line();
+    let name = you.strip_prefix("you are ").expect("you are").to_string();
+    assert!(newcomer.read_line().starts_with("present: "));
+    assert_eq!(newcomer.read_line(), format!("{name} arrived"));
+    users[0].expect(&[&format!("{name} arrived")]);
 }
