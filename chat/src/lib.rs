@@ -31,6 +31,10 @@
 //!   socket's output queue. A user whose queue stays above `max_backlog`
 //!   bytes after the end-of-turn flush is disconnected and announced as
 //!   `left (too slow)`.
+//! - **Across servers.** With [`ChatConfig::cluster`] (`--redis`), servers
+//!   share one room through Redis: every event goes through the room's
+//!   channel there and the roster lives there (see
+//!   [`room::ClusterConfig`], and NOTES.md).
 //! - **Failures.** An agent that fails removes its user alone, announced as
 //!   `left (failed)`. If the room fails, every user is told
 //!   [`protocol::ROOM_FAILED`] and disconnected; the supervisor starts a new,

@@ -485,6 +485,8 @@ def outage(host, port, log1, log2, stop, start):
     subprocess.run(start, shell=True, check=True)
     for u in us:
         u.expect(BACK)
+        if not u.line().startswith("present:"):
+            raise ValueError("%s: no present: line after %r" % (u.name, BACK))
     back = time.time() - t1
     us[1].say("after the outage")
     said = "%s says 'after the outage'" % us[1].name
