@@ -583,12 +583,15 @@ from_client() { grep -cF "from $CLIENT_IP:" "$TMP/app$1.log" || true; }
 # Waits until app N's log holds at least COUNT such lines.
 client_lines_reach() { [ "$(from_client "$1")" -ge "$2" ]; }
 
+# The namespace and the address of app host N.
+app_host() {
+    local ns=NS_APP$1 ip=APP${1}_IP
+    echo "${!ns} ${!ip}"
+}
+
 start_app() { # N
     local n=$1 ns ip
-    ns=NS_APP$n
-    ns=${!ns}
-    ip=APP${n}_IP
-    ip=${!ip}
+    read -r ns ip <<<"$(app_host "$n")"
     ip netns exec "$ns" "$ECHO_SERVER" --bind 0.0.0.0 --port "$LINE_PORT" \
         --proxy-protocol --proxy-from "$LB_IP/32" \
         --admin "0.0.0.0:$ADMIN_PORT" --drain-file "$TMP/drain-app$n" \
@@ -599,33 +602,30 @@ start_app() { # N
         in_ns "$NS_LB" curl -fsS --max-time 1 "http://$ip:$ADMIN_PORT/healthz"
 }
 
+# Starts Redis on the redis host (a daemon; its pid in redis.pid). A
+# script, so that the outage check's client tool can run it too.
+cat >"$TMP/redis-start.sh" <<SH
+exec ip netns exec "$NS_REDIS" redis-server --bind "$REDIS_IP" --port "$REDIS_PORT" \\
+    --save '' --appendonly no --protected-mode no --daemonize yes \\
+    --pidfile "$TMP/redis.pid" --logfile "$TMP/redis.log"
+SH
 start_redis() {
-    ip netns exec "$NS_REDIS" redis-server --bind "$REDIS_IP" --port "$REDIS_PORT" \
-        --save '' --appendonly no --protected-mode no --daemonize yes \
-        --pidfile "$TMP/redis.pid" --logfile "$TMP/redis.log"
+    sh "$TMP/redis-start.sh"
     wait_for 10 "redis to answer" \
         in_ns "$NS_APP1" python3 -c "import socket; socket.create_connection(('$REDIS_IP', $REDIS_PORT), timeout=1)"
 }
 
-stop_redis() {
-    local pid
-    pid=$(cat "$TMP/redis.pid")
-    kill -TERM "$pid"
-    wait_for 10 "redis to stop" sh -c "! kill -0 $pid"
-}
-
 start_chat() { # N
     local n=$1 ns ip
-    ns=NS_APP$n
-    ns=${!ns}
-    ip=APP${n}_IP
-    ip=${!ip}
+    read -r ns ip <<<"$(app_host "$n")"
     ip netns exec "$ns" "$CHAT_SERVER" --bind 0.0.0.0 --port "$CHAT_PORT" \
         --proxy-protocol --proxy-from "$LB_IP/32" --admin "0.0.0.0:$CHAT_ADMIN_PORT" \
         --redis "$REDIS_IP:$REDIS_PORT" --server-name "app$n" --roster-ttl "$ROSTER_TTL" \
         --log-level info >>"$TMP/chat$n.log" 2>&1 &
     CHAT_PID[$n]=$!
     PIDS+=($!)
+    # Killed by a client tool, not by this shell: no job notice for it.
+    disown "$!"
     wait_for 10 "chat$n's admin endpoint" \
         in_ns "$NS_LB" curl -fsS --max-time 1 "http://$ip:$CHAT_ADMIN_PORT/healthz"
 }
@@ -864,12 +864,13 @@ check_chat_order() { chat order || return 1; }
 check_chat_present() { chat present || return 1; }
 check_chat_nick() { chat nick || return 1; }
 check_chat_outage() {
-    chat outage "kill -TERM \$(cat $TMP/redis.pid)" \
-        "ip netns exec $NS_REDIS redis-server --bind $REDIS_IP --port $REDIS_PORT --save '' --appendonly no --protected-mode no --daemonize yes --pidfile $TMP/redis.pid --logfile $TMP/redis.log" ||
-        return 1
+    chat outage "kill -TERM \$(cat $TMP/redis.pid)" "sh $TMP/redis-start.sh" || return 1
 }
 check_chat_killed() {
-    chat killed "kill -KILL ${CHAT_PID[2]}" "$ROSTER_TTL" || return 1
+    local rc=0
+    chat killed "kill -KILL ${CHAT_PID[2]}" "$ROSTER_TTL" || rc=1
+    forget "${CHAT_PID[2]}"
+    return "$rc"
 }
 
 check "two users on each chat-server see every line in one order" check_chat_order

@@ -477,6 +477,20 @@ impl Cluster {
         matches!(self.link, Link::Up)
     }
 
+    /// Why a line of `bytes` (0 for a `/nick`) cannot go out now, if it
+    /// cannot.
+    fn refusal_now(&self, bytes: usize) -> Option<&'static str> {
+        if !self.is_up() {
+            Some(UNAVAILABLE)
+        } else if self.in_flight + bytes > self.config.publish_budget
+            || self.publishing >= MAX_PUBLISHING
+        {
+            Some(BUSY)
+        } else {
+            None
+        }
+    }
+
     fn owner(&self, uid: u64) -> String {
         format!("{} {uid}", self.sid)
     }
@@ -1011,16 +1025,8 @@ impl ChatRoom {
         let c = self.cluster();
         let uid_s = uid.to_string();
         let len = 7 + c.sid.len() + uid_s.len() + text.len();
-        let refused = if !c.is_up() {
-            Some(UNAVAILABLE)
-        } else if c.in_flight + len > c.config.publish_budget || c.publishing >= MAX_PUBLISHING {
-            Some(BUSY)
-        } else {
-            None
-        };
-        if let Some(why) = refused {
-            self.tell(ctx, key, protocol::error(why).as_bytes());
-            self.next_line(ctx, key);
+        if let Some(why) = c.refusal_now(len) {
+            self.refuse(ctx, key, why);
             return;
         }
         c.in_flight += len;
@@ -1049,16 +1055,8 @@ impl ChatRoom {
     pub(super) fn cluster_nick(&mut self, ctx: &mut Ctx<'_, Self>, key: usize, name: String) {
         let uid = self.users[key].arrival;
         let c = self.cluster();
-        let refused = if !c.is_up() {
-            Some(UNAVAILABLE)
-        } else if c.publishing >= MAX_PUBLISHING {
-            Some(BUSY)
-        } else {
-            None
-        };
-        if let Some(why) = refused {
-            self.tell(ctx, key, protocol::error(why).as_bytes());
-            self.next_line(ctx, key);
+        if let Some(why) = c.refusal_now(0) {
+            self.refuse(ctx, key, why);
             return;
         }
         c.publishing += 1;
@@ -1074,14 +1072,20 @@ impl ChatRoom {
         });
     }
 
+    /// Tells user `key` why its line did not go out; its next may come.
+    fn refuse(&mut self, ctx: &mut Ctx<'_, Self>, key: usize, why: &str) {
+        self.tell(ctx, key, protocol::error(why).as_bytes());
+        self.next_line(ctx, key);
+    }
+
     /// `/who`: from the mirror, at this place in the channel's order.
     pub(super) fn cluster_who(&mut self, ctx: &mut Ctx<'_, Self>, key: usize) {
         let c = self.cluster();
-        let line = if c.is_up() {
-            c.mirror.present("")
-        } else {
-            protocol::error(UNAVAILABLE)
-        };
+        if !c.is_up() {
+            self.refuse(ctx, key, UNAVAILABLE);
+            return;
+        }
+        let line = c.mirror.present("");
         self.tell(ctx, key, line.as_bytes());
         self.next_line(ctx, key);
     }
