@@ -209,6 +209,7 @@ fn supervisor_of(config: ChatConfig, with_room: bool) -> Supervisor {
     let (window, rate) = (config.window, config.rate);
     let directory = config.group.as_ref().map(|g| g.room.clone());
     let cluster = config.cluster.clone();
+    let lineage = Rc::new(std::cell::RefCell::new(None));
     let mut sup = Supervisor::new();
     if with_room {
         sup = sup.child(
@@ -217,7 +218,8 @@ fn supervisor_of(config: ChatConfig, with_room: bool) -> Supervisor {
                     .with_window(window)
                     .with_rate(rate)
                     .with_directory(directory.clone())
-                    .with_cluster(cluster.clone());
+                    .with_cluster(cluster.clone())
+                    .succeeding(lineage.clone());
                 ctx.spawn(room).id()
             })
             .registered(),

@@ -35,6 +35,7 @@
 //!   at most `budget` bytes: past it, the sender is told `error: room
 //!   busy`, so a Redis that reads slowly cannot grow the server's memory.
 
+use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher};
@@ -178,11 +179,12 @@ return out
     )
 }
 
-/// This server leaves: its users are announced as left.
+/// Server ARGV[2] leaves: its users are announced as left (ARGV[3]: the
+/// reason, or '').
 fn depart_script() -> Bytes {
     script!(
         "
-return depart(sid, '')
+return depart(sid, ARGV[3])
 "
     )
 }
@@ -262,6 +264,8 @@ enum Inner {
         result: Result<Frame, RequestError>,
     },
     Departed,
+    /// The failed predecessor's users were taken out.
+    Succeeded(Result<Frame, RequestError>),
 }
 
 /// Where the room stands with Redis.
@@ -423,6 +427,11 @@ pub(super) struct Cluster {
     departed: Vec<(u64, String)>,
     /// The server's shutdown, answered once this server has left Redis.
     leaving: Option<(credit_actors::Reply<usize>, usize)>,
+    /// Where each room of this server records its id, for its successor
+    /// (after a failure) to take the predecessor's users out at once.
+    lineage: Option<Rc<RefCell<Option<String>>>>,
+    /// The failed predecessor's id, until its users are taken out.
+    predecessor: Option<String>,
 }
 
 impl Cluster {
@@ -457,6 +466,8 @@ impl Cluster {
             publishing: 0,
             departed: Vec::new(),
             leaving: None,
+            lineage: None,
+            predecessor: None,
         }
     }
 
@@ -532,6 +543,16 @@ fn joined(frame: &Frame) -> Option<(&str, bool)> {
 }
 
 impl ChatRoom {
+    /// Records the room's id in `lineage` when it starts, and takes the
+    /// users of the room recorded there before (one that failed) out of
+    /// the roster at once.
+    pub(crate) fn succeeding(mut self, lineage: Rc<RefCell<Option<String>>>) -> ChatRoom {
+        if let Some(c) = &mut self.cluster {
+            c.lineage = Some(lineage);
+        }
+        self
+    }
+
     fn cluster(&mut self) -> &mut Cluster {
         self.cluster.as_mut().expect("a room shared through Redis")
     }
@@ -564,6 +585,9 @@ impl ChatRoom {
         redis.name = Some(format!("chat:{}:sub", c.sid));
         let subscriber = ctx.spawn_link(RedisClient::new(redis, me.recipient()));
         let c = self.cluster();
+        if let Some(lineage) = &c.lineage {
+            c.predecessor = lineage.replace(Some(c.sid.clone()));
+        }
         ctx.send(subscriber, RedisMsg::Subscribe(c.channel.clone()));
         c.publisher = Some(publisher);
         c.subscriber = Some(subscriber);
@@ -691,6 +715,13 @@ impl ChatRoom {
                     reply.resolve(ctx, told);
                 }
             }
+            Inner::Succeeded(result) => match outcome(result) {
+                Ok(Frame::Integer(n)) => {
+                    info!("the failed room's {n} users taken out of the roster")
+                }
+                Ok(f) => warn!("taking the failed room's users out: unexpected reply {f:?}"),
+                Err(e) => warn!("taking the failed room's users out: {e}"),
+            },
         }
     }
 
@@ -706,6 +737,14 @@ impl ChatRoom {
     /// roster with its marker.
     fn synchronise(&mut self, ctx: &mut Ctx<'_, Self>) {
         self.beat(ctx);
+        let c = self.cluster();
+        if let Some(old) = c.predecessor.take() {
+            // The failed room's users were disconnected: announced now
+            // rather than when its entries expire.
+            let mut words = c.eval(depart_script(), &[b"failed"]);
+            words[4] = Bytes::from(old);
+            self.redis_call(ctx, words, Inner::Succeeded);
+        }
         let c = self.cluster();
         c.tokens += 1;
         let token = c.tokens;
@@ -1110,7 +1149,7 @@ impl ChatRoom {
             return;
         };
         c.leaving = Some((reply, told));
-        let words = c.eval(depart_script(), &[]);
+        let words = c.eval(depart_script(), &[b""]);
         ctx.request_timeout(
             publisher,
             move |r| RedisMsg::Command(words, Some(r)),

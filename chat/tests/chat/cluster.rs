@@ -11,7 +11,7 @@ use std::process::Command;
 use credit_chat::room::{ROOM_BACK, ROOM_UNAVAILABLE};
 use credit_testkit::{Peer, ServerProc};
 
-use crate::support::{join_at, RedisServer, User, BIN};
+use crate::support::{join_at, RedisServer, Server, User, BIN};
 
 /// A chat-server sharing the room through `redis`, as `name`, with a
 /// roster TTL of 1 s unless `extra` sets one.
@@ -340,4 +340,33 @@ fn a_newcomer_whose_registration_fails_is_registered_at_the_next_refresh() {
     assert!(newcomer.read_line().starts_with("present: "));
     assert_eq!(newcomer.read_line(), format!("{name} arrived"));
     users[0].expect(&[&format!("{name} arrived")]);
+}
+
+#[test]
+fn a_failed_rooms_users_are_announced_left_by_its_successor() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // Long TTLs: the announcement cannot be the reaper's.
+    let mut cluster = credit_chat::room::ClusterConfig::new("127.0.0.1", redis.port);
+    cluster.roster_ttl = std::time::Duration::from_secs(60);
+    cluster.server = "inproc".into();
+    let a = Server::start_config(credit_chat::ChatConfig {
+        cluster: Some(cluster),
+        ..credit_chat::ChatConfig::default()
+    });
+    let b = server(&redis, "b", &["--roster-ttl", "60"]);
+    let mut users = users_at(&[a.addr, b.addr()]);
+    let room = a.room();
+    assert!(a.handle.terminate(
+        room.id(),
+        credit_actors::ExitReason::Failed("a test".into())
+    ));
+    users[0].expect(&[credit_chat::protocol::ROOM_FAILED]);
+    let gone = format!("{} left (failed)", users[0].name);
+    users[1].expect(&[&gone]);
+    // The new room takes newcomers into the shared room.
+    let (newcomer, present) = join_at(a.addr);
+    assert_eq!(present, format!("present: {}", users[1].name));
+    users[1].expect(&[&format!("{} arrived", newcomer.name)]);
 }
