@@ -208,7 +208,11 @@ fn supervisor_of(config: ChatConfig, with_room: bool) -> Supervisor {
     let port = Rc::new(Cell::new(config.listen.port));
     let (window, rate) = (config.window, config.rate);
     let directory = config.group.as_ref().map(|g| g.room.clone());
-    let cluster = config.cluster.clone();
+    // Events as long as this server's own lines are told.
+    let cluster = config.cluster.clone().map(|mut c| {
+        c.max_line = c.max_line.max(config.conn.max_unit);
+        c
+    });
     let lineage = Rc::new(std::cell::RefCell::new(None));
     let mut sup = Supervisor::new();
     if with_room {

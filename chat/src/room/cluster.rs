@@ -250,11 +250,13 @@ enum Inner {
     Joined(u64, Result<Frame, RequestError>),
     Published {
         uid: u64,
+        seq: u64,
         bytes: usize,
         result: Result<Frame, RequestError>,
     },
     Nicked {
         uid: u64,
+        seq: u64,
         name: String,
         result: Result<Frame, RequestError>,
     },
@@ -381,6 +383,14 @@ enum Awaiting {
     Nick(String),
 }
 
+/// A user's line on its way: what it waits for, and the line's number
+/// (so that a late reply to an earlier line cannot release a later one).
+#[derive(Debug)]
+struct Pending {
+    seq: u64,
+    what: Awaiting,
+}
+
 /// Roster changes on their way at once: registering thousands of users
 /// again after an outage stays well within what the Redis client queues
 /// ([`crate::redis::client::MAX_PENDING`]).
@@ -411,7 +421,11 @@ pub(super) struct Cluster {
     /// The room's users by their number (`User::arrival`).
     by_uid: HashMap<u64, usize>,
     /// Users whose next line waits for their last one's event.
-    awaiting: HashMap<u64, Awaiting>,
+    awaiting: HashMap<u64, Pending>,
+    /// Numbers the lines sent.
+    seq: u64,
+    /// A `BEAT` is on its way.
+    beating: bool,
     /// Users whose registration was sent again and not yet answered.
     rejoining: HashSet<u64>,
     /// Users and newcomers whose registration failed: again at the next
@@ -458,6 +472,8 @@ impl Cluster {
             newcomers: HashMap::new(),
             by_uid: HashMap::new(),
             awaiting: HashMap::new(),
+            seq: 0,
+            beating: false,
             rejoining: HashSet::new(),
             retry: HashSet::new(),
             queue: VecDeque::new(),
@@ -634,6 +650,7 @@ impl ChatRoom {
                 // alone does not get this server reaped.
                 if c.pub_up {
                     self.beat(ctx);
+                    self.pump(ctx);
                 }
                 let c = self.cluster();
                 if c.pub_up && c.sub_up && matches!(c.link, Link::Down) {
@@ -644,43 +661,38 @@ impl ChatRoom {
                 let me = ctx.me();
                 ctx.send_after(me, RoomMsg::Cluster(ClusterMsg(Inner::Beat)), every);
             }
-            Inner::Beaten(result) => match outcome(result) {
-                Ok(Frame::Array(Some(items))) => {
-                    if let [Frame::Integer(reaped), Frame::Integer(expired)] = items.as_slice() {
-                        if *reaped > 0 {
-                            info!("{reaped} users of lost servers taken out of the roster");
-                        }
-                        if *expired == 1 && self.cluster().is_up() {
-                            warn!("this server's roster entries had expired: registering its users again");
-                            self.register_all(ctx);
-                        }
-                    }
-                }
-                Ok(f) => warn!("roster refresh: unexpected reply {f:?}"),
-                Err(e) => debug!("roster refresh failed: {e}"),
-            },
+            Inner::Beaten(result) => {
+                self.cluster().beating = false;
+                self.beaten(ctx, result);
+            }
+
             Inner::Synced(token, result) => self.synced(ctx, token, result),
             Inner::Joined(uid, result) => {
                 self.joined(ctx, uid, result);
                 self.roster_done(ctx);
             }
-            Inner::Published { uid, bytes, result } => {
+            Inner::Published {
+                uid,
+                seq,
+                bytes,
+                result,
+            } => {
                 let c = self.cluster();
                 c.in_flight -= bytes;
                 c.publishing -= 1;
                 if let Err(e) = outcome(result) {
                     // Told now; when it went out, its event gives the
                     // credit instead.
-                    if c.awaiting.remove(&uid).is_some() {
-                        if let Some(&key) = c.by_uid.get(&uid) {
-                            debug!("{}'s line not published: {e}", self.users[key].name);
-                            self.tell(ctx, key, refusal(&e).as_bytes());
-                            self.next_line(ctx, key);
-                        }
-                    }
+                    debug!("user {uid}'s line not published: {e}");
+                    self.line_refused(ctx, uid, seq, &refusal(&e));
                 }
             }
-            Inner::Nicked { uid, name, result } => {
+            Inner::Nicked {
+                uid,
+                seq,
+                name,
+                result,
+            } => {
                 let c = self.cluster();
                 c.publishing -= 1;
                 let line = match outcome(result) {
@@ -696,12 +708,7 @@ impl ChatRoom {
                         refusal(&e)
                     }
                 };
-                if c.awaiting.remove(&uid).is_some() {
-                    if let Some(&key) = c.by_uid.get(&uid) {
-                        self.tell(ctx, key, line.as_bytes());
-                        self.next_line(ctx, key);
-                    }
-                }
+                self.line_refused(ctx, uid, seq, &line);
             }
             Inner::Left { uid, why, result } => {
                 if let Err(e) = outcome(result) {
@@ -725,9 +732,35 @@ impl ChatRoom {
         }
     }
 
-    /// Refreshes this server's roster entries and reaps dead servers'.
+    /// A refresh's reply: reaped servers logged; this server's users
+    /// registered again if its entries had expired.
+    fn beaten(&mut self, ctx: &mut Ctx<'_, Self>, result: Result<Frame, RequestError>) {
+        match outcome(result) {
+            Ok(Frame::Array(Some(items))) => {
+                if let [Frame::Integer(reaped), Frame::Integer(expired)] = items.as_slice() {
+                    if *reaped > 0 {
+                        info!("{reaped} users of lost servers taken out of the roster");
+                    }
+                    if *expired == 1 && self.cluster().is_up() {
+                        warn!(
+                            "this server's roster entries had expired: registering its users again"
+                        );
+                        self.register_all(ctx);
+                    }
+                }
+            }
+            Ok(f) => warn!("roster refresh: unexpected reply {f:?}"),
+            Err(e) => debug!("roster refresh failed: {e}"),
+        }
+    }
+
+    /// Refreshes this server's roster entries and reaps dead servers'
+    /// (unless a refresh is on its way already).
     fn beat(&mut self, ctx: &mut Ctx<'_, Self>) {
         let c = self.cluster();
+        if std::mem::replace(&mut c.beating, true) {
+            return;
+        }
         let ttl = c.config.roster_ttl.as_millis().max(1).to_string();
         let words = c.eval(beat_script(), &[ttl.as_bytes()]);
         self.redis_call(ctx, words, Inner::Beaten);
@@ -736,6 +769,8 @@ impl ChatRoom {
     /// Both connections are up: registers this server and asks for the
     /// roster with its marker.
     fn synchronise(&mut self, ctx: &mut Ctx<'_, Self>) {
+        // On this connection, whatever was on its way on an earlier one.
+        self.cluster().beating = false;
         self.beat(ctx);
         let c = self.cluster();
         if let Some(old) = c.predecessor.take() {
@@ -827,6 +862,8 @@ impl ChatRoom {
             self.send_leave(ctx, uid, why);
         }
         self.register_all(ctx);
+        // Departures kept while the command connection was down.
+        self.pump(ctx);
         for payload in held {
             self.channel_event(ctx, payload);
         }
@@ -1064,13 +1101,20 @@ impl ChatRoom {
         let c = self.cluster();
         let uid_s = uid.to_string();
         let len = 7 + c.sid.len() + uid_s.len() + text.len();
-        if let Some(why) = c.refusal_now(len) {
+        // Not in the roster (being registered again after an outage, or
+        // taken out while this server was thought lost): its line would
+        // not be told.
+        let absent = c.mirror.name(&c.owner(uid)).is_none();
+        if let Some(why) = c.refusal_now(len).or(absent.then_some(UNAVAILABLE)) {
             self.refuse(ctx, key, why);
             return;
         }
         c.in_flight += len;
         c.publishing += 1;
-        c.awaiting.insert(uid, Awaiting::Says);
+        c.seq += 1;
+        let seq = c.seq;
+        let what = Awaiting::Says;
+        c.awaiting.insert(uid, Pending { seq, what });
         let mut payload = BytesMut::with_capacity(len);
         payload.put_slice(b"says ");
         payload.put_slice(c.sid.as_bytes());
@@ -1085,6 +1129,7 @@ impl ChatRoom {
         ];
         self.redis_call(ctx, words, move |result| Inner::Published {
             uid,
+            seq,
             bytes: len,
             result,
         });
@@ -1099,13 +1144,17 @@ impl ChatRoom {
             return;
         }
         c.publishing += 1;
-        c.awaiting.insert(uid, Awaiting::Nick(name.clone()));
+        c.seq += 1;
+        let seq = c.seq;
+        let what = Awaiting::Nick(name.clone());
+        c.awaiting.insert(uid, Pending { seq, what });
         let words = c.eval(
             nick_script(),
             &[uid.to_string().as_bytes(), name.as_bytes()],
         );
         self.redis_call(ctx, words, move |result| Inner::Nicked {
             uid,
+            seq,
             name,
             result,
         });
@@ -1172,9 +1221,6 @@ impl ChatRoom {
         c.queue.retain(|op| matches!(op, RosterOp::Leave(..)));
         c.rejoining.clear();
         c.retry.clear();
-        for n in c.newcomers.values_mut() {
-            n.sent = false;
-        }
         let waiting: Vec<usize> = c
             .awaiting
             .drain()
@@ -1248,13 +1294,15 @@ impl ChatRoom {
         let owner = event.owner;
         match event.kind {
             Kind::Says(text) => {
-                let Some(name) = c.mirror.name(owner) else {
-                    debug!("room channel: a line from {owner}, who is not present");
-                    return;
-                };
-                let line = protocol::says(name, text);
-                self.broadcast(ctx, line.as_bytes());
-                if ours && c_awaits(self.cluster(), uid, &Awaiting::Says) {
+                let mine = ours && c_awaits(c, uid, &Awaiting::Says);
+                match c.mirror.name(owner) {
+                    Some(name) => {
+                        let line = protocol::says(name, text);
+                        self.broadcast(ctx, line.as_bytes());
+                    }
+                    None => debug!("room channel: a line from {owner}, who is not present"),
+                }
+                if mine {
                     self.own_event_done(ctx, uid);
                 }
             }
@@ -1293,14 +1341,30 @@ impl ChatRoom {
                 if ours {
                     if let Some(&key) = c.by_uid.get(&uid) {
                         // Taken out while still here (this server was
-                        // thought lost): registered again.
+                        // thought lost): registered again, after a
+                        // refresh that makes this server alive again.
                         let name = self.users[key].name.clone();
+                        self.beat(ctx);
                         self.send_join(ctx, uid, name);
                     }
                 }
                 self.broadcast(ctx, protocol::left(name, why).as_bytes());
             }
             Kind::Sync => {}
+        }
+    }
+
+    /// Line `seq` of user `uid` was refused by Redis: if the user still
+    /// waits for that line, it is told `line` and may send its next.
+    fn line_refused(&mut self, ctx: &mut Ctx<'_, Self>, uid: u64, seq: u64, line: &str) {
+        let c = self.cluster();
+        if c.awaiting.get(&uid).is_none_or(|p| p.seq != seq) {
+            return;
+        }
+        c.awaiting.remove(&uid);
+        if let Some(&key) = c.by_uid.get(&uid) {
+            self.tell(ctx, key, line.as_bytes());
+            self.next_line(ctx, key);
         }
     }
 
@@ -1323,7 +1387,7 @@ impl ChatRoom {
 
 /// The user `uid` waits for this event of its own.
 fn c_awaits(c: &Cluster, uid: u64, what: &Awaiting) -> bool {
-    c.awaiting.get(&uid) == Some(what)
+    c.awaiting.get(&uid).is_some_and(|p| p.what == *what)
 }
 
 /// An event from the room's channel, checked: names of the protocol's

@@ -370,3 +370,111 @@ fn a_failed_rooms_users_are_announced_left_by_its_successor() {
     assert_eq!(present, format!("present: {}", users[1].name));
     users[1].expect(&[&format!("{} arrived", newcomer.name)]);
 }
+
+#[test]
+fn a_server_taken_for_lost_while_connected_registers_its_users_again() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (
+        server(&redis, "a", &["--roster-ttl", "60"]),
+        server(&redis, "b", &[]),
+    );
+    let mut users = users_at(&[a.addr(), b.addr()]);
+    // a's liveness key gone: b's next beat reaps a's user while a is
+    // still connected.
+    let servers = redis.cli(&["SMEMBERS", "chat:servers"]);
+    let sid = servers
+        .lines()
+        .find(|s| s.starts_with("a."))
+        .expect("a's id");
+    redis.cli(&["DEL", &format!("chat:alive:{sid}")]);
+    let lost = format!("{} left (server lost)", users[0].name);
+    for u in &mut users {
+        u.expect(&[&lost]);
+    }
+    // Meanwhile a line may be refused, never left unanswered; once a has
+    // registered its user again, lines go through.
+    let name = users[0].name.clone();
+    let said = format!("{name} says 'back?'");
+    for attempt in 0.. {
+        assert!(attempt < 50, "{name} never got back into the room");
+        users[0].say("back?");
+        let line = users[0].line();
+        if line == said {
+            break;
+        }
+        match line.as_str() {
+            "error: room unavailable" => std::thread::sleep(std::time::Duration::from_millis(100)),
+            l if l == format!("{name} arrived") => {
+                users[0].expect(&[&said]);
+                break;
+            }
+            l => panic!("unexpected {l:?}"),
+        }
+    }
+    users[0].say("/who");
+    let all = credit_chat::protocol::present([users[1].name.as_str(), &name]);
+    users[0].expect(&[&all]);
+}
+
+#[test]
+fn a_departure_during_an_outage_is_announced_when_redis_is_back() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (
+        server(&redis, "a", &["--roster-ttl", "60"]),
+        server(&redis, "b", &["--roster-ttl", "60"]),
+    );
+    let mut users = users_at(&[a.addr(), b.addr()]);
+    // Redis refuses the servers for a while (their connections cut, their
+    // new ones not authenticated).
+    redis.cli(&["CONFIG", "SET", "requirepass", "secret"]);
+    for kind in ["normal", "pubsub"] {
+        redis.cli(&[
+            "-a",
+            "secret",
+            "--no-auth-warning",
+            "CLIENT",
+            "KILL",
+            "TYPE",
+            kind,
+        ]);
+    }
+    for u in &mut users {
+        u.expect(&[ROOM_UNAVAILABLE]);
+    }
+    // a's only user leaves meanwhile: its departure waits on a.
+    let gone = users.remove(0);
+    let name = gone.name.clone();
+    drop(gone);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    redis.cli(&[
+        "-a",
+        "secret",
+        "--no-auth-warning",
+        "CONFIG",
+        "SET",
+        "requirepass",
+        "",
+    ]);
+    users[0].expect(&[ROOM_BACK]);
+    // Announced, or already gone from the roster b finds when it is back
+    // (if a was back first).
+    let left = format!("{name} left");
+    let reset = format!("{name} left (reset)");
+    loop {
+        let line = users[0].line();
+        if line == left || line == reset {
+            break;
+        }
+        let present = line.strip_prefix("present:").expect(&line);
+        if !present.split(' ').any(|n| n == name) {
+            break;
+        }
+    }
+    users[0].say("/who");
+    let alone = credit_chat::protocol::present([users[0].name.as_str()]);
+    users[0].expect(&[&alone]);
+}
