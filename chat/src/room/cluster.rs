@@ -238,8 +238,9 @@ fn default_server_name() -> String {
 static INCARNATION: AtomicU64 = AtomicU64::new(1);
 
 /// A room's own Redis bookkeeping: replies to its commands, and its timer.
+/// Boxed, so that a room's message stays as small as without Redis.
 #[derive(Debug)]
-pub struct ClusterMsg(Inner);
+pub struct ClusterMsg(Box<Inner>);
 
 #[derive(Debug)]
 enum Inner {
@@ -587,7 +588,7 @@ impl ChatRoom {
         ctx.request(
             publisher,
             move |r| RedisMsg::Command(words, Some(r)),
-            move |result| RoomMsg::Cluster(ClusterMsg(then(result))),
+            move |result| RoomMsg::Cluster(ClusterMsg(Box::new(then(result)))),
         );
     }
 
@@ -612,7 +613,11 @@ impl ChatRoom {
             c.config.room, c.config.redis.host, c.config.redis.port, c.sid
         );
         let every = c.config.roster_ttl / 3;
-        ctx.send_after(me, RoomMsg::Cluster(ClusterMsg(Inner::Beat)), every);
+        ctx.send_after(
+            me,
+            RoomMsg::Cluster(ClusterMsg(Box::new(Inner::Beat))),
+            every,
+        );
     }
 
     pub(super) fn redis_event(&mut self, ctx: &mut Ctx<'_, Self>, event: RedisEvent) {
@@ -642,7 +647,7 @@ impl ChatRoom {
     }
 
     pub(super) fn cluster_msg(&mut self, ctx: &mut Ctx<'_, Self>, msg: ClusterMsg) {
-        match msg.0 {
+        match *msg.0 {
             Inner::Beat => {
                 let c = self.cluster();
                 let every = c.config.roster_ttl / 3;
@@ -659,7 +664,11 @@ impl ChatRoom {
                     self.retry_roster(ctx);
                 }
                 let me = ctx.me();
-                ctx.send_after(me, RoomMsg::Cluster(ClusterMsg(Inner::Beat)), every);
+                ctx.send_after(
+                    me,
+                    RoomMsg::Cluster(ClusterMsg(Box::new(Inner::Beat))),
+                    every,
+                );
             }
             Inner::Beaten(result) => {
                 self.cluster().beating = false;
@@ -1202,7 +1211,7 @@ impl ChatRoom {
         ctx.request_timeout(
             publisher,
             move |r| RedisMsg::Command(words, Some(r)),
-            |_| RoomMsg::Cluster(ClusterMsg(Inner::Departed)),
+            |_| RoomMsg::Cluster(ClusterMsg(Box::new(Inner::Departed))),
             Duration::from_secs(1),
         );
     }

@@ -143,14 +143,15 @@ pub enum RoomMsg {
     /// the user's agent.
     Users(Reply<Vec<(String, ActorId)>>),
     /// From the room's Redis connections (a room shared through Redis).
-    Redis(RedisEvent),
+    /// Boxed, so that a room's message stays as small as without Redis.
+    Redis(Box<RedisEvent>),
     /// The room's own Redis bookkeeping.
     Cluster(ClusterMsg),
 }
 
 impl From<RedisEvent> for RoomMsg {
     fn from(e: RedisEvent) -> Self {
-        RoomMsg::Redis(e)
+        RoomMsg::Redis(Box::new(e))
     }
 }
 
@@ -706,7 +707,7 @@ impl Actor for ChatRoom {
             }
             RoomMsg::Redis(event) => {
                 if self.cluster.is_some() {
-                    self.redis_event(ctx, event);
+                    self.redis_event(ctx, *event);
                 }
             }
             RoomMsg::Cluster(msg) => {
