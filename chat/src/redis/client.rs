@@ -241,7 +241,7 @@ impl RedisClient {
         words: Vec<Bytes>,
         slot: Slot,
     ) {
-        sock.send(ctx, command(words));
+        sock.send(ctx, command(&words));
         if self.waiting.is_empty() {
             self.front_since = ctx.now();
         }

@@ -53,6 +53,7 @@ use credit_actors::{ActorId, Addr, Ctx, RequestError};
 use super::{ChatRoom, RoomMsg, User};
 use crate::agent::{AgentMsg, UserAgent};
 use crate::protocol;
+use crate::redis::resp::put_decimal;
 use crate::redis::{Frame, RedisClient, RedisConfig, RedisEvent, RedisMsg};
 
 /// What every user is told, once, when the room's Redis is lost.
@@ -1108,12 +1109,22 @@ impl ChatRoom {
     pub(super) fn cluster_say(&mut self, ctx: &mut Ctx<'_, Self>, key: usize, text: &str) {
         let uid = self.users[key].arrival;
         let c = self.cluster();
-        let uid_s = uid.to_string();
-        let len = 7 + c.sid.len() + uid_s.len() + text.len();
+        // `says <owner> <text>`, the owner being `<sid> <uid>`.
+        let mut payload = BytesMut::with_capacity(32 + c.sid.len() + text.len());
+        payload.put_slice(b"says ");
+        payload.put_slice(c.sid.as_bytes());
+        payload.put_u8(b' ');
+        put_decimal(&mut payload, uid);
         // Not in the roster (being registered again after an outage, or
         // taken out while this server was thought lost): its line would
         // not be told.
-        let absent = c.mirror.name(&c.owner(uid)).is_none();
+        let absent = std::str::from_utf8(&payload[5..])
+            .ok()
+            .and_then(|owner| c.mirror.name(owner))
+            .is_none();
+        payload.put_u8(b' ');
+        payload.put_slice(text.as_bytes());
+        let len = payload.len();
         if let Some(why) = c.refusal_now(len).or(absent.then_some(UNAVAILABLE)) {
             self.refuse(ctx, key, why);
             return;
@@ -1124,13 +1135,6 @@ impl ChatRoom {
         let seq = c.seq;
         let what = Awaiting::Says;
         c.awaiting.insert(uid, Pending { seq, what });
-        let mut payload = BytesMut::with_capacity(len);
-        payload.put_slice(b"says ");
-        payload.put_slice(c.sid.as_bytes());
-        payload.put_u8(b' ');
-        payload.put_slice(uid_s.as_bytes());
-        payload.put_u8(b' ');
-        payload.put_slice(text.as_bytes());
         let words = vec![
             Bytes::from_static(b"PUBLISH"),
             c.channel.clone(),
