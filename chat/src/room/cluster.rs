@@ -430,6 +430,9 @@ pub(super) struct Cluster {
     beating: bool,
     /// Users whose registration was sent again and not yet answered.
     rejoining: HashSet<u64>,
+    /// Users and newcomers whose `JOIN` is on the wire: their lines,
+    /// sent after it on the same connection, come after their arrival.
+    registering: HashSet<u64>,
     /// Users and newcomers whose registration failed: again at the next
     /// refresh.
     retry: HashSet<u64>,
@@ -477,6 +480,7 @@ impl Cluster {
             seq: 0,
             beating: false,
             rejoining: HashSet::new(),
+            registering: HashSet::new(),
             retry: HashSet::new(),
             queue: VecDeque::new(),
             roster_busy: 0,
@@ -944,6 +948,7 @@ impl ChatRoom {
             c.roster_busy += 1;
             match op {
                 RosterOp::Join(uid, name) => {
+                    c.registering.insert(uid);
                     let words = c.eval(
                         join_script(),
                         &[uid.to_string().as_bytes(), name.as_bytes()],
@@ -978,8 +983,10 @@ impl ChatRoom {
             }
         };
         if !reply.as_ref().is_some_and(|(_, fresh)| *fresh) {
-            // A fresh registration is still waiting for its arrival.
+            // A fresh registration is still waiting for its arrival (and
+            // the user's lines may go: Redis has carried it out).
             c.rejoining.remove(&uid);
+            c.registering.remove(&uid);
         }
         let Some((name, fresh)) = reply else {
             // Tried again at the next refresh (or once the room is back).
@@ -1115,13 +1122,14 @@ impl ChatRoom {
         payload.put_slice(c.sid.as_bytes());
         payload.put_u8(b' ');
         put_decimal(&mut payload, uid);
-        // Not in the roster (being registered again after an outage, or
-        // taken out while this server was thought lost): its line would
-        // not be told.
-        let absent = std::str::from_utf8(&payload[5..])
-            .ok()
-            .and_then(|owner| c.mirror.name(owner))
-            .is_none();
+        // Not in the roster (taken out while this server was thought
+        // lost, or its registration not sent yet): its line would not be
+        // told. One whose registration is on the wire goes after it.
+        let absent = !c.registering.contains(&uid)
+            && std::str::from_utf8(&payload[5..])
+                .ok()
+                .and_then(|owner| c.mirror.name(owner))
+                .is_none();
         payload.put_u8(b' ');
         payload.put_slice(text.as_bytes());
         let len = payload.len();
@@ -1233,6 +1241,7 @@ impl ChatRoom {
         // Registrations go again once the room is back; departures stay.
         c.queue.retain(|op| matches!(op, RosterOp::Leave(..)));
         c.rejoining.clear();
+        c.registering.clear();
         c.retry.clear();
         let waiting: Vec<usize> = c
             .awaiting
@@ -1322,6 +1331,7 @@ impl ChatRoom {
             Kind::Arrived(name) => {
                 if ours {
                     let c = self.cluster();
+                    c.registering.remove(&uid);
                     if c.newcomers.contains_key(&uid) {
                         self.enter(ctx, uid, name);
                     } else if let Some(&key) = c.by_uid.get(&uid) {

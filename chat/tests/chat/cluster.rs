@@ -167,6 +167,9 @@ fn redis_going_away_is_told_lines_are_refused_and_chat_resumes() {
         u.expect(&[ROOM_BACK]);
         assert!(u.line().starts_with("present:"));
     }
+    // Said as soon as the room is back, while the servers are registering
+    // their users again: refused by no one.
+    users[1].say("right away");
     assert_eq!(newcomer.read_line(), ROOM_BACK);
     let you = newcomer.read_line();
     let name = you.strip_prefix("you are ").expect("you are").to_string();
@@ -181,15 +184,19 @@ fn redis_going_away_is_told_lines_are_refused_and_chat_resumes() {
     let mut peers = users.iter_mut().map(|u| &mut u.peer).collect::<Vec<_>>();
     peers.push(&mut newcomer);
     for (i, peer) in peers.into_iter().enumerate() {
-        loop {
+        // The newcomer may have entered after it.
+        let (mut back, mut right_away) = (false, i == 2);
+        while !(back && right_away) {
             let line = peer.read_line();
             if let Some(said) = line.strip_suffix(" says 'back again'") {
                 assert_eq!(said, names[0]);
-                break;
-            }
-            match line.strip_prefix("you are ") {
-                Some(new) => names[i] = new.to_string(),
-                None => assert!(line.ends_with(" arrived"), "{line}"),
+                back = true;
+            } else if line.ends_with(" says 'right away'") {
+                right_away = true;
+            } else if let Some(new) = line.strip_prefix("you are ") {
+                names[i] = new.to_string();
+            } else {
+                assert!(line.ends_with(" arrived"), "{line}");
             }
         }
     }
