@@ -25,6 +25,11 @@ fn server(redis: &RedisServer, name: &str, extra: &[&str]) -> ServerProc {
     ServerProc::start(BIN, &args)
 }
 
+/// Servers `a` and `b` sharing the room through `redis`, each with `extra`.
+fn two(redis: &RedisServer, extra: &[&str]) -> (ServerProc, ServerProc) {
+    (server(redis, "a", extra), server(redis, "b", extra))
+}
+
 /// Users joining the servers at `addrs` in turn; each earlier user hears
 /// each later one arrive.
 fn users_at(addrs: &[std::net::SocketAddr]) -> Vec<User> {
@@ -55,7 +60,7 @@ fn every_user_on_every_server_sees_every_line_in_one_order() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let (a, b) = (server(&redis, "a", &[]), server(&redis, "b", &[]));
+    let (a, b) = two(&redis, &[]);
     let mut users = users_at(&[a.addr(), b.addr(), a.addr(), b.addr()]);
     const ROUNDS: usize = 25;
     for round in 0..ROUNDS {
@@ -89,7 +94,7 @@ fn present_and_who_list_the_users_of_every_server() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let (a, b) = (server(&redis, "a", &[]), server(&redis, "b", &[]));
+    let (a, b) = two(&redis, &[]);
     // `users_at` checks each newcomer's `present:` line.
     let mut users = users_at(&[a.addr(), b.addr(), b.addr()]);
     let all = credit_chat::protocol::present(users.iter().map(|u| u.name.as_str()));
@@ -104,7 +109,7 @@ fn a_nick_race_between_two_servers_has_exactly_one_winner() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let (a, b) = (server(&redis, "a", &[]), server(&redis, "b", &[]));
+    let (a, b) = two(&redis, &[]);
     let mut users = users_at(&[a.addr(), b.addr()]);
     for round in 0..5 {
         let want = format!("zed{round}");
@@ -149,7 +154,7 @@ fn redis_going_away_is_told_lines_are_refused_and_chat_resumes() {
     let Some(mut redis) = RedisServer::start() else {
         return;
     };
-    let (a, b) = (server(&redis, "a", &[]), server(&redis, "b", &[]));
+    let (a, b) = two(&redis, &[]);
     let mut users = users_at(&[a.addr(), b.addr()]);
     redis.kill();
     for u in &mut users {
@@ -215,7 +220,7 @@ fn a_killed_servers_users_are_announced_left_by_the_others() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let (a, b) = (server(&redis, "a", &[]), server(&redis, "b", &[]));
+    let (a, b) = two(&redis, &[]);
     let mut users = users_at(&[a.addr(), b.addr(), b.addr()]);
     kill(&b, "-KILL");
     // Within the roster's TTL (1 s) and a refresh (a third of it), well
@@ -239,10 +244,7 @@ fn a_server_stopping_announces_its_users_left_at_once() {
         return;
     };
     // A long TTL: the announcement cannot be the reaper's.
-    let (a, b) = (
-        server(&redis, "a", &["--roster-ttl", "60"]),
-        server(&redis, "b", &["--roster-ttl", "60"]),
-    );
+    let (a, b) = two(&redis, &["--roster-ttl", "60"]);
     let mut users = users_at(&[a.addr(), b.addr()]);
     b.sigterm();
     users[1].expect(&[credit_chat::protocol::SHUTTING_DOWN]);
@@ -284,7 +286,7 @@ fn a_users_own_line_comes_back_before_what_its_next_line_is_told() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let (a, b) = (server(&redis, "a", &[]), server(&redis, "b", &[]));
+    let (a, b) = two(&redis, &[]);
     let mut users = users_at(&[a.addr(), b.addr()]);
     let name = users[0].name.clone();
     let present = credit_chat::protocol::present(users.iter().map(|u| u.name.as_str()));
@@ -430,10 +432,7 @@ fn a_departure_during_an_outage_is_announced_when_redis_is_back() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let (a, b) = (
-        server(&redis, "a", &["--roster-ttl", "60"]),
-        server(&redis, "b", &["--roster-ttl", "60"]),
-    );
+    let (a, b) = two(&redis, &["--roster-ttl", "60"]);
     let mut users = users_at(&[a.addr(), b.addr()]);
     // Redis refuses the servers for a while (their connections cut, their
     // new ones not authenticated).
