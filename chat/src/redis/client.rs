@@ -177,7 +177,7 @@ impl RedisClient {
             sock: None,
             up: false,
             told_down: false,
-            reader: Reader::default(),
+            reader: Reader::with_lines_up_to(MAX_LINE - 2),
             cutting: Want::Line,
             waiting: VecDeque::new(),
             front_since: Instant::now(),
@@ -201,7 +201,7 @@ impl RedisClient {
     /// The handshake: every step gets its reply slot, and the owner hears
     /// of the connection only once the last one has succeeded.
     fn connected(&mut self, ctx: &mut Ctx<'_, Self>, sock: Addr<Socket>) {
-        self.reader = Reader::default();
+        self.reader = Reader::with_lines_up_to(MAX_LINE - 2);
         self.cutting = Want::Line;
         self.waiting.clear();
         sock.set_mode(ctx, Mode::Binary(Delimiter::crlf()));

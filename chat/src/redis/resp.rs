@@ -7,6 +7,11 @@
 //! to [`Reader::line`] or [`Reader::bytes`]. A bulk string that arrives in
 //! one unit is kept as that unit's shared bytes, without a copy; one split
 //! over several reads is gathered into one buffer.
+//!
+//! A reader made with [`Reader::with_lines_up_to`] reads a bulk string no
+//! longer than a line as lines: the socket stays in line mode (no switch
+//! of its mode for each string, two messages each way saved), and a
+//! payload that holds CRLFs arrives as several lines, joined again.
 
 use bytes::{Bytes, BytesMut};
 
@@ -79,9 +84,23 @@ pub struct Reader {
     /// (bounded by [`MAX_ARRAY`] and [`MAX_REPLY`]).
     items: usize,
     bytes: usize,
+    /// Bulk strings up to this long are read as lines (0: never).
+    line_limit: usize,
+    /// A bulk string being read as lines: payload bytes still due, and
+    /// what came in more than one line.
+    bulk_lines: Option<(usize, Option<BytesMut>)>,
 }
 
 impl Reader {
+    /// A reader that reads bulk strings of at most `limit` bytes (and their
+    /// CRLF) as lines; the socket's lines must be allowed `limit` bytes.
+    pub fn with_lines_up_to(limit: usize) -> Reader {
+        Reader {
+            line_limit: limit,
+            ..Reader::default()
+        }
+    }
+
     /// How the socket must cut the next unit.
     pub fn want(&self) -> Want {
         match &self.bulk {
@@ -95,6 +114,9 @@ impl Reader {
     pub fn line(&mut self, line: Bytes) -> Result<Option<Frame>, RespError> {
         if self.bulk.is_some() {
             return Err(RespError("a line where bulk bytes were due"));
+        }
+        if let Some((due, gathered)) = self.bulk_lines.take() {
+            return self.bulk_line(due, gathered, line);
         }
         let (&kind, rest) = line.split_first().ok_or(RespError("an empty line"))?;
         let body = line.slice(1..);
@@ -112,7 +134,11 @@ impl Reader {
                     return Err(RespError("reply larger than the limit"));
                 } else {
                     self.bytes += n as usize;
-                    self.bulk = Some((n as usize + 2, None, None));
+                    if n as usize <= self.line_limit {
+                        self.bulk_lines = Some((n as usize, None));
+                    } else {
+                        self.bulk = Some((n as usize + 2, None, None));
+                    }
                     return Ok(None);
                 }
             }
@@ -177,6 +203,35 @@ impl Reader {
         }
         all.truncate(all.len() - 2);
         Ok(self.complete(Frame::Bulk(Some(all))))
+    }
+
+    /// A line of a bulk string read as lines, `due` payload bytes still
+    /// to come: the last one if it is exactly that long; otherwise the
+    /// payload held a CRLF there, and more follows.
+    fn bulk_line(
+        &mut self,
+        due: usize,
+        gathered: Option<BytesMut>,
+        line: Bytes,
+    ) -> Result<Option<Frame>, RespError> {
+        if line.len() == due {
+            let all = match gathered {
+                Some(mut b) => {
+                    b.extend_from_slice(&line);
+                    b.freeze()
+                }
+                None => line,
+            };
+            return Ok(self.complete(Frame::Bulk(Some(all))));
+        }
+        if line.len() + 2 > due {
+            return Err(RespError("bulk string not followed by CRLF"));
+        }
+        let mut b = gathered.unwrap_or_else(|| BytesMut::with_capacity(due + 2));
+        b.extend_from_slice(&line);
+        b.extend_from_slice(b"\r\n");
+        self.bulk_lines = Some((due - line.len() - 2, Some(b)));
+        Ok(None)
     }
 
     /// Puts a finished frame into the array being filled, or returns it.
@@ -248,7 +303,10 @@ mod tests {
     /// Feeds `input` as a socket would, cutting bulk payloads into pieces
     /// of at most `piece` bytes.
     fn read_all(input: &[u8], piece: usize) -> Result<Vec<Frame>, RespError> {
-        let mut r = Reader::default();
+        read_with(Reader::default(), input, piece)
+    }
+
+    fn read_with(mut r: Reader, input: &[u8], piece: usize) -> Result<Vec<Frame>, RespError> {
         let mut rest = Bytes::copy_from_slice(input);
         let mut out = Vec::new();
         while !rest.is_empty() {
@@ -296,6 +354,31 @@ mod tests {
         for piece in [1, 2, 3, 7, 1000] {
             assert_eq!(read_all(input, piece).unwrap(), want, "pieces of {piece}");
         }
+        // Bulk strings read as lines, CRLFs in them or not; longer ones
+        // still by length.
+        for limit in [0, 4, 5, 1000] {
+            let r = Reader::with_lines_up_to(limit);
+            assert_eq!(read_with(r, input, 3).unwrap(), want, "lines up to {limit}");
+        }
+    }
+
+    #[test]
+    fn bulk_strings_read_as_lines_keep_their_crlfs_and_refuse_a_missing_one() {
+        let cases: [&[u8]; 5] = [b"\r\n", b"a\r\n", b"\r\n\r\nb", b"a\rb\nc\r", b"x"];
+        for payload in cases {
+            let mut input = format!("${}\r\n", payload.len()).into_bytes();
+            input.extend_from_slice(payload);
+            input.extend_from_slice(b"\r\n:7\r\n");
+            let got = read_with(Reader::with_lines_up_to(64), &input, 1).unwrap();
+            let want = vec![
+                Frame::Bulk(Some(Bytes::copy_from_slice(payload))),
+                Frame::Integer(7),
+            ];
+            assert_eq!(got, want, "{payload:?}");
+        }
+        // Announced 3, but the line runs on: not RESP.
+        let err = read_with(Reader::with_lines_up_to(64), b"$3\r\nabcd\r\n", 1);
+        assert_eq!(err, Err(RespError("bulk string not followed by CRLF")));
     }
 
     #[test]
