@@ -387,13 +387,17 @@ impl Actor for EchoSession {
                 ctx.stop();
             }
             SessionMsg::Socket(SocketEvent::Proxied(conn, header)) => match header.source {
-                Some(client) if !header.is_local() => {
-                    info!(
-                        "Connection {conn} from {client} (PROXY v{})",
-                        header.version
-                    )
+                _ if header.is_local() => {
+                    debug!("Connection {conn}: the proxy's own (health check)")
                 }
-                _ => debug!("Connection {conn}: the proxy's own (health check)"),
+                Some(client) => info!(
+                    "Connection {conn} from {client} (PROXY v{})",
+                    header.version
+                ),
+                None => info!(
+                    "Connection {conn} through the proxy, no client address (PROXY v{})",
+                    header.version
+                ),
             },
             SessionMsg::Socket(SocketEvent::Connected(..)) => {}
         }

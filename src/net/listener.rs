@@ -585,9 +585,17 @@ impl Listener {
             None => None,
             Some(h) => h.pick(ctx, leaving).map(|t| (t.events, t.conns)),
         };
+        // Trusted proxies send a header first (the untrusted were refused
+        // at accept where one is required).
+        let proxied = self
+            .socket_config
+            .proxy
+            .as_deref()
+            .is_some_and(|p| p.trusts(peer.ip()));
         let Some((events, conns)) = chosen else {
             ctx.core().add_load(1);
-            let sock = Socket::accepted(stream, self.conn_controller, self.socket_config.clone());
+            let config = self.socket_config.clone();
+            let sock = Socket::accepted(stream, self.conn_controller, config, proxied);
             let sock = ctx.spawn(sock);
             self.emit(ctx, ListenerEvent::Accepted(me, sock, peer));
             return;
@@ -595,13 +603,14 @@ impl Listener {
         let r = events.id().reactor();
         ctx.core().add_load_to(r, 1);
         if r == ctx.reactor() {
-            let sock = ctx.spawn(Socket::accepted(stream, conns, self.socket_config.clone()));
+            let config = self.socket_config.clone();
+            let sock = ctx.spawn(Socket::accepted(stream, conns, config, proxied));
             ctx.send(events, ListenerEvent::Accepted(me, sock, peer));
             return;
         }
         let config = SocketConfig::clone(&self.socket_config);
         let posted = ctx.core().post_to(r, move |core| {
-            let sock = core.spawn(Socket::accepted(stream, conns, Rc::new(config)));
+            let sock = core.spawn(Socket::accepted(stream, conns, Rc::new(config), proxied));
             core.send(events, ListenerEvent::Accepted(me, sock, peer));
         });
         if !posted {
@@ -684,23 +693,20 @@ impl Listener {
                 }
             }
             let accepted = socket.accept();
-            if accepted.is_err() {
+            let let_in = matches!(&accepted, Ok((_, peer)) if !self.untrusted(peer));
+            if !let_in {
                 if let Some(slots) = &slots {
                     // Nothing let in: the slot goes back (to whoever waits).
                     slots.free(ctx);
                 }
             }
             match accepted {
-                Ok((stream, peer)) if self.untrusted(&peer) => {
-                    // Refused before it costs a socket, a session or a
-                    // unit of credit; its slot, if any, goes back.
+                Ok((_, peer)) if !let_in => {
+                    // Refused (closed, dropped here) before it costs a
+                    // socket, a session or a unit of credit.
                     let e = crate::net::ProxyError::Untrusted(peer.ip());
                     let now = ctx.now();
                     ctx.local::<NetLocal>().proxy.refused(now, Some(peer), &e);
-                    drop(stream);
-                    if let Some(slots) = &slots {
-                        slots.free(ctx);
-                    }
                 }
                 Ok((stream, peer)) => {
                     self.credit -= 1;

@@ -279,7 +279,8 @@ fn a_flood_of_refusals_is_logged_ten_a_second_and_summed_up() {
         one as u64 + summed == 31
     });
     let (one, _) = count(&server);
-    assert!(one < 31, "{one} refusals logged one by one");
+    // Ten a second: the burst and the one after it span two windows.
+    assert!(one <= 20, "{one} refusals logged one by one");
     server.sigterm_settled();
     let (status, _) = server.finish(WAIT);
     assert_eq!(status.code(), Some(0));

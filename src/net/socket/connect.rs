@@ -150,10 +150,7 @@ impl Socket {
                 }
                 // The peer's first bytes, and its FIN, may come with the
                 // connect's own event: no later edge will say so.
-                self.may_read = true;
-                if ready.is_read_closed() || ready.is_error() {
-                    self.set(flags::READ_CLOSED);
-                }
+                self.note_readable(ready);
                 self.pump(ctx);
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected && !ready.is_error() => {

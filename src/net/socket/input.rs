@@ -284,7 +284,7 @@ impl Socket {
     /// Adds the units delivered since the last call to the reactor's socket
     /// counters: once per batch, not per unit.
     #[inline]
-    pub(super) fn count_units(&mut self, _ctx: &mut Ctx<'_, Self>) {
+    fn count_units(&mut self, _ctx: &mut Ctx<'_, Self>) {
         metric! {
             if self.units_out > 0 {
                 _ctx.local::<NetLocal>().stats.units += u64::from(self.units_out);

@@ -365,7 +365,7 @@ pub struct Socket {
 
 /// The parts of a socket that only some sockets use: those that connect,
 /// that have timeouts, or that change their line terminator.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(crate) struct Cold {
     /// The peer's address, for a socket that connected (an accepted one
     /// reports its peer in `ListenerEvent::Accepted`).
@@ -482,16 +482,26 @@ impl Socket {
 
     /// A socket over an accepted stream. Used by the listener, which
     /// reports the peer's address in `ListenerEvent::Accepted`.
+    /// `proxied`: the listener found the peer among the trusted proxies
+    /// of the configuration's PROXY policy, so a header comes first.
     pub(crate) fn accepted(
         stream: TcpStream,
         controller: Recipient<SocketEvent>,
         config: Rc<SocketConfig>,
+        proxied: bool,
     ) -> Socket {
-        let state = match config.proxy {
-            Some(_) => State::Proxy,
-            None => State::Open,
-        };
+        let state = if proxied { State::Proxy } else { State::Open };
         Socket::new(Some(stream), state, controller, config)
+    }
+
+    /// Input may be read; a reported read-close is noted (no later edge
+    /// will say it).
+    #[inline]
+    fn note_readable(&mut self, ready: Ready) {
+        self.may_read = true;
+        if ready.is_read_closed() || ready.is_error() {
+            self.set(flags::READ_CLOSED);
+        }
     }
 
     /// True for a socket that connects (or connected) out, rather than one
@@ -734,10 +744,7 @@ impl Socket {
             self.flush(ctx);
         }
         if ready.is_readable() && !self.has(flags::EOF) {
-            self.may_read = true;
-            if ready.is_read_closed() || ready.is_error() {
-                self.set(flags::READ_CLOSED);
-            }
+            self.note_readable(ready);
             self.pump(ctx);
         } else if ready.is_wake() {
             // Credit arrived in place (`Core::direct`) while input waited,

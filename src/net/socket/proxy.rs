@@ -10,24 +10,34 @@ use bytes::Buf;
 use crate::actor::Ctx;
 use crate::net::local::NetLocal;
 use crate::net::proxy::{self, Parsed, ProxyError};
-use crate::net::socket::{flags, CloseReason, Cmd, Socket, SocketEvent, SocketMsg, State};
+use crate::net::socket::{flags, CloseReason, Cmd, Cold, Socket, SocketEvent, SocketMsg, State};
 
 impl Socket {
-    /// At start: lets an untrusted source through as it is (headers
-    /// optional: the listener has already refused it where they are
-    /// required); otherwise arms the header's timeout.
+    /// At start (the listener found the peer trusted): arms the header's
+    /// timeout.
     pub(super) fn start_proxy(&mut self, ctx: &mut Ctx<'_, Self>) {
-        let Some(policy) = self.config.proxy.clone() else {
+        let Some(timeout) = self.config.proxy.as_deref().map(|p| p.timeout) else {
             self.state = State::Open;
             return;
         };
-        if !self.peer_addr().is_some_and(|p| policy.trusts(p.ip())) {
-            self.state = State::Open;
-            return;
-        }
         let me = ctx.me();
-        let timer = ctx.send_after(me, SocketMsg(Cmd::ProxyTimeout), policy.timeout);
+        let timer = ctx.send_after(me, SocketMsg(Cmd::ProxyTimeout), timeout);
         self.cold().proxy_timer = Some(timer);
+    }
+
+    /// The header stage is over: the socket is open, its timer cancelled,
+    /// and the cold part that only held the timer let go (so the
+    /// connection's lines cost what they cost without PROXY).
+    fn end_proxy(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.state = State::Open;
+        if let Some(cold) = self.cold.as_deref_mut() {
+            if let Some(t) = cold.proxy_timer.take() {
+                ctx.cancel_timer(t);
+            }
+            if *cold == Cold::default() {
+                self.cold = None;
+            }
+        }
     }
 
     /// Reads until the header is whole, then hands on to the usual path.
@@ -40,10 +50,7 @@ impl Socket {
             match proxy::parse(&self.rbuf) {
                 Ok(Parsed::Done(header, used)) => {
                     self.rbuf.advance(used);
-                    self.state = State::Open;
-                    if let Some(t) = self.cold.as_deref_mut().and_then(|c| c.proxy_timer.take()) {
-                        ctx.cancel_timer(t);
-                    }
+                    self.end_proxy(ctx);
                     let net = ctx.local::<NetLocal>();
                     net.proxy.headers += 1;
                     net.proxy.local += u64::from(header.is_local());
@@ -53,10 +60,7 @@ impl Socket {
                     return;
                 }
                 Err(ProxyError::Missing) if !required => {
-                    self.state = State::Open;
-                    if let Some(t) = self.cold.as_deref_mut().and_then(|c| c.proxy_timer.take()) {
-                        ctx.cancel_timer(t);
-                    }
+                    self.end_proxy(ctx);
                     self.pump(ctx);
                     return;
                 }
