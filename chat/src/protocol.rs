@@ -36,7 +36,7 @@ pub enum Input<'a> {
 /// Reads a user's line. A trailing CR (from telnet) is dropped first.
 pub fn parse(line: &str) -> Input<'_> {
     let line = line.strip_suffix('\r').unwrap_or(line);
-    if line.chars().any(is_control) {
+    if !is_clean(line) {
         // Terminal escapes and the like would reach every user's screen.
         return Input::Error("control characters are not allowed (tab is)".into());
     }
@@ -103,6 +103,21 @@ pub fn says(name: &str, text: &str) -> String {
     }
     line.push('\'');
     line
+}
+
+/// `you are <name>`: a newcomer's (or a renamed user's) own name.
+pub fn you_are(name: &str) -> String {
+    format!("you are {name}")
+}
+
+/// `<name> arrived`.
+pub fn arrived(name: &str) -> String {
+    format!("{name} arrived")
+}
+
+/// `<old> is now known as <new>`.
+pub fn now_known_as(old: &str, new: &str) -> String {
+    format!("{old} is now known as {new}")
 }
 
 /// `present:` followed by each name, separated by single spaces.

@@ -77,9 +77,9 @@ pub const MAX_REPLY: usize = 64 << 20;
 pub struct Reader {
     /// Arrays being filled: their elements so far, and how many are due.
     stack: Vec<(Vec<Frame>, usize)>,
-    /// A bulk string being read: what is due (payload and CRLF), and what
-    /// came in more than one unit.
-    bulk: Option<(usize, Option<BytesMut>, Option<Bytes>)>,
+    /// A bulk string being read by length: what is due (payload and
+    /// CRLF), and what came so far.
+    bulk: Option<(usize, BytesMut)>,
     /// Elements and bulk bytes announced so far in the reply being read
     /// (bounded by [`MAX_ARRAY`] and [`MAX_REPLY`]).
     items: usize,
@@ -104,7 +104,7 @@ impl Reader {
     /// How the socket must cut the next unit.
     pub fn want(&self) -> Want {
         match &self.bulk {
-            Some((due, _, _)) => Want::Bytes(*due),
+            Some((due, _)) => Want::Bytes(*due),
             None => Want::Line,
         }
     }
@@ -137,7 +137,7 @@ impl Reader {
                     if n as usize <= self.line_limit {
                         self.bulk_lines = Some((n as usize, None));
                     } else {
-                        self.bulk = Some((n as usize + 2, None, None));
+                        self.bulk = Some((n as usize + 2, BytesMut::new()));
                     }
                     return Ok(None);
                 }
@@ -168,35 +168,27 @@ impl Reader {
     /// Bytes of a bulk string (payload, then CRLF), at most what
     /// [`want`](Reader::want) said.
     pub fn bytes(&mut self, chunk: Bytes) -> Result<Option<Frame>, RespError> {
-        let Some((due, mut gathered, whole)) = self.bulk.take() else {
+        let Some((due, mut gathered)) = self.bulk.take() else {
             return Err(RespError("bulk bytes where a line was due"));
         };
         if chunk.len() > due {
             return Err(RespError("more bulk bytes than due"));
         }
         let due = due - chunk.len();
-        let (gathered, whole) = match (gathered.take(), whole) {
-            (None, None) if due == 0 => (None, Some(chunk)),
-            (None, None) => {
+        let mut all = if gathered.is_empty() && due == 0 {
+            // Whole in one unit: its bytes, not a copy.
+            chunk
+        } else {
+            if gathered.is_empty() {
                 // Grown as bytes come, not reserved on the header's word.
-                let mut b = BytesMut::with_capacity((chunk.len() + due).min(64 * 1024));
-                b.extend_from_slice(&chunk);
-                (Some(b), None)
+                gathered.reserve((chunk.len() + due).min(64 * 1024));
             }
-            (Some(mut b), _) => {
-                b.extend_from_slice(&chunk);
-                (Some(b), None)
+            gathered.extend_from_slice(&chunk);
+            if due > 0 {
+                self.bulk = Some((due, gathered));
+                return Ok(None);
             }
-            (None, Some(w)) => (None, Some(w)),
-        };
-        if due > 0 {
-            self.bulk = Some((due, gathered, whole));
-            return Ok(None);
-        }
-        let mut all = match (gathered, whole) {
-            (Some(b), _) => b.freeze(),
-            (None, Some(w)) => w,
-            (None, None) => Bytes::new(),
+            gathered.freeze()
         };
         if !all.ends_with(b"\r\n") {
             return Err(RespError("bulk string not followed by CRLF"));

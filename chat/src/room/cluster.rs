@@ -420,16 +420,12 @@ pub(super) struct Cluster {
     tokens: u64,
     mirror: Mirror,
     newcomers: HashMap<u64, Newcomer>,
-    /// The room's users by their number (`User::arrival`).
-    by_uid: HashMap<u64, usize>,
     /// Users whose next line waits for their last one's event.
     awaiting: HashMap<u64, Pending>,
     /// Numbers the lines sent.
     seq: u64,
     /// A `BEAT` is on its way.
     beating: bool,
-    /// Users whose registration was sent again and not yet answered.
-    rejoining: HashSet<u64>,
     /// Users and newcomers whose `JOIN` is on the wire: their lines,
     /// sent after it on the same connection, come after their arrival.
     registering: HashSet<u64>,
@@ -475,11 +471,9 @@ impl Cluster {
             tokens: 0,
             mirror: Mirror::default(),
             newcomers: HashMap::new(),
-            by_uid: HashMap::new(),
             awaiting: HashMap::new(),
             seq: 0,
             beating: false,
-            rejoining: HashSet::new(),
             registering: HashSet::new(),
             retry: HashSet::new(),
             queue: VecDeque::new(),
@@ -911,7 +905,7 @@ impl ChatRoom {
         for uid in retry {
             if self.cluster().newcomers.contains_key(&uid) {
                 self.send_join(ctx, uid, Rc::from(""));
-            } else if let Some(&key) = self.cluster().by_uid.get(&uid) {
+            } else if let Some(&key) = self.order.get(&uid) {
                 let name = self.users[key].name.clone();
                 self.send_join(ctx, uid, name);
             }
@@ -920,11 +914,8 @@ impl ChatRoom {
 
     fn send_join(&mut self, ctx: &mut Ctx<'_, Self>, uid: u64, name: Rc<str>) {
         let c = self.cluster();
-        match c.newcomers.get_mut(&uid) {
-            Some(n) => n.sent = true,
-            None => {
-                c.rejoining.insert(uid);
-            }
+        if let Some(n) = c.newcomers.get_mut(&uid) {
+            n.sent = true;
         }
         c.queue.push_back(RosterOp::Join(uid, name));
         self.pump(ctx);
@@ -974,6 +965,7 @@ impl ChatRoom {
     }
 
     fn joined(&mut self, ctx: &mut Ctx<'_, Self>, uid: u64, result: Result<Frame, RequestError>) {
+        let here = self.order.get(&uid).copied();
         let c = self.cluster();
         let reply = match outcome(result) {
             Ok(frame) => joined(&frame).map(|(n, fresh)| (n.to_owned(), fresh)),
@@ -985,12 +977,11 @@ impl ChatRoom {
         if !reply.as_ref().is_some_and(|(_, fresh)| *fresh) {
             // A fresh registration is still waiting for its arrival (and
             // the user's lines may go: Redis has carried it out).
-            c.rejoining.remove(&uid);
             c.registering.remove(&uid);
         }
         let Some((name, fresh)) = reply else {
             // Tried again at the next refresh (or once the room is back).
-            if c.is_up() && (c.newcomers.contains_key(&uid) || c.by_uid.contains_key(&uid)) {
+            if c.is_up() && (c.newcomers.contains_key(&uid) || here.is_some()) {
                 c.retry.insert(uid);
             }
             return;
@@ -1006,12 +997,19 @@ impl ChatRoom {
         if c.mirror.name(&owner).is_none() {
             c.mirror.insert(&owner, &name);
         }
-        if c.newcomers.contains_key(&uid) {
-            self.enter(ctx, uid, &name);
-        } else if let Some(&key) = c.by_uid.get(&uid) {
+        self.registered(ctx, uid, here, &name);
+    }
+
+    /// User or newcomer `uid` (the room's user `here`, if any) is in the
+    /// roster as `name`: a newcomer enters; a user registered again under
+    /// another name (its own was taken meanwhile) is told its new one.
+    fn registered(&mut self, ctx: &mut Ctx<'_, Self>, uid: u64, here: Option<usize>, name: &str) {
+        if self.cluster().newcomers.contains_key(&uid) {
+            self.enter(ctx, uid, name);
+        } else if let Some(key) = here {
             if *self.users[key].name != *name {
-                self.renamed(key, &name);
-                self.tell(ctx, key, format!("you are {name}").as_bytes());
+                self.renamed(key, name);
+                self.tell(ctx, key, protocol::you_are(name).as_bytes());
             }
         }
     }
@@ -1048,29 +1046,15 @@ impl ChatRoom {
         let Some(n) = self.cluster().newcomers.remove(&uid) else {
             return;
         };
-        self.seal();
-        self.line_to(ctx, n.sock, format!("you are {name}").as_bytes());
         let c = self.cluster();
-        let owner = c.owner(uid);
-        let present = c.mirror.present(&owner);
-        self.line_to(ctx, n.sock, present.as_bytes());
-        let name: Rc<str> = Rc::from(name);
-        let key = self.users.insert(User {
-            name: name.clone(),
-            agent: n.agent,
-            sock: n.sock,
-            arrival: uid,
-            given: self.segments.len(),
-            due: ctx.now(),
-        });
-        self.order.insert(uid, key);
-        self.by_agent.insert(n.agent.id(), key);
-        self.by_name.insert(name.clone(), key);
-        self.cluster().by_uid.insert(uid, key);
-        match n.peer {
-            Some(p) => info!("{name} arrived from {p}"),
-            None => info!("{name} arrived"),
-        }
+        let present = c.mirror.present(&c.owner(uid));
+        self.admit(
+            ctx,
+            uid,
+            (n.agent, n.sock, n.peer),
+            Rc::from(name),
+            &present,
+        );
         // One line at a time: the next is handled once this one's event
         // has come back through the channel, so what the user is told (an
         // error, `/who`) keeps the order of its lines.
@@ -1081,9 +1065,7 @@ impl ChatRoom {
     pub(super) fn cluster_remove(&mut self, ctx: &mut Ctx<'_, Self>, user: &User, why: &str) {
         let uid = user.arrival;
         let c = self.cluster();
-        c.by_uid.remove(&uid);
         c.awaiting.remove(&uid);
-        c.rejoining.remove(&uid);
         c.retry.remove(&uid);
         if !self.closing {
             self.send_leave(ctx, uid, why.to_owned());
@@ -1091,7 +1073,7 @@ impl ChatRoom {
     }
 
     /// A newcomer's agent left or ended before it entered.
-    pub(super) fn newcomer_gone(&mut self, ctx: &mut Ctx<'_, Self>, agent: ActorId) -> bool {
+    pub(super) fn newcomer_gone(&mut self, ctx: &mut Ctx<'_, Self>, agent: ActorId) {
         let c = self.cluster();
         let Some(uid) = c
             .newcomers
@@ -1099,7 +1081,7 @@ impl ChatRoom {
             .find(|(_, n)| n.agent.id() == agent)
             .map(|(&uid, _)| uid)
         else {
-            return false;
+            return;
         };
         let sent = c.newcomers.remove(&uid).is_some_and(|n| n.sent);
         c.retry.remove(&uid);
@@ -1109,7 +1091,6 @@ impl ChatRoom {
             // after it (the two go out in order).
             self.send_leave(ctx, uid, String::new());
         }
-        true
     }
 
     /// A user's line: published, or refused.
@@ -1183,8 +1164,7 @@ impl ChatRoom {
 
     /// Tells user `key` why its line did not go out; its next may come.
     fn refuse(&mut self, ctx: &mut Ctx<'_, Self>, key: usize, why: &str) {
-        self.tell(ctx, key, protocol::error(why).as_bytes());
-        self.next_line(ctx, key);
+        self.answer(ctx, key, &protocol::error(why));
     }
 
     /// `/who`: from the mirror, at this place in the channel's order.
@@ -1195,8 +1175,7 @@ impl ChatRoom {
             return;
         }
         let line = c.mirror.present("");
-        self.tell(ctx, key, line.as_bytes());
-        self.next_line(ctx, key);
+        self.answer(ctx, key, &line);
     }
 
     /// The server stops: it leaves Redis (its users announced as left),
@@ -1240,16 +1219,13 @@ impl ChatRoom {
         c.link = Link::Down;
         // Registrations go again once the room is back; departures stay.
         c.queue.retain(|op| matches!(op, RosterOp::Leave(..)));
-        c.rejoining.clear();
         c.registering.clear();
         c.retry.clear();
-        let waiting: Vec<usize> = c
-            .awaiting
-            .drain()
-            .filter_map(|(uid, _)| c.by_uid.get(&uid).copied())
-            .collect();
-        for key in waiting {
-            self.next_line(ctx, key);
+        let waiting: Vec<u64> = c.awaiting.drain().map(|(uid, _)| uid).collect();
+        for uid in waiting {
+            if let Some(&key) = self.order.get(&uid) {
+                self.next_line(ctx, key);
+            }
         }
         let c = self.cluster();
         if c.told_down || closing {
@@ -1316,7 +1292,14 @@ impl ChatRoom {
         let owner = event.owner;
         match event.kind {
             Kind::Says(text) => {
-                let mine = ours && c_awaits(c, uid, &Awaiting::Says);
+                let mine = ours
+                    && matches!(
+                        c.awaiting.get(&uid),
+                        Some(Pending {
+                            what: Awaiting::Says,
+                            ..
+                        })
+                    );
                 match c.mirror.name(owner) {
                     Some(name) => {
                         let line = protocol::says(name, text);
@@ -1330,39 +1313,32 @@ impl ChatRoom {
             }
             Kind::Arrived(name) => {
                 if ours {
-                    let c = self.cluster();
                     c.registering.remove(&uid);
-                    if c.newcomers.contains_key(&uid) {
-                        self.enter(ctx, uid, name);
-                    } else if let Some(&key) = c.by_uid.get(&uid) {
-                        // Registered again, under another name if its own
-                        // was taken meanwhile.
-                        if c.rejoining.remove(&uid) && *self.users[key].name != *name {
-                            self.renamed(key, name);
-                            self.tell(ctx, key, format!("you are {name}").as_bytes());
-                        }
-                    }
+                    let here = self.order.get(&uid).copied();
+                    self.registered(ctx, uid, here, name);
                 }
                 self.cluster().mirror.insert(owner, name);
-                self.broadcast(ctx, format!("{name} arrived").as_bytes());
+                self.broadcast(ctx, protocol::arrived(name).as_bytes());
             }
             Kind::Nick(old, new) => {
                 c.mirror.rename(owner, new);
-                if ours && c_awaits(c, uid, &Awaiting::Nick(new.to_owned())) {
-                    if let Some(&key) = c.by_uid.get(&uid) {
+                let mine = ours
+                    && matches!(c.awaiting.get(&uid),
+                        Some(Pending { what: Awaiting::Nick(n), .. }) if n == new);
+                if mine {
+                    if let Some(&key) = self.order.get(&uid) {
                         self.renamed(key, new);
-                        info!("{old} is now known as {new}");
                     }
                 }
-                self.broadcast(ctx, format!("{old} is now known as {new}").as_bytes());
-                if ours && c_awaits(self.cluster(), uid, &Awaiting::Nick(new.to_owned())) {
+                self.broadcast(ctx, protocol::now_known_as(old, new).as_bytes());
+                if mine {
                     self.own_event_done(ctx, uid);
                 }
             }
             Kind::Left(name, why) => {
                 c.mirror.remove(owner);
                 if ours {
-                    if let Some(&key) = c.by_uid.get(&uid) {
+                    if let Some(&key) = self.order.get(&uid) {
                         // Taken out while still here (this server was
                         // thought lost): registered again, after a
                         // refresh that makes this server alive again.
@@ -1385,32 +1361,18 @@ impl ChatRoom {
             return;
         }
         c.awaiting.remove(&uid);
-        if let Some(&key) = c.by_uid.get(&uid) {
-            self.tell(ctx, key, line.as_bytes());
-            self.next_line(ctx, key);
+        if let Some(&key) = self.order.get(&uid) {
+            self.answer(ctx, key, line);
         }
     }
 
     /// The user `uid`'s own event came back: its next line may come.
     fn own_event_done(&mut self, ctx: &mut Ctx<'_, Self>, uid: u64) {
-        let c = self.cluster();
-        c.awaiting.remove(&uid);
-        if let Some(&key) = c.by_uid.get(&uid) {
+        self.cluster().awaiting.remove(&uid);
+        if let Some(&key) = self.order.get(&uid) {
             self.next_line(ctx, key);
         }
     }
-
-    fn renamed(&mut self, key: usize, new: &str) {
-        let new: Rc<str> = Rc::from(new);
-        let old = std::mem::replace(&mut self.users[key].name, new.clone());
-        self.by_name.remove(&old);
-        self.by_name.insert(new, key);
-    }
-}
-
-/// The user `uid` waits for this event of its own.
-fn c_awaits(c: &Cluster, uid: u64, what: &Awaiting) -> bool {
-    c.awaiting.get(&uid).is_some_and(|p| p.what == *what)
 }
 
 /// An event from the room's channel, checked: names of the protocol's

@@ -466,32 +466,66 @@ impl ChatRoom {
             return;
         }
         let name = self.fresh_name();
-        // The newcomer hears nothing said before it came: its log starts
-        // after what is already written.
-        self.seal();
-        self.line_to(ctx, sock, format!("you are {name}").as_bytes());
         let present = self.present_line();
-        self.line_to(ctx, sock, present.as_bytes());
         self.arrivals += 1;
+        self.admit(
+            ctx,
+            self.arrivals,
+            (agent, sock, peer),
+            name.clone(),
+            &present,
+        );
+        ctx.monitor(agent.id(), AGENT_MONITOR);
+        self.broadcast(ctx, protocol::arrived(&name).as_bytes());
+        // The user's first lines may come now.
+        self.credit_to(ctx, sock, self.window);
+    }
+
+    /// Takes user `arrival` into the room as `name`: it is told who it is
+    /// and who is present (`present`), and hears nothing said before (its
+    /// share of the log starts after what is already written).
+    fn admit(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        arrival: u64,
+        (agent, sock, peer): (Addr<UserAgent>, Addr<Socket>, Option<SocketAddr>),
+        name: Rc<str>,
+        present: &str,
+    ) {
+        self.seal();
+        self.line_to(ctx, sock, protocol::you_are(&name).as_bytes());
+        self.line_to(ctx, sock, present.as_bytes());
         let key = self.users.insert(User {
             name: name.clone(),
             agent,
             sock,
-            arrival: self.arrivals,
+            arrival,
             given: self.segments.len(),
             due: ctx.now(),
         });
-        self.order.insert(self.arrivals, key);
+        self.order.insert(arrival, key);
         self.by_agent.insert(agent.id(), key);
         self.by_name.insert(name.clone(), key);
-        ctx.monitor(agent.id(), AGENT_MONITOR);
         match peer {
             Some(p) => info!("{name} arrived from {p}"),
             None => info!("{name} arrived"),
         }
-        self.broadcast(ctx, format!("{name} arrived").as_bytes());
-        // The user's first lines may come now.
-        self.credit_to(ctx, sock, self.window);
+    }
+
+    /// User `key` is now known as `new`.
+    fn renamed(&mut self, key: usize, new: &str) {
+        let new: Rc<str> = Rc::from(new);
+        let old = std::mem::replace(&mut self.users[key].name, new.clone());
+        info!("{old} is now known as {new}");
+        self.by_name.remove(&old);
+        self.by_name.insert(new, key);
+    }
+
+    /// Tells user `key` alone `line`, in the room's order, and lets its
+    /// next line come.
+    fn answer(&mut self, ctx: &mut Ctx<'_, Self>, key: usize, line: &str) {
+        self.tell(ctx, key, line.as_bytes());
+        self.next_line(ctx, key);
     }
 
     /// Removes a user; announces it to the others unless the room is
@@ -533,8 +567,7 @@ impl ChatRoom {
         let Some(&key) = self.by_agent.get(&from) else {
             return;
         };
-        self.tell(ctx, key, line.as_bytes());
-        self.next_line(ctx, key);
+        self.answer(ctx, key, line);
     }
 
     fn nick(&mut self, ctx: &mut Ctx<'_, Self>, from: ActorId, name: String) {
@@ -558,12 +591,9 @@ impl ChatRoom {
                 protocol::error(&format!("the name {name} is taken")).as_bytes(),
             );
         } else {
-            let new: Rc<str> = Rc::from(name);
-            let old = std::mem::replace(&mut self.users[key].name, new.clone());
-            self.by_name.remove(&old);
-            self.by_name.insert(new.clone(), key);
-            info!("{old} is now known as {new}");
-            self.broadcast(ctx, format!("{old} is now known as {new}").as_bytes());
+            let old = self.users[key].name.clone();
+            self.renamed(key, &name);
+            self.broadcast(ctx, protocol::now_known_as(&old, &name).as_bytes());
         }
         self.next_line(ctx, key);
     }
@@ -577,8 +607,7 @@ impl ChatRoom {
             return;
         }
         let present = self.present_line();
-        self.tell(ctx, key, present.as_bytes());
-        self.next_line(ctx, key);
+        self.answer(ctx, key, &present);
     }
 
     fn shutdown(&mut self, ctx: &mut Ctx<'_, Self>) -> usize {
