@@ -257,7 +257,6 @@ impl Actor for AdminService {
     fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
         let conn = SocketConfig {
             max_unit: http::MAX_HEAD,
-            idle_timeout: Some(Duration::from_secs(10)),
             write_timeout: Some(Duration::from_secs(10)),
             proxy: self
                 .config
@@ -456,17 +455,28 @@ impl AdminConn {
         self.answer(ctx, sock, r, request.keep_alive);
     }
 
-    /// Asks every reactor for its snapshot (for `/metrics`, or to see that
-    /// each one runs, for `/healthz`).
+    /// Asks every reactor for its snapshot (for `/metrics`), or for an
+    /// empty one, just to see that each one runs (for `/healthz`: a
+    /// balancer's probe costs the reactors no snapshot).
     fn start_scrape(&mut self, ctx: &mut Ctx<'_, Self>, request: Request) {
         self.scrape += 1;
         let scrape = self.scrape;
         let me = ctx.me();
         let here = ctx.core().handle();
+        let health = request.path == "/healthz";
         let mut asked = 0;
         for (i, reactor) in self.shared.reactors.iter().enumerate() {
             let here = here.clone();
             asked += usize::from(reactor.post(move |core| {
+                if health {
+                    let sample = ReactorSample {
+                        reactor: i,
+                        metrics: Default::default(),
+                        connections: 0,
+                    };
+                    here.send(me, ConnMsg::Sample(scrape, Box::new(sample)));
+                    return;
+                }
                 // Makes the socket counters exist (zero) on a reactor no
                 // socket has run on yet, so every scrape has the same
                 // families.
@@ -489,10 +499,7 @@ impl AdminConn {
             samples: Vec::with_capacity(asked),
             asked,
         };
-        let wait = match self.phase {
-            Phase::Scraping { ref request, .. } if request.path == "/healthz" => HEALTH_WAIT,
-            _ => SCRAPE_WAIT,
-        };
+        let wait = if health { HEALTH_WAIT } else { SCRAPE_WAIT };
         ctx.send_after(me, ConnMsg::ScrapeDue(scrape), wait);
         self.maybe_finish_scrape(ctx, false);
     }
@@ -592,10 +599,6 @@ impl Actor for AdminConn {
                 self.bad_request(ctx, sock, &why);
             }
             ConnMsg::Socket(SocketEvent::Closed(..)) => ctx.stop(),
-            ConnMsg::Socket(SocketEvent::Timeout(sock)) => {
-                sock.stop(ctx);
-                ctx.stop();
-            }
             ConnMsg::Socket(_) => {}
             ConnMsg::Sample(scrape, sample) => {
                 if scrape == self.scrape {

@@ -170,17 +170,24 @@ fn notify(state: &str) {
 
 /// `HOST:PORT`, `[V6]:PORT` or `:PORT`.
 pub fn parse_listen(addr: &str) -> Result<ListenSpec, String> {
+    let (host, port) = split_host_port(addr)?;
+    Ok(if host.is_empty() {
+        ListenSpec::port(port)
+    } else {
+        ListenSpec::host_port(host, port)
+    })
+}
+
+/// The host (brackets taken off an IPv6 address; empty for `:PORT`) and
+/// the port of `HOST:PORT`.
+pub fn split_host_port(addr: &str) -> Result<(&str, u16), String> {
     let (host, port) = addr
         .rsplit_once(':')
         .ok_or_else(|| format!("{addr:?} is not HOST:PORT"))?;
     let port: u16 = port
         .parse()
         .map_err(|_| format!("{addr:?}: {port:?} is not a port"))?;
-    Ok(if host.is_empty() {
-        ListenSpec::port(port)
-    } else {
-        ListenSpec::host_port(host.trim_start_matches('[').trim_end_matches(']'), port)
-    })
+    Ok((host.trim_start_matches('[').trim_end_matches(']'), port))
 }
 
 #[cfg(test)]

@@ -132,14 +132,8 @@ fn cluster_config(args: &Args) -> Result<Option<ClusterConfig>, String> {
     let Some(spec) = &args.redis else {
         return Ok(None);
     };
-    let (host, port) = spec
-        .rsplit_once(':')
-        .and_then(|(h, p)| {
-            Some((
-                h.trim_start_matches('[').trim_end_matches(']'),
-                p.parse().ok()?,
-            ))
-        })
+    let (host, port) = credit_ops::cli::split_host_port(spec)
+        .ok()
         .filter(|(h, _)| !h.is_empty())
         .ok_or_else(|| format!("--redis wants HOST:PORT, got {spec:?}"))?;
     let mut config = ClusterConfig::new(host, port);
