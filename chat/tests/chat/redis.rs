@@ -311,6 +311,10 @@ fn a_server_that_answers_and_closes_at_once_is_seen_closing() {
             seen.push(e);
         }
     }
+    assert!(
+        matches!(seen.as_slice(), [RedisEvent::Up(_), RedisEvent::Down(..)]),
+        "{seen:?}"
+    );
     handle.shutdown();
     let _ = credit_testkit::join_bounded(join);
 }
