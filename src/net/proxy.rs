@@ -536,10 +536,18 @@ pub fn check_properties(data: &[u8]) {
             for cut in 0..used {
                 assert_eq!(parse(&data[..cut]), Ok(Parsed::Incomplete), "cut at {cut}");
             }
-            if let (Some(_), Some(_), ProxyCommand::Proxy) = (h.source, h.destination, h.command) {
-                if let Ok(Parsed::Done(back, _)) = parse(&h.encode_v2()) {
-                    if h.source.map(|a| a.is_ipv4()) == h.destination.map(|a| a.is_ipv4()) {
-                        assert_eq!((back.source, back.destination), (h.source, h.destination));
+            if let (Some(s), Some(d), ProxyCommand::Proxy) = (h.source, h.destination, h.command) {
+                // Both encodings of a header of one family read back whole.
+                if s.is_ipv4() == d.is_ipv4() {
+                    for (v, bytes) in [(2, h.encode_v2()), (1, h.encode_v1())] {
+                        let Ok(Parsed::Done(back, n)) = parse(&bytes) else {
+                            panic!("the v{v} encoding of {h:?} does not read back");
+                        };
+                        assert_eq!(
+                            (back.source, back.destination, n),
+                            (h.source, h.destination, bytes.len()),
+                            "v{v} round trip"
+                        );
                     }
                 }
             }
