@@ -106,12 +106,6 @@ enum Value<'a> {
     Histogram(&'a Hist),
 }
 
-impl<F> fmt::Debug for Family<'_, F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Family").finish_non_exhaustive()
-    }
-}
-
 impl<F> EncodeMetric for Family<'_, F>
 where
     F: for<'s> Fn(&'s ReactorSample) -> Option<Value<'s>>,
@@ -356,21 +350,15 @@ fn extension_figure(group: &str, name: &str) -> (String, String) {
 impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         let samples = &self.samples[..];
-        for &(name, help, kind, value) in FIGURES {
-            let family = Family {
-                samples,
-                kind,
-                value,
-            };
-            family.encode(encoder.encode_descriptor(name, help, None, kind)?)?;
-        }
-        for &(name, help, kind, value) in SECONDS {
-            let family = Family {
-                samples,
-                kind,
-                value,
-            };
-            family.encode(encoder.encode_descriptor(name, help, Some(&Unit::Seconds), kind)?)?;
+        for (table, unit) in [(FIGURES, None), (SECONDS, Some(&Unit::Seconds))] {
+            for &(name, help, kind, value) in table {
+                let family = Family {
+                    samples,
+                    kind,
+                    value,
+                };
+                family.encode(encoder.encode_descriptor(name, help, unit, kind)?)?;
+            }
         }
         // The extensions' counters, named by the first reactor's groups
         // (every reactor has the same ones).
@@ -402,27 +390,23 @@ impl Collector for Scrape {
         }
         self.encode_types(&mut encoder)?;
         let p = self.process;
-        let mut e = encoder.encode_descriptor(
-            "ready",
-            "1 while /readyz answers 200; 0 once draining or stopping.",
-            None,
-            MetricType::Gauge,
-        )?;
-        e.encode_gauge(&i64::from(p.ready))?;
-        let mut e = encoder.encode_descriptor(
-            "reactors",
-            "Reactors of the process.",
-            None,
-            MetricType::Gauge,
-        )?;
-        e.encode_gauge(&(p.reactors as i64))?;
-        let mut e = encoder.encode_descriptor(
-            "reactors_unanswered",
-            "Reactors that did not answer this scrape in time.",
-            None,
-            MetricType::Gauge,
-        )?;
-        e.encode_gauge(&(p.missing as i64))?;
+        for (name, help, v) in [
+            (
+                "ready",
+                "1 while /readyz answers 200; 0 once draining or stopping.",
+                i64::from(p.ready),
+            ),
+            ("reactors", "Reactors of the process.", p.reactors as i64),
+            (
+                "reactors_unanswered",
+                "Reactors that did not answer this scrape in time.",
+                p.missing as i64,
+            ),
+        ] {
+            encoder
+                .encode_descriptor(name, help, None, MetricType::Gauge)?
+                .encode_gauge(&v)?;
+        }
         Ok(())
     }
 }
