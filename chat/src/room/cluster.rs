@@ -865,10 +865,8 @@ impl ChatRoom {
             let present = self.cluster().mirror.present("");
             self.broadcast(ctx, present.as_bytes());
         }
-        let departed = std::mem::take(&mut self.cluster().departed);
-        for (uid, why) in departed {
-            self.send_leave(ctx, uid, why);
-        }
+        // Departures that failed meanwhile, then every registration.
+        self.retry_roster(ctx);
         self.register_all(ctx);
         // Departures kept while the command connection was down.
         self.pump(ctx);
