@@ -181,81 +181,45 @@ fn count(v: u64) -> Option<Value<'static>> {
     Some(Value::Count(v))
 }
 
+/// A row of [`FIGURES`]: a counter of the reactor's `Stats`, named after
+/// its field.
+macro_rules! stat {
+    ($field:ident, $help:literal) => {
+        (stringify!($field), $help, MetricType::Counter, |s| {
+            count(s.metrics.stats.$field)
+        })
+    };
+}
+
 const FIGURES: &[Figure] = &[
-    (
-        "turns",
-        "Reactor turns (one poll each).",
-        MetricType::Counter,
-        |s| count(s.metrics.stats.turns),
-    ),
+    stat!(turns, "Reactor turns (one poll each)."),
     ("polls", "poll calls.", MetricType::Counter, |s| {
         count(s.metrics.polls)
     }),
-    (
-        "events",
-        "Readiness events received.",
-        MetricType::Counter,
-        |s| count(s.metrics.stats.events),
+    stat!(events, "Readiness events received."),
+    stat!(actor_runs, "Actor runs."),
+    stat!(messages, "Envelopes handled (messages and notices)."),
+    stat!(
+        forced_yields,
+        "Runs that ended with the budget spent and mail still waiting."
     ),
-    ("actor_runs", "Actor runs.", MetricType::Counter, |s| {
-        count(s.metrics.stats.actor_runs)
-    }),
-    (
-        "messages",
-        "Envelopes handled (messages and notices).",
-        MetricType::Counter,
-        |s| count(s.metrics.stats.messages),
+    stat!(dead_sends, "Sends and requests to dead actors, dropped."),
+    stat!(spawned, "Actors spawned."),
+    stat!(exited, "Actors terminated."),
+    stat!(timers_fired, "Timers fired."),
+    stat!(wakeups, "Wake-ups from other threads."),
+    stat!(peer_sends, "Messages sent to other reactors of the group."),
+    stat!(
+        peer_received,
+        "Messages received from other reactors of the group."
     ),
-    (
-        "forced_yields",
-        "Runs that ended with the budget spent and mail still waiting.",
-        MetricType::Counter,
-        |s| count(s.metrics.stats.forced_yields),
+    stat!(
+        peer_full,
+        "try_send calls refused for a full lane to another reactor."
     ),
-    (
-        "dead_sends",
-        "Sends and requests to dead actors, dropped.",
-        MetricType::Counter,
-        |s| count(s.metrics.stats.dead_sends),
-    ),
-    ("spawned", "Actors spawned.", MetricType::Counter, |s| {
-        count(s.metrics.stats.spawned)
-    }),
-    ("exited", "Actors terminated.", MetricType::Counter, |s| {
-        count(s.metrics.stats.exited)
-    }),
-    ("timers_fired", "Timers fired.", MetricType::Counter, |s| {
-        count(s.metrics.stats.timers_fired)
-    }),
-    (
-        "wakeups",
-        "Wake-ups from other threads.",
-        MetricType::Counter,
-        |s| count(s.metrics.stats.wakeups),
-    ),
-    (
-        "peer_sends",
-        "Messages sent to other reactors of the group.",
-        MetricType::Counter,
-        |s| count(s.metrics.stats.peer_sends),
-    ),
-    (
-        "peer_received",
-        "Messages received from other reactors of the group.",
-        MetricType::Counter,
-        |s| count(s.metrics.stats.peer_received),
-    ),
-    (
-        "peer_full",
-        "try_send calls refused for a full lane to another reactor.",
-        MetricType::Counter,
-        |s| count(s.metrics.stats.peer_full),
-    ),
-    (
-        "cut_turns",
-        "Turns ended by the turn time with actors still runnable.",
-        MetricType::Counter,
-        |s| count(s.metrics.stats.cut_turns),
+    stat!(
+        cut_turns,
+        "Turns ended by the turn time with actors still runnable."
     ),
     (
         "slow_runs",
