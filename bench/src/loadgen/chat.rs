@@ -9,18 +9,20 @@
 //!    each reads its welcome (`you are <name>`, `present: ...`) and the
 //!    arrivals from its own on. A user who found `p` users present must
 //!    see `N - p` arrivals; the room is ready when every user has.
-//! 2. **Chat.** Senders `0..M` say `m <sender> <seq> <micros> <padding>`
+//! 2. **Chat.** Senders `0..M` say `m <sender> <seq> <due> <sent> <padding>`
 //!    on a fixed schedule, staggered over the interval: one line every `T`
-//!    each. `micros` is the time the line was written, since the run
-//!    started (a line written late because the loop woke late is not
-//!    charged to the server).
+//!    each, whatever the deliveries do (an open loop). `due` is when the
+//!    schedule wanted the line, `sent` when it was handed to the socket,
+//!    both in microseconds since the run started. An optional warm-up
+//!    comes first; its lines are checked but counted in no figure.
 //! 3. **Check.** Every user must be told every line, in each sender's
 //!    order: `<sender's name> says '<line>'`. A line with another name or a
 //!    garbled payload is a mismatch; a sequence number other than the next
 //!    one expected from that sender is out of order; any other line (a
 //!    user leaving, an error) is unexpected; a closed connection is
-//!    counted. The latency of a delivery is its receive time minus its send
-//!    time.
+//!    counted. The latency of a delivery is its receive time minus its due
+//!    time (corrected for coordinated omission: a generator that fell
+//!    behind is charged too); the uncorrected latency counts from `sent`.
 //! 4. **Drain.** After the window nothing more is said; the run waits (at
 //!    most the drain timeout) until every line said was delivered to every
 //!    user. What never arrived is `missing`.
@@ -35,9 +37,19 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use mio::net::TcpStream as MioStream;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use serde_json::{json, Value};
 
-use crate::loadgen::report::Latency;
+use crate::loadgen::progress::{si, Meter, Stage};
+use crate::loadgen::report::{latency_line, latency_record, num, Interval, Latency, RateStats};
+use crate::loadgen::sys::Timer;
+
+/// The schedule timer's token (users are numbered from 0).
+const TIMER: Token = Token(usize::MAX);
+/// A line handed to its socket more than this after its due time was not
+/// sent on time.
+const LATE: Duration = Duration::from_millis(10);
 
 /// Parameters of a chat run.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,8 +73,17 @@ pub struct ChatConfig {
     pub connect_timeout: Duration,
     /// Maximum time to collect deliveries after the window.
     pub drain_timeout: Duration,
-    /// Print a progress line on stderr once per second.
+    /// Draw a progress bar on stderr, if it is a terminal.
     pub progress: bool,
+    /// Chatting before the window, checked but counted in no figure.
+    pub warmup: Duration,
+    /// The lines per second `interval` was derived from, reported beside
+    /// the rate achieved.
+    pub rate: Option<f64>,
+    /// Keep the window's latencies second by second.
+    pub interval_log: bool,
+    /// The run's name in records and plots (empty: `chat`).
+    pub label: String,
     /// Server process id: its RSS is sampled before the users join, once
     /// they have (idle), and during the chat (its peak).
     pub server_pid: Option<u32>,
@@ -89,6 +110,10 @@ impl Default for ChatConfig {
             connect_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(5),
             progress: true,
+            warmup: Duration::ZERO,
+            rate: None,
+            interval_log: false,
+            label: String::new(),
             server_pid: None,
             silent: 0,
         }
@@ -134,8 +159,18 @@ pub struct ChatReport {
     pub window: Duration,
     /// Time to join every user.
     pub join_time: Duration,
-    /// Send-to-delivery latency.
+    /// Due-to-delivery latency.
     pub latency: Option<Latency>,
+    /// The latencies behind `latency`, in nanoseconds (microsecond
+    /// resolution).
+    pub histogram: Option<Histogram<u64>>,
+    /// Send-to-delivery latency, in nanoseconds.
+    pub uncorrected_histogram: Option<Histogram<u64>>,
+    /// The schedule as it went: lines sent within [`LATE`] of their due
+    /// time are on time.
+    pub rate: RateStats,
+    /// With `interval_log`: the window's latencies, second by second.
+    pub intervals: Vec<Interval>,
     /// Errors by kind.
     pub errors: ChatErrors,
     /// Server RSS before the users joined and once they had, in KiB (with
@@ -164,49 +199,100 @@ impl ChatReport {
         self.errors.total() == 0
     }
 
-    /// One JSON object.
+    /// One JSON object: [`ChatReport::to_record`] printed.
     pub fn to_json(&self) -> String {
-        let l = self.latency.unwrap_or_default();
-        let e = &self.errors;
-        format!(
-            concat!(
-                "{{\"scenario\":\"chat\",\"users\":{},\"senders\":{},\"interval_ms\":{},",
-                "\"said\":{},\"delivered\":{},\"deliveries_per_sec\":{:.1},\"window_s\":{:.3},",
-                "\"join_s\":{:.3},\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},",
-                "\"errors\":{{\"join\":{},\"mismatch\":{},\"out_of_order\":{},\"unexpected\":{},",
-                "\"closed\":{},\"missing\":{}}},\"rss_per_user\":{},\"rss_peak_kib\":{},",
-                "\"silent\":{},\"dropped\":{}}}"
-            ),
-            self.config.users,
-            self.config.senders,
-            self.config.interval.as_secs_f64() * 1e3,
-            self.said,
-            self.delivered,
-            self.deliveries_per_sec(),
-            self.window.as_secs_f64(),
-            self.join_time.as_secs_f64(),
-            l.p50_us,
-            l.p99_us,
-            l.max_us,
-            e.join,
-            e.mismatch,
-            e.out_of_order,
-            e.unexpected,
-            e.closed,
-            e.missing,
-            self.rss_per_user()
-                .map_or("null".to_string(), |b| format!("{b:.0}")),
-            self.rss_peak_kib
-                .map_or("null".to_string(), |k| k.to_string()),
-            self.config.silent,
-            self.dropped
-        )
+        self.to_record(&[]).to_string()
     }
+
+    /// What a run should warn about: a schedule it did not keep.
+    pub fn warnings(&self) -> Vec<String> {
+        let r = &self.rate;
+        if r.on_time_share() < 0.99 {
+            vec![format!(
+                "the schedule was not kept: {:.1}% of the window's lines went out within {} ms of their due time; \
+the generator could not keep up. Latencies still count from each line's due time.",
+                100.0 * r.on_time_share(),
+                LATE.as_millis()
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The report as one record with every figure; latencies in
+    /// microseconds, with the recorded percentiles, `extra` and the
+    /// spectrum.
+    pub fn to_record(&self, extra: &[f64]) -> Value {
+        let c = &self.config;
+        let e = &self.errors;
+        json!({
+            "label": if c.label.is_empty() { "chat".to_string() } else { c.label.clone() },
+            "scenario": "chat",
+            "addr": c.addr.to_string(),
+            "users": c.users,
+            "senders": c.senders,
+            "interval_ms": num(c.interval.as_secs_f64() * 1e3),
+            "line_bytes": c.line_bytes,
+            "duration_secs": num(c.duration.as_secs_f64()),
+            "warmup_secs": num(c.warmup.as_secs_f64()),
+            "rate": {
+                "target": num(self.rate.target),
+                "achieved": num(self.rate.achieved),
+                "scheduled": self.rate.scheduled,
+                "on_time": self.rate.on_time,
+            },
+            "said": self.said,
+            "delivered": self.delivered,
+            "deliveries_per_sec": num(self.deliveries_per_sec()),
+            "throughput_per_sec": num(self.deliveries_per_sec()),
+            "throughput_unit": "deliveries/s",
+            "window_s": num(self.window.as_secs_f64()),
+            "join_s": num(self.join_time.as_secs_f64()),
+            "errors": {
+                "total": e.total(),
+                "join": e.join,
+                "mismatch": e.mismatch,
+                "out_of_order": e.out_of_order,
+                "unexpected": e.unexpected,
+                "closed": e.closed,
+                "missing": e.missing,
+            },
+            "latency_us": self.histogram.as_ref().map(|h| latency_record(h, extra)),
+            "latency_uncorrected_us":
+                self.uncorrected_histogram.as_ref().map(|h| latency_record(h, extra)),
+            "rss_per_user": self.rss_per_user().map(|b| b.round()),
+            "rss_peak_kib": self.rss_peak_kib,
+            "silent": c.silent,
+            "dropped": self.dropped,
+        })
+    }
+
+    /// The human table, latencies at `percentiles` (and max).
+    pub fn table<'a>(&'a self, percentiles: &'a [f64]) -> ChatTable<'a> {
+        ChatTable {
+            report: self,
+            percentiles,
+        }
+    }
+}
+
+/// A chat report's human table ([`ChatReport::table`]).
+#[derive(Debug)]
+pub struct ChatTable<'a> {
+    report: &'a ChatReport,
+    percentiles: &'a [f64],
 }
 
 impl fmt::Display for ChatReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = &self.config;
+        self.table(&crate::loadgen::SHOWN_PERCENTILES).fmt(f)
+    }
+}
+
+impl fmt::Display for ChatTable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.report;
+        let c = &r.config;
         writeln!(
             f,
             "chat         {} users, {} senders every {:.1} ms, {}-byte lines, joined in {:.2} s",
@@ -214,39 +300,50 @@ impl fmt::Display for ChatReport {
             c.senders,
             c.interval.as_secs_f64() * 1e3,
             c.line_bytes,
-            self.join_time.as_secs_f64()
+            r.join_time.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "rate         {} lines/s asked, {} said ({:.1}% within {} ms of their due time)",
+            si(r.rate.target),
+            si(r.rate.achieved),
+            100.0 * r.rate.on_time_share(),
+            LATE.as_millis()
         )?;
         writeln!(
             f,
             "deliveries   said {}  delivered {}  in {:.3} s  {:.0} deliveries/s",
-            self.said,
-            self.delivered,
-            self.window.as_secs_f64(),
-            self.deliveries_per_sec()
+            r.said,
+            r.delivered,
+            r.window.as_secs_f64(),
+            r.deliveries_per_sec()
         )?;
-        match self.latency {
-            Some(l) => writeln!(
-                f,
-                "latency      p50 {:.1} us  p99 {:.1} us  max {:.1} us",
-                l.p50_us, l.p99_us, l.max_us
-            )?,
+        match &r.histogram {
+            Some(h) => writeln!(f, "latency us*  {}", latency_line(h, self.percentiles))?,
             None => writeln!(f, "latency      -")?,
         }
-        if let (Some((before, idle)), Some(per)) = (self.rss_kib, self.rss_per_user()) {
+        if let Some(h) = &r.uncorrected_histogram {
+            writeln!(f, "uncorrected  {}", latency_line(h, self.percentiles))?;
+            writeln!(
+                f,
+                "             * from each line's due time; uncorrected: from its send"
+            )?;
+        }
+        if let (Some((before, idle)), Some(per)) = (r.rss_kib, r.rss_per_user()) {
             writeln!(
                 f,
                 "server rss   before {before} KiB  idle {idle} KiB  {per:.0} B per idle user  peak while chatting {} KiB",
-                self.rss_peak_kib.unwrap_or(0)
+                r.rss_peak_kib.unwrap_or(0)
             )?;
         }
         if c.silent > 0 {
             writeln!(
                 f,
                 "silent       {} users never read; {} dropped by the server",
-                c.silent, self.dropped
+                c.silent, r.dropped
             )?;
         }
-        let e = &self.errors;
+        let e = &r.errors;
         writeln!(
             f,
             "errors       {} (join {}, mismatch {}, out of order {}, unexpected {}, closed {}, missing {})",
@@ -299,8 +396,13 @@ struct Run {
     ready: usize,
     delivered: u64,
     delivered_in_window: u64,
-    window_end: Option<Instant>,
+    /// The window, once the chat has started.
+    window: Option<(Instant, Instant)>,
+    /// Lines due before this (µs since `start`) are the warm-up's.
+    warm_end_us: u64,
     hist: Histogram<u64>,
+    uhist: Histogram<u64>,
+    ihist: Option<Histogram<u64>>,
     errors: ChatErrors,
     buf: Vec<u8>,
 }
@@ -411,7 +513,7 @@ impl Run {
             return;
         };
         let (name, said) = (&line[..at], &line[at + SAYS.len()..]);
-        let Some((s, seq, micros)) = parse_payload(said) else {
+        let Some((s, seq, due, sent)) = parse_payload(said) else {
             self.errors.mismatch += 1;
             return;
         };
@@ -425,12 +527,23 @@ impl Run {
         }
         *next = seq + 1;
         self.delivered += 1;
-        if self.window_end.is_some_and(|end| now < end) {
+        if self
+            .window
+            .is_some_and(|(start, end)| start <= now && now < end)
+        {
             self.delivered_in_window += 1;
         }
-        let sent = self.start + Duration::from_micros(micros);
-        let us = now.saturating_duration_since(sent).as_micros() as u64;
-        let _ = self.hist.record(us.max(1));
+        if due < self.warm_end_us {
+            return;
+        }
+        let at = now.saturating_duration_since(self.start).as_micros() as u64;
+        let corrected = at.saturating_sub(due).max(1) * 1000;
+        self.hist.saturating_record(corrected);
+        self.uhist
+            .saturating_record(at.saturating_sub(sent).max(1) * 1000);
+        if let Some(h) = &mut self.ihist {
+            h.saturating_record(corrected);
+        }
     }
 
     /// Writes what `r` has queued, as far as the socket takes it.
@@ -457,6 +570,7 @@ impl Run {
         }
         let ready: Vec<(usize, bool, bool)> = events
             .iter()
+            .filter(|e| e.token() != TIMER)
             .map(|e| (e.token().0, e.is_readable(), e.is_writable()))
             .collect();
         for (r, readable, writable) in ready {
@@ -493,8 +607,8 @@ fn shrink_receive_buffer(stream: &MioStream) {
     }
 }
 
-/// `m <sender> <seq> <micros> ...'`: the three numbers.
-fn parse_payload(said: &[u8]) -> Option<(usize, u64, u64)> {
+/// `m <sender> <seq> <due> <sent> ...'`: the four numbers.
+fn parse_payload(said: &[u8]) -> Option<(usize, u64, u64, u64)> {
     let said = said.strip_prefix(b"m ")?;
     let mut fields = said.split(|&b| b == b' ' || b == b'\'');
     let num = |f: Option<&[u8]>| -> Option<u64> {
@@ -508,12 +622,35 @@ fn parse_payload(said: &[u8]) -> Option<(usize, u64, u64)> {
     };
     let s = num(fields.next())? as usize;
     let seq = num(fields.next())?;
-    let micros = num(fields.next())?;
-    Some((s, seq, micros))
+    let due = num(fields.next())?;
+    let sent = num(fields.next())?;
+    Some((s, seq, due, sent))
 }
 
-/// Runs the chat scenario against `cfg.addr` (and `cfg.also`).
+/// Runs the chat scenario against `cfg.addr` (and `cfg.also`), with a
+/// progress bar if `cfg.progress` asks and stderr is a terminal.
 pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
+    if !cfg.progress {
+        return run_on(cfg, None);
+    }
+    let meter = Meter::new();
+    std::thread::scope(|scope| {
+        let h = scope.spawn(|| {
+            let r = run_on(cfg, Some(&meter));
+            meter.finish();
+            r
+        });
+        crate::loadgen::progress::watch(
+            std::slice::from_ref(&meter),
+            "deliveries",
+            cfg.warmup + cfg.duration,
+            || h.is_finished(),
+        );
+        h.join().expect("the chat generator panicked")
+    })
+}
+
+fn run_on(cfg: &ChatConfig, meter: Option<&Meter>) -> io::Result<ChatReport> {
     if cfg.users == 0 || cfg.senders == 0 || cfg.senders + cfg.silent > cfg.users {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -521,6 +658,7 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
         ));
     }
     let _ = crate::loadgen::raise_nofile_limit();
+    let histogram = || Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(io::Error::other);
     let start = Instant::now();
     let mut run = Run {
         poll: Poll::new()?,
@@ -535,8 +673,15 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
         ready: 0,
         delivered: 0,
         delivered_in_window: 0,
-        window_end: None,
-        hist: Histogram::new_with_bounds(1, 60_000_000, 3).map_err(io::Error::other)?,
+        window: None,
+        warm_end_us: 0,
+        hist: histogram()?,
+        uhist: histogram()?,
+        ihist: if cfg.interval_log {
+            Some(histogram()?)
+        } else {
+            None
+        },
         errors: ChatErrors::default(),
         buf: vec![0; 256 * 1024],
     };
@@ -631,36 +776,45 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
     let senders = cfg.senders.min(joined);
     let mut seq = vec![0u64; senders];
     let step = cfg.interval / senders as u32;
+    let timer = Timer::new()?;
+    run.poll
+        .registry()
+        .register(&mut SourceFd(&timer.raw_fd()), TIMER, Interest::READABLE)?;
     let t0 = Instant::now();
     let mut due: Vec<Instant> = (0..senders).map(|s| t0 + step * s as u32).collect();
-    let end = t0 + cfg.duration;
-    run.window_end = Some(end);
-    let mut said = 0u64;
-    let mut last_progress = t0;
+    let window_start = t0 + cfg.warmup;
+    let end = window_start + cfg.duration;
+    run.window = Some((window_start, end));
+    run.warm_end_us = window_start.saturating_duration_since(start).as_micros() as u64;
+    let us = |t: Instant| t.saturating_duration_since(start).as_micros();
+    // Lines of the window: said, and said within `LATE` of their time.
+    let (mut said, mut on_time, mut said_total) = (0u64, 0u64, 0u64);
     let mut rss_peak_kib: Option<u64> = None;
     let mut last_rss = t0;
+    let mut interval_start = window_start;
+    let mut intervals = Vec::new();
     let mut line = Vec::with_capacity(cfg.line_bytes + 1);
     loop {
         let now = Instant::now();
-        if now >= end {
-            break;
-        }
+        // At the end, every line due before it still goes.
+        let until = if now >= end { end } else { now };
         for (s, at) in due.iter_mut().enumerate() {
-            while *at <= now && *at < end {
+            while *at <= until && *at < end {
                 line.clear();
-                // The time it is written, not the time it was due: the
-                // latency is the server's (and the loop's reading), not
-                // this loop's lateness in sending.
-                let micros = now.saturating_duration_since(start).as_micros();
-                let _ = write!(line, "m {s} {} {micros} ", seq[s]);
+                let _ = write!(line, "m {s} {} {} {} ", seq[s], us(*at), us(now));
                 while line.len() < cfg.line_bytes {
                     line.push(b'x');
                 }
                 line.push(b'\n');
-                let u = &mut run.users[s];
-                u.out.extend_from_slice(&line);
+                run.users[s].out.extend_from_slice(&line);
                 seq[s] += 1;
-                said += 1;
+                said_total += 1;
+                if *at >= window_start {
+                    said += 1;
+                    if now.saturating_duration_since(*at) <= LATE {
+                        on_time += 1;
+                    }
+                }
                 *at += cfg.interval;
             }
         }
@@ -668,6 +822,9 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
             if !run.users[s].out.is_empty() {
                 run.flush(s);
             }
+        }
+        if now >= end {
+            break;
         }
         if let Some(pid) = cfg.server_pid {
             if now.duration_since(last_rss) >= Duration::from_millis(250) {
@@ -677,22 +834,38 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
                 }
             }
         }
+        if let Some(h) = &mut run.ihist {
+            if now >= interval_start + Duration::from_secs(1) {
+                intervals.push(Interval {
+                    start: interval_start - window_start,
+                    length: now - interval_start,
+                    histogram: h.clone(),
+                });
+                h.reset();
+                interval_start = now;
+            }
+        }
         let next = due.iter().min().copied().unwrap_or(end).min(end);
-        run.turn(&mut events, next.saturating_duration_since(Instant::now()))?;
-        if cfg.progress && now.duration_since(last_progress) >= Duration::from_secs(1) {
-            last_progress = now;
-            eprint!(
-                "\rchat: {:.0}s said {said} delivered {}   ",
-                now.duration_since(t0).as_secs_f64(),
-                run.delivered
-            );
+        timer.arm(next.saturating_duration_since(Instant::now()));
+        run.turn(
+            &mut events,
+            next.saturating_duration_since(Instant::now()) + Duration::from_millis(1),
+        )?;
+        timer.clear();
+        if let Some(m) = meter {
+            let stage = if now < window_start {
+                Stage::Warmup
+            } else {
+                Stage::Running
+            };
+            m.set(stage, run.delivered, run.errors.total(), joined as u64);
         }
     }
-    let window = t0.elapsed();
+    let window = end - window_start;
 
     // 3. Drain.
     let listening = joined.min(run.silent_from) as u64;
-    let expected = said * listening;
+    let expected = said_total * listening;
     let deadline = Instant::now() + cfg.drain_timeout;
     while run.delivered < expected && Instant::now() < deadline {
         for s in 0..senders {
@@ -702,10 +875,25 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
         }
         run.turn(&mut events, Duration::from_millis(10))?;
     }
-    if cfg.progress {
-        eprintln!();
-    }
     run.errors.missing = expected.saturating_sub(run.delivered);
+    if let Some(h) = &run.ihist {
+        if !h.is_empty() {
+            intervals.push(Interval {
+                start: interval_start.saturating_duration_since(window_start),
+                length: Instant::now().saturating_duration_since(interval_start),
+                histogram: h.clone(),
+            });
+        }
+    }
+    let rate = RateStats {
+        target: cfg
+            .rate
+            .unwrap_or(senders as f64 / cfg.interval.as_secs_f64()),
+        achieved: said as f64 / window.as_secs_f64(),
+        scheduled: said,
+        on_time,
+        unsent: 0,
+    };
     Ok(ChatReport {
         config: cfg.clone(),
         said,
@@ -713,22 +901,16 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
         delivered_in_window: run.delivered_in_window,
         window,
         join_time,
-        latency: Latency::from_histogram(&us_to_ns(&run.hist)),
+        latency: Latency::from_histogram(&run.hist),
+        histogram: (!run.hist.is_empty()).then(|| run.hist.clone()),
+        uncorrected_histogram: (!run.uhist.is_empty()).then(|| run.uhist.clone()),
+        rate,
+        intervals,
         errors: run.errors,
         rss_kib: rss_before.zip(rss_idle),
         rss_peak_kib,
         dropped: run.dropped,
     })
-}
-
-/// The histogram in nanoseconds, as [`Latency::from_histogram`] wants.
-fn us_to_ns(us: &Histogram<u64>) -> Histogram<u64> {
-    let mut ns =
-        Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3).expect("histogram bounds");
-    for v in us.iter_recorded() {
-        let _ = ns.record_n(v.value_iterated_to() * 1_000, v.count_at_value());
-    }
-    ns
 }
 
 #[cfg(test)]
@@ -737,10 +919,16 @@ mod tests {
 
     #[test]
     fn payloads_parse_and_garbage_does_not() {
-        assert_eq!(parse_payload(b"m 3 17 123456 xxxx'"), Some((3, 17, 123456)));
-        assert_eq!(parse_payload(b"m 3 17 123456'"), Some((3, 17, 123456)));
-        assert_eq!(parse_payload(b"m 3 x7 1'"), None);
+        assert_eq!(
+            parse_payload(b"m 3 17 123456 123460 xxxx'"),
+            Some((3, 17, 123456, 123460))
+        );
+        assert_eq!(
+            parse_payload(b"m 3 17 123456 123456'"),
+            Some((3, 17, 123456, 123456))
+        );
+        assert_eq!(parse_payload(b"m 3 x7 1 1'"), None);
         assert_eq!(parse_payload(b"hello'"), None);
-        assert_eq!(parse_payload(b"m 3 17'"), None);
+        assert_eq!(parse_payload(b"m 3 17 5'"), None);
     }
 }

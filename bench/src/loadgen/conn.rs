@@ -5,7 +5,9 @@
 //! from the engine on close). It is registered once for `READABLE | WRITABLE`
 //! (edge-triggered), so no re-registration syscalls are ever needed.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
@@ -64,10 +66,25 @@ pub(crate) struct Conn {
     out_pos: usize,
     /// When the oldest outstanding line was queued (exact for depth 1).
     pub line_at: Instant,
+    /// At a fixed rate: the lane (share of the schedule) this connection
+    /// serves.
+    pub lane: usize,
+    /// At a fixed rate: the lane's line number of this connection's line 0.
+    pub lane_base: u64,
+    /// At a fixed rate: when each outstanding line was queued, in
+    /// nanoseconds since the run's origin, oldest first.
+    pub sent_at: VecDeque<u64>,
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, gen: u32, id: u32, line_bytes: usize, now: Instant) -> Conn {
+    pub fn new(
+        stream: TcpStream,
+        gen: u32,
+        id: u32,
+        line_bytes: usize,
+        prefix: &Arc<[u8]>,
+        now: Instant,
+    ) -> Conn {
         Conn {
             stream,
             gen,
@@ -76,12 +93,41 @@ impl Conn {
             started: now,
             budget: 0,
             queued: 0,
-            verifier: ReplyVerifier::new(id, line_bytes),
+            verifier: ReplyVerifier::with_prefix(prefix, id, line_bytes),
             writer: LineWriter::new(id, line_bytes),
             out: Vec::new(),
             out_pos: 0,
             line_at: now,
+            lane: 0,
+            lane_base: 0,
+            sent_at: VecDeque::new(),
         }
+    }
+
+    /// Puts `bytes` (a PROXY header) before anything else written.
+    pub fn prepend(&mut self, bytes: &[u8]) {
+        self.out
+            .splice(self.out_pos..self.out_pos, bytes.iter().copied());
+    }
+
+    /// Whether one more line may be queued: fewer than `depth` outstanding
+    /// and a small output backlog.
+    #[inline]
+    pub fn can_queue(&self, depth: u64) -> bool {
+        self.inflight() < depth && self.out.len() - self.out_pos < OUT_HIGH_WATER
+    }
+
+    /// Queues the next line, noting when (`sent_ns`, for the uncorrected
+    /// latency at a fixed rate).
+    #[inline]
+    pub fn queue_one(&mut self, sent_ns: u64) {
+        if self.out_pos >= OUT_COMPACT {
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
+        }
+        self.writer.append(self.queued, &mut self.out);
+        self.queued += 1;
+        self.sent_at.push_back(sent_ns);
     }
 
     /// Lines queued but not yet answered.

@@ -1,19 +1,27 @@
 //! The event loop: opens connections, moves the scenario through its phases,
 //! dispatches readiness events to [`Conn`]s and collects statistics.
 
-use std::io::Write as _;
 use std::net::IpAddr;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use credit_actors::net::ProxyHeader;
 use hdrhistogram::Histogram;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::conn::{Conn, ConnError, ConnState};
-use super::report::{C10kStats, ErrorCounts, Latency, Params, Report};
-use super::sys;
+use super::progress::{Meter, Stage};
+use super::report::{C10kStats, ErrorCounts, Interval, Latency, Params, RateStats, Report};
+use super::sys::{self, Timer};
 use super::verify::VerifyError;
 use super::{Config, LoadgenError, Scenario};
+
+/// The token of the rate timer (no connection's: slots stay far below).
+const TIMER: Token = Token(usize::MAX);
+/// Length of one interval of `--hdr-log`.
+const INTERVAL: Duration = Duration::from_secs(1);
 
 /// Shared read buffer size.
 const RBUF_LEN: usize = 256 * 1024;
@@ -46,6 +54,8 @@ const C10K_SETTLE_NO_PID: Duration = Duration::from_millis(200);
 enum Phase {
     /// Opening the initial connections (pipeline, pingpong, bigline).
     Setup,
+    /// Load as in the window, counted nowhere.
+    Warmup,
     /// Measurement window.
     Running,
     /// Window over: collecting replies to queued lines.
@@ -79,8 +89,94 @@ struct Stats {
     first_error: Option<String>,
 }
 
+/// One generator's part of a run: with `--threads N`, each thread's engine
+/// has its share of the connections, workers and rate.
+pub(crate) struct Share {
+    /// Connections (or c10k's idle connections).
+    pub conns: usize,
+    /// Churn workers.
+    pub workers: usize,
+    /// Lines per second for this share (fixed-rate runs).
+    pub rate: Option<f64>,
+    /// The id of this share's first connection (ids stay distinct across
+    /// threads, which makes a server's logs easier to read).
+    pub first_id: u32,
+    /// Live counters for the progress bar.
+    pub meter: Option<Arc<Meter>>,
+    /// Shared by every thread of a run: the windows start together.
+    pub barrier: Option<Arc<Barrier>>,
+}
+
+/// The fixed-rate schedule. Line `i` of the run (over all lanes) is due
+/// `i * ns_per_line` after the origin, and lane `i % lanes` sends it; each
+/// connection serves one lane, and its replacement after a failure carries
+/// on from the same place. Line numbers are pure functions of time, so
+/// nothing is stored per line but its send time.
+struct Schedule {
+    origin: Instant,
+    ns_per_line: f64,
+    lanes: usize,
+    /// Lines released (due) so far: the next line's number.
+    next: u64,
+    /// Lines of the whole run: those due before the window ends.
+    total: u64,
+    /// Lines due before the window starts (the warm-up's).
+    warm: u64,
+    /// Per lane: lines due.
+    due: Vec<u64>,
+    /// Per lane: lines queued on a connection.
+    sent: Vec<u64>,
+    /// Per lane: the connection serving it, by slot.
+    slot: Vec<Option<usize>>,
+    /// Lines queued on a connection, over all lanes.
+    queued: u64,
+    /// Window lines queued before the window closed.
+    on_time: u64,
+    /// The due time the timer is armed for, in ns after the origin.
+    armed: Option<u64>,
+}
+
+impl Schedule {
+    fn new(rate: f64, lanes: usize, warmup: Duration, window: Duration, now: Instant) -> Schedule {
+        let ns_per_line = 1e9 / rate;
+        let count = |d: Duration| (d.as_nanos() as f64 / ns_per_line).ceil() as u64;
+        Schedule {
+            origin: now,
+            ns_per_line,
+            lanes,
+            next: 0,
+            total: count(warmup + window),
+            warm: count(warmup),
+            due: vec![0; lanes],
+            sent: vec![0; lanes],
+            slot: vec![None; lanes],
+            queued: 0,
+            on_time: 0,
+            armed: None,
+        }
+    }
+
+    /// When line `i` of the run is due, in ns after the origin.
+    #[inline]
+    fn at(&self, i: u64) -> u64 {
+        (i as f64 * self.ns_per_line) as u64
+    }
+
+    /// The run's number of line `j` of `lane`.
+    #[inline]
+    fn line(&self, lane: usize, j: u64) -> u64 {
+        j * self.lanes as u64 + lane as u64
+    }
+
+    /// Lines due but not yet queued.
+    fn backlog(&self) -> u64 {
+        self.next - self.queued
+    }
+}
+
 pub(crate) struct Engine<'a> {
     cfg: &'a Config,
+    share: Share,
     scenario: Scenario,
     poll: Poll,
     conns: Slab<Conn>,
@@ -92,20 +188,32 @@ pub(crate) struct Engine<'a> {
     depth: u64,
     line_bytes: usize,
     record_rtt: bool,
+    prefix: Arc<[u8]>,
     phase: Phase,
     t0: Instant,
+    warm_end: Instant,
     window_start: Instant,
     window_end: Option<Instant>,
     deadline: Instant,
     phase_deadline: Instant,
     stats: Stats,
     hist: Histogram<u64>,
+    /// At a fixed rate: latency from the actual send, not the due time.
+    uhist: Histogram<u64>,
+    /// `--hdr-log`: the current interval's latencies, and those done.
+    ihist: Option<Histogram<u64>>,
+    intervals: Vec<Interval>,
+    interval_start: Instant,
+    sched: Option<Schedule>,
+    timer: Option<Timer>,
+    /// Connections whose lanes a release touched.
+    touched: Vec<usize>,
     /// Lines queued and not answered, over all live connections.
     inflight: u64,
     /// Connections in `ConnState::Connecting`.
     connecting: usize,
-    /// Times at which to open a replacement connection.
-    reopen_at: Vec<Instant>,
+    /// Times at which to open a replacement connection, and its lane.
+    reopen_at: Vec<(Instant, usize)>,
     next_tick: Instant,
     // c10k
     c10k_started: usize,
@@ -116,10 +224,8 @@ pub(crate) struct Engine<'a> {
     c10k_next_fd_poll: Instant,
     c10k_last_start: Instant,
     c10k_phase_start: Instant,
-    // progress
-    next_progress: Instant,
-    last_progress: (Instant, u64, u64),
-    progress_shown: bool,
+    /// Replies and churn cycles since the start, for the progress bar.
+    done_total: u64,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -127,7 +233,11 @@ fn ns(d: Duration) -> u64 {
 }
 
 impl<'a> Engine<'a> {
-    pub(crate) fn new(scenario: Scenario, cfg: &'a Config) -> Result<Engine<'a>, LoadgenError> {
+    pub(crate) fn new(
+        scenario: Scenario,
+        cfg: &'a Config,
+        share: Share,
+    ) -> Result<Engine<'a>, LoadgenError> {
         let mut sources: Vec<IpAddr> = cfg
             .source_ips
             .iter()
@@ -150,15 +260,15 @@ impl<'a> Engine<'a> {
         }
         if sources.is_empty() && scenario == Scenario::C10k {
             let per_ip = sys::ports_per_source_ip().max(1);
-            if cfg.conns > per_ip {
+            if share.conns > per_ip {
                 match cfg.addr.ip() {
                     IpAddr::V4(v4) if v4.is_loopback() => {
-                        sources = sys::loopback_sources(cfg.conns.div_ceil(per_ip));
+                        sources = sys::loopback_sources(share.conns.div_ceil(per_ip));
                     }
                     _ => {
                         return Err(LoadgenError::Config(format!(
                             "{} connections exceed one source address ({} ports); pass source_ips",
-                            cfg.conns, per_ip
+                            share.conns, per_ip
                         )))
                     }
                 }
@@ -166,43 +276,73 @@ impl<'a> Engine<'a> {
         }
         let depth = match scenario {
             Scenario::Pipeline | Scenario::BigLine => cfg.depth.max(1) as u64,
+            Scenario::PingPong if share.rate.is_some() => cfg.depth.max(1) as u64,
             _ => 1,
         };
         let now = Instant::now();
-        let hist = Histogram::new_with_bounds(1, 60_000_000_000, 3)
-            .map_err(|e| LoadgenError::Config(format!("histogram: {e}")))?;
+        let histogram = || {
+            Histogram::new_with_bounds(1, 60_000_000_000, 3)
+                .map_err(|e| LoadgenError::Config(format!("histogram: {e}")))
+        };
+        let poll = Poll::new()?;
+        let timer = match share.rate {
+            Some(_) => {
+                let timer = Timer::new()?;
+                poll.registry().register(
+                    &mut SourceFd(&timer.raw_fd()),
+                    TIMER,
+                    Interest::READABLE,
+                )?;
+                Some(timer)
+            }
+            None => None,
+        };
         Ok(Engine {
             cfg,
             scenario,
-            poll: Poll::new()?,
+            poll,
             conns: Slab::with_capacity(match scenario {
-                Scenario::Churn => cfg.workers,
-                _ => cfg.conns,
+                Scenario::Churn => share.workers,
+                _ => share.conns,
             }),
             rbuf: vec![0u8; RBUF_LEN],
             next_gen: 1,
-            next_id: 1,
+            next_id: share.first_id,
             sources,
             next_source: 0,
             depth,
             line_bytes: cfg.line_bytes,
-            record_rtt: scenario == Scenario::PingPong
-                || (scenario == Scenario::BigLine && depth == 1),
+            record_rtt: share.rate.is_none()
+                && (scenario == Scenario::PingPong
+                    || (scenario == Scenario::BigLine && depth == 1)),
+            prefix: Arc::from(&cfg.expect_prefix[..]),
             phase: Phase::Setup,
             t0: now,
+            warm_end: now,
             window_start: now,
             window_end: None,
             deadline: now + cfg.duration,
             phase_deadline: now + cfg.connect_timeout,
             stats: Stats::default(),
-            hist,
+            hist: histogram()?,
+            uhist: histogram()?,
+            ihist: if cfg.interval_log {
+                Some(histogram()?)
+            } else {
+                None
+            },
+            intervals: Vec::new(),
+            interval_start: now,
+            sched: None,
+            timer,
+            touched: Vec::new(),
             inflight: 0,
             connecting: 0,
             reopen_at: Vec::new(),
             next_tick: now + TICK,
             c10k_started: 0,
             c10k: C10kStats {
-                target: cfg.conns,
+                target: share.conns,
                 ..Default::default()
             },
             c10k_fd_base: None,
@@ -210,9 +350,8 @@ impl<'a> Engine<'a> {
             c10k_next_fd_poll: now,
             c10k_last_start: now,
             c10k_phase_start: now,
-            next_progress: now + Duration::from_secs(1),
-            last_progress: (now, 0, 0),
-            progress_shown: false,
+            done_total: 0,
+            share,
         })
     }
 
@@ -220,8 +359,14 @@ impl<'a> Engine<'a> {
         !matches!(self.phase, Phase::Draining | Phase::Done)
     }
 
+    /// Whether the connections are loaded (warm-up or window).
+    fn loading(&self) -> bool {
+        matches!(self.phase, Phase::Warmup | Phase::Running)
+    }
+
     fn reopens(&self) -> bool {
-        self.scenario != Scenario::C10k && matches!(self.phase, Phase::Setup | Phase::Running)
+        self.scenario != Scenario::C10k
+            && matches!(self.phase, Phase::Setup | Phase::Warmup | Phase::Running)
     }
 
     // ---------------------------------------------------------------- errors
@@ -248,17 +393,22 @@ impl<'a> Engine<'a> {
         if conn.state == ConnState::Connecting {
             self.connecting -= 1;
         }
+        if let Some(s) = &mut self.sched {
+            if s.slot[conn.lane] == Some(slot) {
+                s.slot[conn.lane] = None;
+            }
+        }
         conn
     }
 
     /// Counts an error, closes the connection and schedules a replacement.
     fn fail(&mut self, slot: usize, kind: ErrKind, what: String, now: Instant) {
         let conn = self.remove(slot);
-        let id = conn.id;
+        let (id, lane) = (conn.id, conn.lane);
         drop(conn);
         self.count_error(kind, || format!("connection {id}: {what}"));
         if self.reopens() {
-            self.reopen_at.push(now + RECONNECT_BACKOFF);
+            self.reopen_at.push((now + RECONNECT_BACKOFF, lane));
         }
         if self.phase == Phase::C10kConnect {
             self.c10k_top_up(now);
@@ -267,8 +417,9 @@ impl<'a> Engine<'a> {
 
     // ---------------------------------------------------------------- connections
 
-    /// Starts one connect. On failure the error is counted and `false` returned.
-    fn open_one(&mut self, now: Instant) -> bool {
+    /// Starts one connect, for `lane` at a fixed rate. On failure the error
+    /// is counted and `false` returned.
+    fn open_one(&mut self, now: Instant, lane: usize) -> bool {
         let src = if self.sources.is_empty() {
             None
         } else {
@@ -299,18 +450,23 @@ impl<'a> Engine<'a> {
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let mut conn = Conn::new(stream, gen, id, self.line_bytes, now);
+        let mut conn = Conn::new(stream, gen, id, self.line_bytes, &self.prefix, now);
         if self.scenario == Scenario::Churn {
             conn.budget = 1;
+        }
+        if let Some(s) = &mut self.sched {
+            conn.lane = lane;
+            conn.lane_base = s.sent[lane];
+            s.slot[lane] = Some(slot);
         }
         entry.insert(conn);
         self.connecting += 1;
         true
     }
 
-    fn open_or_retry(&mut self, now: Instant) {
-        if !self.open_one(now) && self.reopens() {
-            self.reopen_at.push(now + RECONNECT_BACKOFF);
+    fn open_or_retry(&mut self, now: Instant, lane: usize) {
+        if !self.open_one(now, lane) && self.reopens() {
+            self.reopen_at.push((now + RECONNECT_BACKOFF, lane));
         }
     }
 
@@ -357,7 +513,7 @@ impl<'a> Engine<'a> {
             && self.c10k_accept_queue_ok(now)
         {
             self.c10k_started += 1;
-            self.open_one(now);
+            self.open_one(now, 0);
         }
     }
 
@@ -367,8 +523,15 @@ impl<'a> Engine<'a> {
         self.stats.conns_opened += 1;
         let conn = &mut self.conns[slot];
         conn.state = ConnState::Open;
+        if self.cfg.proxy_v2 {
+            if let Ok(local) = conn.stream.local_addr() {
+                conn.prepend(&ProxyHeader::proxy(local, self.cfg.addr).encode_v2());
+            }
+        }
         match self.phase {
-            Phase::Running if self.scenario != Scenario::Churn => conn.budget = u64::MAX,
+            Phase::Warmup | Phase::Running if self.scenario != Scenario::Churn => {
+                conn.budget = u64::MAX
+            }
             Phase::C10kConnect => {
                 self.c10k.opened += 1;
                 self.c10k_top_up(now);
@@ -377,8 +540,125 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// At a fixed rate: queues the lines due on the lane `slot` serves,
+    /// as far as its depth allows. Returns how many.
+    fn feed_lane(&mut self, slot: usize, now: Instant) -> u64 {
+        let (Some(s), Some(conn)) = (&mut self.sched, self.conns.get_mut(slot)) else {
+            return 0;
+        };
+        if conn.state != ConnState::Open {
+            return 0;
+        }
+        let lane = conn.lane;
+        let sent_ns = ns(now.saturating_duration_since(s.origin));
+        let open = self.phase != Phase::Draining;
+        let mut n = 0;
+        while s.sent[lane] < s.due[lane] && conn.can_queue(self.depth) {
+            if s.line(lane, s.sent[lane]) >= s.warm {
+                self.stats.lines_sent += 1;
+                if open {
+                    s.on_time += 1;
+                }
+            }
+            conn.queue_one(sent_ns);
+            s.sent[lane] += 1;
+            n += 1;
+        }
+        s.queued += n;
+        self.inflight += n;
+        n
+    }
+
+    /// At a fixed rate: records the latencies of the `replies` replies
+    /// `slot` completed, the first being its line `first`.
+    fn record_scheduled(&mut self, slot: usize, first: u64, replies: u64, now: Instant) {
+        let (Some(s), Some(conn)) = (&self.sched, self.conns.get_mut(slot)) else {
+            return;
+        };
+        let now_ns = ns(now.saturating_duration_since(s.origin));
+        for k in 0..replies {
+            let sent = conn.sent_at.pop_front().unwrap_or(now_ns);
+            let i = s.line(conn.lane, conn.lane_base + first + k);
+            if i < s.warm {
+                continue;
+            }
+            let corrected = now_ns.saturating_sub(s.at(i));
+            self.hist.saturating_record(corrected);
+            self.uhist.saturating_record(now_ns.saturating_sub(sent));
+            if let Some(h) = &mut self.ihist {
+                h.saturating_record(corrected);
+            }
+        }
+    }
+
+    /// At a fixed rate: makes due every line whose time has come (and, at
+    /// the window's end, every line of the window), queues them and arms
+    /// the timer for the next.
+    fn release(&mut self, now: Instant) {
+        let Some(s) = &mut self.sched else {
+            return;
+        };
+        let now_ns = ns(now.saturating_duration_since(s.origin));
+        // At the window's end, the rest of the window's lines too.
+        let until = if now >= self.deadline {
+            u64::MAX
+        } else {
+            now_ns
+        };
+        while s.next < s.total && s.at(s.next) <= until {
+            let lane = (s.next % s.lanes as u64) as usize;
+            s.due[lane] += 1;
+            s.next += 1;
+            if let Some(slot) = s.slot[lane] {
+                self.touched.push(slot);
+            }
+        }
+        if s.next < s.total {
+            let at = s.at(s.next);
+            if s.armed != Some(at) {
+                s.armed = Some(at);
+                if let Some(t) = &self.timer {
+                    t.arm(Duration::from_nanos(at.saturating_sub(now_ns)));
+                }
+            }
+        }
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for &slot in &touched {
+            if self.feed_lane(slot, now) > 0 {
+                self.flush_conn(slot, now);
+            }
+        }
+        touched.clear();
+        self.touched = touched;
+    }
+
+    /// Writes what `slot` has queued.
+    fn flush_conn(&mut self, slot: usize, now: Instant) {
+        let in_window = self.in_window();
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if conn.pending_out() > 0 {
+            match conn.flush() {
+                Ok(b) => {
+                    if in_window {
+                        self.stats.request_bytes += b;
+                    }
+                }
+                Err(e) => self.fail(slot, ErrKind::Io, format!("write: {e}"), now),
+            }
+        }
+    }
+
     /// Queues what the window allows and writes.
     fn pump(&mut self, slot: usize, now: Instant) {
+        if self.sched.is_some() {
+            self.feed_lane(slot, now);
+            self.flush_conn(slot, now);
+            return;
+        }
         let in_window = self.in_window();
         let conn = &mut self.conns[slot];
         let t = if self.record_rtt && conn.inflight() == 0 {
@@ -426,19 +706,29 @@ impl<'a> Engine<'a> {
         }
         let in_window = self.in_window();
         let conn = &mut self.conns[slot];
+        let first = conn.verifier.next_seq();
         let res = conn.read_and_verify(&mut self.rbuf);
         if res.replies > 0 || res.bytes > 0 {
             self.inflight -= res.replies;
+            self.done_total += res.replies;
             if in_window {
                 self.stats.lines_answered += res.replies;
                 self.stats.reply_bytes += res.bytes;
                 if self.record_rtt && res.replies > 0 {
-                    self.hist.saturating_record(ns(now - conn.line_at));
+                    let rtt = ns(now - conn.line_at);
+                    self.hist.saturating_record(rtt);
+                    if let Some(h) = &mut self.ihist {
+                        h.saturating_record(rtt);
+                    }
                 }
             } else {
                 self.stats.lines_late += res.replies;
             }
+            if self.sched.is_some() {
+                self.record_scheduled(slot, first, res.replies, now);
+            }
         }
+        let conn = &mut self.conns[slot];
         if let Some(err) = res.err {
             let (kind, what) = match err {
                 ConnError::Verify(e @ VerifyError::Mismatch { .. }) => {
@@ -465,13 +755,18 @@ impl<'a> Engine<'a> {
             && conn.inflight() == 0
         {
             let conn = self.remove(slot);
+            self.done_total += 1;
             if self.phase == Phase::Running {
                 self.stats.conns_completed += 1;
-                self.hist.saturating_record(ns(now - conn.started));
+                let took = ns(now - conn.started);
+                self.hist.saturating_record(took);
+                if let Some(h) = &mut self.ihist {
+                    h.saturating_record(took);
+                }
             }
             drop(conn);
-            if self.phase == Phase::Running {
-                self.open_or_retry(now);
+            if self.loading() {
+                self.open_or_retry(now, 0);
             }
             return;
         }
@@ -485,16 +780,18 @@ impl<'a> Engine<'a> {
             Scenario::Pipeline | Scenario::PingPong | Scenario::BigLine => {
                 self.phase = Phase::Setup;
                 self.phase_deadline = now + self.cfg.connect_timeout;
-                for _ in 0..self.cfg.conns {
-                    self.open_or_retry(now);
+                if let Some(rate) = self.share.rate {
+                    let (warmup, window) = (self.cfg.warmup, self.cfg.duration);
+                    self.sched = Some(Schedule::new(rate, self.share.conns, warmup, window, now));
+                }
+                for lane in 0..self.share.conns {
+                    self.open_or_retry(now, lane);
                 }
             }
             Scenario::Churn => {
-                self.phase = Phase::Running;
-                self.window_start = now;
-                self.deadline = now + self.cfg.duration;
-                for _ in 0..self.cfg.workers {
-                    self.open_or_retry(now);
+                self.start_running(now);
+                for _ in 0..self.share.workers {
+                    self.open_or_retry(now, 0);
                 }
             }
             Scenario::C10k => {
@@ -528,10 +825,27 @@ impl<'a> Engine<'a> {
         self.conns.iter().map(|(k, _)| k).collect()
     }
 
+    /// Starts the load: the warm-up if there is one, else the window.
     fn start_running(&mut self, now: Instant) {
-        self.phase = Phase::Running;
-        self.window_start = now;
-        self.deadline = now + self.cfg.duration;
+        if let Some(b) = &self.share.barrier {
+            b.wait();
+        }
+        let now = Instant::now().max(now);
+        self.phase = if self.cfg.warmup.is_zero() {
+            Phase::Running
+        } else {
+            Phase::Warmup
+        };
+        self.warm_end = now + self.cfg.warmup;
+        self.window_start = self.warm_end;
+        self.interval_start = self.warm_end;
+        self.deadline = self.warm_end + self.cfg.duration;
+        if let Some(s) = &mut self.sched {
+            s.origin = now;
+        }
+        if self.scenario == Scenario::Churn {
+            return;
+        }
         for slot in self.slots() {
             if self.conns[slot].state == ConnState::Open {
                 self.conns[slot].budget = u64::MAX;
@@ -540,9 +854,31 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// The warm-up is over: everything counted so far but the errors is
+    /// forgotten.
+    fn start_window(&mut self) {
+        self.phase = Phase::Running;
+        let s = &mut self.stats;
+        if self.sched.is_none() {
+            // At a fixed rate only the window's lines were counted.
+            s.lines_sent = 0;
+        }
+        s.lines_answered = 0;
+        s.lines_late = 0;
+        s.request_bytes = 0;
+        s.reply_bytes = 0;
+        s.conns_completed = 0;
+        self.hist.reset();
+        self.uhist.reset();
+        if let Some(h) = &mut self.ihist {
+            h.reset();
+        }
+    }
+
     fn start_drain(&mut self, now: Instant) {
+        self.release(now);
         self.phase = Phase::Draining;
-        self.window_end = Some(now);
+        self.window_end = Some(now.min(self.deadline).max(self.window_start));
         self.phase_deadline = now + self.cfg.drain_timeout;
         self.reopen_at.clear();
         for slot in self.slots() {
@@ -552,6 +888,21 @@ impl<'a> Engine<'a> {
             } else {
                 self.conns[slot].budget = 0;
             }
+        }
+    }
+
+    /// `--hdr-log`: closes the current interval.
+    fn close_interval(&mut self, now: Instant) {
+        if let Some(h) = &mut self.ihist {
+            self.intervals.push(Interval {
+                start: self
+                    .interval_start
+                    .saturating_duration_since(self.window_start),
+                length: now.saturating_duration_since(self.interval_start),
+                histogram: h.clone(),
+            });
+            h.reset();
+            self.interval_start = now;
         }
     }
 
@@ -610,13 +961,22 @@ impl<'a> Engine<'a> {
                     self.start_running(now);
                 }
             }
+            Phase::Warmup => {
+                if now >= self.warm_end {
+                    self.start_window();
+                }
+            }
             Phase::Running => {
+                if self.ihist.is_some() && now >= self.interval_start + INTERVAL {
+                    self.close_interval(now);
+                }
                 if now >= self.deadline {
                     self.start_drain(now);
                 }
             }
             Phase::Draining => {
-                if self.inflight == 0 || now >= self.phase_deadline {
+                let backlog = self.sched.as_ref().map_or(0, Schedule::backlog);
+                if (self.inflight == 0 && backlog == 0) || now >= self.phase_deadline {
                     self.phase = Phase::Done;
                 }
             }
@@ -661,16 +1021,16 @@ impl<'a> Engine<'a> {
     fn housekeeping(&mut self, now: Instant) {
         self.timeout_connecting(now, false);
         if !self.reopen_at.is_empty() {
-            let due: Vec<Instant> = self
+            let due: Vec<usize> = self
                 .reopen_at
                 .iter()
-                .copied()
-                .filter(|t| *t <= now)
+                .filter(|(t, _)| *t <= now)
+                .map(|&(_, lane)| lane)
                 .collect();
-            self.reopen_at.retain(|t| *t > now);
+            self.reopen_at.retain(|(t, _)| *t > now);
             if self.reopens() {
-                for _ in due {
-                    self.open_or_retry(now);
+                for lane in due {
+                    self.open_or_retry(now, lane);
                 }
             }
         }
@@ -683,40 +1043,23 @@ impl<'a> Engine<'a> {
 
     // ---------------------------------------------------------------- progress
 
-    fn progress(&mut self, now: Instant) {
-        let (t, answered, completed) = self.last_progress;
-        let dt = (now - t).as_secs_f64().max(1e-9);
-        let s = &self.stats;
-        let secs = (now - self.t0).as_secs_f64();
-        let line = match self.scenario {
-            Scenario::Churn => format!(
-                "[churn {secs:5.1}s] {:>9.0} conns/s  completed {}  errors {}",
-                (s.conns_completed - completed) as f64 / dt,
-                s.conns_completed,
-                s.errors.total()
-            ),
-            Scenario::C10k => format!(
-                "[c10k {secs:5.1}s {:?}] opened {}/{}  served {}  errors {}",
-                self.phase,
-                self.c10k.opened,
-                self.cfg.conns,
-                s.lines_answered,
-                s.errors.total()
-            ),
-            sc => format!(
-                "[{sc} {secs:5.1}s {:?}] {:>10.0} lines/s  answered {}  conns {}  errors {}",
-                self.phase,
-                (s.lines_answered - answered) as f64 / dt,
-                s.lines_answered,
-                self.conns.len(),
-                s.errors.total()
-            ),
+    fn show_progress(&self) {
+        let Some(m) = &self.share.meter else {
+            return;
         };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r{line:<79}");
-        let _ = err.flush();
-        self.progress_shown = true;
-        self.last_progress = (now, s.lines_answered, s.conns_completed);
+        let stage = match self.phase {
+            Phase::Setup | Phase::C10kConnect | Phase::C10kSettle => Stage::Setup,
+            Phase::Warmup => Stage::Warmup,
+            Phase::Running | Phase::C10kSend => Stage::Running,
+            Phase::Draining => Stage::Draining,
+            Phase::Done => Stage::Done,
+        };
+        m.set(
+            stage,
+            self.done_total,
+            self.stats.errors.total(),
+            self.conns.len() as u64,
+        );
     }
 
     // ---------------------------------------------------------------- loop
@@ -726,8 +1069,6 @@ impl<'a> Engine<'a> {
         let start = Instant::now();
         self.t0 = start;
         self.next_tick = start + TICK;
-        self.next_progress = start + Duration::from_secs(1);
-        self.last_progress = (start, 0, 0);
         self.begin(start);
         loop {
             let now = Instant::now();
@@ -735,14 +1076,15 @@ impl<'a> Engine<'a> {
             if self.phase == Phase::Done {
                 break;
             }
-            let mut wake = self.next_tick;
-            if self.cfg.progress {
-                wake = wake.min(self.next_progress);
+            if self.loading() {
+                self.release(now);
             }
+            let mut wake = self.next_tick;
             if self.phase == Phase::C10kConnect && self.cfg.server_pid.is_some() {
                 wake = wake.min(now + C10K_FD_POLL);
             }
             match self.phase {
+                Phase::Warmup => wake = wake.min(self.warm_end),
                 Phase::Running => wake = wake.min(self.deadline),
                 Phase::Setup
                 | Phase::Draining
@@ -758,9 +1100,16 @@ impl<'a> Engine<'a> {
                 }
             }
             // Per-event timestamps only where latency is measured.
-            let precise = self.record_rtt || self.scenario == Scenario::Churn;
+            let precise =
+                self.record_rtt || self.sched.is_some() || self.scenario == Scenario::Churn;
             let batch_now = Instant::now();
             for ev in events.iter() {
+                if ev.token() == TIMER {
+                    if let Some(t) = &self.timer {
+                        t.clear();
+                    }
+                    continue;
+                }
                 let t = if precise { Instant::now() } else { batch_now };
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                 self.handle_event(ev.token(), readable, t);
@@ -773,18 +1122,10 @@ impl<'a> Engine<'a> {
                 self.next_tick = now + TICK;
                 self.housekeeping(now);
             }
-            if self.cfg.progress && now >= self.next_progress {
-                self.next_progress += Duration::from_secs(1);
-                if self.next_progress < now {
-                    self.next_progress = now + Duration::from_secs(1);
-                }
-                self.progress(now);
-            }
+            self.show_progress();
         }
-        if self.progress_shown {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r{:79}\r", "");
-            let _ = err.flush();
+        if let Some(m) = &self.share.meter {
+            m.finish();
         }
         Ok(self.finish())
     }
@@ -792,6 +1133,19 @@ impl<'a> Engine<'a> {
     fn finish(mut self) -> Report {
         let now = Instant::now();
         self.stats.errors.unanswered += self.inflight;
+        if self.ihist.as_ref().is_some_and(|h| !h.is_empty()) {
+            self.close_interval(now);
+        }
+        let rate = self.sched.as_ref().map(|s| {
+            let window = self.cfg.duration.as_secs_f64();
+            RateStats {
+                target: self.share.rate.unwrap_or(0.0),
+                achieved: s.on_time as f64 / window,
+                scheduled: s.total - s.warm,
+                on_time: s.on_time,
+                unsent: (s.total - s.warm).saturating_sub(self.stats.lines_sent),
+            }
+        });
         let elapsed = match self.scenario {
             Scenario::C10k => self.window_end.unwrap_or(now) - self.t0,
             _ => self.window_end.unwrap_or(now) - self.window_start,
@@ -814,17 +1168,24 @@ impl<'a> Engine<'a> {
             None
         };
         let cfg = self.cfg;
+        let fixed_rate = self.sched.is_some();
         Report {
             scenario: self.scenario,
             params: Params {
                 addr: cfg.addr,
-                conns: cfg.conns,
+                conns: self.share.conns,
                 depth: self.depth as usize,
                 line_bytes: cfg.line_bytes,
                 duration: cfg.duration,
-                workers: cfg.workers,
+                workers: self.share.workers,
                 server_pid: cfg.server_pid,
                 source_ips: self.sources.len(),
+                rate: self.share.rate,
+                warmup: cfg.warmup,
+                threads: 1,
+                proxy_v2: cfg.proxy_v2,
+                expect_prefix: String::from_utf8_lossy(&cfg.expect_prefix).into_owned(),
+                label: cfg.label.clone(),
             },
             lines_sent: s.lines_sent,
             lines_answered: s.lines_answered,
@@ -840,6 +1201,16 @@ impl<'a> Engine<'a> {
             conns_per_sec: (self.scenario == Scenario::Churn)
                 .then(|| s.conns_completed as f64 / secs),
             latency: Latency::from_histogram(&self.hist),
+            uncorrected: if fixed_rate {
+                Latency::from_histogram(&self.uhist)
+            } else {
+                None
+            },
+            histogram: (!self.hist.is_empty()).then(|| self.hist.clone()),
+            uncorrected_histogram: (fixed_rate && !self.uhist.is_empty())
+                .then(|| self.uhist.clone()),
+            rate,
+            intervals: std::mem::take(&mut self.intervals),
             c10k,
             conns_opened: s.conns_opened,
         }

@@ -71,6 +71,10 @@ pub mod chat;
 mod conn;
 mod engine;
 pub mod flood;
+pub mod hdr;
+pub mod plot;
+pub mod progress;
+pub mod record;
 mod report;
 mod sys;
 pub mod verify;
@@ -78,9 +82,13 @@ pub mod verify;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-pub use report::{C10kStats, ErrorCounts, Latency, Params, Report};
+pub use report::{
+    latency_record, percentile_key, C10kStats, ErrorCounts, Interval, Latency, Params, RateStats,
+    Report, Table, RECORDED_PERCENTILES, SHOWN_PERCENTILES,
+};
 pub use sys::{count_fds, raise_nofile_limit, read_rss_kib};
 
 /// A load pattern.
@@ -210,12 +218,33 @@ pub struct Config {
     /// `127.0.0.1..=127.0.0.k` if `conns` exceeds what one source address can
     /// do (90 % of the ephemeral port range).
     pub source_ips: Vec<IpAddr>,
-    /// Print a `\r`-updated progress line on stderr once per second.
+    /// Draw a progress bar on stderr, if it is a terminal.
     pub progress: bool,
     /// Maximum time for one connect.
     pub connect_timeout: Duration,
     /// Maximum time to collect replies to lines in flight when the window ends.
     pub drain_timeout: Duration,
+    /// Lines per second over all connections (pipeline, pingpong, bigline):
+    /// an open loop, each line sent on schedule whatever the replies do, up
+    /// to `depth` in flight per connection (pingpong: 1, as wrk2 does; a
+    /// line due while the previous is unanswered goes when the reply comes).
+    /// Latency counts from each line's due time. `None`: a closed loop.
+    pub rate: Option<f64>,
+    /// Load before the window, counted in no figure (errors excepted).
+    pub warmup: Duration,
+    /// What every reply starts with before the line: `You said: ` for our
+    /// servers, empty for a plain echo.
+    pub expect_prefix: Vec<u8>,
+    /// Begin every connection with a PROXY v2 header naming its own
+    /// addresses, as HAProxy's `send-proxy-v2` does.
+    pub proxy_v2: bool,
+    /// Generator threads, each its own event loop with its share of the
+    /// connections, workers and rate (not c10k).
+    pub threads: usize,
+    /// Keep the window's latencies second by second ([`Report::intervals`]).
+    pub interval_log: bool,
+    /// The run's name in records and plots (empty: scenario and address).
+    pub label: String,
 }
 
 impl Default for Config {
@@ -235,6 +264,13 @@ impl Default for Config {
             progress: true,
             connect_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(5),
+            rate: None,
+            warmup: Duration::ZERO,
+            expect_prefix: verify::REPLY_PREFIX.to_vec(),
+            proxy_v2: false,
+            threads: 1,
+            interval_log: false,
+            label: String::new(),
         }
     }
 }
@@ -327,10 +363,78 @@ pub fn run(scenario: Scenario, cfg: &Config) -> Result<Report, LoadgenError> {
             "{need} connections need more file descriptors than RLIMIT_NOFILE allows ({nofile})"
         )));
     }
+    let threads = cfg.threads.max(1);
+    if let Some(rate) = cfg.rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(LoadgenError::Config(
+                "rate must be a positive number".into(),
+            ));
+        }
+        if matches!(scenario, Scenario::Churn | Scenario::C10k) {
+            return Err(LoadgenError::Config(format!(
+                "a fixed rate applies to pipeline, pingpong and bigline, not {scenario}"
+            )));
+        }
+    }
+    if threads > 1 && scenario == Scenario::C10k {
+        return Err(LoadgenError::Config(
+            "c10k runs on one thread (its pacing reads the server's descriptors)".into(),
+        ));
+    }
+    if threads > need {
+        return Err(LoadgenError::Config(format!(
+            "{threads} threads need at least as many connections or workers ({need})"
+        )));
+    }
     // Preflight: is anybody listening?
     std::net::TcpStream::connect_timeout(&cfg.addr, cfg.connect_timeout)
         .map_err(|e| LoadgenError::Connect(cfg.addr, e))?;
-    engine::Engine::new(scenario, cfg)?.run()
+    let split = |n: usize, t: usize| n / threads + usize::from(t < n % threads);
+    let barrier = (threads > 1).then(|| Arc::new(Barrier::new(threads)));
+    let meters: Vec<Arc<progress::Meter>> = (0..threads).map(|_| progress::Meter::new()).collect();
+    let shares: Vec<engine::Share> = (0..threads)
+        .map(|t| {
+            let conns = split(cfg.conns, t);
+            engine::Share {
+                conns,
+                workers: split(cfg.workers, t),
+                // Each lane keeps the same pace whatever the thread count.
+                rate: cfg.rate.map(|r| r * conns as f64 / cfg.conns as f64),
+                first_id: 1 + ((t as u32) << 24),
+                meter: cfg.progress.then(|| meters[t].clone()),
+                barrier: barrier.clone(),
+            }
+        })
+        .collect();
+    let planned = cfg.warmup + cfg.duration;
+    let mut parts = Vec::with_capacity(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|share| scope.spawn(move || engine::Engine::new(scenario, cfg, share)?.run()))
+            .collect();
+        if cfg.progress {
+            let unit = if scenario == Scenario::Churn {
+                "conns"
+            } else {
+                "lines"
+            };
+            progress::watch(&meters, unit, planned, || {
+                handles.iter().all(|h| h.is_finished())
+            });
+        }
+        for h in handles {
+            parts.push(h.join().expect("a generator thread panicked"));
+        }
+    });
+    let mut reports = Vec::with_capacity(threads);
+    for p in parts {
+        reports.push(p?);
+    }
+    let mut report = Report::merge(reports);
+    report.params.label = cfg.label.clone();
+    report.params.conns = cfg.conns;
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -1,11 +1,23 @@
-//! Run results: the [`Report`] type, its human table ([`std::fmt::Display`]) and
-//! its JSON form ([`Report::to_json`], written by hand).
+//! Run results: the [`Report`] type, its human table ([`Report::table`],
+//! also [`std::fmt::Display`]) and its record ([`Report::to_record`], as
+//! JSON or a CSV row).
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+use serde_json::{json, Map, Value};
+
+use super::hdr;
+use super::progress::si;
 use super::Scenario;
+
+/// Percentiles every record carries (and the CSV row), whatever is shown.
+pub const RECORDED_PERCENTILES: [f64; 8] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 99.999];
+
+/// Percentiles the table shows unless asked for others.
+pub const SHOWN_PERCENTILES: [f64; 5] = [50.0, 90.0, 99.0, 99.9, 99.99];
 
 /// The parameters a run was made with (a copy of the relevant [`super::Config`]
 /// fields, after scenario-specific adjustments such as `depth = 1` for
@@ -28,6 +40,19 @@ pub struct Params {
     pub server_pid: Option<u32>,
     /// Number of distinct local source addresses used (0 = kernel's choice).
     pub source_ips: usize,
+    /// Lines per second asked for (open loop); `None` for a closed loop.
+    pub rate: Option<f64>,
+    /// Load before the window, counted nowhere.
+    pub warmup: Duration,
+    /// Generator threads.
+    pub threads: usize,
+    /// Each connection began with a PROXY v2 header.
+    pub proxy_v2: bool,
+    /// The prefix every reply was checked to start with.
+    pub expect_prefix: String,
+    /// The run's name in records and plots (empty: the scenario and the
+    /// address).
+    pub label: String,
 }
 
 /// Errors counted during a run, by kind.
@@ -90,7 +115,7 @@ pub struct Latency {
 
 impl Latency {
     /// Summarises a histogram of nanosecond values; `None` when empty.
-    pub fn from_histogram(h: &hdrhistogram::Histogram<u64>) -> Option<Latency> {
+    pub fn from_histogram(h: &Histogram<u64>) -> Option<Latency> {
         if h.is_empty() {
             return None;
         }
@@ -104,6 +129,50 @@ impl Latency {
             max_us: us(h.max()),
         })
     }
+}
+
+/// A fixed-rate run's schedule, as it went.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RateStats {
+    /// Lines per second asked for.
+    pub target: f64,
+    /// Lines of the window sent before it closed, per second of window.
+    pub achieved: f64,
+    /// Lines the schedule holds for the window.
+    pub scheduled: u64,
+    /// Of those, lines sent before the window closed.
+    pub on_time: u64,
+    /// Of those, lines never sent (still waiting when the drain ended).
+    pub unsent: u64,
+}
+
+impl RateStats {
+    /// Share of the window's lines sent before it closed.
+    pub fn on_time_share(&self) -> f64 {
+        self.on_time as f64 / self.scheduled.max(1) as f64
+    }
+
+    /// Merges two threads' schedules.
+    fn add(&self, o: &RateStats) -> RateStats {
+        RateStats {
+            target: self.target + o.target,
+            achieved: self.achieved + o.achieved,
+            scheduled: self.scheduled + o.scheduled,
+            on_time: self.on_time + o.on_time,
+            unsent: self.unsent + o.unsent,
+        }
+    }
+}
+
+/// One interval of a run's latency histogram, for `--hdr-log`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Interval {
+    /// Start, from the start of the window.
+    pub start: Duration,
+    /// Length.
+    pub length: Duration,
+    /// Latencies completed in it, in nanoseconds.
+    pub histogram: Histogram<u64>,
 }
 
 /// Results specific to the c10k scenario.
@@ -174,8 +243,22 @@ pub struct Report {
     /// Churn: `conns_completed / elapsed`.
     pub conns_per_sec: Option<f64>,
     /// Pingpong (and bigline with depth 1): per-line round trip; churn: whole
-    /// connect-to-reply time. `None` where not measured.
+    /// connect-to-reply time; at a fixed rate, from each line's due time to
+    /// its reply (corrected for coordinated omission). `None` where not
+    /// measured.
     pub latency: Option<Latency>,
+    /// At a fixed rate: from each line's actual send to its reply, as a
+    /// closed-loop tool would measure it (wrk2's "uncorrected").
+    pub uncorrected: Option<Latency>,
+    /// The latencies behind `latency`, in nanoseconds.
+    pub histogram: Option<Histogram<u64>>,
+    /// The latencies behind `uncorrected`, in nanoseconds.
+    pub uncorrected_histogram: Option<Histogram<u64>>,
+    /// At a fixed rate: how the schedule went.
+    pub rate: Option<RateStats>,
+    /// With `Config::interval_log`: the window's latencies, second by
+    /// second.
+    pub intervals: Vec<Interval>,
     /// c10k figures.
     pub c10k: Option<C10kStats>,
     /// Connections established in total (including reconnects and churn).
@@ -188,173 +271,259 @@ impl Report {
         self.errors.total() == 0
     }
 
-    /// One JSON object (no trailing newline), with every field of the report.
-    /// Absent values are `null`; durations are seconds; latencies microseconds.
+    /// One JSON object (no trailing newline), with every field of the report:
+    /// [`Report::to_record`] printed.
     pub fn to_json(&self) -> String {
-        let mut j = JsonObj::new();
-        j.str("scenario", &self.scenario.to_string());
-        j.str("addr", &self.params.addr.to_string());
-        j.uint("conns", self.params.conns as u64);
-        j.uint("depth", self.params.depth as u64);
-        j.uint("line_bytes", self.params.line_bytes as u64);
-        j.num("duration_secs", self.params.duration.as_secs_f64());
-        j.uint("workers", self.params.workers as u64);
-        j.opt_uint("server_pid", self.params.server_pid.map(u64::from));
-        j.uint("source_ips", self.params.source_ips as u64);
-        j.uint("lines_sent", self.lines_sent);
-        j.uint("lines_answered", self.lines_answered);
-        j.uint("lines_answered_late", self.lines_answered_late);
-        j.uint("request_bytes", self.request_bytes);
-        j.uint("reply_bytes", self.reply_bytes);
-        j.num("elapsed_secs", self.elapsed.as_secs_f64());
-        j.num("lines_per_sec", self.lines_per_sec);
-        j.num("mb_per_sec", self.mb_per_sec);
-        j.uint("conns_opened", self.conns_opened);
-        j.uint("conns_completed", self.conns_completed);
-        j.opt_num("conns_per_sec", self.conns_per_sec);
-        let mut e = JsonObj::new();
-        e.uint("total", self.errors.total());
+        self.to_record(&[]).to_string()
+    }
+
+    /// What a run should warn about: a rate it did not keep.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if let Some(r) = &self.rate {
+            if r.on_time_share() < 0.99 {
+                w.push(format!(
+                    "the rate was not met: {} lines/s asked, {} achieved ({:.1}% of the window's lines sent on time, {} never sent); \
+the generator or the server could not keep up. Latencies still count from each line's due time.",
+                    si(r.target),
+                    si(r.achieved),
+                    100.0 * r.on_time_share(),
+                    r.unsent
+                ));
+            }
+        }
+        w
+    }
+
+    /// The report as one record (a JSON object) with every figure: the
+    /// latencies carry [`RECORDED_PERCENTILES`], `extra` percentiles, and
+    /// the whole spectrum. Durations are seconds, latencies microseconds.
+    pub fn to_record(&self, extra: &[f64]) -> Value {
+        let p = &self.params;
+        let mut errors = Map::new();
+        errors.insert("total".into(), self.errors.total().into());
         for (k, n) in self.errors.iter() {
-            e.uint(k, n);
+            errors.insert(k.into(), n.into());
         }
-        j.raw("errors", &e.finish());
-        match &self.first_error {
-            Some(s) => j.str("first_error", s),
-            None => j.raw("first_error", "null"),
+        let (throughput, unit) = match self.conns_per_sec {
+            Some(c) => (c, "conns/s"),
+            None => (self.lines_per_sec, "lines/s"),
+        };
+        let c10k = self.c10k.as_ref().map(|c| {
+            json!({
+                "target": c.target,
+                "opened": c.opened,
+                "served": c.served,
+                "connect_secs": num(c.connect_secs),
+                "reply_secs": num(c.reply_secs),
+                "source_ips": c.source_ips,
+                "rss_before_kib": c.rss_before_kib,
+                "rss_idle_kib": c.rss_idle_kib,
+                "rss_after_line_kib": c.rss_after_line_kib,
+                "rss_per_idle_conn_bytes": c.rss_per_idle_conn_bytes.map(num),
+                "rss_per_conn_after_line_bytes": c.rss_per_conn_after_line_bytes.map(num),
+            })
+        });
+        json!({
+            "label": p.label(self.scenario),
+            "scenario": self.scenario.to_string(),
+            "addr": p.addr.to_string(),
+            "conns": p.conns,
+            "depth": p.depth,
+            "line_bytes": p.line_bytes,
+            "duration_secs": num(p.duration.as_secs_f64()),
+            "warmup_secs": num(p.warmup.as_secs_f64()),
+            "threads": p.threads,
+            "workers": p.workers,
+            "server_pid": p.server_pid,
+            "source_ips": p.source_ips,
+            "proxy_v2": p.proxy_v2,
+            "expect_prefix": p.expect_prefix,
+            "rate": self.rate.map(|r| json!({
+                "target": num(r.target),
+                "achieved": num(r.achieved),
+                "scheduled": r.scheduled,
+                "on_time": r.on_time,
+                "unsent": r.unsent,
+            })),
+            "lines_sent": self.lines_sent,
+            "lines_answered": self.lines_answered,
+            "lines_answered_late": self.lines_answered_late,
+            "request_bytes": self.request_bytes,
+            "reply_bytes": self.reply_bytes,
+            "elapsed_secs": num(self.elapsed.as_secs_f64()),
+            "lines_per_sec": num(self.lines_per_sec),
+            "mb_per_sec": num(self.mb_per_sec),
+            "conns_opened": self.conns_opened,
+            "conns_completed": self.conns_completed,
+            "conns_per_sec": self.conns_per_sec.map(num),
+            "throughput_per_sec": num(throughput),
+            "throughput_unit": unit,
+            "errors": errors,
+            "first_error": self.first_error,
+            "latency_us": self.histogram.as_ref().map(|h| latency_record(h, extra)),
+            "latency_uncorrected_us":
+                self.uncorrected_histogram.as_ref().map(|h| latency_record(h, extra)),
+            "c10k": c10k,
+        })
+    }
+
+    /// The human table, latencies shown at `percentiles` (and max).
+    pub fn table<'a>(&'a self, percentiles: &'a [f64]) -> Table<'a> {
+        Table {
+            report: self,
+            percentiles,
         }
-        match &self.latency {
-            Some(l) => {
-                let mut o = JsonObj::new();
-                o.uint("samples", l.samples);
-                o.num("mean", l.mean_us);
-                o.num("p50", l.p50_us);
-                o.num("p99", l.p99_us);
-                o.num("p99_9", l.p999_us);
-                o.num("max", l.max_us);
-                j.raw("latency_us", &o.finish());
+    }
+
+    /// One report of `parts`, the reports of threads that ran side by side:
+    /// counts and rates add up, histograms merge, the window is the longest.
+    pub fn merge(parts: Vec<Report>) -> Report {
+        let mut it = parts.into_iter();
+        let mut r = it.next().expect("at least one part");
+        for o in it {
+            r.params.conns += o.params.conns;
+            r.params.workers += o.params.workers;
+            r.params.threads += o.params.threads;
+            r.params.rate = r.params.rate.zip(o.params.rate).map(|(a, b)| a + b);
+            r.lines_sent += o.lines_sent;
+            r.lines_answered += o.lines_answered;
+            r.lines_answered_late += o.lines_answered_late;
+            r.request_bytes += o.request_bytes;
+            r.reply_bytes += o.reply_bytes;
+            r.errors.add(&o.errors);
+            r.first_error = r.first_error.or(o.first_error);
+            r.elapsed = r.elapsed.max(o.elapsed);
+            r.lines_per_sec += o.lines_per_sec;
+            r.mb_per_sec += o.mb_per_sec;
+            r.conns_completed += o.conns_completed;
+            r.conns_per_sec = match (r.conns_per_sec, o.conns_per_sec) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+            r.histogram = merge_histograms(r.histogram, o.histogram);
+            r.uncorrected_histogram =
+                merge_histograms(r.uncorrected_histogram, o.uncorrected_histogram);
+            r.rate = match (r.rate, o.rate) {
+                (Some(a), Some(b)) => Some(a.add(&b)),
+                (a, b) => a.or(b),
+            };
+            for (k, i) in o.intervals.into_iter().enumerate() {
+                match r.intervals.get_mut(k) {
+                    Some(mine) => {
+                        let _ = mine.histogram.add(&i.histogram);
+                        mine.length = mine.length.max(i.length);
+                    }
+                    None => r.intervals.push(i),
+                }
             }
-            None => j.raw("latency_us", "null"),
+            r.conns_opened += o.conns_opened;
         }
-        match &self.c10k {
-            Some(c) => {
-                let mut o = JsonObj::new();
-                o.uint("target", c.target as u64);
-                o.uint("opened", c.opened);
-                o.uint("served", c.served);
-                o.num("connect_secs", c.connect_secs);
-                o.num("reply_secs", c.reply_secs);
-                o.uint("source_ips", c.source_ips as u64);
-                o.opt_uint("rss_before_kib", c.rss_before_kib);
-                o.opt_uint("rss_idle_kib", c.rss_idle_kib);
-                o.opt_uint("rss_after_line_kib", c.rss_after_line_kib);
-                o.opt_num("rss_per_idle_conn_bytes", c.rss_per_idle_conn_bytes);
-                o.opt_num(
-                    "rss_per_conn_after_line_bytes",
-                    c.rss_per_conn_after_line_bytes,
-                );
-                j.raw("c10k", &o.finish());
-            }
-            None => j.raw("c10k", "null"),
-        }
-        j.finish()
+        r.latency = r.histogram.as_ref().and_then(Latency::from_histogram);
+        r.uncorrected = r
+            .uncorrected_histogram
+            .as_ref()
+            .and_then(Latency::from_histogram);
+        r
     }
 }
 
-/// Minimal hand-written JSON object builder.
-struct JsonObj {
-    out: String,
-    first: bool,
-}
-
-impl JsonObj {
-    fn new() -> JsonObj {
-        JsonObj {
-            out: String::from("{"),
-            first: true,
-        }
-    }
-
-    fn key(&mut self, k: &str) {
-        if !self.first {
-            self.out.push(',');
-        }
-        self.first = false;
-        push_json_string(&mut self.out, k);
-        self.out.push(':');
-    }
-
-    fn raw(&mut self, k: &str, v: &str) {
-        self.key(k);
-        self.out.push_str(v);
-    }
-
-    fn str(&mut self, k: &str, v: &str) {
-        self.key(k);
-        push_json_string(&mut self.out, v);
-    }
-
-    fn uint(&mut self, k: &str, v: u64) {
-        self.key(k);
-        self.out.push_str(&v.to_string());
-    }
-
-    fn opt_uint(&mut self, k: &str, v: Option<u64>) {
-        match v {
-            Some(v) => self.uint(k, v),
-            None => self.raw(k, "null"),
-        }
-    }
-
-    fn num(&mut self, k: &str, v: f64) {
-        self.key(k);
-        if v.is_finite() {
-            let s = format!("{v:.3}");
-            self.out.push_str(&s);
+impl Params {
+    /// The run's name in records and plots: `--label`, or the scenario and
+    /// the server's address.
+    pub fn label(&self, scenario: Scenario) -> String {
+        if self.label.is_empty() {
+            format!("{scenario} {}", self.addr)
         } else {
-            self.out.push_str("null");
+            self.label.clone()
         }
-    }
-
-    fn opt_num(&mut self, k: &str, v: Option<f64>) {
-        match v {
-            Some(v) => self.num(k, v),
-            None => self.raw(k, "null"),
-        }
-    }
-
-    fn finish(mut self) -> String {
-        self.out.push('}');
-        self.out
     }
 }
 
-/// Appends `s` as a JSON string literal (quoted, escaped).
-fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
+impl ErrorCounts {
+    /// Adds `o`'s counts to these.
+    pub fn add(&mut self, o: &ErrorCounts) {
+        self.mismatch += o.mismatch;
+        self.unsolicited += o.unsolicited;
+        self.connect_failed += o.connect_failed;
+        self.connect_timeout += o.connect_timeout;
+        self.io += o.io;
+        self.eof += o.eof;
+        self.unanswered += o.unanswered;
     }
-    out.push('"');
 }
 
-fn si(v: f64) -> String {
-    if v >= 1e9 {
-        format!("{:.2}G", v / 1e9)
-    } else if v >= 1e6 {
-        format!("{:.2}M", v / 1e6)
-    } else if v >= 1e4 {
-        format!("{:.1}k", v / 1e3)
+fn merge_histograms(
+    a: Option<Histogram<u64>>,
+    b: Option<Histogram<u64>>,
+) -> Option<Histogram<u64>> {
+    match (a, b) {
+        (Some(mut a), Some(b)) => {
+            let _ = a.add(&b);
+            Some(a)
+        }
+        (a, b) => a.or(b),
+    }
+}
+
+/// `v` rounded to 3 decimals for a record (null when not finite).
+pub fn num(v: f64) -> Value {
+    if v.is_finite() {
+        json!((v * 1e3).round() / 1e3)
     } else {
-        format!("{v:.1}")
+        Value::Null
     }
+}
+
+/// The record key of percentile `p`: `p99_9` for 99.9.
+pub fn percentile_key(p: f64) -> String {
+    format!("p{p}").replace('.', "_")
+}
+
+/// A latency histogram (nanoseconds) as a record, in microseconds: count,
+/// min, mean, stdev, max, [`RECORDED_PERCENTILES`] and `extra`, and the
+/// spectrum (`[percentile, value]` pairs, the points of its `.hgrm`).
+pub fn latency_record(h: &Histogram<u64>, extra: &[f64]) -> Value {
+    let us = |ns: u64| num(ns as f64 / 1e3);
+    let mut o = Map::new();
+    o.insert("count".into(), h.len().into());
+    o.insert("samples".into(), h.len().into());
+    o.insert("min".into(), us(h.min()));
+    o.insert("mean".into(), num(h.mean() / 1e3));
+    o.insert("stdev".into(), num(h.stdev() / 1e3));
+    o.insert("max".into(), us(h.max()));
+    for &p in RECORDED_PERCENTILES.iter().chain(extra) {
+        o.insert(percentile_key(p), us(h.value_at_percentile(p)));
+    }
+    let spectrum: Vec<Value> = hdr::spectrum(h)
+        .into_iter()
+        .map(|(p, v)| json!([num_raw(p, 1e9), num(v)]))
+        .collect();
+    o.insert("spectrum".into(), Value::Array(spectrum));
+    Value::Object(o)
+}
+
+/// `v` rounded to `1/scale`.
+fn num_raw(v: f64, scale: f64) -> Value {
+    json!((v * scale).round() / scale)
+}
+
+/// The latency line of a table: the percentiles asked for, max, mean, count.
+pub(crate) fn latency_line(h: &Histogram<u64>, percentiles: &[f64]) -> String {
+    let mut line = String::new();
+    for &p in percentiles {
+        line.push_str(&format!(
+            "p{p} {:.1}  ",
+            h.value_at_percentile(p) as f64 / 1e3
+        ));
+    }
+    line.push_str(&format!(
+        "max {:.1}  (mean {:.1}, n={})",
+        h.max() as f64 / 1e3,
+        h.mean() / 1e3,
+        h.len()
+    ));
+    line
 }
 
 fn opt_kib(v: Option<u64>) -> String {
@@ -365,11 +534,26 @@ fn opt_bytes(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.0} B")).unwrap_or_else(|| "-".into())
 }
 
+/// A report's human table, latencies at chosen percentiles
+/// ([`Report::table`]).
+#[derive(Debug)]
+pub struct Table<'a> {
+    report: &'a Report,
+    percentiles: &'a [f64],
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = &self.params;
-        writeln!(f, "{:<12} {}  ->  {}", "scenario", self.scenario, p.addr)?;
-        match self.scenario {
+        self.table(&SHOWN_PERCENTILES).fmt(f)
+    }
+}
+
+impl fmt::Display for Table<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.report;
+        let p = &r.params;
+        writeln!(f, "{:<12} {}  ->  {}", "scenario", r.scenario, p.addr)?;
+        match r.scenario {
             Scenario::Churn => writeln!(
                 f,
                 "{:<12} workers {}  line {} B  duration {:.1} s",
@@ -400,35 +584,60 @@ impl fmt::Display for Report {
             f,
             "{:<12} sent {}  answered {}  late {}  in {:.3} s",
             "lines",
-            self.lines_sent,
-            self.lines_answered,
-            self.lines_answered_late,
-            self.elapsed.as_secs_f64()
+            r.lines_sent,
+            r.lines_answered,
+            r.lines_answered_late,
+            r.elapsed.as_secs_f64()
         )?;
         writeln!(
             f,
             "{:<12} {} lines/s  {:.1} MB/s (requests+replies)",
             "throughput",
-            si(self.lines_per_sec),
-            self.mb_per_sec
+            si(r.lines_per_sec),
+            r.mb_per_sec
         )?;
-        if let Some(c) = self.conns_per_sec {
+        if let Some(c) = r.conns_per_sec {
             writeln!(
                 f,
                 "{:<12} {} completed  {} conns/s",
                 "churn",
-                self.conns_completed,
+                r.conns_completed,
                 si(c)
             )?;
         }
-        if let Some(l) = &self.latency {
+        if let Some(rate) = &r.rate {
             writeln!(
                 f,
-                "{:<12} p50 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (mean {:.1}, n={})",
-                "latency us", l.p50_us, l.p99_us, l.p999_us, l.max_us, l.mean_us, l.samples
+                "{:<12} target {} lines/s  achieved {} ({:.1}% on time, {} never sent)",
+                "rate",
+                si(rate.target),
+                si(rate.achieved),
+                100.0 * rate.on_time_share(),
+                rate.unsent
             )?;
         }
-        if let Some(c) = &self.c10k {
+        if let Some(h) = &r.histogram {
+            let name = if r.rate.is_some() {
+                "latency us*"
+            } else {
+                "latency us"
+            };
+            writeln!(f, "{name:<12} {}", latency_line(h, self.percentiles))?;
+        }
+        if let Some(h) = &r.uncorrected_histogram {
+            writeln!(
+                f,
+                "{:<12} {}",
+                "uncorrected",
+                latency_line(h, self.percentiles)
+            )?;
+            writeln!(
+                f,
+                "{:<12} * from each line's due time; uncorrected: from its actual send",
+                ""
+            )?;
+        }
+        if let Some(c) = &r.c10k {
             writeln!(
                 f,
                 "{:<12} target {}  opened {}  served {}  connect {:.2} s  reply {:.2} s",
@@ -450,8 +659,8 @@ impl fmt::Display for Report {
                 opt_bytes(c.rss_per_conn_after_line_bytes)
             )?;
         }
-        write!(f, "{:<12} {}", "errors", self.errors.total())?;
-        let kinds: Vec<String> = self
+        write!(f, "{:<12} {}", "errors", r.errors.total())?;
+        let kinds: Vec<String> = r
             .errors
             .iter()
             .filter(|(_, n)| *n > 0)
@@ -460,7 +669,7 @@ impl fmt::Display for Report {
         if !kinds.is_empty() {
             write!(f, "  ({})", kinds.join(", "))?;
         }
-        if let Some(e) = &self.first_error {
+        if let Some(e) = &r.first_error {
             write!(f, "\n{:<12} {}", "first error", e)?;
         }
         writeln!(f)
@@ -471,169 +680,16 @@ impl fmt::Display for Report {
 mod tests {
     use super::*;
 
-    /// A tiny strict JSON parser, enough to check that the output is one
-    /// well-formed object and to look up its members.
-    #[derive(Debug, PartialEq)]
-    enum J {
-        Null,
-        Bool(bool),
-        Num(f64),
-        Str(String),
-        Arr(Vec<J>),
-        Obj(Vec<(String, J)>),
-    }
-
-    struct P<'a> {
-        s: &'a [u8],
-        i: usize,
-    }
-
-    impl<'a> P<'a> {
-        fn ws(&mut self) {
-            while self.i < self.s.len() && b" \t\r\n".contains(&self.s[self.i]) {
-                self.i += 1;
-            }
+    fn histogram(values_us: &[u64]) -> Histogram<u64> {
+        let mut h = Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+        for &v in values_us {
+            h.record(v * 1000).unwrap();
         }
-        fn eat(&mut self, c: u8) -> Result<(), String> {
-            self.ws();
-            if self.s.get(self.i) == Some(&c) {
-                self.i += 1;
-                Ok(())
-            } else {
-                Err(format!("expected {:?} at {}", c as char, self.i))
-            }
-        }
-        fn lit(&mut self, w: &str, v: J) -> Result<J, String> {
-            if self.s[self.i..].starts_with(w.as_bytes()) {
-                self.i += w.len();
-                Ok(v)
-            } else {
-                Err(format!("bad literal at {}", self.i))
-            }
-        }
-        fn string(&mut self) -> Result<String, String> {
-            self.eat(b'"')?;
-            let mut out = String::new();
-            loop {
-                let c = *self.s.get(self.i).ok_or("eof in string")?;
-                self.i += 1;
-                match c {
-                    b'"' => return Ok(out),
-                    b'\\' => {
-                        let e = *self.s.get(self.i).ok_or("eof in escape")?;
-                        self.i += 1;
-                        match e {
-                            b'"' | b'\\' | b'/' => out.push(e as char),
-                            b'n' | b'r' | b't' | b'b' | b'f' => out.push(' '),
-                            b'u' => {
-                                let h = std::str::from_utf8(&self.s[self.i..self.i + 4])
-                                    .map_err(|e| e.to_string())?;
-                                u32::from_str_radix(h, 16).map_err(|e| e.to_string())?;
-                                self.i += 4;
-                                out.push('?');
-                            }
-                            _ => return Err("bad escape".into()),
-                        }
-                    }
-                    c if c < 0x20 => return Err("control char in string".into()),
-                    c => out.push(c as char),
-                }
-            }
-        }
-        fn value(&mut self) -> Result<J, String> {
-            self.ws();
-            match self.s.get(self.i).copied().ok_or("eof")? {
-                b'{' => {
-                    self.i += 1;
-                    let mut m = Vec::new();
-                    self.ws();
-                    if self.s.get(self.i) == Some(&b'}') {
-                        self.i += 1;
-                        return Ok(J::Obj(m));
-                    }
-                    loop {
-                        self.ws();
-                        let k = self.string()?;
-                        self.eat(b':')?;
-                        let v = self.value()?;
-                        if m.iter().any(|(kk, _)| *kk == k) {
-                            return Err(format!("duplicate key {k}"));
-                        }
-                        m.push((k, v));
-                        self.ws();
-                        match self.s.get(self.i) {
-                            Some(b',') => self.i += 1,
-                            Some(b'}') => {
-                                self.i += 1;
-                                return Ok(J::Obj(m));
-                            }
-                            _ => return Err(format!("bad object at {}", self.i)),
-                        }
-                    }
-                }
-                b'[' => {
-                    self.i += 1;
-                    let mut a = Vec::new();
-                    self.ws();
-                    if self.s.get(self.i) == Some(&b']') {
-                        self.i += 1;
-                        return Ok(J::Arr(a));
-                    }
-                    loop {
-                        a.push(self.value()?);
-                        self.ws();
-                        match self.s.get(self.i) {
-                            Some(b',') => self.i += 1,
-                            Some(b']') => {
-                                self.i += 1;
-                                return Ok(J::Arr(a));
-                            }
-                            _ => return Err("bad array".into()),
-                        }
-                    }
-                }
-                b'"' => Ok(J::Str(self.string()?)),
-                b'n' => self.lit("null", J::Null),
-                b't' => self.lit("true", J::Bool(true)),
-                b'f' => self.lit("false", J::Bool(false)),
-                _ => {
-                    let st = self.i;
-                    while self.i < self.s.len() && b"+-0123456789.eE".contains(&self.s[self.i]) {
-                        self.i += 1;
-                    }
-                    let t = std::str::from_utf8(&self.s[st..self.i]).unwrap();
-                    if t.starts_with('+') || t.starts_with('.') || t.ends_with('.') {
-                        return Err(format!("bad number {t}"));
-                    }
-                    t.parse::<f64>()
-                        .map(J::Num)
-                        .map_err(|_| format!("bad number {t:?} at {st}"))
-                }
-            }
-        }
-    }
-
-    fn parse(s: &str) -> Result<J, String> {
-        let mut p = P {
-            s: s.as_bytes(),
-            i: 0,
-        };
-        let v = p.value()?;
-        p.ws();
-        if p.i != s.len() {
-            return Err("trailing data".into());
-        }
-        Ok(v)
-    }
-
-    fn get<'a>(j: &'a J, k: &str) -> &'a J {
-        match j {
-            J::Obj(m) => &m.iter().find(|(kk, _)| kk == k).expect(k).1,
-            _ => panic!("not an object"),
-        }
+        h
     }
 
     fn sample(scenario: Scenario) -> Report {
+        let h = histogram(&[10, 20, 30, 40, 1_000_000]);
         Report {
             scenario,
             params: Params {
@@ -645,6 +701,12 @@ mod tests {
                 workers: 8,
                 server_pid: Some(42),
                 source_ips: 0,
+                rate: None,
+                warmup: Duration::ZERO,
+                threads: 1,
+                proxy_v2: false,
+                expect_prefix: "You said: ".into(),
+                label: String::new(),
             },
             lines_sent: 1000,
             lines_answered: 990,
@@ -661,14 +723,12 @@ mod tests {
             mb_per_sec: f64::NAN,
             conns_completed: 0,
             conns_per_sec: None,
-            latency: Some(Latency {
-                samples: 5,
-                mean_us: 20.0,
-                p50_us: 19.5,
-                p99_us: 40.0,
-                p999_us: 41.0,
-                max_us: 1e6,
-            }),
+            latency: Latency::from_histogram(&h),
+            uncorrected: None,
+            histogram: Some(h),
+            uncorrected_histogram: None,
+            rate: None,
+            intervals: Vec::new(),
             c10k: Some(C10kStats {
                 target: 10,
                 opened: 10,
@@ -687,40 +747,91 @@ mod tests {
             let r = sample(s);
             let text = r.to_json();
             assert!(!text.contains('\n'));
-            let j = parse(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-            assert_eq!(get(&j, "scenario"), &J::Str(s.to_string()));
-            assert_eq!(get(&j, "lines_answered"), &J::Num(990.0));
-            assert_eq!(get(&j, "mb_per_sec"), &J::Null);
-            assert_eq!(get(&j, "conns_per_sec"), &J::Null);
-            assert_eq!(get(get(&j, "errors"), "total"), &J::Num(1.0));
-            assert_eq!(get(get(&j, "errors"), "mismatch"), &J::Num(1.0));
-            assert_eq!(get(get(&j, "latency_us"), "p99"), &J::Num(40.0));
-            assert_eq!(get(get(&j, "c10k"), "rss_idle_kib"), &J::Null);
-            assert_eq!(get(get(&j, "c10k"), "rss_before_kib"), &J::Num(1000.0));
-            assert!(matches!(get(&j, "first_error"), J::Str(_)));
+            let j: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert_eq!(j["scenario"], json!(s.to_string()));
+            assert_eq!(j["label"], json!(format!("{s} 127.0.0.1:4096")));
+            assert_eq!(j["lines_answered"], json!(990));
+            assert_eq!(j["mb_per_sec"], Value::Null);
+            assert_eq!(j["conns_per_sec"], Value::Null);
+            assert_eq!(j["errors"]["total"], json!(1));
+            assert_eq!(j["errors"]["mismatch"], json!(1));
+            assert_eq!(
+                j["latency_us"]["p50"],
+                json!(30.015),
+                "the bucket's highest equivalent value"
+            );
+            assert_eq!(j["latency_us"]["count"], json!(5));
+            assert_eq!(j["c10k"]["rss_idle_kib"], Value::Null);
+            assert_eq!(j["c10k"]["rss_before_kib"], json!(1000));
+            assert_eq!(j["first_error"], json!(r.first_error.clone().unwrap()));
         }
         let mut r = sample(Scenario::Pipeline);
         r.latency = None;
+        r.histogram = None;
         r.c10k = None;
         r.first_error = None;
-        let j = parse(&r.to_json()).unwrap();
-        assert_eq!(get(&j, "latency_us"), &J::Null);
-        assert_eq!(get(&j, "c10k"), &J::Null);
-        assert_eq!(get(&j, "first_error"), &J::Null);
+        let j: Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(j["latency_us"], Value::Null);
+        assert_eq!(j["c10k"], Value::Null);
+        assert_eq!(j["first_error"], Value::Null);
     }
 
     #[test]
-    fn parser_rejects_garbage() {
-        assert!(parse("{\"a\":1,}").is_err());
-        assert!(parse("{\"a\":1} x").is_err());
-        assert!(parse("{\"a\":NaN}").is_err());
+    fn records_carry_every_percentile_and_the_spectrum() {
+        let r = sample(Scenario::PingPong);
+        let j = r.to_record(&[99.5]);
+        let l = &j["latency_us"];
+        for p in RECORDED_PERCENTILES.iter().chain(&[99.5]) {
+            let key = percentile_key(*p);
+            assert!(l[&key].is_number(), "{key} missing in {l}");
+        }
+        assert_eq!(percentile_key(99.9), "p99_9");
+        assert_eq!(percentile_key(50.0), "p50");
+        // The outlier is the maximum, within the histogram's 3 digits.
+        let max = l["max"].as_f64().unwrap();
+        assert!((max - 1e6).abs() <= 1e3, "{max}");
+        let spectrum = l["spectrum"].as_array().unwrap();
+        assert!(spectrum.len() >= 5, "{spectrum:?}");
+        let last = spectrum.last().unwrap();
+        assert_eq!(last[0], json!(100.0));
     }
 
     #[test]
-    fn display_mentions_key_figures() {
-        let t = sample(Scenario::PingPong).to_string();
-        assert!(t.contains("pingpong"));
-        assert!(t.contains("p99 40.0"));
+    fn the_table_shows_the_percentiles_asked_for() {
+        let r = sample(Scenario::PingPong);
+        let t = r.table(&[50.0, 99.99]).to_string();
+        assert!(t.contains("p50 30.0"), "{t}");
+        assert!(t.contains("p99.99 "), "{t}");
+        assert!(!t.contains("p99.9 "), "{t}");
         assert!(t.contains("mismatch 1"));
+        let default = r.to_string();
+        assert!(
+            default.contains("p90 ") && default.contains("p99.9 "),
+            "{default}"
+        );
+    }
+
+    #[test]
+    fn a_missed_rate_warns_and_merging_adds_up() {
+        let mut a = sample(Scenario::PingPong);
+        a.rate = Some(RateStats {
+            target: 1000.0,
+            achieved: 990.0,
+            scheduled: 1000,
+            on_time: 990,
+            unsent: 0,
+        });
+        assert_eq!(a.warnings().len(), 0);
+        let mut b = a.clone();
+        b.rate.as_mut().unwrap().on_time = 900;
+        assert_eq!(b.warnings().len(), 1, "{:?}", b.warnings());
+        let m = Report::merge(vec![a.clone(), b]);
+        assert_eq!(m.lines_answered, 2 * a.lines_answered);
+        assert_eq!(m.params.conns, 100);
+        assert_eq!(m.params.threads, 2);
+        assert_eq!(m.histogram.as_ref().unwrap().len(), 10);
+        assert_eq!(m.latency.unwrap().samples, 10);
+        assert_eq!(m.rate.unwrap().on_time, 1890);
+        assert_eq!(m.errors.mismatch, 2);
     }
 }

@@ -121,3 +121,75 @@ mod tests {
         assert!(ports_per_source_ip() > 1000);
     }
 }
+
+/// A one-shot timer with microsecond precision (a `timerfd` on the
+/// monotonic clock), for sending on schedule: `epoll`'s own timeout is in
+/// whole milliseconds.
+#[derive(Debug)]
+pub struct Timer {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Timer {
+    /// A disarmed timer. Also asks the kernel for 1 ns of timer slack on
+    /// the calling thread, so that wake-ups come when asked rather than up
+    /// to 50 µs later.
+    pub fn new() -> io::Result<Timer> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: timerfd_create takes no pointers; a non-negative result
+        // is a new descriptor that nothing else owns.
+        let fd = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: prctl with integer arguments only; a failure leaves the
+        // default slack, which is harmless.
+        unsafe {
+            libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+        }
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        Ok(Timer { fd })
+    }
+
+    /// The descriptor, to register for readability.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.fd.as_raw_fd()
+    }
+
+    /// Fires once, `after` from now (at least 1 ns: zero would disarm).
+    pub fn arm(&self, after: std::time::Duration) {
+        let after = after.max(std::time::Duration::from_nanos(1));
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: after.as_secs() as libc::time_t,
+                tv_nsec: after.subsec_nanos() as libc::c_long,
+            },
+        };
+        // SAFETY: `spec` is a valid itimerspec for the call's duration; the
+        // old value is not asked for (null).
+        unsafe {
+            libc::timerfd_settime(self.raw_fd(), 0, &spec, std::ptr::null_mut());
+        }
+    }
+
+    /// Consumes the expiry count so the next expiry wakes the loop again.
+    pub fn clear(&self) {
+        let mut n = 0u64;
+        // SAFETY: reads at most 8 bytes into a live u64; the descriptor is
+        // non-blocking, so an empty timer returns EAGAIN at once.
+        unsafe {
+            libc::read(self.raw_fd(), (&mut n as *mut u64).cast(), 8);
+        }
+    }
+}

@@ -11,7 +11,8 @@
 //!
 //! There is never an LF (or any byte outside `0x21..=0x7e`) inside a line, and a
 //! line is exactly `len` bytes long. The expected reply is
-//! `"You said: " + line + "\n"`.
+//! `"You said: " + line + "\n"`, or another prefix (even none, for a plain
+//! echo) given to [`ReplyVerifier::with_prefix`].
 //!
 //! Consecutive lines of a connection differ in the embedded counter; any lost,
 //! duplicated, reordered or resized line also shifts everything after it, so
@@ -28,7 +29,9 @@
 //! prefix, 16-byte header, runs of a static filler table, final LF). Neither
 //! path allocates per line.
 
-/// The constant prefix of every reply.
+use std::sync::Arc;
+
+/// The constant prefix of every reply, unless another is given.
 pub const REPLY_PREFIX: &[u8] = b"You said: ";
 
 const HEADER_LEN: usize = 16;
@@ -185,29 +188,41 @@ fn extend_short(out: &mut Vec<u8>, src: &[u8]) {
 /// Replies up to this many bytes are handled through a [`ReplyTemplate`].
 pub const TEMPLATE_MAX: usize = 1024;
 
-/// The complete expected reply (`"You said: " + line + "\n"`) of one
-/// connection's current line; moving to another sequence number rewrites only
-/// the 8 counter digits.
+/// The complete expected reply (`prefix + line + "\n"`, the prefix
+/// `"You said: "` by default) of one connection's current line; moving to
+/// another sequence number rewrites only the 8 counter digits.
 #[derive(Clone, Debug)]
 pub struct ReplyTemplate {
     buf: Vec<u8>,
+    prefix_len: usize,
     line_bytes: usize,
 }
 
 impl ReplyTemplate {
-    /// Template for line `seq` of connection `conn`.
+    /// Template for line `seq` of connection `conn`, replies starting with
+    /// [`REPLY_PREFIX`].
     pub fn new(conn: u32, seq: u64, line_bytes: usize) -> ReplyTemplate {
-        let mut buf = Vec::with_capacity(reply_len(line_bytes));
-        buf.extend_from_slice(REPLY_PREFIX);
+        ReplyTemplate::with_prefix(REPLY_PREFIX, conn, seq, line_bytes)
+    }
+
+    /// Template for line `seq` of connection `conn`, replies starting with
+    /// `prefix` (empty for a plain echo).
+    pub fn with_prefix(prefix: &[u8], conn: u32, seq: u64, line_bytes: usize) -> ReplyTemplate {
+        let mut buf = Vec::with_capacity(prefix.len() + line_bytes + 1);
+        buf.extend_from_slice(prefix);
         append_line(conn, seq, line_bytes, &mut buf);
-        ReplyTemplate { buf, line_bytes }
+        ReplyTemplate {
+            buf,
+            prefix_len: prefix.len(),
+            line_bytes,
+        }
     }
 
     /// Switches to line `seq` (same connection).
     #[inline]
     pub fn set_seq(&mut self, seq: u64) {
         let s = seq & 0xffff_ffff;
-        let first = REPLY_PREFIX.len() + 8;
+        let first = self.prefix_len + 8;
         let n = self.line_bytes.min(HEADER_LEN).saturating_sub(8);
         for i in 0..n {
             self.buf[first + i] = HEX[((s >> (28 - 4 * i)) & 0xf) as usize];
@@ -223,7 +238,7 @@ impl ReplyTemplate {
     /// The request: the line and its LF.
     #[inline]
     pub fn request(&self) -> &[u8] {
-        &self.buf[REPLY_PREFIX.len()..]
+        &self.buf[self.prefix_len..]
     }
 }
 
@@ -309,28 +324,38 @@ enum Expected {
 /// Streaming checker of one connection's replies, in order.
 ///
 /// Feed it whatever `read` returned; it matches the bytes against
-/// `You said: <line seq>\n` for consecutive `seq` starting at 0, across any
-/// read boundaries, without buffering.
+/// `<prefix><line seq>\n` (the prefix `You said: ` by default) for
+/// consecutive `seq` starting at 0, across any read boundaries, without
+/// buffering.
 #[derive(Clone, Debug)]
 pub struct ReplyVerifier {
     conn: u32,
     line_bytes: usize,
+    prefix: Arc<[u8]>,
     next_seq: u64,
     pos: usize,
     expected: Expected,
 }
 
 impl ReplyVerifier {
-    /// A checker for connection `conn` whose lines are `line_bytes` long.
+    /// A checker for connection `conn` whose lines are `line_bytes` long,
+    /// replies starting with [`REPLY_PREFIX`].
     pub fn new(conn: u32, line_bytes: usize) -> ReplyVerifier {
-        let expected = if reply_len(line_bytes) <= TEMPLATE_MAX {
-            Expected::Template(ReplyTemplate::new(conn, 0, line_bytes))
+        ReplyVerifier::with_prefix(&Arc::from(REPLY_PREFIX), conn, line_bytes)
+    }
+
+    /// A checker for connection `conn` whose lines are `line_bytes` long,
+    /// replies starting with `prefix` (empty for a plain echo).
+    pub fn with_prefix(prefix: &Arc<[u8]>, conn: u32, line_bytes: usize) -> ReplyVerifier {
+        let expected = if prefix.len() + line_bytes < TEMPLATE_MAX {
+            Expected::Template(ReplyTemplate::with_prefix(prefix, conn, 0, line_bytes))
         } else {
             Expected::Segments(LineSpec::new(conn, 0, line_bytes))
         };
         ReplyVerifier {
             conn,
             line_bytes,
+            prefix: prefix.clone(),
             next_seq: 0,
             pos: 0,
             expected,
@@ -352,9 +377,9 @@ impl ReplyVerifier {
         match &self.expected {
             Expected::Template(t) => &t.reply()[pos..],
             Expected::Segments(spec) => {
-                let plen = REPLY_PREFIX.len();
+                let plen = self.prefix.len();
                 if pos < plen {
-                    &REPLY_PREFIX[pos..]
+                    &self.prefix[pos..]
                 } else if pos < plen + self.line_bytes {
                     spec.segment(pos - plen)
                 } else {
@@ -381,7 +406,7 @@ impl ReplyVerifier {
     /// would start the reply to line `sent` or later are unsolicited.
     /// Returns the number of replies completed by `data`.
     pub fn feed(&mut self, mut data: &[u8], sent: u64) -> Result<u64, VerifyError> {
-        let total = reply_len(self.line_bytes);
+        let total = self.prefix.len() + self.line_bytes + 1;
         let mut done = 0;
         while !data.is_empty() {
             if self.next_seq >= sent {
