@@ -13,7 +13,12 @@
 //!    stops it (round-robin, the starting server rotating from round to
 //!    round, so slow drifts of the machine hit every server alike);
 //! 3. prints one table with the median over rounds per server, the ratios of
-//!    ours to each baseline, and the errors counted per server.
+//!    ours to each baseline, and the errors counted per server;
+//! 4. writes the table as Markdown (`target/tcp-bench/results.md`), the
+//!    servers' records (`runs.json`: the ping-pong latency of every round
+//!    merged, throughput from the pipeline case) and their plot
+//!    (`latency.svg`: the percentile spectrum, one curve per server, and
+//!    throughput bars), as `echo-bench plot` draws it.
 //!
 //! With at least 2 CPUs the servers are pinned to CPU 0 and the load generator
 //! thread to CPU 1 (`sched_setaffinity`). On a 2-core machine that keeps the
@@ -29,7 +34,9 @@
 //!   `c10k`, `bigline`;
 //! * `TCP_BENCH_SERVERS` (default `ours,raw,tokio`): servers to run;
 //! * `TCP_BENCH_C10K_CONNS` (default 10000): connections of the c10k case;
-//! * `TCP_BENCH_NO_BUILD=1`: use the binaries already in `target/release`.
+//! * `TCP_BENCH_NO_BUILD=1`: use the binaries already in `target/release`;
+//! * `TCP_BENCH_OUT` (default `target/tcp-bench`): where the Markdown, the
+//!   records and the plot go.
 //!
 //! Cases: pipeline 50 conns x depth 64 x 32-byte lines; pingpong with 1 and
 //! with 50 conns; churn with 8 workers; c10k with 10 000 conns (server RSS via
@@ -638,6 +645,11 @@ fn main() {
         "metric", "better", "ours", "raw mio", "tokio", "ours/raw", "ours/tokio"
     );
     println!("{}", "-".repeat(90));
+    let mut md = format!(
+        "TCP echo-line benchmark: median of {rounds} round(s), {secs} s per run, loopback, {ncpu} CPU(s)\n\n\
+| metric | better | ours | raw mio | tokio | ours/raw | ours/tokio |\n\
+|---|---|---:|---:|---:|---:|---:|\n"
+    );
     let idx = |key: &str| servers.iter().position(|s| s.key == key).unwrap();
     for m in metrics() {
         let Some(ci) = cases.iter().position(|c| *c == m.case) else {
@@ -648,6 +660,20 @@ fn main() {
             median(outcomes[ci][si].reports.iter().filter_map(m.get).collect())
         };
         let (o, r, t) = (val("ours"), val("raw"), val("tokio"));
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            m.name,
+            if m.higher_is_better {
+                "higher"
+            } else {
+                "lower"
+            },
+            fmt_val(o),
+            fmt_val(r),
+            fmt_val(t),
+            ratio(o, r),
+            ratio(o, t)
+        ));
         println!(
             "{:<28} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10}",
             m.name,
@@ -695,5 +721,72 @@ fn main() {
             println!("{}: {} more error notes", s.label, notes.len() - 5);
         }
     }
+    write_outputs(&md, &cases, &servers, &outcomes);
     println!("total bench time {:.0} s", started.elapsed().as_secs_f64());
+}
+
+/// Writes the Markdown table, one record per server and their plot.
+fn write_outputs(md: &str, cases: &[Case], servers: &[Server], outcomes: &[Vec<Outcome>]) {
+    let dir = std::env::var_os("TCP_BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let release = target_release_dir();
+            release.parent().unwrap_or(&release).join("tcp-bench")
+        });
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("tcp bench: {}: {e}", dir.display());
+        return;
+    }
+    let md_path = dir.join("results.md");
+    match std::fs::write(&md_path, md) {
+        Ok(()) => println!("table: {}", md_path.display()),
+        Err(e) => eprintln!("tcp bench: {}: {e}", md_path.display()),
+    }
+    // The latency case with the most samples per run, and the pipeline
+    // case for throughput.
+    let latency_case = [Case::PingPong50, Case::PingPong1]
+        .into_iter()
+        .find(|c| cases.contains(c));
+    let Some(lci) = latency_case.and_then(|c| cases.iter().position(|x| *x == c)) else {
+        return;
+    };
+    let pci = cases.iter().position(|c| *c == Case::Pipeline);
+    let runs = dir.join("runs.json");
+    let _ = std::fs::remove_file(&runs);
+    for (si, s) in servers.iter().enumerate() {
+        let reports = &outcomes[lci][si].reports;
+        if reports.is_empty() {
+            continue;
+        }
+        let merged = Report::merge(reports.clone());
+        let mut record = merged.to_record(&[]);
+        record["label"] = s.label.into();
+        if let Some(pci) = pci {
+            let lines = median(
+                outcomes[pci][si]
+                    .reports
+                    .iter()
+                    .map(|r| r.lines_per_sec)
+                    .collect(),
+            );
+            record["throughput_per_sec"] = lines.into();
+            record["throughput_unit"] = "lines/s pipelined".into();
+        }
+        if let Err(e) = loadgen::record::append_json(&runs, &record) {
+            eprintln!("tcp bench: {}: {e}", runs.display());
+            return;
+        }
+    }
+    let svg = dir.join("latency.svg");
+    let opts = loadgen::plot::PlotOptions {
+        title: Some(format!(
+            "{} latency (all rounds) and pipelined throughput (median)",
+            cases[lci].name()
+        )),
+        ..Default::default()
+    };
+    match loadgen::plot::plot_files(&[runs], &svg, &opts) {
+        Ok(_) => println!("plot: {}", svg.display()),
+        Err(e) => eprintln!("tcp bench: plot: {e}"),
+    }
 }
