@@ -312,8 +312,9 @@ impl fmt::Display for ChatTable<'_> {
         )?;
         writeln!(
             f,
-            "deliveries   said {}  delivered {}  in {:.3} s  {:.0} deliveries/s",
+            "deliveries   said {}  delivered {} in the window ({} in all)  in {:.3} s  {:.0} deliveries/s",
             r.said,
+            r.delivered_in_window,
             r.delivered,
             r.window.as_secs_f64(),
             r.deliveries_per_sec()

@@ -582,6 +582,11 @@ impl<'a> Engine<'a> {
             if i < s.warm {
                 continue;
             }
+            if now < self.deadline {
+                self.stats.lines_answered += 1;
+            } else {
+                self.stats.lines_late += 1;
+            }
             let corrected = now_ns.saturating_sub(s.at(i));
             self.hist.saturating_record(corrected);
             self.uhist.saturating_record(now_ns.saturating_sub(sent));
@@ -711,7 +716,12 @@ impl<'a> Engine<'a> {
         if res.replies > 0 || res.bytes > 0 {
             self.inflight -= res.replies;
             self.done_total += res.replies;
-            if in_window {
+            if self.sched.is_some() {
+                // Counted by the line's place in the schedule instead.
+                if in_window {
+                    self.stats.reply_bytes += res.bytes;
+                }
+            } else if in_window {
                 self.stats.lines_answered += res.replies;
                 self.stats.reply_bytes += res.bytes;
                 if self.record_rtt && res.replies > 0 {

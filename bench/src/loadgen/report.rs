@@ -219,9 +219,11 @@ pub struct Report {
     pub params: Params,
     /// Lines queued for sending.
     pub lines_sent: u64,
-    /// Correct replies received inside the measurement window.
+    /// Correct replies received inside the measurement window (at a fixed
+    /// rate: replies to the window's own lines, not the warm-up's).
     pub lines_answered: u64,
-    /// Correct replies received during the drain period.
+    /// Correct replies received during the drain period (at a fixed rate:
+    /// to the window's lines).
     pub lines_answered_late: u64,
     /// Request bytes written inside the window (lines including LF).
     pub request_bytes: u64,
@@ -284,11 +286,13 @@ impl Report {
             if r.on_time_share() < 0.99 {
                 w.push(format!(
                     "the rate was not met: {} lines/s asked, {} achieved ({:.1}% of the window's lines sent on time, {} never sent); \
-the generator or the server could not keep up. Latencies still count from each line's due time.",
+the server, the generator, or {} lines in flight per connection could not keep up \
+(more --conns, a larger --depth or --threads may). Latencies still count from each line's due time.",
                     si(r.target),
                     si(r.achieved),
                     100.0 * r.on_time_share(),
-                    r.unsent
+                    r.unsent,
+                    self.params.depth
                 ));
             }
         }
@@ -580,6 +584,23 @@ impl fmt::Display for Table<'_> {
                 p.duration.as_secs_f64()
             )?,
         }
+        let mut load = match p.rate {
+            Some(rate) => format!("open loop at {} lines/s", si(rate)),
+            None => "closed loop".to_string(),
+        };
+        if !p.warmup.is_zero() {
+            load.push_str(&format!(", {:.1} s warm-up", p.warmup.as_secs_f64()));
+        }
+        if p.threads > 1 {
+            load.push_str(&format!(", {} threads", p.threads));
+        }
+        if p.proxy_v2 {
+            load.push_str(", PROXY v2 header first");
+        }
+        if p.expect_prefix.as_bytes() != super::verify::REPLY_PREFIX {
+            load.push_str(&format!(", replies prefixed {:?}", p.expect_prefix));
+        }
+        writeln!(f, "{:<12} {load}", "load")?;
         writeln!(
             f,
             "{:<12} sent {}  answered {}  late {}  in {:.3} s",
