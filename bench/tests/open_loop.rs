@@ -165,6 +165,13 @@ fn the_open_loop_shows_a_stall_that_the_uncorrected_figure_hides() {
     assert_eq!(uncorrected.len(), 6000, "{r}");
     let c999 = ms(corrected.value_at_quantile(0.999));
     let u999 = ms(uncorrected.value_at_quantile(0.999));
+    eprintln!(
+        "stalling server: p99 corrected {:.2} ms, uncorrected {:.2} ms; p99.9 corrected {c999:.2} ms, uncorrected {u999:.2} ms; max {:.1} / {:.1} ms",
+        ms(corrected.value_at_quantile(0.99)),
+        ms(uncorrected.value_at_quantile(0.99)),
+        ms(corrected.max()),
+        ms(uncorrected.max()),
+    );
     assert!(
         c999 >= 100.0,
         "corrected p99.9 {c999} ms should show the stall\n{r}"

@@ -283,8 +283,7 @@ fn bad_flags(e: &str) -> ExitCode {
 }
 
 /// Flags that only some scenarios take.
-fn refuse(a: &RunArgs, scenario: &str, what: &[(&str, bool)]) -> Result<(), String> {
-    let _ = a;
+fn refuse(scenario: &str, what: &[(&str, bool)]) -> Result<(), String> {
     match what.iter().find(|(_, given)| *given) {
         Some((flag, _)) => Err(format!("{flag} does not apply to {scenario}")),
         None => Ok(()),
@@ -294,7 +293,6 @@ fn refuse(a: &RunArgs, scenario: &str, what: &[(&str, bool)]) -> Result<(), Stri
 /// The flood scenario.
 fn flood(a: &RunArgs) -> ExitCode {
     if let Err(e) = refuse(
-        a,
         "flood",
         &[
             ("--rate", a.rate.is_some()),
@@ -334,7 +332,6 @@ fn flood(a: &RunArgs) -> ExitCode {
 /// The chat scenario.
 fn chat(a: &RunArgs) -> ExitCode {
     if let Err(e) = refuse(
-        a,
         "chat",
         &[
             ("--threads", a.threads > 1),

@@ -600,7 +600,9 @@ impl fmt::Display for Table<'_> {
         if p.expect_prefix.as_bytes() != super::verify::REPLY_PREFIX {
             load.push_str(&format!(", replies prefixed {:?}", p.expect_prefix));
         }
-        writeln!(f, "{:<12} {load}", "load")?;
+        if r.scenario != Scenario::C10k {
+            writeln!(f, "{:<12} {load}", "load")?;
+        }
         writeln!(
             f,
             "{:<12} sent {}  answered {}  late {}  in {:.3} s",
