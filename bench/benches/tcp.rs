@@ -660,34 +660,22 @@ fn main() {
             median(outcomes[ci][si].reports.iter().filter_map(m.get).collect())
         };
         let (o, r, t) = (val("ours"), val("raw"), val("tokio"));
+        let better = if m.higher_is_better {
+            "higher"
+        } else {
+            "lower"
+        };
+        let cells = [fmt_val(o), fmt_val(r), fmt_val(t), ratio(o, r), ratio(o, t)];
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {better} | {} |\n",
             m.name,
-            if m.higher_is_better {
-                "higher"
-            } else {
-                "lower"
-            },
-            fmt_val(o),
-            fmt_val(r),
-            fmt_val(t),
-            ratio(o, r),
-            ratio(o, t)
+            cells.join(" | ")
         ));
-        println!(
-            "{:<28} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            m.name,
-            if m.higher_is_better {
-                "higher"
-            } else {
-                "lower"
-            },
-            fmt_val(o),
-            fmt_val(r),
-            fmt_val(t),
-            ratio(o, r),
-            ratio(o, t)
-        );
+        print!("{:<28} {better:>6}", m.name);
+        for c in &cells {
+            print!(" {c:>10}");
+        }
+        println!();
     }
     println!("{}", "-".repeat(90));
     let err_cell = |si: usize| -> String {

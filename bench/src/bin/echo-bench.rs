@@ -420,47 +420,34 @@ trait Outcome {
     fn clean(&self) -> bool;
 }
 
-impl Outcome for loadgen::Report {
-    fn table(&self, percentiles: &[f64]) -> String {
-        self.table(percentiles).to_string()
-    }
-    fn record(&self, percentiles: &[f64]) -> Value {
-        self.to_record(percentiles)
-    }
-    fn warnings(&self) -> Vec<String> {
-        self.warnings()
-    }
-    fn histogram(&self) -> Option<&Histogram<u64>> {
-        self.histogram.as_ref()
-    }
-    fn intervals(&self) -> &[Interval] {
-        &self.intervals
-    }
-    fn clean(&self) -> bool {
-        self.is_clean()
-    }
+/// The echo and chat reports offer the same, under the same names.
+macro_rules! outcome {
+    ($report:ty) => {
+        impl Outcome for $report {
+            fn table(&self, percentiles: &[f64]) -> String {
+                self.table(percentiles).to_string()
+            }
+            fn record(&self, percentiles: &[f64]) -> Value {
+                self.to_record(percentiles)
+            }
+            fn warnings(&self) -> Vec<String> {
+                self.warnings()
+            }
+            fn histogram(&self) -> Option<&Histogram<u64>> {
+                self.histogram.as_ref()
+            }
+            fn intervals(&self) -> &[Interval] {
+                &self.intervals
+            }
+            fn clean(&self) -> bool {
+                self.is_clean()
+            }
+        }
+    };
 }
 
-impl Outcome for loadgen::chat::ChatReport {
-    fn table(&self, percentiles: &[f64]) -> String {
-        self.table(percentiles).to_string()
-    }
-    fn record(&self, percentiles: &[f64]) -> Value {
-        self.to_record(percentiles)
-    }
-    fn warnings(&self) -> Vec<String> {
-        self.warnings()
-    }
-    fn histogram(&self) -> Option<&Histogram<u64>> {
-        self.histogram.as_ref()
-    }
-    fn intervals(&self) -> &[Interval] {
-        &self.intervals
-    }
-    fn clean(&self) -> bool {
-        self.is_clean()
-    }
-}
+outcome!(loadgen::Report);
+outcome!(loadgen::chat::ChatReport);
 
 impl Outcome for loadgen::flood::FloodReport {
     fn table(&self, _: &[f64]) -> String {

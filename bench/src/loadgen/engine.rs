@@ -657,33 +657,22 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Queues what the window allows and writes.
+    /// Queues what the window (or the schedule) allows and writes.
     fn pump(&mut self, slot: usize, now: Instant) {
         if self.sched.is_some() {
             self.feed_lane(slot, now);
-            self.flush_conn(slot, now);
-            return;
-        }
-        let in_window = self.in_window();
-        let conn = &mut self.conns[slot];
-        let t = if self.record_rtt && conn.inflight() == 0 {
-            Instant::now()
         } else {
-            now
-        };
-        let n = conn.fill(self.depth, t);
-        self.inflight += n;
-        self.stats.lines_sent += n;
-        if conn.pending_out() > 0 {
-            match conn.flush() {
-                Ok(b) => {
-                    if in_window {
-                        self.stats.request_bytes += b;
-                    }
-                }
-                Err(e) => self.fail(slot, ErrKind::Io, format!("write: {e}"), now),
-            }
+            let conn = &mut self.conns[slot];
+            let t = if self.record_rtt && conn.inflight() == 0 {
+                Instant::now()
+            } else {
+                now
+            };
+            let n = conn.fill(self.depth, t);
+            self.inflight += n;
+            self.stats.lines_sent += n;
         }
+        self.flush_conn(slot, now);
     }
 
     fn handle_event(&mut self, token: Token, readable: bool, now: Instant) {
