@@ -141,6 +141,43 @@ fn chat_scenario_counts_silent_users_the_room_drops() {
     assert_eq!(report.delivered, report.said * 18, "{report}");
 }
 
+/// At a rate and after a warm-up, every line of the window reaches every
+/// user once, and only the window's deliveries are in the latencies, both
+/// corrected and uncorrected.
+#[test]
+fn chat_scenario_at_a_rate_counts_only_the_window() {
+    use credit_bench::loadgen::chat::{self, ChatConfig};
+
+    let (_reactor, addr) = chat_server(credit_chat::ChatConfig::default());
+    let (senders, rate) = (5usize, 200.0);
+    let cfg = ChatConfig {
+        addr,
+        users: 20,
+        senders,
+        // What `--rate 200` sets: each sender every `senders / rate` s.
+        interval: Duration::from_secs_f64(senders as f64 / rate),
+        rate: Some(rate),
+        warmup: Duration::from_millis(500),
+        duration: Duration::from_secs(1),
+        progress: false,
+        ..ChatConfig::default()
+    };
+    let report = chat::run(&cfg).expect("chat run");
+    assert!(report.is_clean(), "{report}");
+    // 200 lines are due in the window, give or take the schedule's edges.
+    assert!((195..=205).contains(&report.said), "{report}");
+    assert_eq!(report.rate.scheduled, report.said);
+    let corrected = report.histogram.as_ref().expect("latency");
+    let uncorrected = report.uncorrected_histogram.as_ref().expect("uncorrected");
+    assert_eq!(corrected.len(), report.said * 20, "{report}");
+    assert_eq!(uncorrected.len(), report.said * 20, "{report}");
+    // The warm-up's lines were delivered too, and counted nowhere else.
+    assert!(report.delivered > corrected.len(), "{report}");
+    // A line cannot arrive before it was sent, nor be sent before it was due.
+    assert!(corrected.max() >= uncorrected.max());
+    assert!(corrected.mean() >= uncorrected.mean());
+}
+
 /// Our chat server on its own reactor, listening on 127.0.0.1 with a free
 /// port: the reactor (kept alive by the caller) and the address.
 fn chat_server(config: credit_chat::ChatConfig) -> (TestReactor, SocketAddr) {
