@@ -746,8 +746,20 @@ fn write_outputs(md: &str, cases: &[Case], servers: &[Server], outcomes: &[Vec<O
         if reports.is_empty() {
             continue;
         }
-        let merged = Report::merge(reports.clone());
-        let mut record = merged.to_record(&[]);
+        // The rounds ran one after another: their latencies pool, while the
+        // parameters are one round's (`Report::merge` is for threads side
+        // by side, whose rates add up).
+        let mut pooled = reports[0].clone();
+        for r in &reports[1..] {
+            if let (Some(h), Some(o)) = (&mut pooled.histogram, &r.histogram) {
+                let _ = h.add(o);
+            }
+        }
+        pooled.latency = pooled
+            .histogram
+            .as_ref()
+            .and_then(loadgen::Latency::from_histogram);
+        let mut record = pooled.to_record(&[]);
         record["label"] = s.label.into();
         if let Some(pci) = pci {
             let lines = median(

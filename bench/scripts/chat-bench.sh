@@ -97,7 +97,7 @@ users, s, rnd, c0, c1, t0, t1, tck, out = sys.argv[1:]
 cpu = (float(c1) - float(c0)) / float(tck) / (float(t1) - float(t0)) * 100
 try:
     r = json.loads(out.strip().splitlines()[-1])
-    e = sum(r["errors"].values())
+    e = r["errors"]["total"]
     print(f"{users:<6} {s:<6} {rnd:<5} {r['deliveries_per_sec']:12.0f} {r['latency_us']['p50']:10.1f} {r['latency_us']['p99']:10.1f} {r['latency_us']['max']:10.1f} {e:6d} {cpu:6.1f}")
 except Exception as ex:
     print(f"{users:<6} {s:<6} {rnd:<5} run failed: {ex}: {out[:200]!r}")

@@ -28,6 +28,8 @@ struct Behaviour {
     prefix: &'static str,
     /// Require a PROXY v2 header naming the peer's own addresses first.
     proxy_v2: bool,
+    /// Take this long over every reply.
+    delay: Option<Duration>,
 }
 
 struct TestServer {
@@ -108,6 +110,9 @@ fn serve(s: TcpStream, b: &Behaviour, born: Instant, proxied: &std::sync::atomic
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+        if let Some(d) = b.delay {
+            std::thread::sleep(d);
+        }
         if let Some(stall) = b.stall {
             let into = Duration::from_nanos((born.elapsed().as_nanos() % 1_000_000_000) as u64);
             if into < stall {
@@ -158,11 +163,15 @@ fn the_open_loop_shows_a_stall_that_the_uncorrected_figure_hides() {
         .uncorrected_histogram
         .as_ref()
         .expect("uncorrected latency");
-    // Every line of the window was scheduled, sent and answered once.
+    // Every line of the window was scheduled, and every one sent before
+    // it closed was answered once (a stall at its very end can hold some
+    // back, which are counted as never sent).
     let rate = r.rate.expect("rate figures");
     assert_eq!(rate.scheduled, 6000, "{r}");
-    assert_eq!(corrected.len(), 6000, "{r}");
-    assert_eq!(uncorrected.len(), 6000, "{r}");
+    assert_eq!(r.lines_sent + rate.unsent, 6000, "{r}");
+    assert!(r.lines_sent >= 5000, "{r}");
+    assert_eq!(corrected.len(), r.lines_sent, "{r}");
+    assert_eq!(uncorrected.len(), r.lines_sent, "{r}");
     let c999 = ms(corrected.value_at_quantile(0.999));
     let u999 = ms(uncorrected.value_at_quantile(0.999));
     eprintln!(
@@ -262,7 +271,7 @@ fn two_threads_verify_as_many_lines_as_two_runs() {
     let both = loadgen::run(Scenario::PingPong, &cfg).unwrap();
     assert!(both.is_clean(), "{both}");
     assert_eq!(both.params.threads, 2);
-    assert_eq!(both.params.conns, 4);
+    assert_eq!(both.params.rate, Some(2000.0), "the shares' rates add up");
     cfg.conns = 2;
     cfg.rate = Some(1000.0);
     cfg.threads = 1;
@@ -301,14 +310,50 @@ fn the_warmup_is_left_out_of_every_figure() {
     assert_eq!(r.lines_sent, 500, "{r}");
     assert_eq!(r.histogram.as_ref().unwrap().len(), 500, "{r}");
     assert_eq!(r.rate.unwrap().scheduled, 500);
-    // A closed loop's window starts after the warm-up too.
+    // A closed loop forgets the warm-up's counts; the lines in flight when
+    // the window opens count as its own, so every line counted as sent is
+    // answered once.
     let mut cfg = config(server.addr, Scenario::Pipeline);
     cfg.warmup = Duration::from_millis(300);
     let r = loadgen::run(Scenario::Pipeline, &cfg).unwrap();
     assert!(r.is_clean(), "{r}");
-    let window = r.elapsed.as_secs_f64();
-    assert!((0.45..1.0).contains(&window), "window {window} s\n{r}");
     assert!(r.lines_answered > 0);
+    assert_eq!(
+        r.lines_sent,
+        r.lines_answered + r.lines_answered_late,
+        "{r}"
+    );
+}
+
+/// A server slower than the rate asked: the lines the schedule could not
+/// send are counted as never sent, with a warning, and none of that is an
+/// error; the drain does not wait for lines it will not send.
+#[test]
+fn a_rate_the_server_cannot_keep_is_reported_not_counted_as_errors() {
+    let server = TestServer::start(Behaviour {
+        prefix: "You said: ",
+        delay: Some(Duration::from_millis(2)),
+        ..Behaviour::default()
+    });
+    let mut cfg = config(server.addr, Scenario::PingPong);
+    cfg.conns = 1;
+    cfg.rate = Some(5000.0);
+    let started = Instant::now();
+    let r = loadgen::run(Scenario::PingPong, &cfg).unwrap();
+    assert!(r.is_clean(), "{r}");
+    let rate = r.rate.unwrap();
+    assert_eq!(rate.scheduled, 2500);
+    // At most one line in 2 ms could go: 250 of 2,500.
+    assert!(rate.on_time <= 300, "{r}");
+    assert_eq!(rate.unsent, rate.scheduled - r.lines_sent, "{r}");
+    assert_eq!(
+        r.lines_sent,
+        r.lines_answered + r.lines_answered_late,
+        "{r}"
+    );
+    assert_eq!(r.warnings().len(), 1, "{r}");
+    // The 5 s drain timeout was not waited out.
+    assert!(started.elapsed() < Duration::from_secs(4), "{r}");
 }
 
 /// A plain echo (no prefix) is verified with `--expect-prefix ''`, and the
@@ -400,11 +445,13 @@ fn records_append_and_plot_as_one_curve_per_run() {
             stdout.contains("p99.5 ") && !stdout.contains("p90 "),
             "{stdout}"
         );
-        // Not a terminal: nothing on stderr but what went wrong.
+        // Not a terminal: no progress on stderr, only warnings if any.
+        let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            out.stderr.is_empty(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            stderr
+                .lines()
+                .all(|l| l.starts_with("echo-bench: warning:")),
+            "{stderr}"
         );
     }
     let records: Vec<serde_json::Value> = std::fs::read_to_string(&runs)

@@ -116,7 +116,7 @@ struct RunArgs {
     )]
     percentiles: Vec<f64>,
     /// What each reply starts with before the line ("" for a plain echo).
-    #[arg(long, default_value = "You said: ", value_name = "TEXT")]
+    #[arg(long, default_value = DEFAULT_PREFIX, value_name = "TEXT")]
     expect_prefix: String,
     /// Begin every connection with a PROXY v2 header naming its own
     /// addresses, as HAProxy's send-proxy-v2 does.
@@ -191,6 +191,9 @@ struct PlotArgs {
     uncorrected: bool,
 }
 
+/// `--expect-prefix`'s default: what our servers answer.
+const DEFAULT_PREFIX: &str = "You said: ";
+
 fn secs(v: f64, what: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(v)
         .ok()
@@ -211,6 +214,22 @@ fn main() -> ExitCode {
         Command::Flood(a) => return flood(&a),
     };
     let scenario = scenario.expect("an echo scenario");
+    if let Err(e) = refuse(
+        &scenario.to_string(),
+        &[
+            ("--senders", args.senders.is_some()),
+            ("--interval-ms", args.interval_ms.is_some()),
+            ("--silent", args.silent > 0),
+            ("--also-addr", !args.also_addr.is_empty()),
+            ("--warmup", scenario == Scenario::C10k && args.warmup > 0.0),
+            (
+                "--depth (without --rate)",
+                scenario == Scenario::PingPong && args.rate.is_none() && args.depth.is_some(),
+            ),
+        ],
+    ) {
+        return bad_flags(&e);
+    }
     let cfg = match echo_config(scenario, &args) {
         Ok(c) => c,
         Err(e) => return bad_flags(&e),
@@ -225,7 +244,10 @@ fn main() -> ExitCode {
             ));
         }
     }
-    finish(loadgen::run(scenario, &cfg), &args)
+    match loadgen::run(scenario, &cfg) {
+        Err(loadgen::LoadgenError::Config(e)) => bad_flags(&e),
+        result => finish(result, &args),
+    }
 }
 
 /// The echo scenarios' configuration from the flags.
@@ -301,6 +323,9 @@ fn flood(a: &RunArgs) -> ExitCode {
             ("--hdr-out", a.hdr_out.is_some()),
             ("--hdr-log", a.hdr_log.is_some()),
             ("--proxy-v2", a.proxy_v2),
+            ("--expect-prefix", a.expect_prefix != DEFAULT_PREFIX),
+            ("--label", a.label.is_some()),
+            ("--depth", a.depth.is_some()),
         ],
     ) {
         return bad_flags(&e);
@@ -337,6 +362,7 @@ fn chat(a: &RunArgs) -> ExitCode {
             ("--threads", a.threads > 1),
             ("--proxy-v2", a.proxy_v2),
             ("--depth", a.depth.is_some()),
+            ("--expect-prefix", a.expect_prefix != DEFAULT_PREFIX),
         ],
     ) {
         return bad_flags(&e);

@@ -108,13 +108,14 @@ pub(crate) struct Share {
 }
 
 /// The fixed-rate schedule. Line `i` of the run (over all lanes) is due
-/// `i * ns_per_line` after the origin, and lane `i % lanes` sends it; each
+/// `i / rate` seconds after the origin, and lane `i % lanes` sends it; each
 /// connection serves one lane, and its replacement after a failure carries
 /// on from the same place. Line numbers are pure functions of time, so
 /// nothing is stored per line but its send time.
 struct Schedule {
     origin: Instant,
-    ns_per_line: f64,
+    /// Lines per second.
+    rate: f64,
     lanes: usize,
     /// Lines released (due) so far: the next line's number.
     next: u64,
@@ -128,8 +129,10 @@ struct Schedule {
     sent: Vec<u64>,
     /// Per lane: the connection serving it, by slot.
     slot: Vec<Option<usize>>,
-    /// Lines queued on a connection, over all lanes.
-    queued: u64,
+    /// Per lane: due lines were added since the lane was last fed; and
+    /// those lanes, each once.
+    touched: Vec<bool>,
+    touched_lanes: Vec<usize>,
     /// Window lines queued before the window closed.
     on_time: u64,
     /// The due time the timer is armed for, in ns after the origin.
@@ -138,11 +141,12 @@ struct Schedule {
 
 impl Schedule {
     fn new(rate: f64, lanes: usize, warmup: Duration, window: Duration, now: Instant) -> Schedule {
-        let ns_per_line = 1e9 / rate;
-        let count = |d: Duration| (d.as_nanos() as f64 / ns_per_line).ceil() as u64;
+        // Lines due before `d`: `i / rate < d`. Multiplying by the rate
+        // (not dividing by a period) keeps whole counts whole.
+        let count = |d: Duration| (d.as_nanos() as f64 * rate / 1e9).ceil() as u64;
         Schedule {
             origin: now,
-            ns_per_line,
+            rate,
             lanes,
             next: 0,
             total: count(warmup + window),
@@ -150,7 +154,8 @@ impl Schedule {
             due: vec![0; lanes],
             sent: vec![0; lanes],
             slot: vec![None; lanes],
-            queued: 0,
+            touched: vec![false; lanes],
+            touched_lanes: Vec::new(),
             on_time: 0,
             armed: None,
         }
@@ -159,18 +164,61 @@ impl Schedule {
     /// When line `i` of the run is due, in ns after the origin.
     #[inline]
     fn at(&self, i: u64) -> u64 {
-        (i as f64 * self.ns_per_line) as u64
+        (i as f64 * 1e9 / self.rate) as u64
+    }
+
+    /// How many lines of the run are due by `t` ns after the origin.
+    fn due_by(&self, t: u64) -> u64 {
+        let mut n = ((t as f64 * self.rate / 1e9).floor() as u64)
+            .saturating_add(1)
+            .min(self.total);
+        // Float edges: settle on the exact count.
+        while n > 0 && self.at(n - 1) > t {
+            n -= 1;
+        }
+        while n < self.total && self.at(n) <= t {
+            n += 1;
+        }
+        n
+    }
+
+    /// Makes the run's first `upto` lines due: one step per line when few,
+    /// else one per lane. Marks the lanes that gained lines.
+    fn advance_to(&mut self, upto: u64) {
+        let lanes = self.lanes as u64;
+        if upto.saturating_sub(self.next) >= lanes {
+            for lane in 0..self.lanes {
+                let l = lane as u64;
+                let due = if upto > l {
+                    (upto - l - 1) / lanes + 1
+                } else {
+                    0
+                };
+                if due > self.due[lane] {
+                    self.due[lane] = due;
+                    self.touch(lane);
+                }
+            }
+        } else {
+            for i in self.next..upto {
+                let lane = (i % lanes) as usize;
+                self.due[lane] += 1;
+                self.touch(lane);
+            }
+        }
+        self.next = self.next.max(upto);
+    }
+
+    fn touch(&mut self, lane: usize) {
+        if !std::mem::replace(&mut self.touched[lane], true) {
+            self.touched_lanes.push(lane);
+        }
     }
 
     /// The run's number of line `j` of `lane`.
     #[inline]
     fn line(&self, lane: usize, j: u64) -> u64 {
         j * self.lanes as u64 + lane as u64
-    }
-
-    /// Lines due but not yet queued.
-    fn backlog(&self) -> u64 {
-        self.next - self.queued
     }
 }
 
@@ -206,8 +254,7 @@ pub(crate) struct Engine<'a> {
     interval_start: Instant,
     sched: Option<Schedule>,
     timer: Option<Timer>,
-    /// Connections whose lanes a release touched.
-    touched: Vec<usize>,
+
     /// Lines queued and not answered, over all live connections.
     inflight: u64,
     /// Connections in `ConnState::Connecting`.
@@ -335,7 +382,6 @@ impl<'a> Engine<'a> {
             interval_start: now,
             sched: None,
             timer,
-            touched: Vec::new(),
             inflight: 0,
             connecting: 0,
             reopen_at: Vec::new(),
@@ -546,25 +592,23 @@ impl<'a> Engine<'a> {
         let (Some(s), Some(conn)) = (&mut self.sched, self.conns.get_mut(slot)) else {
             return 0;
         };
-        if conn.state != ConnState::Open {
+        // Once the window has closed, lines still waiting stay unsent: the
+        // drain only collects replies.
+        if conn.state != ConnState::Open || self.phase == Phase::Draining {
             return 0;
         }
         let lane = conn.lane;
         let sent_ns = ns(now.saturating_duration_since(s.origin));
-        let open = self.phase != Phase::Draining;
         let mut n = 0;
         while s.sent[lane] < s.due[lane] && conn.can_queue(self.depth) {
             if s.line(lane, s.sent[lane]) >= s.warm {
                 self.stats.lines_sent += 1;
-                if open {
-                    s.on_time += 1;
-                }
+                s.on_time += 1;
             }
             conn.queue_one(sent_ns);
             s.sent[lane] += 1;
             n += 1;
         }
-        s.queued += n;
         self.inflight += n;
         n
     }
@@ -605,19 +649,12 @@ impl<'a> Engine<'a> {
         };
         let now_ns = ns(now.saturating_duration_since(s.origin));
         // At the window's end, the rest of the window's lines too.
-        let until = if now >= self.deadline {
-            u64::MAX
+        let upto = if now >= self.deadline {
+            s.total
         } else {
-            now_ns
+            s.due_by(now_ns)
         };
-        while s.next < s.total && s.at(s.next) <= until {
-            let lane = (s.next % s.lanes as u64) as usize;
-            s.due[lane] += 1;
-            s.next += 1;
-            if let Some(slot) = s.slot[lane] {
-                self.touched.push(slot);
-            }
-        }
+        s.advance_to(upto);
         if s.next < s.total {
             let at = s.at(s.next);
             if s.armed != Some(at) {
@@ -627,16 +664,22 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        let mut touched = std::mem::take(&mut self.touched);
-        touched.sort_unstable();
-        touched.dedup();
-        for &slot in &touched {
-            if self.feed_lane(slot, now) > 0 {
-                self.flush_conn(slot, now);
+        let mut lanes = std::mem::take(&mut s.touched_lanes);
+        for &lane in &lanes {
+            let Some(s) = &mut self.sched else {
+                return;
+            };
+            s.touched[lane] = false;
+            if let Some(slot) = s.slot[lane] {
+                if self.feed_lane(slot, now) > 0 {
+                    self.flush_conn(slot, now);
+                }
             }
         }
-        touched.clear();
-        self.touched = touched;
+        lanes.clear();
+        if let Some(s) = &mut self.sched {
+            s.touched_lanes = lanes;
+        }
     }
 
     /// Writes what `slot` has queued.
@@ -859,8 +902,10 @@ impl<'a> Engine<'a> {
         self.phase = Phase::Running;
         let s = &mut self.stats;
         if self.sched.is_none() {
-            // At a fixed rate only the window's lines were counted.
-            s.lines_sent = 0;
+            // The lines in flight will be answered in the window: they count
+            // as sent in it. (At a fixed rate only the window's own lines
+            // were counted.)
+            s.lines_sent = self.inflight;
         }
         s.lines_answered = 0;
         s.lines_late = 0;
@@ -974,8 +1019,7 @@ impl<'a> Engine<'a> {
                 }
             }
             Phase::Draining => {
-                let backlog = self.sched.as_ref().map_or(0, Schedule::backlog);
-                if (self.inflight == 0 && backlog == 0) || now >= self.phase_deadline {
+                if self.inflight == 0 || now >= self.phase_deadline {
                     self.phase = Phase::Done;
                 }
             }
@@ -1213,5 +1257,56 @@ impl<'a> Engine<'a> {
             c10k,
             conns_opened: s.conns_opened,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_holds_rate_times_window_lines_for_whole_counts() {
+        let now = Instant::now();
+        for rate in (1..=200).map(|k| k as f64 * 1000.0).chain([1.0, 3.0, 7.0]) {
+            for secs in [1u64, 2, 3, 10] {
+                let s = Schedule::new(rate, 7, Duration::ZERO, Duration::from_secs(secs), now);
+                assert_eq!(s.total, rate as u64 * secs, "rate {rate}, {secs} s");
+                // The last line is due inside the window, the next would not be.
+                assert!(s.at(s.total - 1) < secs * 1_000_000_000);
+                assert!(s.at(s.total) >= secs * 1_000_000_000);
+            }
+        }
+        let s = Schedule::new(
+            1000.0,
+            1,
+            Duration::from_millis(500),
+            Duration::from_secs(1),
+            now,
+        );
+        assert_eq!((s.warm, s.total), (500, 1500));
+    }
+
+    #[test]
+    fn lines_become_due_on_time_and_each_lane_gets_its_share() {
+        let now = Instant::now();
+        let mut s = Schedule::new(1000.0, 3, Duration::ZERO, Duration::from_secs(1), now);
+        // Line i is due at i ms: by 0 ns one line, by 10 ms eleven.
+        assert_eq!(s.due_by(0), 1);
+        assert_eq!(s.due_by(999_999), 1);
+        assert_eq!(s.due_by(10_000_000), 11);
+        assert_eq!(s.due_by(u64::MAX / 2), 1000);
+        // Line by line (fewer than the lanes at a time) ...
+        s.advance_to(2);
+        assert_eq!(s.due, vec![1, 1, 0]);
+        assert_eq!(s.touched_lanes, vec![0, 1]);
+        // ... or all lanes at once: the same shares.
+        s.advance_to(11);
+        assert_eq!(s.due, vec![4, 4, 3]);
+        assert_eq!(s.touched_lanes, vec![0, 1, 2]);
+        s.advance_to(1000);
+        assert_eq!(s.due.iter().sum::<u64>(), 1000);
+        assert_eq!(s.due, vec![334, 333, 333]);
+        // Lane 1's line 5 is the run's line 16.
+        assert_eq!(s.line(1, 5), 16);
     }
 }

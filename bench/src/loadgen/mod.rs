@@ -7,12 +7,19 @@
 //!
 //! # Design
 //!
-//! * **One thread, one mio event loop.** All connections of a run are
-//!   non-blocking sockets registered once, edge-triggered, for
-//!   `READABLE | WRITABLE` in a single [`mio::Poll`]. The generator therefore
-//!   uses one core; on a 2-core machine the server under test gets the other.
+//! * **One mio event loop per thread.** All connections of a generator
+//!   thread are non-blocking sockets registered once, edge-triggered, for
+//!   `READABLE | WRITABLE` in a single [`mio::Poll`]. By default there is one
+//!   such thread, so the generator uses one core and, on a 2-core machine,
+//!   the server under test gets the other; [`Config::threads`] runs several,
+//!   each with its share of the connections and rate, their reports merged.
 //!   Churn workers and c10k connections are just more state machines in the
 //!   same loop.
+//! * **Closed or open loop.** By default a connection sends its next lines
+//!   as replies make room (closed loop). With [`Config::rate`] lines follow
+//!   a fixed schedule instead, whatever the replies do, and latency counts
+//!   from each line's due time, which corrects for coordinated omission;
+//!   [`Report::uncorrected`] counts from the actual send.
 //! * **No allocation per line.** Line content is a pure function of
 //!   `(connection id, sequence number, length)` (see [`verify`]), so a
 //!   connection stores no per-line data: it appends new lines straight into
@@ -38,8 +45,11 @@
 //!   connects in progress are abandoned, and the loop drains the replies to
 //!   lines already queued for at most [`Config::drain_timeout`]. Replies
 //!   received while draining are verified but counted separately
-//!   ([`Report::lines_answered_late`]) and never enter rates or latencies;
-//!   lines still unanswered after the drain are errors (`unanswered`). c10k
+//!   ([`Report::lines_answered_late`]) and never enter rates; in a closed
+//!   loop they do not enter latencies either, while at a fixed rate every
+//!   window line's latency counts, whenever its reply comes (lines the
+//!   schedule held that were never sent are counted in [`RateStats::unsent`]).
+//!   Lines still unanswered after the drain are errors (`unanswered`). c10k
 //!   has its own phases, each bounded by `max(duration, 10 s)`.
 //! * **Source addresses.** Churn against an IPv4 loopback server spreads its
 //!   connections over `127.0.0.1..=127.0.0.32` by default: every cycle leaves
@@ -333,8 +343,12 @@ impl From<std::io::Error> for LoadgenError {
     }
 }
 
-/// Runs `scenario` against `cfg.addr` on the calling thread and returns the
-/// report.
+/// The highest rate a run may ask for, in lines per second: far above what
+/// one machine can send, low enough that a run's schedule stays small.
+pub const MAX_RATE: f64 = 1e9;
+
+/// Runs `scenario` against `cfg.addr` on `cfg.threads` generator threads
+/// (with a progress bar on this one, if asked) and returns the report.
 ///
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit first, then checks that
 /// the server accepts one connection (within the connect timeout). Returns an
@@ -363,12 +377,15 @@ pub fn run(scenario: Scenario, cfg: &Config) -> Result<Report, LoadgenError> {
             "{need} connections need more file descriptors than RLIMIT_NOFILE allows ({nofile})"
         )));
     }
-    let threads = cfg.threads.max(1);
+    let threads = cfg.threads;
+    if cfg.threads == 0 {
+        return Err(LoadgenError::Config("threads must be at least 1".into()));
+    }
     if let Some(rate) = cfg.rate {
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(LoadgenError::Config(
-                "rate must be a positive number".into(),
-            ));
+        if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
+            return Err(LoadgenError::Config(format!(
+                "rate must be a positive number of lines per second, at most {MAX_RATE:e}"
+            )));
         }
         if matches!(scenario, Scenario::Churn | Scenario::C10k) {
             return Err(LoadgenError::Config(format!(
@@ -407,11 +424,17 @@ pub fn run(scenario: Scenario, cfg: &Config) -> Result<Report, LoadgenError> {
         })
         .collect();
     let planned = cfg.warmup + cfg.duration;
+    // Every engine is made before any starts: one that cannot be made must
+    // not leave the others waiting at the barrier.
+    let engines = shares
+        .into_iter()
+        .map(|share| engine::Engine::new(scenario, cfg, share))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut parts = Vec::with_capacity(threads);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = shares
+        let handles: Vec<_> = engines
             .into_iter()
-            .map(|share| scope.spawn(move || engine::Engine::new(scenario, cfg, share)?.run()))
+            .map(|engine| scope.spawn(move || engine.run()))
             .collect();
         if cfg.progress {
             let unit = if scenario == Scenario::Churn {

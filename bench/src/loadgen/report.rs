@@ -206,11 +206,13 @@ pub struct C10kStats {
 ///
 /// Counting rules: the measurement window starts when the connections are
 /// established (pipeline, pingpong, bigline) or at once (churn) and ends at
-/// `duration`. Only replies completed inside the window count in
-/// `lines_answered`, the rates and the latency histogram; replies collected
-/// during the drain period after the window are verified just the same and
-/// counted in `lines_answered_late`. `lines_sent` counts every line queued on
-/// a connection (inside the window; nothing new is queued while draining).
+/// `duration`, after the warm-up if any. Only replies completed inside the
+/// window count in `lines_answered` and the rates; replies collected during
+/// the drain period after the window are verified just the same and counted
+/// in `lines_answered_late`. In a closed loop only replies inside the window
+/// enter the latency histogram; at a fixed rate every window line's reply
+/// does. `lines_sent` counts every line queued on a connection in the
+/// window (nothing new is queued while draining).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     /// Scenario that ran.
