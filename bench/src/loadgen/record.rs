@@ -42,7 +42,8 @@ pub fn append_csv(path: &Path, record: &Value) -> io::Result<()> {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "{} holds records with other columns (another scenario?); use another file",
+                    "{} holds records with other columns (another scenario, or a run with and one \
+without --rate, or other --percentiles); use one file per kind of run",
                     path.display()
                 ),
             ))

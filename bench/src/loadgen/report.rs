@@ -289,12 +289,17 @@ impl Report {
                 w.push(format!(
                     "the rate was not met: {} lines/s asked, {} achieved ({:.1}% of the window's lines sent on time, {} never sent); \
 the server, the generator, or {} lines in flight per connection could not keep up \
-(more --conns, a larger --depth or --threads may). Latencies still count from each line's due time.",
+(more --conns, a larger --depth or --threads may){}. Latencies still count from each line's due time.",
                     si(r.target),
                     si(r.achieved),
                     100.0 * r.on_time_share(),
                     r.unsent,
-                    self.params.depth
+                    self.params.depth,
+                    if self.errors.total() > 0 {
+                        "; connections also failed (see the errors)"
+                    } else {
+                        ""
+                    }
                 ));
             }
         }
