@@ -346,7 +346,7 @@ impl Core {
                     unsafe { mailbox(p) }.push_back(Envelope::Msg(msg));
                     slot.mark_scheduled()
                 }
-                None => return self.dead_send(),
+                None => return self.dead_send(to),
             },
             _ => return self.send_missed::<A>(to, msg),
         };
@@ -369,7 +369,7 @@ impl Core {
         {
             true
         } else {
-            self.dead_send()
+            self.dead_send(to)
         }
     }
 
@@ -388,14 +388,21 @@ impl Core {
         }
     }
 
-    fn dead_send(&mut self) -> bool {
-        self.stats.dead_sends += 1;
+    fn dead_send(&mut self, to: ActorId) -> bool {
+        self.count_dead_send(to);
         false
     }
 
-    /// Counts a send (or request) to a dead actor.
-    pub(crate) fn count_dead_send(&mut self) {
+    /// Counts a send (or request) to `to`, a dead actor, and traces it
+    /// (`D <sender or -> <to>`).
+    pub(crate) fn count_dead_send(&mut self, to: ActorId) {
         self.stats.dead_sends += 1;
+        if self.tracing() {
+            match self.running() {
+                Some(from) => self.trace(format_args!("D {from} {to}")),
+                None => self.trace(format_args!("D - {to}")),
+            }
+        }
     }
 
     /// True if `id` names a live actor of this reactor that is not on its

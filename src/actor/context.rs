@@ -121,7 +121,7 @@ impl<'a, A: Actor> Ctx<'a, A> {
         });
         let local = to.id().reactor() == self.core.reactor_index();
         if local && !self.core.is_alive(to.id()) {
-            self.core.count_dead_send();
+            self.core.count_dead_send(to.id());
             let msg = (cont.map)(Err(RequestError::DeadActor(to.id())));
             self.core.send(self.me(), msg);
             return;
@@ -387,11 +387,11 @@ fn request_elsewhere<B: Actor, T: Send + 'static>(
         if core.is_alive(to.id()) {
             core.send(to, make(reply));
         } else {
-            core.count_dead_send();
+            core.count_dead_send(to.id());
             reply.answer(core, Err(RequestError::DeadActor(to.id())));
         }
     });
     if !sent {
-        core.count_dead_send();
+        core.count_dead_send(to.id());
     }
 }

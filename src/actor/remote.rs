@@ -66,7 +66,7 @@ impl ReactorHandle<System> {
             if to.id().reactor() != core.reactor_index() || core.is_alive(to.id()) {
                 core.send(to, make(reply));
             } else {
-                core.count_dead_send();
+                core.count_dead_send(to.id());
                 reply.answer(core, Err(RequestError::DeadActor(to.id())));
             }
         });

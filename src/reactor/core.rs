@@ -910,7 +910,12 @@ impl<L: Layer> Core<L> {
     /// the reactor's run ends, and by [`Core::stop_trace`]). The format is
     /// in `tools/TRACE_FORMAT.md`.
     pub fn set_trace(&mut self, out: Box<dyn io::Write>) {
-        self.trace = Some(Box::new(crate::reactor::trace::Tracer::new(out)));
+        let header = crate::reactor::trace::Header {
+            version: crate::reactor::trace::TRACE_VERSION,
+            reactor: self.reactor_index(),
+            budget: self.config.budget,
+        };
+        self.trace = Some(Box::new(crate::reactor::trace::Tracer::new(out, header)));
         self.tracing = true;
     }
 

@@ -39,7 +39,7 @@ mod ready;
 mod remote;
 mod run_queue;
 mod timer;
-mod trace;
+pub mod trace;
 
 use std::io;
 use std::sync::Arc;

@@ -3,6 +3,8 @@
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
+use credit_actors::reactor::trace::{parse_line, Line};
+
 /// A cloneable in-memory `Write` for the reactor's event trace, and a parser
 /// for what was written.
 #[derive(Clone, Debug, Default)]
@@ -20,21 +22,28 @@ impl Write for TraceSink {
 }
 
 impl TraceSink {
-    /// `(kind, id, rest)` of every event written so far; panics on a line
-    /// without a numeric timestamp.
+    /// `(kind, id, rest)` of every event written so far, read with the
+    /// runtime's own parser; panics on a line it refuses, and unless the
+    /// trace starts with its header.
     pub fn events(&self) -> Vec<(String, String, String)> {
         let text = String::from_utf8(self.0.lock().unwrap().clone()).expect("trace is UTF-8");
-        text.lines()
-            .map(|l| {
-                let mut f = l.splitn(4, ' ');
-                let t = f.next().unwrap_or_default();
-                assert!(t.parse::<u64>().is_ok(), "timestamp in {l:?}");
-                let kind = f.next().unwrap_or_default().to_string();
-                let id = f.next().unwrap_or_default().to_string();
-                let rest = f.next().unwrap_or_default().to_string();
-                (kind, id, rest)
-            })
-            .collect()
+        let mut out = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            match parse_line(l).unwrap_or_else(|e| panic!("line {}: {e}", i + 1)) {
+                Line::Header(_) => assert_eq!(i, 0, "the header is the first line"),
+                Line::Event(e) => {
+                    assert!(i > 0, "the trace starts with its header");
+                    out.push((e.kind.to_string(), e.id.to_string(), e.rest.to_string()));
+                }
+                Line::Blank => {}
+            }
+        }
+        out
+    }
+
+    /// Everything written so far, as written.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
     }
 
     /// How many events of `kind` name `id`.

@@ -1,36 +1,21 @@
-//! Reads an event trace written by `echo-server --trace FILE` and prints
-//! per-actor timelines, the read-to-reply-write latency of each line inside
-//! the server, and the ten slowest actor runs.
+//! Reads event traces written by `echo-server --trace FILE` (one file per
+//! reactor: FILE, FILE.1, ...) and prints per-actor timelines, the
+//! read-to-reply-write latency of each line inside the server, the ten
+//! slowest actor runs, and lints; with `--chrome OUT.json` it also writes
+//! the traces as Chrome trace events, which Perfetto and chrome://tracing
+//! open.
 //!
-//! Usage: `trace-report FILE [--actor ID]...` (an ID as printed, e.g.
-//! `<3.0>`, prints that actor's full timeline). The format is written down
-//! in `tools/TRACE_FORMAT.md`.
+//! The format is written down in `tools/TRACE_FORMAT.md`.
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter};
 use std::process::ExitCode;
 
-#[derive(Default)]
-struct ActorInfo {
-    ty: String,
-    spawned: Option<u64>,
-    exited: Option<(u64, String)>,
-    runs: u64,
-    messages: u64,
-    busy_ns: u64,
-    queued: u64,
-    begin: Option<u64>,
-}
+use credit_actors::reactor::trace::{parse_line, Line};
+use credit_tools::{Analysis, Chrome, Thresholds};
 
-#[derive(Default)]
-struct ConnInfo {
-    /// Time of the last read.
-    last_read: u64,
-    /// Read times of units delivered and not yet answered.
-    delivered: VecDeque<u64>,
-    /// Read times of lines whose reply is queued and not yet written.
-    queued: VecDeque<u64>,
-}
+const USAGE: &str = "usage: trace-report FILE... [--chrome OUT.json] [--actor ID]... \
+[--slow-us N] [--stall-ms N]";
 
 fn pct(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
@@ -40,153 +25,164 @@ fn pct(sorted: &[u64], p: f64) -> u64 {
     sorted[i.clamp(1, sorted.len()) - 1]
 }
 
-fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let Some(path) = args.next() else {
-        eprintln!("usage: trace-report FILE [--actor ID]...");
-        return ExitCode::from(2);
+struct Args {
+    files: Vec<String>,
+    chrome: Option<String>,
+    detail: Vec<String>,
+    thresholds: Thresholds,
+}
+
+fn args() -> Result<Args, String> {
+    let mut a = Args {
+        files: Vec::new(),
+        chrome: None,
+        detail: Vec::new(),
+        thresholds: Thresholds::default(),
     };
-    let mut detail: Vec<String> = Vec::new();
-    while let Some(a) = args.next() {
-        match (a.as_str(), args.next()) {
-            ("--actor", Some(id)) => detail.push(id),
-            _ => {
-                eprintln!("usage: trace-report FILE [--actor ID]...");
-                return ExitCode::from(2);
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--chrome" => a.chrome = Some(value("--chrome")?),
+            "--actor" => a.detail.push(value("--actor")?),
+            "--slow-us" => {
+                let v: u64 = value("--slow-us")?
+                    .parse()
+                    .map_err(|_| "--slow-us needs a number")?;
+                a.thresholds.slow_run_ns = v * 1000;
+            }
+            "--stall-ms" => {
+                let v: u64 = value("--stall-ms")?
+                    .parse()
+                    .map_err(|_| "--stall-ms needs a number")?;
+                a.thresholds.stall_ns = v * 1_000_000;
+            }
+            f if f.starts_with("--") => return Err(format!("unknown flag {f}")),
+            f => a.files.push(f.to_string()),
+        }
+    }
+    if a.files.is_empty() {
+        return Err("no trace file".into());
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let a = match args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("trace-report: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let chrome = match &a.chrome {
+        Some(path) => match File::create(path).and_then(|f| Chrome::new(BufWriter::new(f))) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("trace-report: {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let mut an = Analysis::new(a.thresholds, chrome);
+    let mut budgets = Vec::new();
+    for (i, path) in a.files.iter().enumerate() {
+        let read = File::open(path).and_then(|f| an.read_trace(BufReader::new(f), i));
+        match read {
+            Ok(h) => budgets.push((h.reactor, h.budget)),
+            Err(e) => {
+                eprintln!("trace-report: {path}: {e}");
+                return ExitCode::FAILURE;
             }
         }
     }
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("trace-report: {path}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut actors: HashMap<String, ActorInfo> = HashMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut conns: HashMap<String, ConnInfo> = HashMap::new();
-    let mut latencies: Vec<u64> = Vec::new();
-    let mut runs: Vec<(u64, u64, String, u64)> = Vec::new(); // (ns, start, id, msgs)
-    let mut timelines: HashMap<String, Vec<String>> = HashMap::new();
-    let mut events = 0u64;
-    let mut timers = 0u64;
-    for line in BufReader::new(file).lines() {
-        let Ok(line) = line else { break };
-        let mut f = line.splitn(4, ' ');
-        let (Some(t), Some(kind)) = (f.next(), f.next()) else {
-            continue;
-        };
-        let Ok(t) = t.parse::<u64>() else { continue };
-        events += 1;
-        let id = f.next().unwrap_or("").to_string();
-        let rest = f.next().unwrap_or("");
-        if detail.contains(&id) {
-            timelines.entry(id.clone()).or_default().push(line.clone());
-        }
-        match kind {
-            "S" => {
-                order.push(id.clone());
-                let a = actors.entry(id).or_default();
-                *a = ActorInfo {
-                    ty: rest.rsplit("::").next().unwrap_or(rest).to_string(),
-                    spawned: Some(t),
-                    ..ActorInfo::default()
-                };
-            }
-            "X" => actors.entry(id).or_default().exited = Some((t, rest.to_string())),
-            "Q" => actors.entry(id).or_default().queued += 1,
-            "B" => actors.entry(id).or_default().begin = Some(t),
-            "E" => {
-                let msgs = rest.parse().unwrap_or(0);
-                let a = actors.entry(id.clone()).or_default();
-                if let Some(b) = a.begin.take() {
-                    a.runs += 1;
-                    a.messages += msgs;
-                    a.busy_ns += t - b;
-                    runs.push((t - b, b, id, msgs));
-                }
-            }
-            "T" => timers += 1,
-            "R" => conns.entry(id).or_default().last_read = t,
-            "U" => {
-                let c = conns.entry(id).or_default();
-                let r = c.last_read;
-                c.delivered.push_back(r);
-            }
-            "O" => {
-                let c = conns.entry(id).or_default();
-                if let Some(r) = c.delivered.pop_front() {
-                    c.queued.push_back(r);
-                }
-            }
-            "W" => {
-                let c = conns.entry(id).or_default();
-                for r in c.queued.drain(..) {
-                    latencies.push(t.saturating_sub(r));
-                }
-            }
-            _ => {}
-        }
+    if let Err(e) = an.finish() {
+        eprintln!("trace-report: {}: {e}", a.chrome.as_deref().unwrap_or(""));
+        return ExitCode::FAILURE;
     }
 
     println!(
-        "{events} events, {} actors, {timers} timers fired",
-        order.len()
+        "{} events, {} reactor(s), {} actors, {} timers fired",
+        an.events,
+        budgets.len(),
+        an.order.len(),
+        an.timers
     );
     println!();
     println!("per-actor timelines (ms since trace start):");
     println!(
-        "{:>10} {:<16} {:>10} {:>10} {:>8} {:>9} {:>10}  exit",
+        "{:>12} {:<16} {:>10} {:>10} {:>8} {:>9} {:>10}  exit",
         "actor", "type", "spawned", "exited", "runs", "messages", "busy us"
     );
-    for id in &order {
-        let a = &actors[id];
-        let (ex, why) = match &a.exited {
+    for key in &an.order {
+        let x = &an.actors[key];
+        let (ex, why) = match &x.exited {
             Some((t, r)) => (format!("{:.3}", *t as f64 / 1e6), r.as_str()),
             None => ("-".into(), ""),
         };
         println!(
-            "{:>10} {:<16} {:>10.3} {:>10} {:>8} {:>9} {:>10.1}  {}",
-            id,
-            a.ty,
-            a.spawned.unwrap_or(0) as f64 / 1e6,
+            "{:>12} {:<16} {:>10.3} {:>10} {:>8} {:>9} {:>10.1}  {}",
+            format!("{}@{}", key.1, key.0),
+            x.ty,
+            x.spawned.unwrap_or(0) as f64 / 1e6,
             ex,
-            a.runs,
-            a.messages,
-            a.busy_ns as f64 / 1e3,
+            x.runs,
+            x.messages,
+            x.busy_ns as f64 / 1e3,
             why
         );
     }
-    for (id, lines) in &timelines {
-        println!();
-        println!("timeline of {id}:");
-        for l in lines {
-            println!("  {l}");
+    if !a.detail.is_empty() {
+        for path in &a.files {
+            let Ok(f) = File::open(path) else { continue };
+            for line in BufReader::new(f).lines().map_while(Result::ok) {
+                if let Ok(Line::Event(e)) = parse_line(&line) {
+                    if a.detail.iter().any(|d| d == e.id) {
+                        println!("  {path}: {line}");
+                    }
+                }
+            }
         }
     }
 
     println!();
-    latencies.sort_unstable();
+    let mut lat = an.latencies.clone();
+    lat.sort_unstable();
     println!(
         "read-to-reply-write latency per line (us): n {} p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}",
-        latencies.len(),
-        pct(&latencies, 50.0) as f64 / 1e3,
-        pct(&latencies, 90.0) as f64 / 1e3,
-        pct(&latencies, 99.0) as f64 / 1e3,
-        latencies.last().copied().unwrap_or(0) as f64 / 1e3
+        lat.len(),
+        pct(&lat, 50.0) as f64 / 1e3,
+        pct(&lat, 90.0) as f64 / 1e3,
+        pct(&lat, 99.0) as f64 / 1e3,
+        lat.last().copied().unwrap_or(0) as f64 / 1e3
     );
 
     println!();
     println!("ten slowest runs:");
+    let mut runs = an.runs.clone();
     runs.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
-    for (ns, start, id, msgs) in runs.iter().take(10) {
-        let ty = actors.get(id).map_or("?", |a| a.ty.as_str());
+    for (ns, start, r, id, msgs) in runs.iter().take(10) {
+        let ty = an
+            .actors
+            .get(&(*r, id.clone()))
+            .map_or("?", |x| x.ty.as_str());
         println!(
-            "  {:>9.1} us  {id} {ty} at {:.3} ms, {msgs} messages",
+            "  {:>9.1} us  {id}@{r} {ty} at {:.3} ms, {msgs} messages",
             *ns as f64 / 1e3,
             *start as f64 / 1e6
         );
+    }
+
+    println!();
+    let lints = an.lints();
+    println!("lints: {}", lints.len());
+    for l in &lints {
+        println!("  {l}");
+    }
+    if let Some(path) = &a.chrome {
+        println!();
+        println!("chrome trace: {path} (open in ui.perfetto.dev or chrome://tracing)");
     }
     ExitCode::SUCCESS
 }
