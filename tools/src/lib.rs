@@ -13,6 +13,9 @@ use std::io::{self, BufRead, Write};
 use credit_actors::reactor::trace::{parse_line, Event, Header, Line};
 use serde_json::{json, Value};
 
+/// How many of the slowest runs [`Analysis::slowest`] keeps.
+pub const SLOWEST: usize = 10;
+
 /// What one actor did, as the trace tells it.
 #[derive(Clone, Debug, Default)]
 pub struct ActorInfo {
@@ -159,8 +162,11 @@ pub struct Analysis<W: Write> {
     pub order: Vec<(usize, String)>,
     /// What each actor did, by `(reactor, id)`.
     pub actors: HashMap<(usize, String), ActorInfo>,
-    /// Every run: `(duration ns, start ns, reactor, id, messages)`.
-    pub runs: Vec<(u64, u64, usize, String, u64)>,
+    /// Runs read.
+    pub run_count: u64,
+    /// The slowest runs, slowest first: `(duration ns, start ns, reactor,
+    /// id, messages)`; at most [`SLOWEST`], so a long trace is not held.
+    pub slowest: Vec<(u64, u64, usize, String, u64)>,
     /// Events read.
     pub events: u64,
     /// Timers fired.
@@ -193,7 +199,8 @@ impl<W: Write> Analysis<W> {
             thresholds,
             order: Vec::new(),
             actors: HashMap::new(),
-            runs: Vec::new(),
+            run_count: 0,
+            slowest: Vec::new(),
             events: 0,
             timers: 0,
             dead_sends: HashMap::new(),
@@ -338,7 +345,12 @@ impl<W: Write> Analysis<W> {
                 a.slow_runs += u64::from(dur > slow);
                 a.full_runs += u64::from(full > 0 && msgs >= full);
                 let ty = a.ty.clone();
-                self.runs.push((dur, b, r, e.id.to_string(), msgs));
+                self.run_count += 1;
+                if self.slowest.len() < SLOWEST || dur > self.slowest[SLOWEST - 1].0 {
+                    let at = self.slowest.partition_point(|x| x.0 >= dur);
+                    self.slowest.insert(at, (dur, b, r, e.id.to_string(), msgs));
+                    self.slowest.truncate(SLOWEST);
+                }
                 if self.chrome.is_some() {
                     let tid = self.tid(r, e.id)?;
                     if let Some(c) = &mut self.chrome {

@@ -59,7 +59,8 @@ fn the_chrome_export_has_a_track_per_actor_and_a_complete_event_per_run() {
     );
     let header = an.read_trace(&trace[..], 9).unwrap();
     assert_eq!(header.reactor, 0, "the header names the reactor");
-    let runs = an.runs.len();
+    let runs = an.run_count as usize;
+    assert!(an.slowest.len() <= 10 && an.slowest.windows(2).all(|w| w[0].0 >= w[1].0));
     let chrome = an.chrome_bytes().unwrap();
     let doc: Value = serde_json::from_slice(&chrome).expect("valid JSON");
     let events = doc["traceEvents"].as_array().unwrap();
