@@ -395,6 +395,7 @@ impl Core {
 
     /// Counts a send (or request) to `to`, a dead actor, and traces it
     /// (`D <sender or -> <to>`).
+    #[cold]
     pub(crate) fn count_dead_send(&mut self, to: ActorId) {
         self.stats.dead_sends += 1;
         if self.tracing() {

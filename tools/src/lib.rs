@@ -5,25 +5,35 @@
 //! Perfetto and chrome://tracing open ([`Chrome`]).
 //!
 //! Every line is read with the runtime's own parser,
-//! [`credit_actors::reactor::trace::parse_line`].
+//! [`credit_actors::reactor::trace::parse_line`]. What is kept grows with
+//! the actors and sockets alive, not with the events: a closed socket's
+//! state is dropped at its exit, runs are summed per actor (the ten
+//! slowest kept), and latencies go into a histogram.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, Write};
 
-use credit_actors::reactor::trace::{parse_line, Event, Header, Line};
+use credit_actors::reactor::trace::{parse_line, Event, Header, Line, TRACE_VERSION};
+use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 /// How many of the slowest runs [`Analysis::slowest`] keeps.
 pub const SLOWEST: usize = 10;
+
+/// Units delivered and not yet answered that a socket's line timing keeps;
+/// a controller that does not answer each unit (a chat room) would grow it
+/// without end.
+const PENDING_LINES: usize = 4096;
 
 /// What one actor did, as the trace tells it.
 #[derive(Clone, Debug, Default)]
 pub struct ActorInfo {
     /// The reactor (trace) it lived on.
     pub reactor: usize,
-    /// Its behaviour's type, without the module path.
+    /// Its behaviour's type, without the module path (empty if the trace
+    /// began after its spawn).
     pub ty: String,
-    /// When it was spawned, ns.
+    /// When it was spawned, ns (`None`: before the trace began).
     pub spawned: Option<u64>,
     /// When it exited, and why.
     pub exited: Option<(u64, String)>,
@@ -37,7 +47,7 @@ pub struct ActorInfo {
     pub queued: u64,
     /// Runs that handled the whole budget.
     pub full_runs: u64,
-    /// Runs longer than the slow threshold, and the longest run, ns.
+    /// Runs longer than the slow threshold.
     pub slow_runs: u64,
     /// The longest run, ns.
     pub longest_ns: u64,
@@ -47,19 +57,24 @@ pub struct ActorInfo {
 /// A socket actor's credit, as the trace tells it.
 #[derive(Clone, Debug, Default)]
 struct Credit {
-    /// Credit after the last credit operation (none seen: `None`).
-    now: Option<u64>,
-    /// Ever above zero.
+    /// Seen spawned in this trace (so its whole life is known).
+    spawned: bool,
+    /// Ever given credit.
     ever_given: bool,
     /// Bytes read so far.
     read: u64,
-    /// Read input since the last credit operation.
-    read_since_credit: bool,
-    /// Credit went to zero at this time, with input read.
-    stalled_since: Option<u64>,
+    /// Out of credit with input waiting since this time (`Z`).
+    starved_since: Option<u64>,
     /// The longest stall seen, ns, and how many passed the threshold.
     longest_stall: u64,
     stalls: u64,
+}
+
+/// A socket's stall, kept once the socket is gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stalls {
+    longest: u64,
+    count: u64,
 }
 
 /// Thresholds of the lints.
@@ -67,7 +82,7 @@ struct Credit {
 pub struct Thresholds {
     /// A run longer than this is slow, ns.
     pub slow_run_ns: u64,
-    /// A socket at zero credit with input read, longer than this, ns.
+    /// A socket out of credit with input waiting, longer than this, ns.
     pub stall_ns: u64,
     /// An actor spending its whole budget on more than this share of its
     /// runs (and on at least `min_runs`) is flagged.
@@ -96,7 +111,7 @@ pub struct Lint {
     /// What kind: `budget`, `slow-run`, `dead-send`, `credit-stall`,
     /// `no-credit`.
     pub kind: &'static str,
-    /// The actor, as printed (`<3.0>`), with its reactor.
+    /// The actor, as printed (`<3.0>`), with its reactor (`@0`).
     pub actor: String,
     /// Its behaviour's type (`?` if the trace never saw it spawned).
     pub ty: String,
@@ -114,10 +129,11 @@ impl std::fmt::Display for Lint {
     }
 }
 
-/// The Chrome trace-event writer: one process per reactor, one thread
+/// The Chrome trace-event writer: one process per reactor (`pid` is the
+/// reactor's index plus one: Perfetto treats pid 0 apart), one thread
 /// (track) per actor, each run a complete event named by the behaviour's
 /// type, socket reads, writes, units and credit as instant events, and
-/// timers on the reactor's own track. Times are microseconds.
+/// timers on the reactor's own track (`tid` 0). Times are microseconds.
 #[derive(Debug)]
 pub struct Chrome<W: Write> {
     out: W,
@@ -127,7 +143,9 @@ pub struct Chrome<W: Write> {
 impl<W: Write> Chrome<W> {
     /// Starts the file on `out`.
     pub fn new(mut out: W) -> io::Result<Chrome<W>> {
-        out.write_all(b"{\"displayTimeUnit\":\"ns\",\"otherData\":{\"format\":\"credit-actors trace\"},\"traceEvents\":[\n")?;
+        out.write_all(
+            b"{\"displayTimeUnit\":\"ns\",\"otherData\":{\"format\":\"credit-actors trace\"},\"traceEvents\":[\n",
+        )?;
         Ok(Chrome { out, first: true })
     }
 
@@ -152,6 +170,24 @@ fn us(ns: u64) -> f64 {
     ns as f64 / 1e3
 }
 
+/// A Rust type name without its module path, generics kept readable:
+/// `my::Session<my::Echo>` is `Session<Echo>`.
+fn short_type(name: &str) -> String {
+    let mut out = String::new();
+    let mut word = String::new();
+    for c in name.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+        } else {
+            out.push_str(word.rsplit("::").next().unwrap_or(""));
+            word.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(word.rsplit("::").next().unwrap_or(""));
+    out
+}
+
 /// One pass over traces: feed each reactor's trace with
 /// [`Analysis::read_trace`], then read the figures and the lints.
 #[derive(Debug)]
@@ -165,30 +201,33 @@ pub struct Analysis<W: Write> {
     /// Runs read.
     pub run_count: u64,
     /// The slowest runs, slowest first: `(duration ns, start ns, reactor,
-    /// id, messages)`; at most [`SLOWEST`], so a long trace is not held.
+    /// id, messages)`; at most [`SLOWEST`].
     pub slowest: Vec<(u64, u64, usize, String, u64)>,
     /// Events read.
     pub events: u64,
     /// Timers fired.
     pub timers: u64,
+    /// Traces whose last line was cut short (a killed process), skipped.
+    pub truncated: u64,
     /// Sends to dead actors: `(reactor, sender or "-", receiver)` and how
     /// many.
     pub dead_sends: HashMap<(usize, String, String), u64>,
     /// Read-to-reply-write latencies of lines, ns (each unit matched to the
     /// next output queued on its socket, then to the first write after).
-    pub latencies: Vec<u64>,
+    pub latencies: Histogram<u64>,
     credit: HashMap<(usize, String), Credit>,
+    closed_stalls: Vec<((usize, String), Stalls)>,
+    never_given: Vec<((usize, String), u64)>,
     lines: HashMap<(usize, String), LineTimes>,
     tids: HashMap<(usize, String), u64>,
     chrome: Option<Chrome<W>>,
-    end_ns: u64,
 }
 
 #[derive(Debug, Default)]
 struct LineTimes {
     last_read: u64,
-    delivered: std::collections::VecDeque<u64>,
-    queued: std::collections::VecDeque<u64>,
+    delivered: VecDeque<u64>,
+    queued: VecDeque<u64>,
 }
 
 impl<W: Write> Analysis<W> {
@@ -203,84 +242,96 @@ impl<W: Write> Analysis<W> {
             slowest: Vec::new(),
             events: 0,
             timers: 0,
+            truncated: 0,
             dead_sends: HashMap::new(),
-            latencies: Vec::new(),
+            latencies: Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds"),
             credit: HashMap::new(),
+            closed_stalls: Vec::new(),
+            never_given: Vec::new(),
             lines: HashMap::new(),
             tids: HashMap::new(),
             chrome,
-            end_ns: 0,
         }
     }
 
-    /// Reads one reactor's trace. Returns its header; `fallback` is the
-    /// reactor index used if it has none (a trace must still be of this
-    /// format's version).
-    pub fn read_trace(&mut self, input: impl BufRead, fallback: usize) -> io::Result<Header> {
-        let mut header = Header {
-            version: credit_actors::reactor::trace::TRACE_VERSION,
-            reactor: fallback,
-            budget: 0,
+    /// Reads one reactor's trace, which must start with its header (a
+    /// trace of this format's version). Returns the header. A last line cut
+    /// short, as a killed process leaves it, is skipped and counted in
+    /// [`Analysis::truncated`]; any other bad line is an error naming it.
+    pub fn read_trace(&mut self, input: impl BufRead) -> io::Result<Header> {
+        let bad = |n: usize, what: String| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("line {}: {what}", n + 1),
+            )
         };
+        let mut header: Option<Header> = None;
+        let mut cut: Option<io::Error> = None;
+        let mut end = 0u64;
         for (n, line) in input.lines().enumerate() {
             let line = line?;
+            if let Some(e) = cut.take() {
+                // The bad line was not the last one.
+                return Err(e);
+            }
             match parse_line(&line) {
-                Ok(Line::Header(h)) => {
-                    header = h;
+                Ok(Line::Header(h)) if header.is_none() => {
+                    header = Some(h);
                     self.name_reactor(h.reactor)?;
                 }
-                Ok(Line::Event(e)) => self.event(&header, e)?,
+                Ok(Line::Header(_)) => return Err(bad(n, "a second header".into())),
+                Ok(Line::Event(e)) => {
+                    let Some(h) = header else {
+                        return Err(bad(
+                            n,
+                            format!("an event before the header (not a trace of version {TRACE_VERSION}?)"),
+                        ));
+                    };
+                    end = end.max(e.ns);
+                    self.event(&h, e)?;
+                }
                 Ok(Line::Blank) => {}
-                Err(e) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("line {}: {e}", n + 1),
-                    ))
+                Err(e) => cut = Some(bad(n, e.to_string())),
+            }
+        }
+        if cut.is_some() {
+            self.truncated += 1;
+        }
+        let Some(h) = header else {
+            return Err(bad(0, "no header: not a trace".into()));
+        };
+        // Sockets still starved at the end of this trace were starved until
+        // its end (times are this reactor's own).
+        let stall = self.thresholds.stall_ns;
+        for ((r, _), c) in self.credit.iter_mut() {
+            if *r == h.reactor {
+                if let Some(since) = c.starved_since.take() {
+                    note_stall(c, end.saturating_sub(since), stall);
                 }
             }
         }
-        // Stalls still open at the end last until the end.
-        let end = self.end_ns;
-        for (_, c) in self
-            .credit
-            .iter_mut()
-            .filter(|((r, _), _)| *r == header.reactor)
-        {
-            if let Some(since) = c.stalled_since.take() {
-                note_stall(c, end.saturating_sub(since), self.thresholds.stall_ns);
-            }
-        }
-        Ok(header)
+        Ok(h)
     }
 
     fn name_reactor(&mut self, reactor: usize) -> io::Result<()> {
         if let Some(c) = &mut self.chrome {
-            c.event(&json!({"ph": "M", "name": "process_name", "pid": reactor,
-                "args": {"name": format!("reactor {reactor}")}}))?;
             c.event(
-                &json!({"ph": "M", "name": "thread_name", "pid": reactor, "tid": 0,
+                &json!({"ph": "M", "name": "process_name", "pid": reactor + 1,
+                "args": {"name": format!("reactor {reactor}")}}),
+            )?;
+            c.event(
+                &json!({"ph": "M", "name": "thread_name", "pid": reactor + 1, "tid": 0,
                 "args": {"name": "reactor (timers)"}}),
             )?;
         }
         Ok(())
     }
 
-    /// The Chrome track of an actor, named when first seen.
-    fn tid(&mut self, reactor: usize, id: &str) -> io::Result<u64> {
-        let key = (reactor, id.to_string());
-        if let Some(&t) = self.tids.get(&key) {
-            return Ok(t);
-        }
-        let t = self.tids.len() as u64 + 1;
-        self.tids.insert(key.clone(), t);
-        if let Some(c) = &mut self.chrome {
-            let ty = self.actors.get(&key).map_or("", |a| a.ty.as_str());
-            c.event(
-                &json!({"ph": "M", "name": "thread_name", "pid": reactor, "tid": t,
-                "args": {"name": format!("{id} {ty}")}}),
-            )?;
-        }
-        Ok(t)
+    /// The Chrome track of an actor (its name is written at the end, when
+    /// its type is known even if its spawn was not traced).
+    fn tid(&mut self, reactor: usize, id: &str) -> u64 {
+        let next = self.tids.len() as u64 + 1;
+        *self.tids.entry((reactor, id.to_string())).or_insert(next)
     }
 
     fn instant(
@@ -294,10 +345,10 @@ impl<W: Write> Analysis<W> {
         if self.chrome.is_none() {
             return Ok(());
         }
-        let tid = self.tid(reactor, id)?;
+        let tid = self.tid(reactor, id);
         if let Some(c) = &mut self.chrome {
             c.event(
-                &json!({"ph": "i", "s": "t", "name": name, "pid": reactor, "tid": tid,
+                &json!({"ph": "i", "s": "t", "name": name, "pid": reactor + 1, "tid": tid,
                 "ts": us(ns), "args": args}),
             )?;
         }
@@ -306,34 +357,43 @@ impl<W: Write> Analysis<W> {
 
     fn event(&mut self, h: &Header, e: Event<'_>) -> io::Result<()> {
         self.events += 1;
-        self.end_ns = self.end_ns.max(e.ns);
         let r = h.reactor;
         let key = (r, e.id.to_string());
         match e.kind {
             'S' => {
-                self.order.push(key.clone());
-                self.actors.insert(
-                    key,
-                    ActorInfo {
-                        reactor: r,
-                        ty: e.rest.rsplit("::").next().unwrap_or(e.rest).to_string(),
-                        spawned: Some(e.ns),
-                        ..ActorInfo::default()
-                    },
-                );
+                let a = self.actor(key.clone());
+                a.ty = short_type(e.rest);
+                a.spawned = Some(e.ns);
+                self.credit.entry(key).or_default().spawned = true;
                 self.instant(r, e.id, "spawn", e.ns, json!({}))?;
             }
             'X' => {
-                self.actor(key).exited = Some((e.ns, e.rest.to_string()));
+                self.actor(key.clone()).exited = Some((e.ns, e.rest.to_string()));
+                // A socket's state ends with it.
+                if let Some(mut c) = self.credit.remove(&key) {
+                    if let Some(since) = c.starved_since.take() {
+                        note_stall(&mut c, e.ns.saturating_sub(since), self.thresholds.stall_ns);
+                    }
+                    if c.stalls > 0 {
+                        let s = Stalls {
+                            longest: c.longest_stall,
+                            count: c.stalls,
+                        };
+                        self.closed_stalls.push((key.clone(), s));
+                    }
+                    if c.spawned && c.read > 0 && !c.ever_given {
+                        self.never_given.push((key.clone(), c.read));
+                    }
+                }
+                self.lines.remove(&key);
                 self.instant(r, e.id, "exit", e.ns, json!({"reason": e.rest}))?;
             }
             'Q' => self.actor(key).queued += 1,
             'B' => self.actor(key).begin = Some(e.ns),
             'E' => {
                 let msgs = e.value().unwrap_or(0);
-                let t = &self.thresholds;
-                let (slow, full) = (t.slow_run_ns, h.budget as u64);
-                let a = self.actor(key.clone());
+                let (slow, full) = (self.thresholds.slow_run_ns, h.budget as u64);
+                let a = self.actor(key);
                 let Some(b) = a.begin.take() else {
                     return Ok(());
                 };
@@ -352,10 +412,11 @@ impl<W: Write> Analysis<W> {
                     self.slowest.truncate(SLOWEST);
                 }
                 if self.chrome.is_some() {
-                    let tid = self.tid(r, e.id)?;
+                    let tid = self.tid(r, e.id);
+                    let name = if ty.is_empty() { "run" } else { ty.as_str() };
                     if let Some(c) = &mut self.chrome {
-                        c.event(&json!({"ph": "X", "name": if ty.is_empty() { "run" } else { ty.as_str() },
-                            "cat": "run", "pid": r, "tid": tid, "ts": us(b), "dur": us(dur),
+                        c.event(&json!({"ph": "X", "name": name, "cat": "run", "pid": r + 1,
+                            "tid": tid, "ts": us(b), "dur": us(dur),
                             "args": {"actor": e.id, "messages": msgs}}))?;
                     }
                 }
@@ -364,7 +425,7 @@ impl<W: Write> Analysis<W> {
                 self.timers += 1;
                 if let Some(c) = &mut self.chrome {
                     c.event(
-                        &json!({"ph": "i", "s": "t", "name": "timer", "pid": r, "tid": 0,
+                        &json!({"ph": "i", "s": "t", "name": "timer", "pid": r + 1, "tid": 0,
                         "ts": us(e.ns)}),
                     )?;
                 }
@@ -380,16 +441,14 @@ impl<W: Write> Analysis<W> {
             }
             'R' => {
                 let bytes = e.value().unwrap_or(0);
-                let c = self.credit.entry(key.clone()).or_default();
-                c.read += bytes;
-                if bytes > 0 {
-                    c.read_since_credit = true;
-                    if c.now == Some(0) && c.stalled_since.is_none() {
-                        c.stalled_since = Some(e.ns);
-                    }
-                }
+                self.credit.entry(key.clone()).or_default().read += bytes;
                 self.lines.entry(key).or_default().last_read = e.ns;
                 self.instant(r, e.id, "read", e.ns, json!({"bytes": bytes}))?;
+            }
+            'Z' => {
+                let c = self.credit.entry(key).or_default();
+                c.starved_since.get_or_insert(e.ns);
+                self.instant(r, e.id, "out of credit, input waiting", e.ns, json!({}))?;
             }
             'C' => {
                 let credit = e.value().unwrap_or(0);
@@ -397,19 +456,18 @@ impl<W: Write> Analysis<W> {
                 let c = self.credit.entry(key).or_default();
                 if credit > 0 {
                     c.ever_given = true;
-                    if let Some(since) = c.stalled_since.take() {
+                    if let Some(since) = c.starved_since.take() {
                         note_stall(c, e.ns.saturating_sub(since), stall);
                     }
-                } else if c.read_since_credit && c.stalled_since.is_none() {
-                    c.stalled_since = Some(e.ns);
                 }
-                c.now = Some(credit);
-                c.read_since_credit = false;
                 self.instant(r, e.id, "credit", e.ns, json!({"credit": credit}))?;
             }
             'U' => {
                 let l = self.lines.entry(key).or_default();
                 let read = l.last_read;
+                if l.delivered.len() == PENDING_LINES {
+                    l.delivered.pop_front();
+                }
                 l.delivered.push_back(read);
                 self.instant(r, e.id, "unit", e.ns, json!({}))?;
             }
@@ -422,7 +480,8 @@ impl<W: Write> Analysis<W> {
             'W' => {
                 let l = self.lines.entry(key).or_default();
                 for t in l.queued.drain(..) {
-                    self.latencies.push(e.ns.saturating_sub(t));
+                    self.latencies
+                        .saturating_record(e.ns.saturating_sub(t).max(1));
                 }
                 let bytes = e.value().unwrap_or(0);
                 self.instant(r, e.id, "write", e.ns, json!({"bytes": bytes}))?;
@@ -433,7 +492,12 @@ impl<W: Write> Analysis<W> {
         Ok(())
     }
 
+    /// An actor's record, made (and put in the order) when first seen,
+    /// whether or not its spawn was traced.
     fn actor(&mut self, key: (usize, String)) -> &mut ActorInfo {
+        if !self.actors.contains_key(&key) {
+            self.order.push(key.clone());
+        }
         self.actors
             .entry(key)
             .or_insert_with_key(|(r, _)| ActorInfo {
@@ -450,7 +514,8 @@ impl<W: Write> Analysis<W> {
             .unwrap_or_else(|| "?".into())
     }
 
-    /// The lints, most telling first within each kind.
+    /// The lints: per actor in order of appearance, then dead sends by
+    /// sender (most first), then sockets.
     pub fn lints(&self) -> Vec<Lint> {
         let t = &self.thresholds;
         let mut out = Vec::new();
@@ -482,67 +547,108 @@ impl<W: Write> Analysis<W> {
                 });
             }
         }
-        let mut dead: Vec<_> = self.dead_sends.iter().collect();
-        dead.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        for ((r, from, to), n) in dead {
+        // Dead sends, by sender: how many, to how many receivers.
+        let mut by_sender: HashMap<(usize, &str), (u64, u64, &str)> = HashMap::new();
+        for ((r, from, to), n) in &self.dead_sends {
+            let e = by_sender.entry((*r, from.as_str())).or_insert((0, 0, to));
+            e.0 += n;
+            e.1 += 1;
+        }
+        let mut dead: Vec<_> = by_sender.into_iter().collect();
+        dead.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
+        for ((r, from), (n, receivers, one)) in dead {
             out.push(Lint {
                 kind: "dead-send",
-                actor: name(*r, from),
+                actor: name(r, from),
                 ty: if from == "-" {
-                    "(outside any actor)".into()
+                    "(outside any actor, or from another reactor)".into()
                 } else {
-                    self.type_of(*r, from)
+                    self.type_of(r, from)
                 },
-                detail: format!("{n} sends to {to}, which was dead"),
+                detail: if receivers == 1 {
+                    format!("{n} sends to {one}, which was dead")
+                } else {
+                    format!("{n} sends to {receivers} dead actors")
+                },
             });
         }
-        let mut sockets: Vec<_> = self.credit.iter().collect();
-        sockets.sort_by(|a, b| a.0.cmp(b.0));
-        for ((r, id), c) in sockets {
+        let mut stalls: Vec<((usize, String), Stalls)> = self.closed_stalls.clone();
+        for (key, c) in &self.credit {
             if c.stalls > 0 {
-                out.push(Lint {
-                    kind: "credit-stall",
-                    actor: name(*r, id),
-                    ty: self.type_of(*r, id),
-                    detail: format!(
-                        "at zero credit with input read for longer than {} ms, {} times, the longest {:.1} ms",
-                        t.stall_ns / 1_000_000,
-                        c.stalls,
-                        c.longest_stall as f64 / 1e6
-                    ),
-                });
+                let s = Stalls {
+                    longest: c.longest_stall,
+                    count: c.stalls,
+                };
+                stalls.push((key.clone(), s));
             }
-            if c.read > 0 && !c.ever_given {
-                out.push(Lint {
-                    kind: "no-credit",
-                    actor: name(*r, id),
-                    ty: self.type_of(*r, id),
-                    detail: format!(
-                        "read {} bytes and its controller never issued credit",
-                        c.read
-                    ),
-                });
+        }
+        stalls.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((r, id), s) in stalls {
+            out.push(Lint {
+                kind: "credit-stall",
+                actor: name(r, &id),
+                ty: self.type_of(r, &id),
+                detail: format!(
+                    "out of credit with input waiting for longer than {} ms, {} times, the longest {:.1} ms",
+                    t.stall_ns / 1_000_000,
+                    s.count,
+                    s.longest as f64 / 1e6
+                ),
+            });
+        }
+        let mut never: Vec<((usize, String), u64)> = self.never_given.clone();
+        for (key, c) in &self.credit {
+            if c.spawned && c.read > 0 && !c.ever_given {
+                never.push((key.clone(), c.read));
             }
+        }
+        never.sort();
+        for ((r, id), read) in never {
+            out.push(Lint {
+                kind: "no-credit",
+                actor: name(r, &id),
+                ty: self.type_of(r, &id),
+                detail: format!("read {read} bytes and its controller never issued credit"),
+            });
         }
         out
     }
 
-    /// Ends the Chrome file, if one was being written.
+    /// Names every track (with the type, once known) and ends the Chrome
+    /// file, if one was being written.
     pub fn finish(&mut self) -> io::Result<()> {
-        if let Some(c) = self.chrome.take() {
-            c.finish()?;
+        if let Some(c) = self.finish_chrome()? {
+            drop(c);
         }
         Ok(())
+    }
+
+    fn finish_chrome(&mut self) -> io::Result<Option<W>> {
+        let Some(mut c) = self.chrome.take() else {
+            return Ok(None);
+        };
+        let mut tracks: Vec<(&(usize, String), &u64)> = self.tids.iter().collect();
+        tracks.sort_by_key(|(_, t)| **t);
+        for ((r, id), tid) in tracks {
+            let ty = self.type_of(*r, id);
+            let label = if ty == "?" {
+                id.clone()
+            } else {
+                format!("{id} {ty}")
+            };
+            c.event(
+                &json!({"ph": "M", "name": "thread_name", "pid": r + 1, "tid": tid,
+                "args": {"name": label}}),
+            )?;
+        }
+        c.finish().map(Some)
     }
 }
 
 impl Analysis<Vec<u8>> {
     /// Ends the Chrome file written to memory and hands it over.
     pub fn chrome_bytes(&mut self) -> io::Result<Vec<u8>> {
-        match self.chrome.take() {
-            Some(c) => c.finish(),
-            None => Ok(Vec::new()),
-        }
+        Ok(self.finish_chrome()?.unwrap_or_default())
     }
 }
 
@@ -555,10 +661,16 @@ fn note_stall(c: &mut Credit, took: u64, threshold: u64) {
 mod tests {
     use super::*;
 
-    fn lints_of(trace: &str) -> Vec<Lint> {
+    fn analysis(traces: &[&str]) -> Analysis<Vec<u8>> {
         let mut an = Analysis::<Vec<u8>>::new(Thresholds::default(), None);
-        an.read_trace(trace.as_bytes(), 0).unwrap();
-        an.lints()
+        for t in traces {
+            an.read_trace(t.as_bytes()).unwrap();
+        }
+        an
+    }
+
+    fn lints_of(trace: &str) -> Vec<Lint> {
+        analysis(&[trace]).lints()
     }
 
     fn kinds(lints: &[Lint]) -> Vec<&'static str> {
@@ -571,14 +683,14 @@ mod tests {
     fn a_calm_trace_has_no_lints() {
         let t = format!(
             "{HEADER}1 S <1.0> a::Worker\n2 Q <1.0>\n3 B <1.0>\n10 E <1.0> 2\n\
-             20 R <2.0> 10\n21 C <2.0> 64\n22 U <2.0>\n30 X <1.0> normal\n"
+             19 S <2.0> a::Socket\n20 R <2.0> 10\n21 C <2.0> 64\n22 U <2.0>\n30 X <1.0> normal\n"
         );
         assert_eq!(lints_of(&t), vec![]);
     }
 
     #[test]
     fn whole_budget_runs_and_slow_runs_are_flagged_with_the_type() {
-        let mut t = format!("{HEADER}1 S <1.0> a::Busy\n");
+        let mut t = format!("{HEADER}1 S <1.0> a::b::Busy<a::c::Echo, alloc::vec::Vec<u8>>\n");
         // 10 runs, 8 of them with the whole budget (4), one of 2 ms.
         for i in 0..10u64 {
             let b = 1000 + i * 10_000_000;
@@ -588,7 +700,7 @@ mod tests {
         }
         let l = lints_of(&t);
         assert_eq!(kinds(&l), vec!["budget", "slow-run"], "{l:?}");
-        assert_eq!(l[0].ty, "Busy");
+        assert_eq!(l[0].ty, "Busy<Echo, Vec<u8>>");
         assert!(l[0].detail.contains("8 of 10 runs"), "{}", l[0].detail);
         assert!(
             l[1].detail.contains("1 runs longer than 1000 us"),
@@ -599,11 +711,25 @@ mod tests {
     }
 
     #[test]
-    fn zero_credit_with_input_read_is_a_stall_past_the_threshold() {
-        // Credit 0 at 1 ms with input read; given again at 301 ms.
+    fn an_actor_spawned_before_the_trace_began_is_still_linted() {
+        let mut t = HEADER.to_string();
+        for i in 0..10u64 {
+            let b = 1000 + i * 10_000;
+            t.push_str(&format!("{b} B <7.0>\n{} E <7.0> 4\n", b + 100));
+        }
+        let an = analysis(&[&t]);
+        assert_eq!(an.order, vec![(0, "<7.0>".to_string())]);
+        let l = an.lints();
+        assert_eq!(kinds(&l), vec!["budget"]);
+        assert_eq!((l[0].actor.as_str(), l[0].ty.as_str()), ("<7.0>@0", "?"));
+    }
+
+    #[test]
+    fn out_of_credit_with_input_waiting_is_a_stall_past_the_threshold() {
+        // Out of credit with input waiting at 1 ms; credit again at 301 ms.
         let t = format!(
             "{HEADER}1 S <2.0> a::Socket\n10 C <2.0> 1\n500 R <2.0> 100\n\
-             1000000 C <2.0> 0\n301000000 C <2.0> 8\n"
+             600 U <2.0>\n1000000 Z <2.0>\n301000000 C <2.0> 8\n"
         );
         let l = lints_of(&t);
         assert_eq!(kinds(&l), vec!["credit-stall"], "{l:?}");
@@ -612,41 +738,76 @@ mod tests {
             "{}",
             l[0].detail
         );
-        // A short stall is no lint; nor is zero credit with nothing read.
-        let short = format!(
-            "{HEADER}10 C <2.0> 1\n500 R <2.0> 100\n1000000 C <2.0> 0\n2000000 C <2.0> 8\n"
-        );
+        // A short stall is no lint.
+        let short = format!("{HEADER}10 C <2.0> 1\n1000000 Z <2.0>\n2000000 C <2.0> 8\n");
         assert_eq!(lints_of(&short), vec![]);
-        let idle = format!("{HEADER}10 C <2.0> 1\n1000000 C <2.0> 0\n900000000 C <2.0> 8\n");
-        assert_eq!(lints_of(&idle), vec![]);
     }
 
     #[test]
-    fn a_stall_still_open_at_the_end_counts_to_the_end() {
-        let t = format!("{HEADER}10 C <2.0> 1\n500 R <2.0> 100\n1000 C <2.0> 0\n200001000 T\n");
-        assert_eq!(kinds(&lints_of(&t)), vec!["credit-stall"]);
+    fn a_stall_ends_at_the_exit_or_at_its_own_trace_s_end() {
+        // Stalled 1 us, then closed; the trace goes on for a second.
+        let closed = format!("{HEADER}1000 Z <2.0>\n2000 X <2.0> reset\n1000000000 T\n");
+        assert_eq!(lints_of(&closed), vec![]);
+        // Still stalled when its trace ends (200 ms in): counted to there.
+        let open = format!("{HEADER}1000 Z <2.0>\n200001000 T\n");
+        assert_eq!(kinds(&lints_of(&open)), vec!["credit-stall"]);
+        // A 1 ms stall on reactor 1 read after a 10 s trace of reactor 0
+        // ends with reactor 1's own trace, whatever the order.
+        let long = format!("{HEADER}10000000000 T\n");
+        let r1 = "# credit-actors trace 2 reactor=1 budget=4\n1000 Z <1:2.0>\n1001000 T\n";
+        assert_eq!(analysis(&[&long, r1]).lints(), vec![]);
+        assert_eq!(analysis(&[r1, &long]).lints(), vec![]);
     }
 
     #[test]
     fn a_socket_that_read_but_never_got_credit_is_flagged() {
         let t = format!("{HEADER}1 S <2.0> a::Socket\n5 R <2.0> 42\n6 C <2.0> 0\n");
         let l = lints_of(&t);
-        assert!(kinds(&l).contains(&"no-credit"), "{l:?}");
-        let nc = l.iter().find(|l| l.kind == "no-credit").unwrap();
-        assert_eq!((nc.ty.as_str(), nc.actor.as_str()), ("Socket", "<2.0>@0"));
-        assert!(nc.detail.contains("read 42 bytes"));
+        assert_eq!(kinds(&l), vec!["no-credit"], "{l:?}");
+        assert_eq!(
+            (l[0].ty.as_str(), l[0].actor.as_str()),
+            ("Socket", "<2.0>@0")
+        );
+        assert!(l[0].detail.contains("read 42 bytes"));
+        // Not when its spawn was before the trace: credit may have been given.
+        let late = format!("{HEADER}5 R <2.0> 42\n");
+        assert_eq!(lints_of(&late), vec![]);
+        // And still flagged once it has exited.
+        let gone = format!("{t}9 X <2.0> normal\n");
+        assert_eq!(kinds(&lints_of(&gone)), vec!["no-credit"]);
     }
 
     #[test]
-    fn a_trace_of_another_version_or_garbled_is_refused_with_its_line() {
+    fn dead_sends_are_counted_by_sender() {
+        let t = format!(
+            "{HEADER}1 S <1.0> a::Broadcaster\n2 D <1.0> <5.0>\n3 D <1.0> <6.0>\n\
+             4 D <1.0> <6.0>\n5 D - <9.0>\n"
+        );
+        let l = lints_of(&t);
+        assert_eq!(kinds(&l), vec!["dead-send", "dead-send"], "{l:?}");
+        assert_eq!(l[0].ty, "Broadcaster");
+        assert_eq!(l[0].detail, "3 sends to 2 dead actors");
+        assert_eq!(l[1].actor, "-@0");
+        assert_eq!(l[1].detail, "1 sends to <9.0>, which was dead");
+    }
+
+    #[test]
+    fn a_cut_last_line_is_skipped_and_other_bad_lines_refused() {
         let mut an = Analysis::<Vec<u8>>::new(Thresholds::default(), None);
+        an.read_trace(format!("{HEADER}1 B <1.0>\n2 E <1.0> 1\n12").as_bytes())
+            .unwrap();
+        assert_eq!((an.truncated, an.run_count), (1, 1));
         let err = an
-            .read_trace("# credit-actors trace 1\n".as_bytes(), 0)
+            .read_trace(format!("{HEADER}nonsense\n1 B <1.0>\n").as_bytes())
             .unwrap_err();
-        assert!(err.to_string().contains("line 1"), "{err}");
+        assert!(err.to_string().contains("line 2"), "{err}");
         let err = an
-            .read_trace(format!("{HEADER}1 B <1.0>\nnonsense\n").as_bytes(), 0)
+            .read_trace("1 B <1.0>\n2 E <1.0> 1\n".as_bytes())
             .unwrap_err();
-        assert!(err.to_string().contains("line 3"), "{err}");
+        assert!(err.to_string().contains("before the header"), "{err}");
+        let err = an
+            .read_trace("# credit-actors trace 1\n1 B <1.0>\n".as_bytes())
+            .unwrap_err();
+        assert!(err.to_string().contains("version 1"), "{err}");
     }
 }

@@ -57,7 +57,7 @@ fn the_chrome_export_has_a_track_per_actor_and_a_complete_event_per_run() {
         Thresholds::default(),
         Some(Chrome::new(Vec::new()).unwrap()),
     );
-    let header = an.read_trace(&trace[..], 9).unwrap();
+    let header = an.read_trace(&trace[..]).unwrap();
     assert_eq!(header.reactor, 0, "the header names the reactor");
     let runs = an.run_count as usize;
     assert!(an.slowest.len() <= 10 && an.slowest.windows(2).all(|w| w[0].0 >= w[1].0));
@@ -85,8 +85,7 @@ fn the_chrome_export_has_a_track_per_actor_and_a_complete_event_per_run() {
     assert_eq!(pest_runs.len(), 5);
     for e in &pest_runs {
         assert_eq!(e["args"]["messages"], 1);
-        assert!(e["ts"].is_f64() || e["ts"].is_u64());
-        assert_eq!(e["pid"], 0);
+        assert_eq!(e["pid"], 1, "reactor 0 is process 1");
     }
     // The tracks are named "<id> <type>", under a named process.
     let names: Vec<&str> = events
@@ -98,6 +97,25 @@ fn the_chrome_export_has_a_track_per_actor_and_a_complete_event_per_run() {
     assert!(events
         .iter()
         .any(|e| e["ph"] == "M" && e["args"]["name"] == "reactor 0"));
+    // Times are the trace's nanoseconds in microseconds: the first run of
+    // Pest begins at its first B.
+    let text = String::from_utf8(trace).unwrap();
+    let first_b = text
+        .lines()
+        .find(|l| {
+            l.ends_with(&format!(
+                " B {}",
+                pest_runs[0]["args"]["actor"].as_str().unwrap()
+            ))
+        })
+        .and_then(|l| l.split(' ').next())
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap();
+    let ts = pest_runs[0]["ts"].as_f64().unwrap();
+    assert!(
+        (ts - first_b as f64 / 1e3).abs() < 1e-6,
+        "{ts} vs {first_b} ns"
+    );
 }
 
 #[test]
@@ -111,7 +129,7 @@ fn sends_to_a_dead_actor_are_traced_and_flagged_with_the_sender() {
         "{text}"
     );
     let mut an = Analysis::<Vec<u8>>::new(Thresholds::default(), None);
-    an.read_trace(&trace[..], 0).unwrap();
+    an.read_trace(&trace[..]).unwrap();
     let lints = an.lints();
     let dead: Vec<_> = lints.iter().filter(|l| l.kind == "dead-send").collect();
     assert_eq!(dead.len(), 1, "{lints:?}");

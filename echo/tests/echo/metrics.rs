@@ -98,9 +98,10 @@ fn window_of_one_counts_credit_stalls() {
     }
 }
 
-#[test]
-fn trace_records_socket_reads_units_and_writes() {
-    const N: usize = 20;
+/// A traced echo server with `window`, sent a batch of `n` lines at once
+/// and stopped once they are answered: its trace's events, the batch and
+/// the first socket that delivered a unit.
+fn traced_batch(window: u32, n: usize) -> (Vec<(String, String, String)>, String, String) {
     let sink = TraceSink::default();
     let s2 = sink.clone();
     let (handle, join) = Reactor::start(Config::default(), move |core| {
@@ -108,9 +109,10 @@ fn trace_records_socket_reads_units_and_writes() {
     })
     .unwrap();
     let service = handle
-        .spawn(|| {
+        .spawn(move || {
             EchoService::new(EchoConfig {
                 listen: ListenSpec::host_port("127.0.0.1", 0),
+                window,
                 ..EchoConfig::default()
             })
         })
@@ -119,20 +121,26 @@ fn trace_records_socket_reads_units_and_writes() {
         .request_wait(service, ServiceMsg::WhenReady, WAIT)
         .unwrap();
     let mut peer = Peer::connect(addr);
-    let batch: String = (0..N).map(|i| format!("t{i}\n")).collect();
+    let batch: String = (0..n).map(|i| format!("t{i}\n")).collect();
     peer.write(batch.as_bytes());
-    for i in 0..N {
+    for i in 0..n {
         assert_eq!(peer.read_line(), format!("You said: t{i}"));
     }
-    let out_bytes: usize = (0..N).map(|i| format!("You said: t{i}\n").len()).sum();
     drop(peer);
     handle.shutdown();
     drop(handle);
     join_bounded(join).unwrap();
     let ev = sink.events();
-    let units = ev.iter().filter(|e| e.0 == "U").count();
-    assert_eq!(units, N);
+    assert_eq!(ev.iter().filter(|e| e.0 == "U").count(), n);
     let conn = ev.iter().find(|e| e.0 == "U").unwrap().1.clone();
+    (ev, batch, conn)
+}
+
+#[test]
+fn trace_records_socket_reads_units_and_writes() {
+    const N: usize = 20;
+    let (ev, batch, conn) = traced_batch(credit_echo::DEFAULT_WINDOW, N);
+    let out_bytes: usize = (0..N).map(|i| format!("You said: t{i}\n").len()).sum();
     let read: usize = ev
         .iter()
         .filter(|e| e.0 == "R" && e.1 == conn)
@@ -149,6 +157,20 @@ fn trace_records_socket_reads_units_and_writes() {
     // The session's window is the first credit operation.
     let first = ev.iter().find(|e| e.0 == "C" && e.1 == conn).unwrap();
     assert_eq!(first.2, credit_echo::DEFAULT_WINDOW.to_string());
+    // The window holds the whole batch: never out of credit.
+    assert_eq!(TraceSink::count(&ev, "Z", &conn), 0);
+}
+
+/// With a window of one, a batch waits in the socket while each line is
+/// answered: the socket is out of credit with input waiting (`Z`), and
+/// each stall ends with the session's next unit of credit.
+#[test]
+fn trace_shows_a_socket_out_of_credit_with_input_waiting() {
+    const N: usize = 20;
+    let (ev, _, conn) = traced_batch(1, N);
+    let z = TraceSink::count(&ev, "Z", &conn);
+    assert!(z >= 1, "no Z among {} events", ev.len());
+    assert!(TraceSink::count(&ev, "C", &conn) >= N);
 }
 
 /// Runs `f` on the server's reactor and waits for it.

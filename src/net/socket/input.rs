@@ -136,6 +136,11 @@ impl Socket {
         )
     }
 
+    /// Out of credit with input waiting that credit would let out.
+    pub(super) fn starved(&self) -> bool {
+        self.credit == 0 && self.input_waiting()
+    }
+
     /// The credit counter now (`u64::MAX`: infinite).
     pub(super) fn credit_now(&self) -> u64 {
         self.credit
@@ -220,6 +225,9 @@ impl Socket {
                 if !self.rbuf.is_empty() || self.may_read {
                     metric! {
                         ctx.local::<NetLocal>().stats.credit_stalls += u64::from(!self.has(flags::HELD));
+                    }
+                    if tracing && self.credit == 0 {
+                        ctx.trace_id('Z', me.id(), None);
                     }
                 }
                 break;

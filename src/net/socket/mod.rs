@@ -829,9 +829,13 @@ impl Addr<Socket> {
         #[cfg(feature = "metrics")]
         let mut units = 0u64;
         let mut next = (true, false);
+        let tracing = ctx.tracing();
         while let Some(sock) = ctx.direct(me) {
             let Some((to, unit)) = sock.unit_in_place() else {
                 next = sock.after_units_in_place();
+                if tracing && sock.starved() {
+                    ctx.trace_id('Z', me.id(), None);
+                }
                 break;
             };
             metric! {

@@ -17,14 +17,6 @@ use credit_tools::{Analysis, Chrome, Thresholds};
 const USAGE: &str = "usage: trace-report FILE... [--chrome OUT.json] [--actor ID]... \
 [--slow-us N] [--stall-ms N]";
 
-fn pct(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[i.clamp(1, sorted.len()) - 1]
-}
-
 struct Args {
     files: Vec<String>,
     chrome: Option<String>,
@@ -57,6 +49,10 @@ fn args() -> Result<Args, String> {
                     .map_err(|_| "--stall-ms needs a number")?;
                 a.thresholds.stall_ns = v * 1_000_000;
             }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             f if f.starts_with("--") => return Err(format!("unknown flag {f}")),
             f => a.files.push(f.to_string()),
         }
@@ -87,8 +83,8 @@ fn main() -> ExitCode {
     };
     let mut an = Analysis::new(a.thresholds, chrome);
     let mut budgets = Vec::new();
-    for (i, path) in a.files.iter().enumerate() {
-        let read = File::open(path).and_then(|f| an.read_trace(BufReader::new(f), i));
+    for path in &a.files {
+        let read = File::open(path).and_then(|f| an.read_trace(BufReader::new(f)));
         match read {
             Ok(h) => budgets.push((h.reactor, h.budget)),
             Err(e) => {
@@ -147,16 +143,22 @@ fn main() -> ExitCode {
     }
 
     println!();
-    let mut lat = an.latencies.clone();
-    lat.sort_unstable();
+    let lat = &an.latencies;
+    let q = |p: f64| lat.value_at_quantile(p) as f64 / 1e3;
     println!(
         "read-to-reply-write latency per line (us): n {} p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}",
         lat.len(),
-        pct(&lat, 50.0) as f64 / 1e3,
-        pct(&lat, 90.0) as f64 / 1e3,
-        pct(&lat, 99.0) as f64 / 1e3,
-        lat.last().copied().unwrap_or(0) as f64 / 1e3
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        lat.max() as f64 / 1e3
     );
+    if an.truncated > 0 {
+        println!(
+            "{} trace(s) ended in a line cut short (a killed process?): skipped",
+            an.truncated
+        );
+    }
 
     println!();
     println!("ten slowest runs:");
