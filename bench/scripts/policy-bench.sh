@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run-queue policies and busy-poll, side by side in one run.
+# Run-queue policies (fifo, receiver-next, a seeded random order) and
+# busy-poll, side by side in one run.
 #   bench/scripts/policy-bench.sh [ROUNDS]
 # Builds echo-server with metrics on and off, then for each round and each
 # configuration starts the server pinned to CPU 0 and runs echo-bench pinned
@@ -19,7 +20,7 @@ cargo build --release --quiet --bin echo-server   # leave the default build in p
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 port=21300
 for r in $(seq "$rounds"); do
-    for cfg in "on fifo 0" "on receiver-next 0" "on fifo 50" "on receiver-next 50" "off fifo 0"; do
+    for cfg in "on fifo 0" "on receiver-next 0" "on random:7 0" "on fifo 50" "on receiver-next 50" "off fifo 0"; do
         set -- $cfg; variant=$1; pol=$2; bp=$3
         port=$((port + 1))
         taskset -c 0 "$work/es-$variant" --bind 127.0.0.1 --port "$port" --policy "$pol" \

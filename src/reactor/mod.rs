@@ -132,6 +132,11 @@ pub enum Policy {
     /// [`RECEIVER_NEXT_MAX`] times in a row before the queue's head gets
     /// its turn.
     ReceiverNext,
+    /// A seeded random order: each actor made runnable goes to a place in
+    /// the queue drawn from a generator seeded with this value, so the
+    /// same seed makes the same choices for the same sequence of events.
+    /// For exploring schedules, not for speed.
+    Random(u64),
 }
 
 impl std::str::FromStr for Policy {
@@ -140,9 +145,13 @@ impl std::str::FromStr for Policy {
         match s {
             "fifo" => Ok(Policy::Fifo),
             "receiver-next" => Ok(Policy::ReceiverNext),
-            _ => Err(format!(
-                "unknown policy {s:?} (expected fifo or receiver-next)"
-            )),
+            "random" => Ok(Policy::Random(1)),
+            _ => match s.strip_prefix("random:").map(str::parse) {
+                Some(Ok(seed)) => Ok(Policy::Random(seed)),
+                _ => Err(format!(
+                    "unknown policy {s:?} (expected fifo, receiver-next, or random:SEED)"
+                )),
+            },
         }
     }
 }

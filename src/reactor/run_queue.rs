@@ -3,7 +3,10 @@
 //! FIFO, with an optional *receiver-next* slot ([`Policy::ReceiverNext`]):
 //! an actor made runnable by a send from the running actor runs before the
 //! queue's head, at most [`RECEIVER_NEXT_MAX`] times in a row, so a pair of
-//! actors bouncing messages cannot starve the queue.
+//! actors bouncing messages cannot starve the queue. Under
+//! [`Policy::Random`] an actor made runnable goes to a place in the queue
+//! drawn from a seeded generator (xorshift64*), and is taken from the head
+//! like any other: the choice costs the other policies nothing on `pop`.
 //!
 //! Invariant (kept by the caller, through each slot's `scheduled` flag): an
 //! actor is in the queue, or in the slot, at most once.
@@ -45,6 +48,8 @@ pub(crate) struct RunQueue {
     next: Option<Entry>,
     /// Consecutive runs taken from `next`.
     streak: u32,
+    /// `Policy::Random`: the generator's state (0 until the first draw).
+    rng: u64,
 }
 
 impl RunQueue {
@@ -53,13 +58,38 @@ impl RunQueue {
     /// and the slot's previous tenant goes to the back of the queue.
     #[inline]
     pub(crate) fn push(&mut self, id: Entry, policy: Policy, sent_by_other: bool) {
-        if sent_by_other && policy == Policy::ReceiverNext {
-            if let Some(old) = self.next.replace(id) {
-                self.queue.push_back(old);
+        match policy {
+            Policy::ReceiverNext if sent_by_other => {
+                if let Some(old) = self.next.replace(id) {
+                    self.queue.push_back(old);
+                }
             }
-        } else {
-            self.queue.push_back(id);
+            Policy::Random(seed) => self.push_random(id, seed),
+            _ => self.queue.push_back(id),
         }
+    }
+
+    /// `Policy::Random`: puts `id` at a drawn place, from before the head
+    /// to after the tail.
+    #[cold]
+    #[inline(never)]
+    fn push_random(&mut self, id: Entry, seed: u64) {
+        if self.rng == 0 {
+            // splitmix64 of the seed: any seed, 0 included, gives a state
+            // that is not 0.
+            let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            self.rng = (z ^ (z >> 31)) | 1;
+        }
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        let draw = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let at = (draw % (self.queue.len() as u64 + 1)) as usize;
+        self.queue.insert(at, id);
     }
 
     /// The next actor to run: the receiver-next slot (at most
@@ -145,6 +175,36 @@ mod tests {
         }
         let head_at = order.iter().position(|&i| i == 9).expect("the head ran");
         assert_eq!(head_at, RECEIVER_NEXT_MAX as usize, "{order:?}");
+    }
+
+    fn random_order(seed: u64) -> Vec<u32> {
+        let mut q = RunQueue::default();
+        let mut order = Vec::new();
+        // Pushes and pops interleaved, as a reactor does them.
+        for i in 0..40 {
+            q.push(id(i), Policy::Random(seed), i % 3 == 0);
+            if i % 4 == 3 {
+                order.push(q.pop().unwrap().id.index());
+            }
+        }
+        order.extend(drain(&mut q));
+        order
+    }
+
+    #[test]
+    fn random_runs_everyone_once_in_an_order_its_seed_decides() {
+        let a = random_order(7);
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..40).collect::<Vec<u32>>(), "each actor once");
+        assert_eq!(a, random_order(7), "the same seed, the same order");
+        assert_ne!(a, random_order(8), "another seed, another order");
+        assert_ne!(a, (0..40).collect::<Vec<u32>>(), "not FIFO");
+        // Seed 0 works too.
+        assert_eq!(random_order(0), random_order(0));
+        assert_eq!("random:42".parse::<Policy>(), Ok(Policy::Random(42)));
+        assert_eq!("random".parse::<Policy>(), Ok(Policy::Random(1)));
+        assert!("random:x".parse::<Policy>().is_err());
     }
 
     #[test]

@@ -76,7 +76,8 @@ struct Args {
     /// Runs longer than this many microseconds count as slow.
     #[arg(long, value_name = "MICROS", default_value_t = 50)]
     slow_us: u64,
-    /// Run-queue policy: fifo or receiver-next.
+    /// Run-queue policy: fifo, receiver-next, or random:SEED (a seeded
+    /// random order, for exploring schedules).
     #[arg(long, default_value = "fifo")]
     policy: credit_actors::Policy,
     /// Poll with a zero timeout for up to this many microseconds before
