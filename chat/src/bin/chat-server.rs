@@ -83,6 +83,10 @@ struct Args {
     /// stderr every SECS seconds.
     #[arg(long, value_name = "SECS")]
     stats: Option<f64>,
+    /// Run-queue policy: fifo, receiver-next, or random:SEED (a seeded
+    /// random order, for exploring schedules).
+    #[arg(long, default_value = "fifo")]
+    policy: credit_actors::Policy,
     /// Reactors (threads), each owning its users' connections for life: a
     /// number, or auto for one per core this process may run on. The room
     /// itself lives on reactor 0.
@@ -246,7 +250,10 @@ fn main() -> ExitCode {
         return run_group(&args, config, buffer_limit, grace, stats, ops);
     }
 
-    let mut reactor = match Reactor::with_config(Config::default()) {
+    let mut reactor = match Reactor::with_config(Config {
+        policy: args.policy,
+        ..Config::default()
+    }) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("chat-server: cannot create the reactor: {e}");
@@ -320,9 +327,16 @@ fn run_group(
         args.accept
     };
     let share = buffer_limit.map(|b| (b / n).max(1));
-    let reactors = match Reactors::start(n, Config::default(), move |core| {
-        credit_actors::net::set_buffer_limit(core, share);
-    }) {
+    let reactors = match Reactors::start(
+        n,
+        Config {
+            policy: args.policy,
+            ..Config::default()
+        },
+        move |core| {
+            credit_actors::net::set_buffer_limit(core, share);
+        },
+    ) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("chat-server: cannot start {n} reactors: {e}");
