@@ -166,10 +166,14 @@ fn parse_header(h: &str) -> Result<Header, ParseError> {
         reactor: 0,
         budget: 0,
     };
+    let number = |k: &str, v: &str| {
+        v.parse()
+            .map_err(|_| ParseError(format!("{k}={v:?} in the header is not a number")))
+    };
     for kv in f {
         match kv.split_once('=') {
-            Some(("reactor", v)) => header.reactor = v.parse().unwrap_or(0),
-            Some(("budget", v)) => header.budget = v.parse().unwrap_or(0),
+            Some(("reactor", v)) => header.reactor = number("reactor", v)?,
+            Some(("budget", v)) => header.budget = number("budget", v)?,
             // Later fields are for later readers.
             _ => {}
         }
@@ -211,5 +215,7 @@ mod tests {
         assert!(parse_line("12").is_err());
         let err = parse_line("# credit-actors trace 1 reactor=0").unwrap_err();
         assert!(err.0.contains("version 1"), "{err}");
+        let err = parse_line("# credit-actors trace 2 reactor=x").unwrap_err();
+        assert!(err.0.contains("reactor=\"x\""), "{err}");
     }
 }

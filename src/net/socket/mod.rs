@@ -841,7 +841,7 @@ impl Addr<Socket> {
             metric! {
                 units += 1;
             }
-            if ctx.tracing() {
+            if tracing {
                 ctx.trace_id('U', me.id(), None);
             }
             ctx.send(to, SocketEvent::Data(me, unit));
