@@ -44,7 +44,9 @@ use mio::{Events, Interest, Poll, Token};
 use serde_json::{json, Value};
 
 use crate::loadgen::progress::{si, Meter, Stage};
-use crate::loadgen::report::{latency_line, latency_record, num, Interval, Latency, RateStats};
+use crate::loadgen::report::{
+    latency_histogram, latency_line, latency_record, num, Interval, Latency, RateStats, Recorder,
+};
 use crate::loadgen::sys::Timer;
 
 /// The schedule timer's token (users are numbered from 0).
@@ -407,9 +409,8 @@ struct Run {
     window: Option<(Instant, Instant)>,
     /// Lines due before this (µs since `start`) are the warm-up's.
     warm_end_us: u64,
-    hist: Histogram<u64>,
+    latency: Recorder,
     uhist: Histogram<u64>,
-    ihist: Option<Histogram<u64>>,
     errors: ChatErrors,
     buf: Vec<u8>,
 }
@@ -544,13 +545,9 @@ impl Run {
             return;
         }
         let at = now.saturating_duration_since(self.start).as_micros() as u64;
-        let corrected = at.saturating_sub(due).max(1) * 1000;
-        self.hist.saturating_record(corrected);
+        self.latency.record(at.saturating_sub(due).max(1) * 1000);
         self.uhist
             .saturating_record(at.saturating_sub(sent).max(1) * 1000);
-        if let Some(h) = &mut self.ihist {
-            h.saturating_record(corrected);
-        }
     }
 
     /// Writes what `r` has queued, as far as the socket takes it.
@@ -665,7 +662,6 @@ fn run_on(cfg: &ChatConfig, meter: Option<&Meter>) -> io::Result<ChatReport> {
         ));
     }
     let _ = crate::loadgen::raise_nofile_limit();
-    let histogram = || Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(io::Error::other);
     let start = Instant::now();
     let mut run = Run {
         poll: Poll::new()?,
@@ -682,13 +678,8 @@ fn run_on(cfg: &ChatConfig, meter: Option<&Meter>) -> io::Result<ChatReport> {
         delivered_in_window: 0,
         window: None,
         warm_end_us: 0,
-        hist: histogram()?,
-        uhist: histogram()?,
-        ihist: if cfg.interval_log {
-            Some(histogram()?)
-        } else {
-            None
-        },
+        latency: Recorder::new(cfg.interval_log),
+        uhist: latency_histogram(),
         errors: ChatErrors::default(),
         buf: vec![0; 256 * 1024],
     };
@@ -798,8 +789,7 @@ fn run_on(cfg: &ChatConfig, meter: Option<&Meter>) -> io::Result<ChatReport> {
     let (mut said, mut on_time, mut said_total) = (0u64, 0u64, 0u64);
     let mut rss_peak_kib: Option<u64> = None;
     let mut last_rss = t0;
-    let mut interval_start = window_start;
-    let mut intervals = Vec::new();
+    run.latency.begin(window_start);
     let mut line = Vec::with_capacity(cfg.line_bytes + 1);
     loop {
         let now = Instant::now();
@@ -849,17 +839,7 @@ fn run_on(cfg: &ChatConfig, meter: Option<&Meter>) -> io::Result<ChatReport> {
                 }
             }
         }
-        if let Some(h) = &mut run.ihist {
-            if now >= interval_start + Duration::from_secs(1) {
-                intervals.push(Interval {
-                    start: interval_start - window_start,
-                    length: now - interval_start,
-                    histogram: h.clone(),
-                });
-                h.reset();
-                interval_start = now;
-            }
-        }
+        run.latency.tick(now);
         let next = due.iter().min().copied().unwrap_or(end).min(end);
         timer.arm(next.saturating_duration_since(Instant::now()));
         run.turn(
@@ -900,15 +880,6 @@ fn run_on(cfg: &ChatConfig, meter: Option<&Meter>) -> io::Result<ChatReport> {
         run.turn(&mut events, Duration::from_millis(10))?;
     }
     run.errors.missing = expected.saturating_sub(run.delivered);
-    if let Some(h) = &run.ihist {
-        if !h.is_empty() {
-            intervals.push(Interval {
-                start: interval_start.saturating_duration_since(window_start),
-                length: Instant::now().saturating_duration_since(interval_start),
-                histogram: h.clone(),
-            });
-        }
-    }
     let rate = RateStats {
         target: cfg
             .rate
@@ -925,11 +896,11 @@ fn run_on(cfg: &ChatConfig, meter: Option<&Meter>) -> io::Result<ChatReport> {
         delivered_in_window: run.delivered_in_window,
         window,
         join_time,
-        latency: Latency::from_histogram(&run.hist),
-        histogram: (!run.hist.is_empty()).then(|| run.hist.clone()),
+        latency: Latency::from_histogram(&run.latency.all),
+        histogram: run.latency.histogram(),
         uncorrected_histogram: (!run.uhist.is_empty()).then(|| run.uhist.clone()),
         rate,
-        intervals,
+        intervals: run.latency.take_intervals(),
         errors: run.errors,
         rss_kib: rss_before.zip(rss_idle),
         rss_peak_kib,

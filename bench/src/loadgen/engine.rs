@@ -13,15 +13,15 @@ use slab::Slab;
 
 use super::conn::{Conn, ConnError, ConnState};
 use super::progress::{Meter, Stage};
-use super::report::{C10kStats, ErrorCounts, Interval, Latency, Params, RateStats, Report};
+use super::report::{
+    latency_histogram, C10kStats, ErrorCounts, Latency, Params, RateStats, Recorder, Report,
+};
 use super::sys::{self, Timer};
 use super::verify::VerifyError;
 use super::{Config, LoadgenError, Scenario};
 
 /// The token of the rate timer (no connection's: slots stay far below).
 const TIMER: Token = Token(usize::MAX);
-/// Length of one interval of `--hdr-log`.
-const INTERVAL: Duration = Duration::from_secs(1);
 
 /// Shared read buffer size.
 const RBUF_LEN: usize = 256 * 1024;
@@ -133,8 +133,6 @@ struct Schedule {
     /// those lanes, each once.
     touched: Vec<bool>,
     touched_lanes: Vec<usize>,
-    /// Window lines queued before the window closed.
-    on_time: u64,
     /// The due time the timer is armed for, in ns after the origin.
     armed: Option<u64>,
 }
@@ -156,7 +154,6 @@ impl Schedule {
             slot: vec![None; lanes],
             touched: vec![false; lanes],
             touched_lanes: Vec::new(),
-            on_time: 0,
             armed: None,
         }
     }
@@ -245,13 +242,10 @@ pub(crate) struct Engine<'a> {
     deadline: Instant,
     phase_deadline: Instant,
     stats: Stats,
-    hist: Histogram<u64>,
+    /// Latencies (at a fixed rate, from each line's due time).
+    latency: Recorder,
     /// At a fixed rate: latency from the actual send, not the due time.
     uhist: Histogram<u64>,
-    /// `--hdr-log`: the current interval's latencies, and those done.
-    ihist: Option<Histogram<u64>>,
-    intervals: Vec<Interval>,
-    interval_start: Instant,
     sched: Option<Schedule>,
     timer: Option<Timer>,
 
@@ -327,10 +321,6 @@ impl<'a> Engine<'a> {
             _ => 1,
         };
         let now = Instant::now();
-        let histogram = || {
-            Histogram::new_with_bounds(1, 60_000_000_000, 3)
-                .map_err(|e| LoadgenError::Config(format!("histogram: {e}")))
-        };
         let poll = Poll::new()?;
         let timer = match share.rate {
             Some(_) => {
@@ -371,15 +361,8 @@ impl<'a> Engine<'a> {
             deadline: now + cfg.duration,
             phase_deadline: now + cfg.connect_timeout,
             stats: Stats::default(),
-            hist: histogram()?,
-            uhist: histogram()?,
-            ihist: if cfg.interval_log {
-                Some(histogram()?)
-            } else {
-                None
-            },
-            intervals: Vec::new(),
-            interval_start: now,
+            latency: Recorder::new(cfg.interval_log),
+            uhist: latency_histogram(),
             sched: None,
             timer,
             inflight: 0,
@@ -600,10 +583,11 @@ impl<'a> Engine<'a> {
         let lane = conn.lane;
         let sent_ns = ns(now.saturating_duration_since(s.origin));
         let mut n = 0;
+        // Nothing is queued once the window has closed, so the window's
+        // lines counted as sent are those sent on time.
         while s.sent[lane] < s.due[lane] && conn.can_queue(self.depth) {
             if s.line(lane, s.sent[lane]) >= s.warm {
                 self.stats.lines_sent += 1;
-                s.on_time += 1;
             }
             conn.queue_one(sent_ns);
             s.sent[lane] += 1;
@@ -631,12 +615,8 @@ impl<'a> Engine<'a> {
             } else {
                 self.stats.lines_late += 1;
             }
-            let corrected = now_ns.saturating_sub(s.at(i));
-            self.hist.saturating_record(corrected);
+            self.latency.record(now_ns.saturating_sub(s.at(i)));
             self.uhist.saturating_record(now_ns.saturating_sub(sent));
-            if let Some(h) = &mut self.ihist {
-                h.saturating_record(corrected);
-            }
         }
     }
 
@@ -664,21 +644,21 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        let mut lanes = std::mem::take(&mut s.touched_lanes);
-        for &lane in &lanes {
-            let Some(s) = &mut self.sched else {
-                return;
-            };
-            s.touched[lane] = false;
-            if let Some(slot) = s.slot[lane] {
-                if self.feed_lane(slot, now) > 0 {
-                    self.flush_conn(slot, now);
-                }
+        // The touched lanes become the slots serving them (a lane whose
+        // connection is being replaced is fed when the new one opens).
+        let mut slots = std::mem::take(&mut s.touched_lanes);
+        slots.retain_mut(|lane| {
+            s.touched[*lane] = false;
+            s.slot[*lane].map(|slot| *lane = slot).is_some()
+        });
+        for &slot in &slots {
+            if self.feed_lane(slot, now) > 0 {
+                self.flush_conn(slot, now);
             }
         }
-        lanes.clear();
+        slots.clear();
         if let Some(s) = &mut self.sched {
-            s.touched_lanes = lanes;
+            s.touched_lanes = slots;
         }
     }
 
@@ -748,26 +728,20 @@ impl<'a> Engine<'a> {
         if res.replies > 0 || res.bytes > 0 {
             self.inflight -= res.replies;
             self.done_total += res.replies;
+            if in_window {
+                self.stats.reply_bytes += res.bytes;
+            }
             if self.sched.is_some() {
-                // Counted by the line's place in the schedule instead.
-                if in_window {
-                    self.stats.reply_bytes += res.bytes;
-                }
+                // Answered, late and latency go by the line's place in
+                // the schedule.
+                self.record_scheduled(slot, first, res.replies, now);
             } else if in_window {
                 self.stats.lines_answered += res.replies;
-                self.stats.reply_bytes += res.bytes;
                 if self.record_rtt && res.replies > 0 {
-                    let rtt = ns(now - conn.line_at);
-                    self.hist.saturating_record(rtt);
-                    if let Some(h) = &mut self.ihist {
-                        h.saturating_record(rtt);
-                    }
+                    self.latency.record(ns(now - conn.line_at));
                 }
             } else {
                 self.stats.lines_late += res.replies;
-            }
-            if self.sched.is_some() {
-                self.record_scheduled(slot, first, res.replies, now);
             }
         }
         let conn = &mut self.conns[slot];
@@ -800,11 +774,7 @@ impl<'a> Engine<'a> {
             self.done_total += 1;
             if self.phase == Phase::Running {
                 self.stats.conns_completed += 1;
-                let took = ns(now - conn.started);
-                self.hist.saturating_record(took);
-                if let Some(h) = &mut self.ihist {
-                    h.saturating_record(took);
-                }
+                self.latency.record(ns(now - conn.started));
             }
             drop(conn);
             if self.loading() {
@@ -880,7 +850,7 @@ impl<'a> Engine<'a> {
         };
         self.warm_end = now + self.cfg.warmup;
         self.window_start = self.warm_end;
-        self.interval_start = self.warm_end;
+        self.latency.begin(self.warm_end);
         self.deadline = self.warm_end + self.cfg.duration;
         if let Some(s) = &mut self.sched {
             s.origin = now;
@@ -912,11 +882,8 @@ impl<'a> Engine<'a> {
         s.request_bytes = 0;
         s.reply_bytes = 0;
         s.conns_completed = 0;
-        self.hist.reset();
+        self.latency.begin(self.warm_end);
         self.uhist.reset();
-        if let Some(h) = &mut self.ihist {
-            h.reset();
-        }
     }
 
     fn start_drain(&mut self, now: Instant) {
@@ -932,21 +899,6 @@ impl<'a> Engine<'a> {
             } else {
                 self.conns[slot].budget = 0;
             }
-        }
-    }
-
-    /// `--hdr-log`: closes the current interval.
-    fn close_interval(&mut self, now: Instant) {
-        if let Some(h) = &mut self.ihist {
-            self.intervals.push(Interval {
-                start: self
-                    .interval_start
-                    .saturating_duration_since(self.window_start),
-                length: now.saturating_duration_since(self.interval_start),
-                histogram: h.clone(),
-            });
-            h.reset();
-            self.interval_start = now;
         }
     }
 
@@ -1011,9 +963,7 @@ impl<'a> Engine<'a> {
                 }
             }
             Phase::Running => {
-                if self.ihist.is_some() && now >= self.interval_start + INTERVAL {
-                    self.close_interval(now);
-                }
+                self.latency.tick(now);
                 if now >= self.deadline {
                     self.start_drain(now);
                 }
@@ -1176,17 +1126,14 @@ impl<'a> Engine<'a> {
     fn finish(mut self) -> Report {
         let now = Instant::now();
         self.stats.errors.unanswered += self.inflight;
-        if self.ihist.as_ref().is_some_and(|h| !h.is_empty()) {
-            self.close_interval(now);
-        }
         let rate = self.sched.as_ref().map(|s| {
-            let window = self.cfg.duration.as_secs_f64();
+            let on_time = self.stats.lines_sent;
             RateStats {
                 target: self.share.rate.unwrap_or(0.0),
-                achieved: s.on_time as f64 / window,
+                achieved: on_time as f64 / self.cfg.duration.as_secs_f64(),
                 scheduled: s.total - s.warm,
-                on_time: s.on_time,
-                unsent: (s.total - s.warm).saturating_sub(self.stats.lines_sent),
+                on_time,
+                unsent: (s.total - s.warm).saturating_sub(on_time),
             }
         });
         let elapsed = match self.scenario {
@@ -1243,17 +1190,17 @@ impl<'a> Engine<'a> {
             conns_completed: s.conns_completed,
             conns_per_sec: (self.scenario == Scenario::Churn)
                 .then(|| s.conns_completed as f64 / secs),
-            latency: Latency::from_histogram(&self.hist),
+            latency: Latency::from_histogram(&self.latency.all),
             uncorrected: if fixed_rate {
                 Latency::from_histogram(&self.uhist)
             } else {
                 None
             },
-            histogram: (!self.hist.is_empty()).then(|| self.hist.clone()),
+            histogram: self.latency.histogram(),
             uncorrected_histogram: (fixed_rate && !self.uhist.is_empty())
                 .then(|| self.uhist.clone()),
             rate,
-            intervals: std::mem::take(&mut self.intervals),
+            intervals: self.latency.take_intervals(),
             c10k,
             conns_opened: s.conns_opened,
         }

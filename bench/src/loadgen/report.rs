@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
@@ -173,6 +173,93 @@ pub struct Interval {
     pub length: Duration,
     /// Latencies completed in it, in nanoseconds.
     pub histogram: Histogram<u64>,
+}
+
+/// A histogram of latencies in nanoseconds, 1 ns to 60 s with 3
+/// significant digits: what every scenario records into.
+pub(crate) fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant bounds are valid")
+}
+
+/// The window's latencies, and with `--hdr-log` the same second by second
+/// ([`Interval`]s from the window's start).
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    /// Every latency of the window.
+    pub(crate) all: Histogram<u64>,
+    /// The current second's, when intervals are kept.
+    current: Option<Histogram<u64>>,
+    window_start: Instant,
+    current_start: Instant,
+    intervals: Vec<Interval>,
+}
+
+impl Recorder {
+    /// A recorder whose window starts now; `intervals` keeps the seconds.
+    pub(crate) fn new(intervals: bool) -> Recorder {
+        let now = Instant::now();
+        Recorder {
+            all: latency_histogram(),
+            current: intervals.then(latency_histogram),
+            window_start: now,
+            current_start: now,
+            intervals: Vec::new(),
+        }
+    }
+
+    /// Starts the window at `at`, forgetting what was recorded before.
+    pub(crate) fn begin(&mut self, at: Instant) {
+        self.all.reset();
+        if let Some(h) = &mut self.current {
+            h.reset();
+        }
+        self.intervals.clear();
+        self.window_start = at;
+        self.current_start = at;
+    }
+
+    /// Records one latency, in nanoseconds.
+    #[inline]
+    pub(crate) fn record(&mut self, ns: u64) {
+        self.all.saturating_record(ns);
+        if let Some(h) = &mut self.current {
+            h.saturating_record(ns);
+        }
+    }
+
+    /// Closes the current second once it is over.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        if self.current.is_some() && now >= self.current_start + Duration::from_secs(1) {
+            self.close(now);
+        }
+    }
+
+    fn close(&mut self, now: Instant) {
+        if let Some(h) = &mut self.current {
+            self.intervals.push(Interval {
+                start: self
+                    .current_start
+                    .saturating_duration_since(self.window_start),
+                length: now.saturating_duration_since(self.current_start),
+                histogram: h.clone(),
+            });
+            h.reset();
+            self.current_start = now;
+        }
+    }
+
+    /// The intervals, the last (if it holds anything) closed now.
+    pub(crate) fn take_intervals(&mut self) -> Vec<Interval> {
+        if self.current.as_ref().is_some_and(|h| !h.is_empty()) {
+            self.close(Instant::now());
+        }
+        std::mem::take(&mut self.intervals)
+    }
+
+    /// The whole window's histogram, if it holds anything.
+    pub(crate) fn histogram(&self) -> Option<Histogram<u64>> {
+        (!self.all.is_empty()).then(|| self.all.clone())
+    }
 }
 
 /// Results specific to the c10k scenario.
