@@ -638,20 +638,16 @@ pub fn run(cfg: &ChatConfig) -> io::Result<ChatReport> {
         return run_on(cfg, None);
     }
     let meter = Meter::new();
-    std::thread::scope(|scope| {
-        let h = scope.spawn(|| {
-            let r = run_on(cfg, Some(&meter));
-            meter.finish();
-            r
-        });
-        crate::loadgen::progress::watch(
-            std::slice::from_ref(&meter),
-            "deliveries",
-            cfg.warmup + cfg.duration,
-            || h.is_finished(),
-        );
-        h.join().expect("the chat generator panicked")
-    })
+    let job = || {
+        let r = run_on(cfg, Some(&meter));
+        meter.finish();
+        r
+    };
+    let meters = [meter.clone()];
+    let planned = cfg.warmup + cfg.duration;
+    let mut results =
+        crate::loadgen::progress::run_watched(vec![job], true, &meters, "deliveries", planned);
+    results.pop().expect("one job, one result")
 }
 
 fn run_on(cfg: &ChatConfig, meter: Option<&Meter>) -> io::Result<ChatReport> {

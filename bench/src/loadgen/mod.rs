@@ -430,31 +430,14 @@ pub fn run(scenario: Scenario, cfg: &Config) -> Result<Report, LoadgenError> {
         .into_iter()
         .map(|share| engine::Engine::new(scenario, cfg, share))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut parts = Vec::with_capacity(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = engines
-            .into_iter()
-            .map(|engine| scope.spawn(move || engine.run()))
-            .collect();
-        if cfg.progress {
-            let unit = if scenario == Scenario::Churn {
-                "conns"
-            } else {
-                "lines"
-            };
-            progress::watch(&meters, unit, planned, || {
-                handles.iter().all(|h| h.is_finished())
-            });
-        }
-        for h in handles {
-            parts.push(h.join().expect("a generator thread panicked"));
-        }
-    });
-    let mut reports = Vec::with_capacity(threads);
-    for p in parts {
-        reports.push(p?);
-    }
-    let mut report = Report::merge(reports);
+    let unit = if scenario == Scenario::Churn {
+        "conns"
+    } else {
+        "lines"
+    };
+    let jobs = engines.into_iter().map(|e| move || e.run()).collect();
+    let parts = progress::run_watched(jobs, cfg.progress, &meters, unit, planned);
+    let mut report = Report::merge(parts.into_iter().collect::<Result<_, _>>()?);
     report.params.label = cfg.label.clone();
     report.params.conns = cfg.conns;
     Ok(report)

@@ -83,11 +83,35 @@ impl Meter {
     }
 }
 
+/// Runs each job on a thread of its own while, if `show`, the calling
+/// thread draws a bar for `meters` (see [`watch`]); returns the jobs'
+/// results in order. A job that panics panics the caller.
+pub fn run_watched<T: Send, F: FnOnce() -> T + Send>(
+    jobs: Vec<F>,
+    show: bool,
+    meters: &[Arc<Meter>],
+    unit: &str,
+    planned: Duration,
+) -> Vec<T> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs.into_iter().map(|job| scope.spawn(job)).collect();
+        if show {
+            watch(meters, unit, planned, || {
+                handles.iter().all(|h| h.is_finished())
+            });
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a generator thread panicked"))
+            .collect()
+    })
+}
+
 /// Draws a bar for `meters` until every one is [`Stage::Done`] or `until`
 /// says so, then clears it. `unit` names what `done` counts ("lines",
 /// "deliveries"); `planned` is the warm-up plus the window. Draws nothing
 /// when stderr is not a terminal.
-pub fn watch(meters: &[Arc<Meter>], unit: &str, planned: Duration, until: impl Fn() -> bool) {
+fn watch(meters: &[Arc<Meter>], unit: &str, planned: Duration, until: impl Fn() -> bool) {
     let bar = ProgressBar::with_draw_target(
         Some(planned.as_millis().max(1) as u64),
         ProgressDrawTarget::stderr(),
