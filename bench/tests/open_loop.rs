@@ -19,7 +19,7 @@ use credit_actors::net::proxy::{self, Parsed};
 use credit_bench::loadgen::{self, hdr, Config, Scenario};
 
 /// How a test server behaves.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Behaviour {
     /// Before each reply, wait out any pause: the server is still for the
     /// first `stall` of every second of its life.
@@ -30,6 +30,18 @@ struct Behaviour {
     proxy_v2: bool,
     /// Take this long over every reply.
     delay: Option<Duration>,
+}
+
+impl Default for Behaviour {
+    /// Answers at once with our servers' prefix.
+    fn default() -> Behaviour {
+        Behaviour {
+            stall: None,
+            prefix: "You said: ",
+            proxy_v2: false,
+            delay: None,
+        }
+    }
 }
 
 struct TestServer {
@@ -149,7 +161,6 @@ fn ms(ns: u64) -> f64 {
 fn the_open_loop_shows_a_stall_that_the_uncorrected_figure_hides() {
     let server = TestServer::start(Behaviour {
         stall: Some(Duration::from_millis(200)),
-        prefix: "You said: ",
         ..Behaviour::default()
     });
     let mut cfg = config(server.addr, Scenario::PingPong);
@@ -200,7 +211,6 @@ fn the_open_loop_shows_a_stall_that_the_uncorrected_figure_hides() {
 fn the_closed_loop_hides_the_stall_in_its_percentiles() {
     let server = TestServer::start(Behaviour {
         stall: Some(Duration::from_millis(200)),
-        prefix: "You said: ",
         ..Behaviour::default()
     });
     let mut cfg = config(server.addr, Scenario::PingPong);
@@ -219,10 +229,7 @@ fn the_closed_loop_hides_the_stall_in_its_percentiles() {
 /// percentiles the run reports.
 #[test]
 fn the_hgrm_export_reads_back_with_the_same_percentiles() {
-    let server = TestServer::start(Behaviour {
-        prefix: "You said: ",
-        ..Behaviour::default()
-    });
+    let server = TestServer::start(Behaviour::default());
     let mut cfg = config(server.addr, Scenario::PingPong);
     cfg.rate = Some(4000.0);
     let r = loadgen::run(Scenario::PingPong, &cfg).unwrap();
@@ -258,10 +265,7 @@ fn the_hgrm_export_reads_back_with_the_same_percentiles() {
 /// separate runs at half the rate each: the schedule fixes the count.
 #[test]
 fn two_threads_verify_as_many_lines_as_two_runs() {
-    let server = TestServer::start(Behaviour {
-        prefix: "You said: ",
-        ..Behaviour::default()
-    });
+    let server = TestServer::start(Behaviour::default());
     let verified = |r: &loadgen::Report| r.lines_answered + r.lines_answered_late;
     let mut cfg = config(server.addr, Scenario::PingPong);
     cfg.conns = 4;
@@ -297,10 +301,7 @@ fn two_threads_verify_as_many_lines_as_two_runs() {
 /// exactly the schedule's, whatever ran before it.
 #[test]
 fn the_warmup_is_left_out_of_every_figure() {
-    let server = TestServer::start(Behaviour {
-        prefix: "You said: ",
-        ..Behaviour::default()
-    });
+    let server = TestServer::start(Behaviour::default());
     let mut cfg = config(server.addr, Scenario::PingPong);
     cfg.rate = Some(1000.0);
     cfg.duration = Duration::from_millis(500);
@@ -331,7 +332,6 @@ fn the_warmup_is_left_out_of_every_figure() {
 #[test]
 fn a_rate_the_server_cannot_keep_is_reported_not_counted_as_errors() {
     let server = TestServer::start(Behaviour {
-        prefix: "You said: ",
         delay: Some(Duration::from_millis(2)),
         ..Behaviour::default()
     });
@@ -360,7 +360,10 @@ fn a_rate_the_server_cannot_keep_is_reported_not_counted_as_errors() {
 /// default prefix against it is a mismatch.
 #[test]
 fn another_reply_format_is_verified() {
-    let server = TestServer::start(Behaviour::default());
+    let server = TestServer::start(Behaviour {
+        prefix: "",
+        ..Behaviour::default()
+    });
     let mut cfg = config(server.addr, Scenario::Pipeline);
     cfg.expect_prefix = Vec::new();
     let r = loadgen::run(Scenario::Pipeline, &cfg).unwrap();
@@ -376,7 +379,6 @@ fn another_reply_format_is_verified() {
 #[test]
 fn every_connection_begins_with_a_proxy_v2_header() {
     let server = TestServer::start(Behaviour {
-        prefix: "You said: ",
         proxy_v2: true,
         ..Behaviour::default()
     });
@@ -407,10 +409,7 @@ fn temp(name: &str) -> PathBuf {
 /// well-formed SVG.
 #[test]
 fn records_append_and_plot_as_one_curve_per_run() {
-    let server = TestServer::start(Behaviour {
-        prefix: "You said: ",
-        ..Behaviour::default()
-    });
+    let server = TestServer::start(Behaviour::default());
     let (runs, csv, svg, hgrm) = (
         temp("runs.json"),
         temp("runs.csv"),

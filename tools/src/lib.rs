@@ -70,11 +70,16 @@ struct Credit {
     stalls: u64,
 }
 
-/// A socket's stall, kept once the socket is gone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Stalls {
-    longest: u64,
-    count: u64,
+impl Credit {
+    /// Whether a lint has something to say about this socket.
+    fn notable(&self) -> bool {
+        self.stalls > 0 || self.never_given()
+    }
+
+    /// Spawned within the trace, read input, and never given credit.
+    fn never_given(&self) -> bool {
+        self.spawned && self.read > 0 && !self.ever_given
+    }
 }
 
 /// Thresholds of the lints.
@@ -216,8 +221,8 @@ pub struct Analysis<W: Write> {
     /// next output queued on its socket, then to the first write after).
     pub latencies: Histogram<u64>,
     credit: HashMap<(usize, String), Credit>,
-    closed_stalls: Vec<((usize, String), Stalls)>,
-    never_given: Vec<((usize, String), u64)>,
+    /// Sockets gone, kept only if a lint has something to say of them.
+    closed: Vec<((usize, String), Credit)>,
     lines: HashMap<(usize, String), LineTimes>,
     tids: HashMap<(usize, String), u64>,
     chrome: Option<Chrome<W>>,
@@ -246,8 +251,7 @@ impl<W: Write> Analysis<W> {
             dead_sends: HashMap::new(),
             latencies: Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds"),
             credit: HashMap::new(),
-            closed_stalls: Vec::new(),
-            never_given: Vec::new(),
+            closed: Vec::new(),
             lines: HashMap::new(),
             tids: HashMap::new(),
             chrome,
@@ -374,15 +378,8 @@ impl<W: Write> Analysis<W> {
                     if let Some(since) = c.starved_since.take() {
                         note_stall(&mut c, e.ns.saturating_sub(since), self.thresholds.stall_ns);
                     }
-                    if c.stalls > 0 {
-                        let s = Stalls {
-                            longest: c.longest_stall,
-                            count: c.stalls,
-                        };
-                        self.closed_stalls.push((key.clone(), s));
-                    }
-                    if c.spawned && c.read > 0 && !c.ever_given {
-                        self.never_given.push((key.clone(), c.read));
+                    if c.notable() {
+                        self.closed.push((key.clone(), c));
                     }
                 }
                 self.lines.remove(&key);
@@ -514,37 +511,42 @@ impl<W: Write> Analysis<W> {
             .unwrap_or_else(|| "?".into())
     }
 
+    /// A lint about actor `id` of reactor `r`.
+    fn lint(&self, kind: &'static str, r: usize, id: &str, detail: String) -> Lint {
+        Lint {
+            kind,
+            actor: format!("{id}@{r}"),
+            ty: if id == "-" {
+                "(outside any actor, or from another reactor)".into()
+            } else {
+                self.type_of(r, id)
+            },
+            detail,
+        }
+    }
+
     /// The lints: per actor in order of appearance, then dead sends by
     /// sender (most first), then sockets.
     pub fn lints(&self) -> Vec<Lint> {
         let t = &self.thresholds;
         let mut out = Vec::new();
-        let name = |r: usize, id: &str| format!("{id}@{r}");
-        for key in &self.order {
-            let a = &self.actors[key];
+        for (r, id) in &self.order {
+            let a = &self.actors[&(*r, id.clone())];
             if a.runs >= t.min_runs && a.full_runs as f64 > t.full_share * a.runs as f64 {
-                out.push(Lint {
-                    kind: "budget",
-                    actor: name(key.0, &key.1),
-                    ty: self.type_of(key.0, &key.1),
-                    detail: format!(
-                        "spent its whole budget on {} of {} runs (it keeps a backlog)",
-                        a.full_runs, a.runs
-                    ),
-                });
+                let d = format!(
+                    "spent its whole budget on {} of {} runs (it keeps a backlog)",
+                    a.full_runs, a.runs
+                );
+                out.push(self.lint("budget", *r, id, d));
             }
             if a.slow_runs > 0 {
-                out.push(Lint {
-                    kind: "slow-run",
-                    actor: name(key.0, &key.1),
-                    ty: self.type_of(key.0, &key.1),
-                    detail: format!(
-                        "{} runs longer than {} us, the longest {:.1} us",
-                        a.slow_runs,
-                        t.slow_run_ns / 1000,
-                        us(a.longest_ns)
-                    ),
-                });
+                let d = format!(
+                    "{} runs longer than {} us, the longest {:.1} us",
+                    a.slow_runs,
+                    t.slow_run_ns / 1000,
+                    us(a.longest_ns)
+                );
+                out.push(self.lint("slow-run", *r, id, d));
             }
         }
         // Dead sends, by sender: how many, to how many receivers.
@@ -557,59 +559,41 @@ impl<W: Write> Analysis<W> {
         let mut dead: Vec<_> = by_sender.into_iter().collect();
         dead.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
         for ((r, from), (n, receivers, one)) in dead {
-            out.push(Lint {
-                kind: "dead-send",
-                actor: name(r, from),
-                ty: if from == "-" {
-                    "(outside any actor, or from another reactor)".into()
-                } else {
-                    self.type_of(r, from)
-                },
-                detail: if receivers == 1 {
-                    format!("{n} sends to {one}, which was dead")
-                } else {
-                    format!("{n} sends to {receivers} dead actors")
-                },
-            });
+            let d = if receivers == 1 {
+                format!("{n} sends to {one}, which was dead")
+            } else {
+                format!("{n} sends to {receivers} dead actors")
+            };
+            out.push(self.lint("dead-send", r, from, d));
         }
-        let mut stalls: Vec<((usize, String), Stalls)> = self.closed_stalls.clone();
-        for (key, c) in &self.credit {
+        // Sockets, gone or still open, in id order: stalls, then credit
+        // never given.
+        let mut sockets: Vec<(&(usize, String), &Credit)> = self
+            .closed
+            .iter()
+            .map(|(k, c)| (k, c))
+            .chain(self.credit.iter().filter(|(_, c)| c.notable()))
+            .collect();
+        sockets.sort_by(|a, b| a.0.cmp(b.0));
+        for ((r, id), c) in &sockets {
             if c.stalls > 0 {
-                let s = Stalls {
-                    longest: c.longest_stall,
-                    count: c.stalls,
-                };
-                stalls.push((key.clone(), s));
-            }
-        }
-        stalls.sort_by(|a, b| a.0.cmp(&b.0));
-        for ((r, id), s) in stalls {
-            out.push(Lint {
-                kind: "credit-stall",
-                actor: name(r, &id),
-                ty: self.type_of(r, &id),
-                detail: format!(
+                let d = format!(
                     "out of credit with input waiting for longer than {} ms, {} times, the longest {:.1} ms",
                     t.stall_ns / 1_000_000,
-                    s.count,
-                    s.longest as f64 / 1e6
-                ),
-            });
-        }
-        let mut never: Vec<((usize, String), u64)> = self.never_given.clone();
-        for (key, c) in &self.credit {
-            if c.spawned && c.read > 0 && !c.ever_given {
-                never.push((key.clone(), c.read));
+                    c.stalls,
+                    c.longest_stall as f64 / 1e6
+                );
+                out.push(self.lint("credit-stall", *r, id, d));
             }
         }
-        never.sort();
-        for ((r, id), read) in never {
-            out.push(Lint {
-                kind: "no-credit",
-                actor: name(r, &id),
-                ty: self.type_of(r, &id),
-                detail: format!("read {read} bytes and its controller never issued credit"),
-            });
+        for ((r, id), c) in &sockets {
+            if c.never_given() {
+                let d = format!(
+                    "read {} bytes and its controller never issued credit",
+                    c.read
+                );
+                out.push(self.lint("no-credit", *r, id, d));
+            }
         }
         out
     }
