@@ -45,6 +45,10 @@ const HLOG_LEGEND: &str =
 /// Format version comment of an interval log, as Java's `HistogramLogWriter`.
 const HLOG_VERSION: &str = "[Histogram log format version 1.3]";
 
+/// Divisor applied to each interval's max in the log: nanoseconds to
+/// milliseconds.
+const HLOG_MAX_VALUE_DIVISOR: f64 = NS_PER_MS;
+
 /// One point of the percentile iteration.
 struct Point {
     /// Highest value equivalent to the bucket reached, in nanoseconds.
@@ -96,16 +100,17 @@ fn points(h: &Histogram<u64>) -> Vec<Point> {
 ///
 /// Rust's `{:.N}` rounds the exact binary value instead, which differs on
 /// ties such as `0.125` (`"0.12"` in Rust, `"0.13"` in Java).
+///
+/// `x` is one of the file's numbers: never negative nor NaN (checked in
+/// debug builds). Infinity prints as Java's `Infinity`.
 fn java_fixed(x: f64, decimals: usize) -> String {
-    if x.is_nan() {
-        return "NaN".to_string();
-    }
+    debug_assert!(x >= 0.0, "java_fixed({x}): negative or NaN");
     if x.is_infinite() {
-        return if x > 0.0 { "Infinity" } else { "-Infinity" }.to_string();
+        return "Infinity".to_string();
     }
     // `Display` for f64 prints the shortest digits that read back to the same
     // value, never in exponent form.
-    let shortest = format!("{}", x.abs());
+    let shortest = format!("{x}");
     let (int_part, frac_part) = shortest.split_once('.').unwrap_or((&shortest, ""));
     let mut digits: Vec<u8> = int_part.bytes().collect();
     digits.extend(frac_part.bytes().take(decimals));
@@ -130,10 +135,7 @@ fn java_fixed(x: f64, decimals: usize) -> String {
         }
     }
     let int_len = digits.len() - decimals;
-    let mut s = String::with_capacity(digits.len() + 2);
-    if x.is_sign_negative() {
-        s.push('-');
-    }
+    let mut s = String::with_capacity(digits.len() + 1);
     s.extend(digits[..int_len].iter().map(|&d| char::from(d)));
     if decimals > 0 {
         s.push('.');
@@ -185,18 +187,16 @@ pub fn write_hgrm<W: Write>(h: &Histogram<u64>, mut out: W) -> io::Result<()> {
     for p in points(h) {
         let value = java_fixed(p.value as f64 / NS_PER_MS, VALUE_DECIMALS);
         let percentile = java_fixed(p.quantile, 12);
-        if p.quantile < 1.0 {
-            let inverse = java_fixed(1.0 / (1.0 - p.quantile), 2);
-            text.push_str(&format!(
-                "{value:>12} {percentile:>2} {:>10} {inverse:>14}\n",
-                p.total_count
-            ));
+        // The 100% row has no `1/(1-Percentile)` column.
+        let inverse = if p.quantile < 1.0 {
+            format!(" {:>14}", java_fixed(1.0 / (1.0 - p.quantile), 2))
         } else {
-            text.push_str(&format!(
-                "{value:>12} {percentile:>2} {:>10}\n",
-                p.total_count
-            ));
-        }
+            String::new()
+        };
+        text.push_str(&format!(
+            "{value:>12} {percentile:>2} {:>10}{inverse}\n",
+            p.total_count
+        ));
     }
     let (mean, stdev) = mean_and_stdev(h);
     text.push_str(&format!(
@@ -271,17 +271,20 @@ impl Hgrm {
     }
 }
 
-/// Parses one `key = value` field of a footer line such as
-/// `#[Mean    =        1.064, StdDeviation   =        0.445]`.
-fn footer_fields(body: &str) -> Result<Vec<(&str, &str)>, String> {
-    body.split(',')
-        .map(|field| {
-            field
-                .split_once('=')
-                .map(|(k, v)| (k.trim(), v.trim()))
-                .ok_or_else(|| format!("expected `key = value`, found `{}`", field.trim()))
-        })
-        .collect()
+/// The two values of a footer line body such as
+/// `Mean    =        1.064, StdDeviation   =        0.445`, whose keys must be
+/// `keys`.
+fn footer<'a>(body: &'a str, keys: [&str; 2]) -> Result<[&'a str; 2], String> {
+    let fields: Vec<_> = body.split(',').map(|f| f.split_once('=')).collect();
+    match fields.as_slice() {
+        [Some((ka, a)), Some((kb, b))] if ka.trim() == keys[0] && kb.trim() == keys[1] => {
+            Ok([a.trim(), b.trim()])
+        }
+        _ => Err(format!(
+            "malformed footer line `#[{body}]`, expected `#[{} = ..., {} = ...]`",
+            keys[0], keys[1]
+        )),
+    }
 }
 
 fn parse_f64(s: &str, what: &str) -> Result<f64, String> {
@@ -354,27 +357,17 @@ pub fn parse_hgrm(text: &str) -> Result<Hgrm, String> {
                 continue;
             };
             if body.starts_with("Mean") {
-                let fields = footer_fields(body).map_err(at)?;
-                match fields.as_slice() {
-                    [("Mean", mean), ("StdDeviation", stdev)] => {
-                        mean_stdev = Some((
-                            parse_f64(mean, "mean").map_err(at)?,
-                            parse_f64(stdev, "standard deviation").map_err(at)?,
-                        ));
-                    }
-                    _ => return Err(at(format!("malformed footer line `{line}`"))),
-                }
+                let [mean, stdev] = footer(body, ["Mean", "StdDeviation"]).map_err(at)?;
+                mean_stdev = Some((
+                    parse_f64(mean, "mean").map_err(at)?,
+                    parse_f64(stdev, "standard deviation").map_err(at)?,
+                ));
             } else if body.starts_with("Max") {
-                let fields = footer_fields(body).map_err(at)?;
-                match fields.as_slice() {
-                    [("Max", max), ("Total count", total)] => {
-                        max_total = Some((
-                            parse_f64(max, "max").map_err(at)?,
-                            parse_u64(total, "total count").map_err(at)?,
-                        ));
-                    }
-                    _ => return Err(at(format!("malformed footer line `{line}`"))),
-                }
+                let [max, total] = footer(body, ["Max", "Total count"]).map_err(at)?;
+                max_total = Some((
+                    parse_f64(max, "max").map_err(at)?,
+                    parse_u64(total, "total count").map_err(at)?,
+                ));
             }
             continue;
         }
@@ -421,10 +414,6 @@ impl fmt::Debug for IntervalLog {
             .finish_non_exhaustive()
     }
 }
-
-/// Divisor applied to each interval's max in the log: nanoseconds to
-/// milliseconds.
-const HLOG_MAX_VALUE_DIVISOR: f64 = NS_PER_MS;
 
 fn log_error(
     e: IntervalLogWriterError<hdrhistogram::serialization::V2DeflateSerializeError>,
@@ -498,13 +487,10 @@ impl IntervalLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loadgen::report::latency_histogram;
+    use base64::{engine::general_purpose::STANDARD, Engine as _};
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     use hdrhistogram::serialization::Deserializer;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    fn new_hist() -> Histogram<u64> {
-        Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
-    }
 
     fn hgrm_text(h: &Histogram<u64>) -> String {
         let mut buf = Vec::new();
@@ -534,7 +520,7 @@ mod tests {
         // by 0.05; a row is printed at each level reached by the running
         // count (1/3, 2/3, 3/3), then the 100% row. Buckets: 2048 << 25 is
         // the first power-of-two multiple of 2048 above 60e9, so 26 buckets.
-        let mut h = new_hist();
+        let mut h = latency_histogram();
         for ms in 1..=3u64 {
             h.record(ms * 1_000_000).expect("in range");
         }
@@ -560,7 +546,7 @@ mod tests {
 
     #[test]
     fn round_trip_matches_histogram_quantiles() {
-        let mut h = new_hist();
+        let mut h = latency_histogram();
         for us in 1..=100_000u64 {
             h.record(us * 1000).expect("in range");
         }
@@ -651,7 +637,7 @@ mod tests {
             &[7_000_000; 1000],
         ];
         for values in shapes {
-            let mut h = new_hist();
+            let mut h = latency_histogram();
             for &v in values {
                 h.record(v).expect("in range");
             }
@@ -666,7 +652,7 @@ mod tests {
 
     #[test]
     fn empty_histogram_writes_header_and_footer() {
-        let h = new_hist();
+        let h = latency_histogram();
         let text = hgrm_text(&h);
         let expected = "       Value     Percentile TotalCount 1/(1-Percentile)
 
@@ -748,71 +734,15 @@ mod tests {
         assert_eq!(java_fixed(f64::INFINITY, 2), "Infinity");
     }
 
-    /// Removes the file when dropped, so a failing test leaves nothing behind.
-    struct TempFile(std::path::PathBuf);
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-
-    fn temp_file(ext: &str) -> TempFile {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        TempFile(std::env::temp_dir().join(format!(
-            "credit-bench-hdr-{}-{}-{}.{}",
-            std::process::id(),
-            nanos,
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            ext
-        )))
-    }
-
-    /// Standard base64 decoding (with `=` padding), for reading the log back.
-    fn base64_decode(s: &str) -> Vec<u8> {
-        fn sextet(c: u8) -> u32 {
-            match c {
-                b'A'..=b'Z' => u32::from(c - b'A'),
-                b'a'..=b'z' => u32::from(c - b'a') + 26,
-                b'0'..=b'9' => u32::from(c - b'0') + 52,
-                b'+' => 62,
-                b'/' => 63,
-                _ => panic!("not base64: {c}"),
-            }
-        }
-        let mut out = Vec::new();
-        for chunk in s.trim_end_matches('=').as_bytes().chunks(4) {
-            let mut acc = 0u32;
-            for &c in chunk {
-                acc = (acc << 6) | sextet(c);
-            }
-            let bits = chunk.len() * 6;
-            acc <<= 24 - bits;
-            let bytes = acc.to_be_bytes();
-            out.extend_from_slice(&bytes[1..1 + bits / 8]);
-        }
-        out
-    }
-
-    #[test]
-    fn base64_decoder_works() {
-        assert_eq!(base64_decode("aGVsbG8="), b"hello");
-        assert_eq!(base64_decode("aGk="), b"hi");
-        assert_eq!(base64_decode("YWJj"), b"abc");
-    }
-
     #[test]
     fn interval_log_round_trip() {
-        let file = temp_file("hlog");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("log.hlog");
         let start = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        let mut log = IntervalLog::create(&file.0, start).expect("create log");
+        let mut log = IntervalLog::create(&file, start).expect("create log");
         let mut expected = Vec::new();
         for i in 0..3u64 {
-            let mut h = new_hist();
+            let mut h = latency_histogram();
             for v in 0..(10 * (i + 1)) {
                 h.record(1_000_000 * (i + 1) + v * 1000).expect("in range");
             }
@@ -823,7 +753,7 @@ mod tests {
         }
         log.finish().expect("finish");
 
-        let bytes = std::fs::read(&file.0).expect("read log");
+        let bytes = std::fs::read(&file).expect("read log");
         let text = String::from_utf8(bytes.clone()).expect("utf-8");
         assert_eq!(
             text.matches("#[Histogram log format version 1.3]").count(),
@@ -842,7 +772,7 @@ mod tests {
                 LogEntry::StartTime(t) => starts.push(t),
                 LogEntry::BaseTime(t) => bases.push(t),
                 LogEntry::Interval(ilh) => {
-                    let raw = base64_decode(ilh.encoded_histogram());
+                    let raw = STANDARD.decode(ilh.encoded_histogram()).expect("base64");
                     let h: Histogram<u64> = Deserializer::new()
                         .deserialize(&mut raw.as_slice())
                         .expect("deserialize");

@@ -39,6 +39,8 @@ use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use plotters::chart::MeshStyle;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -108,62 +110,35 @@ const UNCORRECTED_ALPHA: f64 = 0.4;
 const MAX_POINT_STRETCH: f64 = 1.5;
 const FONT: &str = "sans-serif";
 
-/// Reads run records from a file: JSON Lines (one object a line, blank lines
-/// skipped), or one JSON object or array of objects spread over any number of
-/// lines. Errors name the file and the line.
+/// Reads run records from a file: JSON objects and arrays of objects, one
+/// after another, so JSON Lines (blank lines skipped) as well as one object
+/// or array spread over any number of lines. Errors name the file and the
+/// line (for a value that is not a record, the line it ends on).
 pub fn read_records(path: &Path) -> Result<Vec<Value>, String> {
     let name = path.display();
     let text = fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, first)) = lines.next() else {
-        return Ok(Vec::new());
-    };
-    if serde_json::from_str::<Value>(first).is_err() {
-        // Not one value a line: one document, such as a pretty-printed object.
-        let doc: Value = serde_json::from_str(&text)
-            .map_err(|e| format!("{name}: line {}: {}", e.line(), json_error(&e)))?;
-        return match doc {
-            Value::Array(items) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::Object(_) => Ok(v),
-                    other => Err(format!(
-                        "{name}: element {i} of the array is {}, not a JSON object",
-                        kind(&other)
-                    )),
-                })
-                .collect(),
-            Value::Object(_) => Ok(vec![doc]),
-            other => Err(format!(
-                "{name}: expected a JSON object, found {}",
-                kind(&other)
-            )),
-        };
-    }
+    let mut values = serde_json::Deserializer::from_str(&text).into_iter::<Value>();
     let mut records = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let n = i + 1;
-        let v: Value = serde_json::from_str(line).map_err(|e| {
-            format!(
-                "{name}: line {n}: column {}: {}",
-                e.column(),
-                json_error(&e)
-            )
-        })?;
-        match v {
-            Value::Object(_) => records.push(v),
-            // A whole array on one line.
-            Value::Array(items) if items.iter().all(Value::is_object) => records.extend(items),
+    while let Some(value) = values.next() {
+        // serde_json's message ends with "at line L column C".
+        let value = value.map_err(|e| format!("{name}: {e}"))?;
+        let line = || text[..values.byte_offset()].lines().count();
+        match value {
+            Value::Object(_) => records.push(value),
+            Value::Array(items) => match items.iter().position(|v| !v.is_object()) {
+                None => records.extend(items),
+                Some(i) => {
+                    return Err(format!(
+                        "{name}: line {}: element {i} of the array is {}, not a JSON object",
+                        line(),
+                        kind(&items[i])
+                    ))
+                }
+            },
             other => {
                 return Err(format!(
-                    "{name}: line {n}: expected a JSON object, found {}",
+                    "{name}: line {}: expected a JSON object, found {}",
+                    line(),
                     kind(&other)
                 ))
             }
@@ -283,7 +258,7 @@ fn draw_all(
 ) -> DrawResult {
     root.fill(&WHITE)?;
     let body = match &opts.title {
-        Some(t) if !t.is_empty() => root.titled(t, (FONT, 26).into_font().color(&TEXT_COLOUR))?,
+        Some(t) if !t.is_empty() => root.titled(t, font(26))?,
         _ => root.margin(8, 0, 0, 0),
     };
     let (w, _) = body.dim_in_pixel();
@@ -301,12 +276,32 @@ fn draw_all(
     Ok(())
 }
 
+/// Text in the picture's font and colour.
+fn font(size: u32) -> TextStyle<'static> {
+    (FONT, size).into_font().color(&TEXT_COLOUR)
+}
+
+/// The mesh of `chart` with the picture's axis, grid and label styles.
+fn mesh<'a, 'b, X, Y, XT, YT, DB>(
+    chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+) -> MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged<ValueType = XT> + ValueFormatter<XT>,
+    Y: Ranged<ValueType = YT> + ValueFormatter<YT>,
+    DB: DrawingBackend,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.axis_style(AXIS_COLOUR)
+        .bold_line_style(GRID_BOLD)
+        .light_line_style(GRID_LIGHT)
+        .label_style(font(15))
+        .axis_desc_style(font(16));
+    mesh
+}
+
 fn draw_placeholder(area: &DrawingArea<SVGBackend<'_>, Shift>, text: &str) -> DrawResult {
     let (w, h) = area.dim_in_pixel();
-    let style = (FONT, 16)
-        .into_font()
-        .color(&TEXT_COLOUR)
-        .pos(Pos::new(HPos::Center, VPos::Center));
+    let style = font(16).pos(Pos::new(HPos::Center, VPos::Center));
     area.draw(&Text::new(text, (w as i32 / 2, h as i32 / 2), style))
 }
 
@@ -315,11 +310,22 @@ fn draw_spectrum(area: &DrawingArea<SVGBackend<'_>, Shift>, curves: &[Curve]) ->
     let x_max = all.clone().map(|p| p.0).fold(1.0, f64::max);
     let x_range = 1.0..(x_max * 1.2).max(2.0);
     let y_range = latency_range(all.map(|p| p.1));
+    // Margins (all sides, then the right one), heights of the x labels and
+    // the caption (about 30 px at 20 px), and width of the y labels.
+    const MARGIN: u32 = 10;
+    const MARGIN_RIGHT: u32 = 24;
+    const X_LABELS: u32 = 48;
+    const CAPTION: u32 = 30;
+    const Y_LABELS: u32 = 78;
     let (area_w, area_h) = area.dim_in_pixel();
     // The plot itself: the area less caption, margins and label areas.
     let plot_px = (
-        area_w.saturating_sub(10 + 24 + 78).max(1),
-        area_h.saturating_sub(10 + 10 + 30 + 48).max(1),
+        area_w
+            .saturating_sub(MARGIN + MARGIN_RIGHT + Y_LABELS)
+            .max(1),
+        area_h
+            .saturating_sub(2 * MARGIN + CAPTION + X_LABELS)
+            .max(1),
     );
     let (x_bold, x_light) = percentile_ticks(&x_range);
     let (y_bold, y_light) = log_ticks(&y_range, plot_px.1);
@@ -327,14 +333,11 @@ fn draw_spectrum(area: &DrawingArea<SVGBackend<'_>, Shift>, curves: &[Curve]) ->
     let legend_at = legend_position(curves, &x_range, &y_range, plot_px);
 
     let mut chart = ChartBuilder::on(area)
-        .caption(
-            "latency by percentile",
-            (FONT, 20).into_font().color(&TEXT_COLOUR),
-        )
-        .margin(10)
-        .margin_right(24)
-        .x_label_area_size(48)
-        .y_label_area_size(78)
+        .caption("latency by percentile", font(20))
+        .margin(MARGIN)
+        .margin_right(MARGIN_RIGHT)
+        .x_label_area_size(X_LABELS)
+        .y_label_area_size(Y_LABELS)
         .build_cartesian_2d(
             x_range
                 .log_scale()
@@ -345,17 +348,11 @@ fn draw_spectrum(area: &DrawingArea<SVGBackend<'_>, Shift>, curves: &[Curve]) ->
                 .with_key_points(y_bold)
                 .with_light_points(y_light),
         )?;
-    chart
-        .configure_mesh()
+    mesh(&mut chart)
         .x_desc("percentile")
         .y_desc("latency")
         .x_label_formatter(&|x| percentile_label(*x))
         .y_label_formatter(&|y| latency_label(*y))
-        .axis_style(AXIS_COLOUR)
-        .bold_line_style(GRID_BOLD)
-        .light_line_style(GRID_LIGHT)
-        .label_style((FONT, 15).into_font().color(&TEXT_COLOUR))
-        .axis_desc_style((FONT, 16).into_font().color(&TEXT_COLOUR))
         .draw()?;
 
     for curve in curves {
@@ -377,7 +374,7 @@ fn draw_spectrum(area: &DrawingArea<SVGBackend<'_>, Shift>, curves: &[Curve]) ->
         .legend_area_size(26)
         .background_style(WHITE.mix(0.85))
         .border_style(GRID_BOLD)
-        .label_font((FONT, 15).into_font().color(&TEXT_COLOUR))
+        .label_font(font(15))
         .draw()
 }
 
@@ -397,27 +394,21 @@ fn draw_bars(area: &DrawingArea<SVGBackend<'_>, Shift>, runs: &[Run]) -> DrawRes
     let rows = bars.len().max(6);
 
     let mut chart = ChartBuilder::on(area)
-        .caption("throughput", (FONT, 20).into_font().color(&TEXT_COLOUR))
+        .caption("throughput", font(20))
         .margin(10)
         .margin_right(30)
         .x_label_area_size(48)
         .y_label_area_size(8)
         .build_cartesian_2d(0.0..x_max, 0.0..rows as f64)?;
-    chart
-        .configure_mesh()
+    mesh(&mut chart)
         .disable_y_mesh()
         .y_labels(0)
         .x_labels(4)
         .x_desc(x_desc)
         .x_label_formatter(&|v| si(*v))
-        .axis_style(AXIS_COLOUR)
-        .bold_line_style(GRID_BOLD)
-        .light_line_style(GRID_LIGHT)
-        .label_style((FONT, 15).into_font().color(&TEXT_COLOUR))
-        .axis_desc_style((FONT, 16).into_font().color(&TEXT_COLOUR))
         .draw()?;
 
-    let text_style = (FONT, 15).into_font().color(&TEXT_COLOUR);
+    let text_style = font(15);
     for (i, (run, value, unit)) in bars.iter().enumerate() {
         let top = (rows - i) as f64;
         // A tiny bar still gets a sliver, so its colour shows.
@@ -462,20 +453,15 @@ fn parse_runs(records: &[Value]) -> Result<Vec<Run>, String> {
         let uncorrected = parse_spectrum(rec, "latency_uncorrected_us").map_err(|e| ctx(&e))?;
         let throughput = match rec.get("throughput_per_sec") {
             None | Some(Value::Null) => None,
-            Some(v) => match v.as_f64() {
-                Some(t) if t >= 0.0 && t.is_finite() => {
-                    let unit = match rec.get("throughput_unit") {
-                        Some(Value::String(u)) if !u.is_empty() => u.clone(),
-                        _ => "/s".to_string(),
-                    };
-                    Some((t, unit))
-                }
-                _ => {
-                    return Err(ctx(&format!(
-                        "throughput_per_sec is {v}, not a number >= 0"
-                    )))
-                }
-            },
+            Some(v) => {
+                let t = v
+                    .as_f64()
+                    .filter(|t| *t >= 0.0)
+                    .ok_or_else(|| ctx(&format!("throughput_per_sec is {v}, not a number >= 0")))?;
+                let unit = rec.get("throughput_unit").and_then(Value::as_str);
+                let unit = unit.filter(|u| !u.is_empty()).unwrap_or("/s");
+                Some((t, unit.to_string()))
+            }
         };
         runs.push(Run {
             colour: PALETTE[i % PALETTE.len()],
@@ -537,17 +523,13 @@ fn parse_spectrum(rec: &Value, key: &str) -> Result<Option<Vec<(f64, f64)>>, Str
                 "{key}.spectrum[{i}]: percentile {p} is outside 0..=100 or not ascending"
             ));
         }
-        if !(v >= 0.0 && v.is_finite()) {
+        if v < 0.0 {
             return Err(format!("{key}.spectrum[{i}]: latency {v} is negative"));
         }
         last_p = p;
         points.push((p, v));
     }
-    Ok(if points.is_empty() {
-        None
-    } else {
-        Some(points)
-    })
+    Ok((!points.is_empty()).then_some(points))
 }
 
 /// Maps `[percentile, value]` pairs to `(1 / (1 - p), value)`. Points at 100%
@@ -608,21 +590,32 @@ fn nice_ceil(v: f64) -> f64 {
 /// Labelled and grid-only ticks of a log axis `pixels` long: 1-2-5 steps
 /// labelled when a decade has room for them, else decades only.
 fn log_ticks(range: &Range<f64>, pixels: u32) -> (Vec<f64>, Vec<f64>) {
-    let d0 = range.start.log10().floor() as i32;
-    let d1 = range.end.log10().ceil() as i32;
     let decades = (range.end / range.start).log10();
-    let bold_mults: &[f64] = if f64::from(pixels) / decades >= 110.0 {
+    let bold: &[f64] = if f64::from(pixels) / decades >= 110.0 {
         &[1.0, 2.0, 5.0]
     } else {
         &[1.0]
     };
-    let inside = |v: f64| v >= range.start * (1.0 - 1e-9) && v <= range.end * (1.0 + 1e-9);
+    let light = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+    decade_ticks(range, bold, &light)
+}
+
+/// Labelled and grid-only ticks at the mantissas given times each power of
+/// ten, within the range (give or take rounding).
+fn decade_ticks(
+    range: &Range<f64>,
+    bold_mantissas: &[f64],
+    light_mantissas: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    let d0 = range.start.log10().floor() as i32;
+    let d1 = range.end.log10().ceil() as i32;
+    let inside = |v: &f64| *v >= range.start * (1.0 - 1e-9) && *v <= range.end * (1.0 + 1e-9);
     let mut bold = Vec::new();
     let mut light = Vec::new();
     for d in d0..=d1 {
         let base = 10f64.powi(d);
-        bold.extend(bold_mults.iter().map(|m| m * base).filter(|v| inside(*v)));
-        light.extend((1..10).map(|m| f64::from(m) * base).filter(|v| inside(*v)));
+        bold.extend(bold_mantissas.iter().map(|m| m * base).filter(inside));
+        light.extend(light_mantissas.iter().map(|m| m * base).filter(inside));
     }
     (bold, light)
 }
@@ -685,35 +678,23 @@ fn legend_position(
             .filter(|&&(sx, sy)| sx >= l && sx <= r && sy >= b && sy <= t)
             .count()
     };
-    let mut best = (SeriesLabelPosition::UpperLeft, usize::MAX);
-    for (pos, bounds) in candidates {
-        let n = covered(&bounds);
-        if n < best.1 {
-            best = (pos, n);
-        }
-    }
-    best.0
+    // The first of the least covered, so the order above is the preference.
+    candidates
+        .into_iter()
+        .min_by_key(|(_, bounds)| covered(bounds))
+        .map_or(SeriesLabelPosition::UpperLeft, |(pos, _)| pos)
 }
 
 /// Ticks of the percentile axis (values of `1 / (1 - p)`): labelled at 0%,
 /// 90%, 99%, 99.9%... up to the end of the range, plus 50% and 80% steps
 /// while the range is under two decades.
 fn percentile_ticks(range: &Range<f64>) -> (Vec<f64>, Vec<f64>) {
-    let decades = range.end.log10().floor() as i32;
-    let bold_mults: &[f64] = if range.end < 100.0 {
+    let bold: &[f64] = if range.end < 100.0 {
         &[1.0, 2.0, 5.0]
     } else {
         &[1.0]
     };
-    let mut bold = Vec::new();
-    let mut light = Vec::new();
-    for d in 0..=decades {
-        let base = 10f64.powi(d);
-        let inside = |v: &f64| *v <= range.end;
-        bold.extend(bold_mults.iter().map(|m| m * base).filter(inside));
-        light.extend([1.0, 2.0, 5.0].iter().map(|m| m * base).filter(inside));
-    }
-    (bold, light)
+    decade_ticks(range, bold, &[1.0, 2.0, 5.0])
 }
 
 /// `"99.9%"` for `1 / (1 - p) = 1000`.
@@ -764,15 +745,6 @@ fn trim_zeros(s: &str) -> String {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         s.to_string()
-    }
-}
-
-/// A serde_json error without its trailing " at line L column C".
-fn json_error(e: &serde_json::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
     }
 }
 
@@ -874,11 +846,13 @@ mod tests {
             .collect()
     }
 
-    fn polylines(svg: &str) -> usize {
+    /// The stroke of every `<polyline>`.
+    fn polyline_strokes(svg: &str) -> Vec<String> {
         let doc = roxmltree::Document::parse(svg).expect("well-formed XML");
         doc.descendants()
             .filter(|n| n.has_tag_name("polyline"))
-            .count()
+            .map(|n| n.attribute("stroke").unwrap_or_default().to_string())
+            .collect()
     }
 
     fn texts(svg: &str) -> Vec<String> {
@@ -919,8 +893,10 @@ mod tests {
             found.iter().all(|c| c.1 == points),
             "{found:?} vs {points} points"
         );
-        // Axis lines and tick marks are polylines too, and were left out.
-        assert!(polylines(&svg) > 3);
+        // The other polylines are axis lines and tick marks, in the axis colour.
+        let strokes = polyline_strokes(&svg);
+        let axis = strokes.iter().filter(|s| **s == hex(AXIS_COLOUR)).count();
+        assert_eq!(strokes.len(), found.len() + axis, "{strokes:?}");
 
         let texts = texts(&svg);
         for (label, value) in [
@@ -1085,34 +1061,18 @@ mod tests {
         assert_eq!(nice_ceil(0.07), 0.1);
     }
 
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Scratch {
-            let dir = std::env::temp_dir().join(format!("plot-test-{}-{name}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            Scratch(dir)
-        }
-
-        fn file(&self, name: &str, text: &str) -> PathBuf {
-            let p = self.0.join(name);
-            fs::write(&p, text).unwrap();
-            p
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
+    /// Writes `text` to the file `name` in `dir`.
+    fn file(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let p = dir.path().join(name);
+        fs::write(&p, text).unwrap();
+        p
     }
 
     #[test]
     fn read_records_accepts_json_lines_and_whole_documents() {
-        let dir = Scratch::new("read");
-        let lines = dir.file(
+        let dir = tempfile::tempdir().unwrap();
+        let lines = file(
+            &dir,
             "runs.jsonl",
             "{\"label\": \"a\"}\n\n   \n{\"label\": \"b\"}\n",
         );
@@ -1122,17 +1082,17 @@ mod tests {
 
         let pretty = serde_json::to_string_pretty(&three()[0]).unwrap();
         assert!(pretty.lines().count() > 10);
-        let recs = read_records(&dir.file("one.json", &pretty)).unwrap();
+        let recs = read_records(&file(&dir, "one.json", &pretty)).unwrap();
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0]["label"], "ours");
 
         let array = serde_json::to_string_pretty(&three()).unwrap();
         assert_eq!(
-            read_records(&dir.file("all.json", &array)).unwrap().len(),
+            read_records(&file(&dir, "all.json", &array)).unwrap().len(),
             3
         );
         assert_eq!(
-            read_records(&dir.file("empty.jsonl", "\n\n"))
+            read_records(&file(&dir, "empty.jsonl", "\n\n"))
                 .unwrap()
                 .len(),
             0
@@ -1141,35 +1101,47 @@ mod tests {
 
     #[test]
     fn read_records_names_the_bad_line() {
-        let dir = Scratch::new("garbage");
-        let path = dir.file("bad.jsonl", "{\"label\": \"a\"}\n\nnot json at all\n{}\n");
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(
+            &dir,
+            "bad.jsonl",
+            "{\"label\": \"a\"}\n\nnot json at all\n{}\n",
+        );
         let err = read_records(&path).unwrap_err();
         assert!(err.contains("bad.jsonl") && err.contains("line 3"), "{err}");
 
-        let path = dir.file("scalar.jsonl", "{}\n42\n");
+        let path = file(&dir, "scalar.jsonl", "{}\n42\n");
         let err = read_records(&path).unwrap_err();
         assert!(err.contains("line 2") && err.contains("a number"), "{err}");
 
         // A broken pretty-printed object: the line of the fault.
-        let path = dir.file("broken.json", "{\n  \"label\": \"a\",\n  \"x\": ]\n}\n");
+        let path = file(
+            &dir,
+            "broken.json",
+            "{\n  \"label\": \"a\",\n  \"x\": ]\n}\n",
+        );
         let err = read_records(&path).unwrap_err();
         assert!(
             err.contains("broken.json") && err.contains("line 3"),
             "{err}"
         );
 
-        let err = read_records(&dir.0.join("missing.jsonl")).unwrap_err();
+        let err = read_records(&dir.path().join("missing.jsonl")).unwrap_err();
         assert!(err.contains("missing.jsonl"), "{err}");
     }
 
     #[test]
     fn plot_files_writes_the_svg_and_counts() {
-        let dir = Scratch::new("files");
+        let dir = tempfile::tempdir().unwrap();
         let runs = three();
-        let a = dir.file("a.jsonl", &format!("{}\n\n{}\n", runs[0], runs[1]));
+        let a = file(&dir, "a.jsonl", &format!("{}\n\n{}\n", runs[0], runs[1]));
         let pipeline = json!({"label": "pipe", "throughput_per_sec": 5e6, "throughput_unit": "lines/s", "latency_us": null});
-        let b = dir.file("b.json", &serde_json::to_string_pretty(&pipeline).unwrap());
-        let out = dir.0.join("out.svg");
+        let b = file(
+            &dir,
+            "b.json",
+            &serde_json::to_string_pretty(&pipeline).unwrap(),
+        );
+        let out = dir.path().join("out.svg");
         let opts = PlotOptions {
             uncorrected: true,
             ..PlotOptions::default()
@@ -1180,7 +1152,7 @@ mod tests {
         assert_eq!(curves(&svg).len(), 4);
         assert!(texts(&svg).contains(&"pipe: 5M lines/s".to_string()));
 
-        let empty = dir.file("empty.jsonl", "");
+        let empty = file(&dir, "empty.jsonl", "");
         let err = plot_files(&[empty], &out, &opts).unwrap_err();
         assert!(
             err.contains("no run records") && err.contains("empty.jsonl"),

@@ -98,12 +98,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn temp(name: &str) -> std::path::PathBuf {
-        let p = std::env::temp_dir().join(format!("record-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_file(&p);
-        p
-    }
-
     #[test]
     fn flattening_names_nested_columns_and_skips_arrays() {
         let r = json!({"a": 1, "b": {"c": "x,y", "d": null}, "e": [1, 2], "f": true});
@@ -120,19 +114,20 @@ mod tests {
 
     #[test]
     fn csv_rows_append_under_one_header_and_other_columns_are_refused() {
-        let p = temp("csv");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("runs.csv");
         append_csv(&p, &json!({"a": 1, "b": "say \"hi\", twice"})).unwrap();
         append_csv(&p, &json!({"a": 2, "b": "plain"})).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert_eq!(text, "a,b\n1,\"say \"\"hi\"\", twice\"\n2,plain\n");
         let err = append_csv(&p, &json!({"z": 1})).unwrap_err();
         assert!(err.to_string().contains("other columns"), "{err}");
-        std::fs::remove_file(&p).unwrap();
     }
 
     #[test]
     fn json_lines_append_one_record_per_line() {
-        let p = temp("jsonl");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("runs.jsonl");
         append_json(&p, &json!({"run": 1})).unwrap();
         append_json(&p, &json!({"run": 2})).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
@@ -141,6 +136,5 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(runs, vec![json!({"run": 1}), json!({"run": 2})]);
-        std::fs::remove_file(&p).unwrap();
     }
 }
