@@ -59,7 +59,8 @@ enum Command {
     /// A chat server (default port 5999): CONNS users (default 100) in one
     /// room, SENDERS of them each saying one line every INTERVAL_MS (or
     /// RATE lines/s in all); every user checks every line and its order.
-    /// Reports deliveries/s and the send-to-delivery latency.
+    /// Reports deliveries/s and the latency from each line's due time to
+    /// its delivery (and, uncorrected, from its send).
     Chat(RunArgs),
     /// CONNS hostile connections (default 1000) write lines as fast as they
     /// can (FLOOD_BYTES each) and never read, for SECS, beside one client
