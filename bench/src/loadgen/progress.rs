@@ -84,7 +84,7 @@ impl Meter {
 }
 
 /// Runs each job on a thread of its own while, if `show`, the calling
-/// thread draws a bar for `meters` (see [`watch`]); returns the jobs'
+/// thread draws a bar for `meters` until they are done; returns the jobs'
 /// results in order. A job that panics panics the caller.
 pub fn run_watched<T: Send, F: FnOnce() -> T + Send>(
     jobs: Vec<F>,
