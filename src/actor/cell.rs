@@ -388,6 +388,8 @@ impl Core {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn dead_send(&mut self, to: ActorId) -> bool {
         self.count_dead_send(to);
         false
@@ -396,6 +398,7 @@ impl Core {
     /// Counts a send (or request) to `to`, a dead actor, and traces it
     /// (`D <sender or -> <to>`).
     #[cold]
+    #[inline(never)]
     pub(crate) fn count_dead_send(&mut self, to: ActorId) {
         self.stats.dead_sends += 1;
         if self.tracing() {

@@ -137,7 +137,7 @@ impl<L: Layer> Core<L> {
         Core {
             slots: Slab::with_capacity(config.slots_reserved),
             generations: Vec::with_capacity(config.slots_reserved),
-            run_queue: RunQueue::default(),
+            run_queue: RunQueue::new(config.policy),
             turn_end: Vec::new(),
             timers: Timers::default(),
             registry,
@@ -299,9 +299,13 @@ impl<L: Layer> Core<L> {
     /// (`Slot::mark_scheduled`).
     #[inline(always)]
     pub(crate) fn push_runnable(&mut self, id: ActorId, sent: bool) {
-        let by_other = sent && self.running.is_some_and(|r| r != id);
         let entry = Entry::new(id, self.clock());
-        self.run_queue.push(entry, self.config.policy, by_other);
+        if self.run_queue.is_fifo() {
+            self.run_queue.push_back(entry);
+        } else {
+            let by_other = sent && self.running.is_some_and(|r| r != id);
+            self.run_queue.push_other(entry, by_other);
+        }
         if self.tracing {
             self.trace_id('Q', id, None);
         }

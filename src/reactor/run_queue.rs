@@ -41,6 +41,15 @@ impl Entry {
     }
 }
 
+/// [`Policy`] without its seed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Mode {
+    #[default]
+    Fifo,
+    ReceiverNext,
+    Random,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct RunQueue {
     queue: VecDeque<Entry>,
@@ -48,23 +57,70 @@ pub(crate) struct RunQueue {
     next: Option<Entry>,
     /// Consecutive runs taken from `next`.
     streak: u32,
-    /// `Policy::Random`: the generator's state (0 until the first draw).
+    /// The policy, fixed for the queue's life (a byte: the seed is kept
+    /// in `rng`, off the path every push takes).
+    mode: Mode,
+    /// `Policy::Random`: the generator's state (never 0).
     rng: u64,
 }
 
 impl RunQueue {
-    /// Queues `id`. Under [`Policy::ReceiverNext`], `sent_by_other` (a send
-    /// from another running actor made it runnable) puts it in the slot,
-    /// and the slot's previous tenant goes to the back of the queue.
-    #[inline]
-    pub(crate) fn push(&mut self, id: Entry, policy: Policy, sent_by_other: bool) {
-        match policy {
-            Policy::ReceiverNext if sent_by_other => {
+    /// An empty queue run by `policy`.
+    pub(crate) fn new(policy: Policy) -> RunQueue {
+        // splitmix64 of the seed: any seed, 0 included, gives a state that
+        // is not 0.
+        let (mode, seed) = match policy {
+            Policy::Fifo => (Mode::Fifo, 0),
+            Policy::ReceiverNext => (Mode::ReceiverNext, 0),
+            Policy::Random(seed) => (Mode::Random, seed),
+        };
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        RunQueue {
+            mode,
+            rng: (z ^ (z >> 31)) | 1,
+            ..RunQueue::default()
+        }
+    }
+
+    /// True under [`Policy::Fifo`]: the caller queues with
+    /// [`RunQueue::push_back`] and need not work out who sent.
+    #[inline(always)]
+    pub(crate) fn is_fifo(&self) -> bool {
+        self.mode == Mode::Fifo
+    }
+
+    /// Queues `id` at the back (FIFO).
+    #[inline(always)]
+    pub(crate) fn push_back(&mut self, id: Entry) {
+        self.queue.push_back(id);
+    }
+
+    /// Queues `id`, whatever the policy. Under [`Policy::ReceiverNext`],
+    /// `sent_by_other` (a send from another running actor made it
+    /// runnable) puts it in the slot, and the slot's previous tenant goes
+    /// to the back of the queue.
+    #[cfg(test)]
+    fn push(&mut self, id: Entry, sent_by_other: bool) {
+        if self.is_fifo() {
+            self.push_back(id);
+        } else {
+            self.push_other(id, sent_by_other);
+        }
+    }
+
+    /// Queueing under the policies other than FIFO, out of the default's
+    /// way.
+    #[inline(never)]
+    pub(crate) fn push_other(&mut self, id: Entry, sent_by_other: bool) {
+        match self.mode {
+            Mode::ReceiverNext if sent_by_other => {
                 if let Some(old) = self.next.replace(id) {
                     self.queue.push_back(old);
                 }
             }
-            Policy::Random(seed) => self.push_random(id, seed),
+            Mode::Random => self.push_random(id),
             _ => self.queue.push_back(id),
         }
     }
@@ -73,15 +129,7 @@ impl RunQueue {
     /// to after the tail.
     #[cold]
     #[inline(never)]
-    fn push_random(&mut self, id: Entry, seed: u64) {
-        if self.rng == 0 {
-            // splitmix64 of the seed: any seed, 0 included, gives a state
-            // that is not 0.
-            let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            self.rng = (z ^ (z >> 31)) | 1;
-        }
+    fn push_random(&mut self, id: Entry) {
         let mut x = self.rng;
         x ^= x >> 12;
         x ^= x << 25;
@@ -143,10 +191,10 @@ mod tests {
 
     #[test]
     fn fifo_pops_in_push_order_whoever_sent() {
-        let mut q = RunQueue::default();
-        q.push(id(1), Policy::Fifo, false);
-        q.push(id(2), Policy::Fifo, true);
-        q.push(id(3), Policy::Fifo, false);
+        let mut q = RunQueue::new(Policy::Fifo);
+        q.push(id(1), false);
+        q.push(id(2), true);
+        q.push(id(3), false);
         assert_eq!(q.len(), 3);
         assert_eq!(drain(&mut q), [1, 2, 3]);
         assert!(q.is_empty());
@@ -154,23 +202,23 @@ mod tests {
 
     #[test]
     fn receiver_next_runs_before_the_head_and_displaces_the_previous_tenant() {
-        let mut q = RunQueue::default();
-        q.push(id(1), Policy::ReceiverNext, false);
-        q.push(id(2), Policy::ReceiverNext, true);
+        let mut q = RunQueue::new(Policy::ReceiverNext);
+        q.push(id(1), false);
+        q.push(id(2), true);
         assert_eq!(q.len(), 2);
         // 3 takes the slot; 2 goes to the back of the queue.
-        q.push(id(3), Policy::ReceiverNext, true);
+        q.push(id(3), true);
         assert_eq!(drain(&mut q), [3, 1, 2]);
     }
 
     #[test]
     fn receiver_next_streak_is_bounded_so_the_head_runs() {
-        let mut q = RunQueue::default();
-        q.push(id(9), Policy::ReceiverNext, false);
+        let mut q = RunQueue::new(Policy::ReceiverNext);
+        q.push(id(9), false);
         let mut order = Vec::new();
         // A ping-pong pair keeps refilling the slot.
         for i in 0..(RECEIVER_NEXT_MAX + 2) {
-            q.push(id(i % 2), Policy::ReceiverNext, true);
+            q.push(id(i % 2), true);
             order.push(q.pop().unwrap().id.index());
         }
         let head_at = order.iter().position(|&i| i == 9).expect("the head ran");
@@ -178,11 +226,11 @@ mod tests {
     }
 
     fn random_order(seed: u64) -> Vec<u32> {
-        let mut q = RunQueue::default();
+        let mut q = RunQueue::new(Policy::Random(seed));
         let mut order = Vec::new();
         // Pushes and pops interleaved, as a reactor does them.
         for i in 0..40 {
-            q.push(id(i), Policy::Random(seed), i % 3 == 0);
+            q.push(id(i), i % 3 == 0);
             if i % 4 == 3 {
                 order.push(q.pop().unwrap().id.index());
             }
@@ -209,9 +257,9 @@ mod tests {
 
     #[test]
     fn clear_forgets_queue_and_slot() {
-        let mut q = RunQueue::default();
-        q.push(id(1), Policy::ReceiverNext, false);
-        q.push(id(2), Policy::ReceiverNext, true);
+        let mut q = RunQueue::new(Policy::ReceiverNext);
+        q.push(id(1), false);
+        q.push(id(2), true);
         q.clear();
         assert!(q.is_empty());
         assert_eq!(q.pop(), None);
