@@ -110,9 +110,9 @@ impl RunQueue {
         }
     }
 
-    /// Queueing under the policies other than FIFO, out of the default's
-    /// way.
-    #[inline(never)]
+    /// Queueing under the policies other than FIFO (the random draw is
+    /// out of line).
+    #[inline]
     pub(crate) fn push_other(&mut self, id: Entry, sent_by_other: bool) {
         match self.mode {
             Mode::ReceiverNext if sent_by_other => {
