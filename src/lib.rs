@@ -89,8 +89,11 @@ macro_rules! metric {
 }
 
 pub mod actor;
+mod hooks;
 pub mod net;
 pub mod reactor;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use actor::{
     Actor, ActorId, Addr, Core, Ctx, Destination, ExitReason, LinkAction, MonitorRef, NameError,

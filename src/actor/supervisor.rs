@@ -347,7 +347,7 @@ impl Supervisor {
             );
             return;
         }
-        if !self.allow_restart(Instant::now()) {
+        if !self.allow_restart(crate::hooks::clock_now()) {
             let why = format!(
                 "supervisor reached its restart intensity ({} restarts within {:?}): \
                  child {name} {old} ended ({reason})",

@@ -212,15 +212,21 @@ impl Core {
                 );
             }
             for (watcher, reference) in data.monitors {
-                trace_ev!(self, "M {id} {watcher}");
-                self.push_signal(
-                    watcher,
-                    Signal::Down {
-                        peer: id,
-                        reference,
-                        reason: reason.clone(),
-                    },
-                );
+                // The planted bug: a second notice to a watcher already in
+                // the run queue.
+                let twice = crate::hooks::planted(crate::hooks::Bug::DoubleMonitor)
+                    && self.slot(watcher).is_some_and(|s| s.scheduled);
+                for _ in 0..1 + usize::from(twice) {
+                    trace_ev!(self, "M {id} {watcher}");
+                    self.push_signal(
+                        watcher,
+                        Signal::Down {
+                            peer: id,
+                            reference,
+                            reason: reason.clone(),
+                        },
+                    );
+                }
             }
             self.reap_orphans();
         }

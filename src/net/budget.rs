@@ -178,7 +178,7 @@ impl Budget {
         if total > self.high {
             if !self.pressed {
                 self.pressed = true;
-                self.pressed_since = Some(Instant::now());
+                self.pressed_since = Some(crate::hooks::clock_now());
                 self.high_events += 1;
                 log::warn!(
                     "buffer memory {total} bytes, over half the {} byte budget: \
@@ -224,7 +224,10 @@ impl Budget {
 
     /// The parked, to wake.
     pub(crate) fn take_parked(&mut self) -> Vec<ActorId> {
-        self.parked.drain().collect()
+        // In id order: the order they run in does not hang on the hash.
+        let mut parked: Vec<ActorId> = self.parked.drain().collect();
+        parked.sort_unstable();
+        parked
     }
 
     /// Lists (or updates) a socket that holds memory without progress;
@@ -263,7 +266,7 @@ impl Budget {
     /// `target`.
     fn victims_down_to(&mut self, total: usize, target: usize) -> Vec<(Addr<Socket>, usize)> {
         let mut by_size: Vec<_> = self.holders.values().copied().collect();
-        by_size.sort_unstable_by_key(|&(_, c)| std::cmp::Reverse(c));
+        by_size.sort_unstable_by_key(|&(s, c)| (std::cmp::Reverse(c), s.id()));
         let mut out = Vec::new();
         for (sock, charge) in by_size {
             if total.saturating_sub(self.closing) <= target {

@@ -21,7 +21,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mio::net::TcpListener;
+use crate::net::stream::{ListenSocket, Stream};
 use mio::Interest;
 
 use crate::actor::{Actor, Addr, Ctx, ExitReason, Recipient};
@@ -216,7 +216,7 @@ const MEMORY_CHECK: Duration = Duration::from_secs(1);
 /// The listening-socket actor. See the module docs.
 pub struct Listener {
     spec: ListenSpec,
-    socket: Option<TcpListener>,
+    socket: Option<ListenSocket>,
     controller: Recipient<ListenerEvent>,
     /// The same controller, as accepted connections see it: it controls
     /// them until it hands them on.
@@ -578,7 +578,7 @@ impl Listener {
 
     /// Spawns the socket of an accepted connection where its placement
     /// says, and tells its controller.
-    fn place(&mut self, ctx: &mut Ctx<'_, Self>, stream: mio::net::TcpStream, peer: SocketAddr) {
+    fn place(&mut self, ctx: &mut Ctx<'_, Self>, stream: Stream, peer: SocketAddr) {
         let me = ctx.me();
         let leaving = self.leaving;
         let chosen = match self.handoff.as_deref() {
@@ -627,14 +627,17 @@ impl Listener {
         ctx.send(self.controller, event);
     }
 
-    fn bind(&mut self) -> io::Result<TcpListener> {
+    fn bind(&mut self) -> io::Result<ListenSocket> {
+        if let Some(l) = crate::net::stream::simulated_bind(self.spec.port) {
+            return l;
+        }
         if let Some(fd) = self.spec.inherited {
-            return take_inherited(fd);
+            return take_inherited(fd).map(crate::net::stream::real_listener);
         }
         let mut last = None;
         for addr in self.spec.addrs()? {
             match bind_one(addr, self.spec.backlog, self.spec.reuse_port) {
-                Ok(l) => return Ok(l),
+                Ok(l) => return Ok(crate::net::stream::real_listener(l)),
                 Err(e) => last = Some(e),
             }
         }
@@ -831,7 +834,7 @@ impl Listener {
     }
 }
 
-fn bind_one(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<TcpListener> {
+fn bind_one(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<mio::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket as RawSocket, Type};
     let socket = RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -846,11 +849,11 @@ fn bind_one(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<TcpL
     socket.set_cloexec(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog.min(i32::MAX as u32) as i32)?;
-    Ok(TcpListener::from_std(socket.into()))
+    Ok(mio::net::TcpListener::from_std(socket.into()))
 }
 
 /// A duplicate of the inherited listening socket `fd`, non-blocking.
-fn take_inherited(fd: std::os::fd::RawFd) -> io::Result<TcpListener> {
+fn take_inherited(fd: std::os::fd::RawFd) -> io::Result<mio::net::TcpListener> {
     use std::os::fd::{BorrowedFd, OwnedFd};
     if fd < 0 {
         return Err(io::Error::new(
@@ -876,7 +879,7 @@ fn take_inherited(fd: std::os::fd::RawFd) -> io::Result<TcpListener> {
         ));
     }
     socket.set_nonblocking(true)?;
-    Ok(TcpListener::from_std(socket.into()))
+    Ok(mio::net::TcpListener::from_std(socket.into()))
 }
 
 /// Errors that concern one pending connection only: skip it and go on.

@@ -37,6 +37,7 @@ pub mod listener;
 mod local;
 pub mod proxy;
 pub mod socket;
+mod stream;
 mod sys;
 
 pub use budget::{buffer_limit_arg, default_buffer_limit, parse_buffer_limit, BufferMemory};

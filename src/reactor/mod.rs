@@ -420,6 +420,64 @@ impl<L: Layer> Reactor<L> {
     }
 }
 
+#[cfg(feature = "sim")]
+impl<L: Layer> Reactor<L> {
+    /// One turn of a simulated reactor: the time is `now` (virtual) and
+    /// the readiness events are `events`, in their order; then timers, the
+    /// run queue and the turn-end hooks as in [`Reactor::turn`]. Commands
+    /// posted through a [`ReactorHandle`] run first.
+    pub(crate) fn sim_turn(&mut self, now: Instant, events: &[(Token, Ready)]) {
+        let _guard = ReactorThreadGuard::enter();
+        let core = &mut self.core;
+        core.set_now(now);
+        core.stats.turns += 1;
+        for &(token, ready) in events {
+            core.stats.events += 1;
+            core.set_ready(ActorId::from_u64(token.0 as u64), ready.0);
+        }
+        if !core.remote.is_empty() {
+            core.remote.take(&mut self.commands);
+            for cmd in self.commands.drain(..) {
+                cmd(core);
+                L::settle(core);
+            }
+        }
+        core.fire_timers();
+        core.run_queue();
+        core.end_turn();
+        L::turn_done(core);
+        let dirty = core.stats.actor_runs != self.runs_at_trim;
+        if dirty && now >= self.next_trim {
+            core.trim_idle();
+            self.runs_at_trim = core.stats.actor_runs;
+            self.next_trim = now + TRIM_INTERVAL;
+        }
+    }
+
+    /// When the simulated reactor next has work of its own: now if an
+    /// actor is runnable (or a command waits), else its next timer.
+    pub(crate) fn sim_next(&mut self) -> Option<Option<Instant>> {
+        if self.core.has_runnable() || !self.core.remote.is_empty() {
+            return Some(None);
+        }
+        self.core.next_deadline().map(Some)
+    }
+
+    /// Ends the simulated run as [`Reactor::run`] ends a real one.
+    pub(crate) fn sim_finish(&mut self) {
+        let _guard = ReactorThreadGuard::enter();
+        self.core.remote.close();
+        self.core.stop_all();
+        self.core.flush_trace();
+    }
+
+    /// Starts the trim clock at the virtual time `now`.
+    pub(crate) fn sim_start(&mut self, now: Instant) {
+        self.core.set_now(now);
+        self.next_trim = now + TRIM_INTERVAL;
+    }
+}
+
 impl<L: Layer> Reactor<L> {
     /// Polls for events. With `busy_poll` set and a timeout that is not
     /// zero, polls with a zero timeout until events arrive or the spin

@@ -39,7 +39,7 @@ impl Tracer {
         let _ = writeln!(out, "{header}");
         Tracer {
             out,
-            epoch: Instant::now(),
+            epoch: crate::hooks::clock_now(),
         }
     }
 
@@ -47,7 +47,9 @@ impl Tracer {
     #[cold]
     #[inline(never)]
     pub(crate) fn event(&mut self, args: fmt::Arguments<'_>) {
-        let t = self.epoch.elapsed().as_nanos() as u64;
+        let t = crate::hooks::clock_now()
+            .saturating_duration_since(self.epoch)
+            .as_nanos() as u64;
         let _ = writeln!(self.out, "{t} {args}");
     }
 

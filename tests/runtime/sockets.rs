@@ -876,7 +876,19 @@ fn overlong_close_policy_closes_with_limit_exceeded() {
         other => panic!("expected LimitExceeded, got {other:?}"),
     }
     assert_eq!(text_lines(&probe.units()[..1]), ["short"]);
+    // Open until the controller lets it go, so its answers still go out.
+    probe.with(move |ctx| sock.send_line(ctx, "answer"));
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        rig.handle.is_alive(sock.id()),
+        "closed under the controller"
+    );
+    probe.with(move |ctx| sock.stop(ctx));
     wait_until("socket dead", WAIT, || !rig.handle.is_alive(sock.id()));
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = String::new();
+    (&peer).read_to_string(&mut got).ok();
+    assert!(got.starts_with("answer\n"), "{got:?}");
 }
 
 #[test]

@@ -5,7 +5,6 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 
-use mio::net::TcpStream;
 use mio::Interest;
 
 use crate::actor::{Actor, Addr, Ctx};
@@ -108,7 +107,7 @@ impl Socket {
         }
         let mut last_error = last_error;
         while let Some(addr) = self.cold().targets.pop() {
-            match TcpStream::connect(addr) {
+            match crate::net::stream::connect(addr) {
                 Ok(mut s) => match ctx.register(&mut s, Interest::READABLE | Interest::WRITABLE) {
                     Ok(()) => {
                         self.cold().peer = Some(addr);

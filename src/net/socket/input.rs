@@ -9,13 +9,14 @@
 use std::io;
 
 use crate::actor::{Ctx, Recipient};
+use crate::hooks::Bug;
 use crate::net::framing::{Unit, UnitError};
 use crate::net::local::NetLocal;
 use crate::net::socket::memory::BeforeRead;
 use crate::net::socket::{
     flags, CloseReason, CreditOp, OverlongPolicy, Socket, SocketEvent, State,
 };
-use crate::net::sys;
+use crate::net::stream;
 
 /// Credit that never runs out.
 const INFINITE: u64 = u64::MAX;
@@ -187,6 +188,7 @@ impl Socket {
         // nothing it goes straight back, for the next socket of this turn
         // (thousands of sockets opening in one turn share one buffer).
         let mut fresh = false;
+        let mut overran = false;
         loop {
             let mut exhausted = false;
             while self.credit > 0 && !self.has(flags::HELD) {
@@ -205,13 +207,21 @@ impl Socket {
                         {
                             let what = format!("work unit longer than {limit} bytes");
                             self.count_units(ctx);
-                            self.fail(ctx, CloseReason::LimitExceeded(what.into()));
+                            self.end_input(ctx, CloseReason::LimitExceeded(what.into()));
                             return;
                         }
                         if unit.as_ref().map_or(0, Unit::len) > self.config.read_size {
                             self.read_hint.saw_long();
                         }
                         self.emit(ctx, SocketEvent::Data(me, unit));
+                        if crate::hooks::planted(Bug::CreditOverrun)
+                            && self.credit == 0
+                            && !self.rbuf.is_empty()
+                            && !std::mem::replace(&mut overran, true)
+                        {
+                            // The planted bug: one more unit, past the credit.
+                            self.credit = 1;
+                        }
                     }
                     None => {
                         exhausted = true;
@@ -285,8 +295,28 @@ impl Socket {
         {
             self.set(flags::CLOSED_SENT);
             let me = ctx.me();
+            if tracing {
+                ctx.trace(format_args!("K {} {}", me.id(), CloseReason::Orderly));
+            }
             self.emit(ctx, SocketEvent::Closed(me, CloseReason::Orderly));
         }
+    }
+
+    /// Ends input after an overlong unit under `OverlongPolicy::Close`:
+    /// what is buffered after it is dropped, nothing more is read, and the
+    /// controller is told `Closed(reason)` behind the units before it. As
+    /// after the peer's EOF, the socket then closes, its output flushed,
+    /// once the controller lets it go: the answers to the lines before the
+    /// overlong one still go out.
+    fn end_input(&mut self, ctx: &mut Ctx<'_, Self>, reason: CloseReason) {
+        self.rbuf.clear();
+        self.may_read = false;
+        self.set(flags::EOF | flags::CLOSED_SENT);
+        let me = ctx.me();
+        if ctx.tracing() {
+            ctx.trace(format_args!("K {} {reason}", me.id()));
+        }
+        self.emit(ctx, SocketEvent::Closed(me, reason));
     }
 
     /// Adds the units delivered since the last call to the reactor's socket
@@ -337,7 +367,7 @@ impl Socket {
         metric! {
             ctx.local::<NetLocal>().stats.reads += 1;
         }
-        let n = match sys::read_into(stream, &mut self.rbuf, room) {
+        let n = match stream::read_into(stream, &mut self.rbuf, room) {
             Ok(n) => n,
             Err(e) => {
                 return match e.kind() {
@@ -365,7 +395,7 @@ impl Socket {
             ctx.local::<NetLocal>().stats.bytes_in += n as u64;
         }
         self.input_at(ctx.now());
-        if n < room && !self.has(flags::READ_CLOSED) {
+        if n < room && (!self.has(flags::READ_CLOSED) || crate::hooks::planted(Bug::LostFin)) {
             // A short read drained the socket: the next arrival raises a new
             // edge, so there is no need to spend a syscall on WouldBlock.
             // Not so once the peer's FIN was reported: the EOF behind these

@@ -43,9 +43,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::net::stream::Stream;
 use bytes::{Bytes, BytesMut};
 use input::ReadHint;
-use mio::net::TcpStream;
 use mio::Interest;
 
 use crate::actor::{
@@ -157,8 +157,10 @@ pub enum OverlongPolicy {
     /// delimiter and go on (tokio's `LinesCodec`). The default.
     #[default]
     Skip,
-    /// Close the socket with [`CloseReason::LimitExceeded`] (Akka's
-    /// framing stages).
+    /// Stop reading and tell the controller `Closed` with
+    /// [`CloseReason::LimitExceeded`], after the units before it; the
+    /// socket closes, its output flushed, when the controller lets it go
+    /// (stops, or calls `stop`), as after the peer's EOF.
     Close,
 }
 
@@ -330,6 +332,10 @@ pub(crate) enum State {
     Open,
     /// Stopping: no more input; flushing output, then closing.
     Draining,
+    /// Failed and stopping: nothing more is read, written or told. A
+    /// reset arriving with output queued fails the flush and then the
+    /// read of the same readiness; the controller hears of it once.
+    Failed,
 }
 
 /// The connected-socket actor. See the module docs.
@@ -339,7 +345,7 @@ pub(crate) enum State {
 /// own) is in `Cold`, boxed and allocated on first use, so an idle
 /// accepted socket stays small.
 pub struct Socket {
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     state: State,
     controller: Recipient<SocketEvent>,
     framer: Framer,
@@ -437,7 +443,7 @@ impl Socket {
     }
 
     fn new(
-        stream: Option<TcpStream>,
+        stream: Option<Stream>,
         state: State,
         controller: Recipient<SocketEvent>,
         config: Rc<SocketConfig>,
@@ -485,7 +491,7 @@ impl Socket {
     /// `proxied`: the listener found the peer among the trusted proxies
     /// of the configuration's PROXY policy, so a header comes first.
     pub(crate) fn accepted(
-        stream: TcpStream,
+        stream: Stream,
         controller: Recipient<SocketEvent>,
         config: Rc<SocketConfig>,
         proxied: bool,
@@ -529,7 +535,7 @@ impl Socket {
 
     /// Stops input, flushes what is queued, then closes.
     fn drain(&mut self, ctx: &mut Ctx<'_, Self>) {
-        if self.state == State::Draining {
+        if self.state == State::Draining || self.state == State::Failed {
             return;
         }
         if self.state == State::Connecting {
@@ -566,13 +572,22 @@ impl Socket {
     }
 
     /// Closes at once after a failure: tells the controller (unless it
-    /// already heard of the close), rejects pending send promises, exits.
+    /// already heard of the close: `closed` reaches it once, and a failure
+    /// after the peer's EOF shows in the rejected send promises), rejects
+    /// pending send promises, exits.
     fn fail(&mut self, ctx: &mut Ctx<'_, Self>, reason: CloseReason) {
+        if self.state == State::Failed {
+            return;
+        }
+        self.state = State::Failed;
         let err = RequestError::rejected(format!("connection closed: {reason}"));
         self.fail_output(ctx, &err);
-        if !self.has(flags::CLOSED_SENT) || !reason.is_orderly() {
+        if !self.has(flags::CLOSED_SENT) {
             self.set(flags::CLOSED_SENT);
             let me = ctx.me();
+            if ctx.tracing() {
+                ctx.trace(format_args!("K {} {reason}", me.id()));
+            }
             self.emit(ctx, SocketEvent::Closed(me, reason));
         }
         ctx.stop();

@@ -18,7 +18,6 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
-use std::os::fd::AsRawFd;
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -603,9 +602,7 @@ impl Socket {
             return true;
         };
         let before = self.out.written();
-        let result = self
-            .out
-            .write_to(&mut crate::net::sys::SocketWriter(stream.as_raw_fd()));
+        let result = self.out.write_to(&mut crate::net::stream::writer(stream));
         while let Some(p) = self.out.pop_kept() {
             p.resolve(ctx, ());
         }
