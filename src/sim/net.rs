@@ -859,3 +859,125 @@ impl Net {
         !self.conns[c].open[ACCEPTED]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A network with no faults, no jitter, no splitting, and pipes of
+    /// `pipe` bytes, with one listener and one connection to it.
+    fn net(pipe: usize, latency: Duration) -> (Net, usize, usize) {
+        let config = NetConfig {
+            latency_max: Duration::ZERO,
+            jitter_max: Duration::ZERO,
+            pipe_min: pipe,
+            pipe_max: pipe,
+            split_permille: 0,
+            spurious_permille: 0,
+            refuse_permille: 0,
+            emfile_permille: 0,
+            backlog: 4,
+        };
+        let mut net = Net::new(Instant::now(), Rng::new(7), config);
+        let l = net.bind(80).unwrap();
+        let c = net.connect(SocketAddr::new(SERVER_IP, 80)).unwrap();
+        net.conns[c].latency = latency;
+        (net, l, c)
+    }
+
+    fn events(net: &mut Net) -> Vec<(Token, Ready)> {
+        let mut out = Vec::new();
+        net.poll(&mut out);
+        out
+    }
+
+    #[test]
+    fn reads_take_what_arrived_and_edges_come_with_arrivals() {
+        let ms = Duration::from_millis(1);
+        let (mut net, l, c) = net(64, ms);
+        assert_eq!(net.accept(l).unwrap().0, c);
+        assert_eq!(net.accept(l).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        net.register(c, ACCEPTED, Token(9));
+        assert_eq!(events(&mut net), [(Token(9), Ready(WRITABLE))]);
+        assert_eq!(net.client_write(c, b"hello").unwrap(), 5);
+        let mut buf = Vec::new();
+        // In flight: nothing to read, no edge yet.
+        assert!(events(&mut net).is_empty());
+        assert_eq!(
+            net.read(c, ACCEPTED, 64, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        net.now += ms;
+        assert_eq!(events(&mut net), [(Token(9), Ready(READABLE))]);
+        // A read shorter than the room took everything that arrived.
+        assert_eq!(net.read(c, ACCEPTED, 64, &mut buf).unwrap(), 5);
+        assert_eq!(buf, b"hello");
+        // The FIN follows the data, with its own edge.
+        net.client_shutdown(c);
+        net.now += ms;
+        assert_eq!(
+            events(&mut net),
+            [(Token(9), Ready(READABLE | READ_CLOSED))]
+        );
+        assert_eq!(net.read(c, ACCEPTED, 64, &mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_full_pipe_refuses_and_the_reader_frees_it_with_an_edge() {
+        let (mut net, l, c) = net(4, Duration::ZERO);
+        net.accept(l).unwrap();
+        net.register(c, ACCEPTED, Token(3));
+        events(&mut net);
+        let w = |net: &mut Net, d: &[u8]| net.write(c, ACCEPTED, &[IoSlice::new(d)]);
+        assert_eq!(w(&mut net, b"abcdef").unwrap(), 4, "cut to the pipe");
+        assert_eq!(
+            w(&mut net, b"ef").unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        assert_eq!(net.client_read(c, 3).unwrap(), b"abc");
+        assert_eq!(events(&mut net), [(Token(3), Ready(WRITABLE))]);
+        assert_eq!(w(&mut net, b"ef").unwrap(), 2);
+    }
+
+    #[test]
+    fn a_socket_registered_after_the_fin_is_told_of_it() {
+        let (mut net, l, c) = net(64, Duration::ZERO);
+        net.client_write(c, b"x\n").unwrap();
+        net.client_shutdown(c);
+        // Arrived and reported while nobody was registered.
+        events(&mut net);
+        net.accept(l).unwrap();
+        net.register(c, ACCEPTED, Token(5));
+        let e = events(&mut net);
+        assert_eq!(e.len(), 1);
+        assert!(e[0].1.is_read_closed() && e[0].1.is_readable(), "{e:?}");
+    }
+
+    #[test]
+    fn a_reset_comes_after_the_data_before_it_and_fails_writes() {
+        let (mut net, l, c) = net(64, Duration::ZERO);
+        net.accept(l).unwrap();
+        net.client_write(c, b"partial li").unwrap();
+        net.client_reset(c);
+        let mut buf = Vec::new();
+        assert_eq!(net.read(c, ACCEPTED, 64, &mut buf).unwrap(), 10);
+        let e = net.read(c, ACCEPTED, 64, &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+        let e = net.write(c, ACCEPTED, &[IoSlice::new(b"y")]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+    }
+
+    #[test]
+    fn closing_with_input_unread_resets_the_peer() {
+        let (mut net, l, c) = net(64, Duration::ZERO);
+        net.accept(l).unwrap();
+        net.write(c, ACCEPTED, &[IoSlice::new(b"answer\n")])
+            .unwrap();
+        net.client_write(c, b"unread").unwrap();
+        net.close(c, ACCEPTED);
+        // The answer first, then the reset.
+        assert_eq!(net.client_read(c, 64).unwrap(), b"answer\n");
+        let e = net.client_read(c, 64).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+    }
+}
