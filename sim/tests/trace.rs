@@ -33,5 +33,8 @@ fn a_simulated_trace_opens_in_the_trace_tools_on_virtual_time() {
         .iter()
         .filter_map(|e| e["ts"].as_f64())
         .fold(0.0, f64::max);
-    assert!(last > 0.0 && last <= end_us + 1.0, "last {last} µs, end {end_us} µs");
+    assert!(
+        last > 0.0 && last <= end_us + 1.0,
+        "last {last} µs, end {end_us} µs"
+    );
 }

@@ -12,7 +12,7 @@
 
 use std::any::{Any, TypeId};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::ptr::{addr_of_mut, NonNull};
+use std::ptr::{addr_of, addr_of_mut, NonNull};
 use std::sync::Arc;
 
 use crate::actor::mailbox::Mailbox;
@@ -88,8 +88,32 @@ impl<A: Actor> HasVTable for A {
         ActorVTable {
             push_signal: push_signal::<A>,
             stop: stop_actor::<A>,
+            waiting: waiting::<A>,
+            warning: warning::<A>,
         },
     );
+}
+
+/// Messages and notices waiting in the mailbox.
+///
+/// # Safety
+///
+/// `cell` is a live `ActorCell<A>`.
+unsafe fn waiting<A: Actor>(cell: NonNull<u8>) -> usize {
+    // SAFETY: as the caller guarantees; only the mailbox is read.
+    unsafe { mailbox(cell.as_ptr().cast::<ActorCell<A>>()) }.len()
+}
+
+/// The behaviour's warning about its state.
+///
+/// # Safety
+///
+/// `cell` is a live `ActorCell<A>` whose behaviour no run or hook borrows.
+unsafe fn warning<A: Actor>(cell: NonNull<u8>) -> Option<String> {
+    // SAFETY: as the caller guarantees: nothing else borrows the
+    // behaviour.
+    let actor = unsafe { &*addr_of!((*cell.as_ptr().cast::<ActorCell<A>>()).actor) };
+    actor.warning()
 }
 
 /// Queues a notice.
@@ -253,6 +277,8 @@ fn run_actor<A: Actor>(core: &mut Core, id: ActorId) {
     if more && !exiting {
         if handled >= budget {
             core.stats.forced_yields += 1;
+            #[cfg(feature = "metrics")]
+            core.count_type_yield(id);
         }
         core.schedule(id);
     }

@@ -156,6 +156,16 @@ pub trait Actor: Sized + 'static {
     /// Socket actors drop their emptied large-send queue here.
     fn trim(&mut self) {}
 
+    /// A warning about the actor's state while something is wrong that
+    /// lasts, for the live lints of `--stats`
+    /// ([`ReactorHandle::print_stats_every`]): sampled once per interval
+    /// between runs, and reported when it persists across two samples.
+    /// Socket actors warn while they are out of credit with input
+    /// waiting. `None` (the default) when all is well.
+    fn warning(&self) -> Option<String> {
+        None
+    }
+
     /// Runs when the actor terminates, for whatever reason, before its links
     /// and monitors are notified.
     fn stopped(&mut self, _ctx: &mut Ctx<'_, Self>, _reason: &ExitReason) {}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::actor::system::System;
 use crate::actor::{Actor, ActorId, Addr, Core, ExitReason, PendingReply, Reply, RequestError};
-use crate::reactor::{on_reactor_thread, Metrics, ReactorHandle, Reactors, Stats};
+use crate::reactor::{on_reactor_thread, LiveLints, Metrics, ReactorHandle, Reactors, Stats};
 
 /// How long the convenience calls below wait for the reactor.
 const CALL_WAIT: Duration = Duration::from_secs(30);
@@ -134,7 +134,9 @@ impl ReactorHandle<System> {
 
     /// Starts a thread that writes to stderr, every `every`, one line of
     /// the changes of the reactor's metrics since the last line
-    /// (`stats <Metrics::interval_line>`), until the reactor stops.
+    /// (`stats <Metrics::interval_line>`), and the live lints the first
+    /// time each shows (`lint <kind> ...`, see [`LiveLints`]), until the
+    /// reactor stops.
     pub fn print_stats_every(&self, every: Duration) -> std::io::Result<()> {
         print_stats_every(vec![self.clone()], every, false)
     }
@@ -186,6 +188,11 @@ pub fn shutdown_group_when_idle(handles: &[ReactorHandle<System>], grace: Durati
     left
 }
 
+/// Waiting messages from which an actor's mailbox is sampled for the live
+/// lints (the `mailbox` lint needs three rises, to at least
+/// [`MAILBOX_MIN`](crate::reactor::MAILBOX_MIN)).
+const LINT_SAMPLE_MIN: usize = 16;
+
 fn print_stats_every(
     handles: Vec<ReactorHandle<System>>,
     every: Duration,
@@ -202,6 +209,7 @@ fn print_stats_every(
                 return;
             };
             let mut at = Instant::now();
+            let mut lints: Vec<LiveLints> = handles.iter().map(|_| LiveLints::default()).collect();
             loop {
                 std::thread::sleep(every);
                 let Ok(now_m) = handles
@@ -215,10 +223,16 @@ fn print_stats_every(
                 let secs = now.duration_since(at).as_secs_f64();
                 for (i, (m, l)) in now_m.iter().zip(&last).enumerate() {
                     let line = m.interval_line(l, secs);
+                    let sample = handles[i]
+                        .call(|core| core.lint_sample(LINT_SAMPLE_MIN), CALL_WAIT)
+                        .unwrap_or_default();
+                    let found = lints[i].observe(l, m, &sample, secs);
                     if labelled {
                         eprintln!("stats r{i} {line}");
+                        found.iter().for_each(|f| eprintln!("{f} (reactor {i})"));
                     } else {
                         eprintln!("stats {line}");
+                        found.iter().for_each(|f| eprintln!("{f}"));
                     }
                 }
                 last = now_m;

@@ -109,6 +109,11 @@ pub struct ActorVTable {
     /// Ends a cell of the type that its slot no longer holds, taking
     /// ownership of it.
     pub(crate) stop: unsafe fn(&mut Core, NonNull<u8>, ActorId, &ExitReason),
+    /// Messages waiting in the mailbox of a live cell of the type.
+    pub(crate) waiting: unsafe fn(NonNull<u8>) -> usize,
+    /// The behaviour's [`Actor::warning`](crate::Actor::warning), for a
+    /// live cell of the type that is not running.
+    pub(crate) warning: unsafe fn(NonNull<u8>) -> Option<String>,
 }
 
 impl Layer for System {
@@ -149,6 +154,16 @@ impl Layer for System {
             core.terminate(id, ExitReason::Shutdown);
         }
         Self::settle(core);
+    }
+
+    unsafe fn waiting(cell: NonNull<u8>, table: &ActorVTable) -> usize {
+        // SAFETY: as the caller guarantees.
+        unsafe { (table.waiting)(cell) }
+    }
+
+    unsafe fn warning(cell: NonNull<u8>, table: &ActorVTable) -> Option<String> {
+        // SAFETY: as the caller guarantees.
+        unsafe { (table.warning)(cell) }
     }
 }
 

@@ -376,7 +376,7 @@ impl<L: Layer> Core<L> {
             self.running = None;
             runs += 1;
             if tracing {
-                self.trace_id('E', id, Some(self.stats.messages - msgs));
+                self.trace_run_end(id, self.stats.messages - msgs);
             }
             L::settle(self);
             #[cfg(feature = "metrics")]
@@ -886,13 +886,17 @@ impl<L: Layer> Core<L> {
     pub fn metrics(&self) -> Metrics {
         #[cfg(feature = "metrics")]
         {
-            self.m.snapshot(self.stats(), self.locals.counters())
+            Metrics {
+                budget: self.config.budget,
+                ..self.m.snapshot(self.stats(), self.locals.counters())
+            }
         }
         #[cfg(not(feature = "metrics"))]
         {
             Metrics {
                 stats: self.stats(),
                 counters: self.locals.counters(),
+                budget: self.config.budget,
                 ..Default::default()
             }
         }
@@ -954,6 +958,70 @@ impl<L: Layer> Core<L> {
         match value {
             Some(v) => self.trace(format_args!("{kind} {id} {v}")),
             None => self.trace(format_args!("{kind} {id}")),
+        }
+    }
+
+    /// Traces the end of `id`'s run: the envelopes it handled, and those
+    /// still waiting in its mailbox.
+    #[cold]
+    #[inline(never)]
+    fn trace_run_end(&mut self, id: ActorId, handled: u64) {
+        let waiting = self.waiting(id);
+        self.trace(format_args!("E {id} {handled} {waiting}"));
+    }
+
+    /// Counts a forced yield of `id`'s run against its type (the run
+    /// handled the whole budget and left mail waiting).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn count_type_yield(&mut self, id: ActorId) {
+        if let Some(ty) = self.slot(id).map(|s| s.ty) {
+            if let Some(t) = self.m.types.get_mut(ty as usize) {
+                t.yields += 1;
+            }
+        }
+    }
+
+    /// Each live cell's id, type name and waiting messages, and the
+    /// warnings of those that have one (the layer's
+    /// [`Layer::warning`]): what the live lints sample. Walks every slot:
+    /// called once per `--stats` interval, not per turn.
+    pub fn lint_sample(&self, min_waiting: usize) -> crate::reactor::LintSample {
+        let mut sample = crate::reactor::LintSample::default();
+        for (k, slot) in self.slots.iter() {
+            let id = ActorId::new(self.base | k as u32, self.generations[k]);
+            let ty = slot.vtable.type_name();
+            // SAFETY: the slot holds a live cell of its table's type; the
+            // mailbox may be read during its run, and the behaviour is read
+            // only when no run or hook of it is in progress (the running
+            // cell is skipped; no other is borrowed).
+            // A handler calling this skips its own cell, which it borrows.
+            let running = self.running == Some(id);
+            let (waiting, warning) = unsafe {
+                (
+                    L::waiting(slot.cell, &slot.vtable.layer),
+                    if running {
+                        None
+                    } else {
+                        L::warning(slot.cell, &slot.vtable.layer)
+                    },
+                )
+            };
+            if waiting >= min_waiting {
+                sample.mailboxes.push((id, ty, waiting));
+            }
+            if let Some(w) = warning {
+                sample.warnings.push((id, ty, w));
+            }
+        }
+        sample
+    }
+
+    /// Messages waiting for `id` (0 for an id not alive here).
+    pub(crate) fn waiting(&self, id: ActorId) -> usize {
+        match self.slot(id) {
+            // SAFETY: the slot holds a live cell of its table's type.
+            Some(slot) => unsafe { L::waiting(slot.cell, &slot.vtable.layer) },
+            None => 0,
         }
     }
 

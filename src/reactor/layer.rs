@@ -45,6 +45,28 @@ pub trait Layer: Default + Sized + 'static {
 
     /// Runs once at the end of every turn, after the turn-end hooks.
     fn turn_done(_core: &mut Core<Self>) {}
+
+    /// Messages waiting for a cell of `table`'s type: for the trace's `E`
+    /// events and the live lints, read only while tracing or sampling.
+    ///
+    /// # Safety
+    ///
+    /// `cell` is a live cell of the type `table` was made for.
+    unsafe fn waiting(_cell: NonNull<u8>, _table: &Self::VTable) -> usize {
+        0
+    }
+
+    /// A warning about a cell's state that lasts while it is wrong (a
+    /// socket out of credit with input waiting), for the live lints; read
+    /// only while sampling, between runs.
+    ///
+    /// # Safety
+    ///
+    /// `cell` is a live cell of the type `table` was made for, and no run
+    /// or hook of it is in progress.
+    unsafe fn warning(_cell: NonNull<u8>, _table: &Self::VTable) -> Option<String> {
+        None
+    }
 }
 
 /// The functions the reactor calls for one cell type.

@@ -215,6 +215,11 @@ pub struct TypeMetrics {
     pub messages: u64,
     /// Time in runs, nanoseconds.
     pub busy_ns: u64,
+    /// Runs that handled the whole budget and left mail waiting (forced
+    /// yields).
+    pub yields: u64,
+    /// Runs longer than the slow threshold.
+    pub slow: u64,
 }
 
 /// A snapshot of a reactor's scheduler metrics (see the module docs for
@@ -248,6 +253,8 @@ pub struct Metrics {
     pub slow_runs: u64,
     /// The slow threshold, nanoseconds.
     pub slow_threshold_ns: u64,
+    /// Messages an actor may handle per run (`Config::budget`).
+    pub budget: usize,
     /// Counter groups of the reactor's extensions (socket totals, ...).
     pub counters: Vec<Counters>,
     /// Per behaviour type, in order of first spawn.
@@ -579,11 +586,13 @@ impl MetricsState {
         self.sched_delay_ns.record(start.saturating_sub(enq));
         let ticks = end.saturating_sub(start);
         self.run_ns.record(ticks);
-        self.slow_runs += u64::from(ticks > self.slow_ticks);
+        let slow = u64::from(ticks > self.slow_ticks);
+        self.slow_runs += slow;
         if let Some(t) = self.types.get_mut(ty as usize) {
             t.runs += 1;
             t.messages += msgs;
             t.busy_ns += ticks;
+            t.slow += slow;
         }
     }
 
@@ -618,6 +627,7 @@ impl MetricsState {
             run_ns: self.run_ns.scaled(|t| self.cycles.ns(t)),
             slow_runs: self.slow_runs,
             slow_threshold_ns: self.slow_threshold_ns,
+            budget: 0,
             counters,
             types: self
                 .types

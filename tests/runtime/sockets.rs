@@ -999,3 +999,66 @@ fn data_and_fin_that_come_with_the_connect_are_both_seen() {
     assert_eq!(text_lines(&probe.units()), ["hello"]);
     assert_eq!(probe.wait_closed(), CloseReason::Orderly);
 }
+
+/// Does nothing with its messages.
+struct Sink;
+
+impl Actor for Sink {
+    type Msg = ();
+    fn handle(&mut self, _ctx: &mut Ctx<'_, Self>, _msg: ()) {}
+}
+
+#[test]
+fn the_live_lints_see_a_growing_mailbox_and_a_socket_left_without_credit() {
+    use credit_actors::reactor::LiveLints;
+    let rig = TestReactor::start();
+    // The probe controls the socket and never issues credit.
+    let (_probe, sock, peer) = accepted_pair(&rig, SocketConfig::default());
+    (&peer).write_all(b"waiting\n").unwrap();
+    wait_until("the socket out of credit with input", WAIT, || {
+        let s = rig.handle.call(|core| core.lint_sample(16), WAIT).unwrap();
+        s.warnings.iter().any(|(id, _, _)| *id == sock.id())
+    });
+    let sink = rig.handle.spawn(|| Sink).unwrap();
+    let m = rig.handle.metrics().unwrap();
+    let mut lints = LiveLints::default();
+    let mut lines = Vec::new();
+    // Each sample sees what was just sent: 20, 40, 80, 160 waiting.
+    for n in [20, 40, 80, 160] {
+        let sample = rig
+            .handle
+            .call(
+                move |core| {
+                    for _ in 0..n {
+                        core.send(sink, ());
+                    }
+                    core.lint_sample(16)
+                },
+                WAIT,
+            )
+            .unwrap();
+        assert!(sample
+            .mailboxes
+            .contains(&(sink.id(), std::any::type_name::<Sink>(), n)));
+        lines.extend(lints.observe(&m, &m, &sample, 1.0));
+    }
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("lint credit-stall")
+            && lines[0].contains(&format!(
+                "{} Socket: out of credit with input waiting",
+                sock.id()
+            )),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("lint mailbox")
+            && lines[1].contains(&format!(
+                "{} Sink: mailbox growing, 20 → 40 → 80 → 160",
+                sink.id()
+            )),
+        "{}",
+        lines[1]
+    );
+}

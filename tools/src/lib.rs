@@ -51,8 +51,23 @@ pub struct ActorInfo {
     pub slow_runs: u64,
     /// The longest run, ns.
     pub longest_ns: u64,
+    /// Messages waiting after its last run (traces since the `E` events
+    /// carried it).
+    pub waiting: u64,
+    /// The most messages waiting at the end of a run that began a growing
+    /// stretch's peak: reached after at least [`GROWING_RUNS`] runs in a
+    /// row each leaving more waiting than the one before. 0 if none did.
+    pub grown_to: u64,
+    /// The longest such stretch, in runs.
+    pub growing_runs: u64,
+    /// Runs in a row, up to the last, that left more waiting.
+    streak: u64,
     begin: Option<u64>,
 }
+
+/// Runs in a row that must each leave more messages waiting for the
+/// `mailbox` lint.
+pub const GROWING_RUNS: u64 = 3;
 
 /// A socket actor's credit, as the trace tells it.
 #[derive(Clone, Debug, Default)]
@@ -94,17 +109,20 @@ pub struct Thresholds {
     pub full_share: f64,
     /// Runs an actor needs before its share of full runs means anything.
     pub min_runs: u64,
+    /// Messages waiting a growing mailbox must reach to be flagged.
+    pub mailbox_min: u64,
 }
 
 impl Default for Thresholds {
     /// Slow runs past 1 ms, stalls past 100 ms, whole budget on more than
-    /// half of at least 10 runs.
+    /// half of at least 10 runs, a mailbox growing to 100 messages.
     fn default() -> Thresholds {
         Thresholds {
             slow_run_ns: 1_000_000,
             stall_ns: 100_000_000,
             full_share: 0.5,
             min_runs: 10,
+            mailbox_min: 100,
         }
     }
 }
@@ -401,6 +419,14 @@ impl<W: Write> Analysis<W> {
                 a.longest_ns = a.longest_ns.max(dur);
                 a.slow_runs += u64::from(dur > slow);
                 a.full_runs += u64::from(full > 0 && msgs >= full);
+                if let Some(w) = e.rest.split(' ').nth(1).and_then(|w| w.parse::<u64>().ok()) {
+                    a.streak = if w > a.waiting { a.streak + 1 } else { 0 };
+                    a.waiting = w;
+                    if a.streak >= GROWING_RUNS && w >= a.grown_to {
+                        a.grown_to = w;
+                        a.growing_runs = a.growing_runs.max(a.streak);
+                    }
+                }
                 let ty = a.ty.clone();
                 self.run_count += 1;
                 if self.slowest.len() < SLOWEST || dur > self.slowest[SLOWEST - 1].0 {
@@ -538,6 +564,13 @@ impl<W: Write> Analysis<W> {
                     a.full_runs, a.runs
                 );
                 out.push(self.lint("budget", *r, id, d));
+            }
+            if a.grown_to >= t.mailbox_min {
+                let d = format!(
+                    "mailbox grew over {} runs in a row to {} messages waiting ({} after its last run)",
+                    a.growing_runs, a.grown_to, a.waiting
+                );
+                out.push(self.lint("mailbox", *r, id, d));
             }
             if a.slow_runs > 0 {
                 let d = format!(
@@ -692,6 +725,36 @@ mod tests {
             l[1].detail
         );
         assert!(l[1].detail.contains("2000.0 us"), "{}", l[1].detail);
+    }
+
+    #[test]
+    fn a_mailbox_growing_over_three_runs_past_the_mark_is_flagged() {
+        let run = |t: &mut String, i: u64, waiting: u64| {
+            let b = 1000 + i * 1000;
+            t.push_str(&format!("{b} B <1.0>\n{} E <1.0> 4 {waiting}\n", b + 10));
+        };
+        let mut t = format!("{HEADER}1 S <1.0> a::Sink\n");
+        for (i, w) in [10, 60, 150, 400, 380].into_iter().enumerate() {
+            run(&mut t, i as u64, w);
+        }
+        let l = lints_of(&t);
+        let m: Vec<&Lint> = l.iter().filter(|l| l.kind == "mailbox").collect();
+        assert_eq!(m.len(), 1, "{l:?}");
+        assert_eq!(m[0].ty, "Sink");
+        assert!(
+            m[0].detail
+                .contains("over 4 runs in a row to 400 messages waiting (380 after its last run)"),
+            "{}",
+            m[0].detail
+        );
+        // Below the mark, or rising only twice in a row: nothing.
+        for ws in [[10, 20, 30, 40, 50], [200, 100, 300, 50, 500]] {
+            let mut t = format!("{HEADER}1 S <1.0> a::Sink\n");
+            for (i, w) in ws.into_iter().enumerate() {
+                run(&mut t, i as u64, w);
+            }
+            assert!(!kinds(&lints_of(&t)).contains(&"mailbox"), "{ws:?}");
+        }
     }
 
     #[test]

@@ -621,6 +621,15 @@ impl Actor for Socket {
         self.arm_idle(ctx);
     }
 
+    fn warning(&self) -> Option<String> {
+        self.starved().then(|| {
+            format!(
+                "out of credit with input waiting ({} bytes buffered)",
+                self.rbuf.len()
+            )
+        })
+    }
+
     fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: SocketMsg) {
         self.command(ctx, msg);
         self.settle_at_turn_end(ctx);
