@@ -990,12 +990,14 @@ impl<L: Layer> Core<L> {
         for (k, slot) in self.slots.iter() {
             let id = ActorId::new(self.base | k as u32, self.generations[k]);
             let ty = slot.vtable.type_name();
-            // SAFETY: the slot holds a live cell of its table's type; the
-            // mailbox may be read during its run, and the behaviour is read
-            // only when no run or hook of it is in progress (the running
-            // cell is skipped; no other is borrowed).
-            // A handler calling this skips its own cell, which it borrows.
+            // A handler calling this skips its own behaviour, which it
+            // borrows.
             let running = self.running == Some(id);
+            // SAFETY: the slot holds a live cell of its table's type; the
+            // mailbox may be read during its run (senders push to it then),
+            // and the behaviour is read only when no run or hook of it is
+            // in progress (the running cell's is skipped; no other is
+            // borrowed between calls into cell code).
             let (waiting, warning) = unsafe {
                 (
                     L::waiting(slot.cell, &slot.vtable.layer),
