@@ -255,10 +255,18 @@ fn the_hgrm_export_reads_back_with_the_same_percentiles() {
             .iter()
             .find(|row| row.percentile >= q)
             .unwrap_or_else(|| panic!("no row at or past {q}"));
+        // The row's level is printed rounded: a value one sample either
+        // side of it is the same row (where samples are sparse, the
+        // neighbouring bucket with a sample may be several away).
+        let one = 1.0 / h.len() as f64;
+        let lo = h.value_at_quantile((row.percentile - one).max(0.0));
+        let hi = h.value_at_quantile((row.percentile + one).min(1.0));
         let want = h.value_at_quantile(row.percentile);
         assert!(
-            same(row.value_ms, want),
-            "q {q}: file {} ms, histogram {want} ns",
+            same(row.value_ms, want)
+                || (row.value_ms >= lo as f64 / 1e6 - 0.0015
+                    && row.value_ms <= hi as f64 / 1e6 + 0.0015),
+            "q {q}: file {} ms, histogram {want} ns ({lo}..{hi} one sample either side)",
             row.value_ms
         );
         assert_eq!(parsed.value_at_percentile(q), Some(row.value_ms));

@@ -85,6 +85,8 @@ pub struct Outcome {
     pub violations: Vec<String>,
     /// The drawn settings, in a line.
     pub setting: String,
+    /// The run-queue policy the seed drew.
+    pub policy: credit_actors::Policy,
     /// The event trace.
     pub trace: Vec<u8>,
     /// Reactor turns.
@@ -174,6 +176,7 @@ fn run_workload<W: Workload>(seed: u64) -> Outcome {
     let mut sim = Sim::new(SimConfig::new(seed));
     let (w, mut clients) = W::draw(&mut sim);
     let addr = w.start(&mut sim);
+    let policy = sim.config().policy;
     let setting = format!("{}; reactor {:?}", w.describe(), sim.config().policy)
         + &format!(
             ", budget {}, turn_limit {}",
@@ -258,6 +261,7 @@ fn run_workload<W: Workload>(seed: u64) -> Outcome {
         seed,
         violations: v,
         setting,
+        policy,
         trace,
         turns,
         virtual_time,

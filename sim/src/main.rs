@@ -124,6 +124,17 @@ fn replay(cli: &Cli, services: &[Service], seed: u64) -> ExitCode {
     }
 }
 
+/// The name of a policy's kind, for the per-policy tally.
+fn kind(p: credit_actors::Policy) -> usize {
+    match p {
+        credit_actors::Policy::Fifo => 0,
+        credit_actors::Policy::ReceiverNext => 1,
+        credit_actors::Policy::Random(_) => 2,
+    }
+}
+
+const KINDS: [&str; 3] = ["fifo", "receiver-next", "random"];
+
 /// A failing seed, with its first violation.
 #[derive(Debug)]
 struct Failure {
@@ -136,12 +147,14 @@ struct Failure {
 fn explore(cli: &Cli, services: &[Service]) -> ExitCode {
     let jobs = cli.jobs.max(1);
     let failures = Mutex::new(Vec::new());
+    // Runs and failing runs per policy kind.
+    let tally = Mutex::new([(0u64, 0u64); 3]);
     let done = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let began = Instant::now();
     std::thread::scope(|s| {
         for job in 0..jobs as u64 {
-            let (failures, done, stop) = (&failures, &done, &stop);
+            let (failures, done, stop, tally) = (&failures, &done, &stop, &tally);
             s.spawn(move || {
                 let mut i = job;
                 while i < cli.seeds && !stop.load(Ordering::Relaxed) {
@@ -152,6 +165,11 @@ fn explore(cli: &Cli, services: &[Service]) -> ExitCode {
                             bugs: cli.bugs.clone(),
                         };
                         let o = run(seed, &options);
+                        {
+                            let mut t = tally.lock().unwrap();
+                            t[kind(o.policy)].0 += 1;
+                            t[kind(o.policy)].1 += u64::from(!o.passed());
+                        }
                         if !o.passed() {
                             failures.lock().unwrap().push(Failure {
                                 seed,
@@ -198,6 +216,13 @@ fn explore(cli: &Cli, services: &[Service]) -> ExitCode {
         n as f64 / secs,
         failures.len()
     );
+    let tally = tally.into_inner().unwrap();
+    let by_policy: Vec<String> = KINDS
+        .iter()
+        .zip(tally)
+        .map(|(k, (runs, failed))| format!("{k} {failed} of {runs}"))
+        .collect();
+    println!("failing runs by run-queue policy: {}", by_policy.join(", "));
     if let Some(f) = failures.first() {
         println!(
             "first failing seed: {} ({} seeds in)",

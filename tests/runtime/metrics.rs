@@ -186,7 +186,7 @@ fn trace_records_spawn_enqueue_runs_exit_and_links() {
     assert_eq!(TraceSink::count(&ev, "Q", &child), 1);
     assert_eq!(TraceSink::count(&ev, "B", &child), 1);
     let end = ev.iter().find(|e| e.0 == "E" && e.1 == child).unwrap();
-    assert_eq!(end.2, "3", "three messages in one run");
+    assert_eq!(end.2, "3 0", "three messages in one run, none left waiting");
     assert_eq!(TraceSink::count(&ev, "X", &child), 1);
     assert_eq!(TraceSink::count(&ev, "X", &parent), 1);
     // The child's exit fires the link to the parent.

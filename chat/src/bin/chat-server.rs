@@ -87,6 +87,10 @@ struct Args {
     /// random order, for exploring schedules).
     #[arg(long, default_value = "fifo")]
     policy: credit_actors::Policy,
+    /// Poll with a zero timeout for up to this many microseconds before
+    /// blocking (0: block at once).
+    #[arg(long, value_name = "MICROS", default_value_t = 0)]
+    busy_poll: u64,
     /// Reactors (threads), each owning its users' connections for life: a
     /// number, or auto for one per core this process may run on. The room
     /// itself lives on reactor 0.
@@ -252,6 +256,7 @@ fn main() -> ExitCode {
 
     let mut reactor = match Reactor::with_config(Config {
         policy: args.policy,
+        busy_poll: Duration::from_micros(args.busy_poll),
         ..Config::default()
     }) {
         Ok(r) => r,
@@ -331,6 +336,7 @@ fn run_group(
         n,
         Config {
             policy: args.policy,
+            busy_poll: Duration::from_micros(args.busy_poll),
             ..Config::default()
         },
         move |core| {
