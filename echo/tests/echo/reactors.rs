@@ -413,3 +413,48 @@ fn max_conns_holds_for_the_whole_group_and_after_churn() {
         reactors.join().unwrap();
     }
 }
+
+/// Connects out to an address nothing answers on, and reports the close.
+struct Dialer(Sender<()>);
+
+impl Actor for Dialer {
+    type Msg = SocketEvent;
+    fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        // The broadcast address: the connect fails at once (no
+        // `SO_BROADCAST`), before any address was registered.
+        Socket::connect(ctx, "255.255.255.255", 1);
+    }
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: SocketEvent) {
+        if let SocketEvent::Closed(..) = msg {
+            let _ = self.0.send(());
+            ctx.stop();
+        }
+    }
+}
+
+#[test]
+fn a_failed_outgoing_connect_leaves_the_reactors_loads_alone() {
+    let reactors = Reactors::start(2, Config::default(), |_| {}).unwrap();
+    let addr = echo_group(&reactors, AcceptMode::Handoff);
+    let mut peers: Vec<Peer> = (0..4).map(|_| Peer::connect(addr)).collect();
+    for (i, p) in peers.iter_mut().enumerate() {
+        assert_eq!(p.ask(&format!("hi {i}")), format!("You said: hi {i}"));
+    }
+    let before = reactors.handle(0).call(|core| core.loads(), WAIT).unwrap();
+    assert_eq!(before.iter().sum::<usize>(), 4, "{before:?}");
+    let (tx, rx) = channel();
+    for r in 0..2 {
+        for _ in 0..3 {
+            let tx = tx.clone();
+            reactors.handle(r).spawn(move || Dialer(tx)).unwrap();
+        }
+    }
+    for _ in 0..6 {
+        rx.recv_timeout(WAIT).expect("each connect fails and is told");
+    }
+    let after = reactors.handle(0).call(|core| core.loads(), WAIT).unwrap();
+    assert_eq!(before, after, "the failed connects changed the loads");
+    drop(peers);
+    reactors.shutdown();
+    reactors.join().unwrap();
+}

@@ -332,9 +332,10 @@ pub(crate) enum State {
     Open,
     /// Stopping: no more input; flushing output, then closing.
     Draining,
-    /// Failed and stopping: nothing more is read, written or told. A
-    /// reset arriving with output queued fails the flush and then the
-    /// read of the same readiness; the controller hears of it once.
+    /// Failed and stopping (after being open): nothing more is read,
+    /// written or told. A reset arriving with output queued fails the
+    /// flush and then the read of the same readiness; the controller hears
+    /// of it once.
     Failed,
 }
 
@@ -579,7 +580,12 @@ impl Socket {
         if self.state == State::Failed {
             return;
         }
-        self.state = State::Failed;
+        // A connect that failed stays `Connecting`: that is how its end
+        // knows it was outgoing (and never counted as a reactor's load).
+        // It reads nothing more either way.
+        if self.state != State::Connecting {
+            self.state = State::Failed;
+        }
         let err = RequestError::rejected(format!("connection closed: {reason}"));
         self.fail_output(ctx, &err);
         if !self.has(flags::CLOSED_SENT) {
