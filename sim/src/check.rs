@@ -5,8 +5,10 @@
 //!   runs, reads, writes or is given credit under its id after its exit:
 //!   ids carry a generation, so no send or event can reach a dead actor's
 //!   successor in its slot;
-//! - a socket delivers a unit (`U`) only with credit: its credit is what
-//!   the last `C` said, less one per unit since;
+//! - a socket delivers a unit (`U`) only with credit, worked out here from
+//!   the operations the `C` events name (`+n`, `-n`, `inf`, `zero`), less
+//!   one per unit, and the credit each `C` reports must agree with it: the
+//!   runtime's own arithmetic is checked, not trusted;
 //! - a socket tells its controller `Closed` (`K`) at most once, and
 //!   delivers no unit after it;
 //! - a link or monitor notice (`L`, `M`) is queued at most once per exit
@@ -60,6 +62,29 @@ struct Actor {
     /// Sockets: credit now (`u64::MAX`: infinite), and whether `K` came.
     credit: u64,
     closed_told: bool,
+}
+
+/// Infinite credit.
+const INFINITE: u64 = u64::MAX;
+
+/// Credit after the operation `op` (as a `C` event names it) on `was`, as
+/// the socket documents it: issuing adds (clamped below infinite),
+/// negative issue subtracts (clamped at zero), infinite stays infinite
+/// under issues; `None` for an operation it does not know.
+fn apply(was: u64, op: &str) -> Option<u64> {
+    Some(match op {
+        "inf" => INFINITE,
+        "zero" => 0,
+        _ if was == INFINITE => INFINITE,
+        _ => {
+            let n: i64 = op.parse().ok()?;
+            if n >= 0 {
+                was.saturating_add(n as u64).min(INFINITE - 1)
+            } else {
+                was.saturating_sub(n.unsigned_abs())
+            }
+        }
+    })
 }
 
 /// Reads `trace` and returns its violations (each a sentence naming the
@@ -126,6 +151,20 @@ pub fn check_trace(trace: &[u8]) -> (Vec<String>, TraceFacts) {
                     if a.exited {
                         v.push(format!("credit for {} after its exit {}", e.id, at()));
                     }
+                    let op = e.rest.split(' ').nth(1).unwrap_or("");
+                    match apply(a.credit, op) {
+                        Some(want) if want != c => v.push(format!(
+                            "{} reports credit {c} after {op}, where its operations make {want} {}",
+                            e.id,
+                            at()
+                        )),
+                        Some(_) => {}
+                        None => v.push(format!(
+                            "{} traced credit without an operation {}",
+                            e.id,
+                            at()
+                        )),
+                    }
                     a.credit = c;
                 }
             }
@@ -146,7 +185,7 @@ pub fn check_trace(trace: &[u8]) -> (Vec<String>, TraceFacts) {
                             a.ty,
                             at()
                         ));
-                    } else if a.credit != u64::MAX {
+                    } else if a.credit != INFINITE {
                         a.credit -= 1;
                     }
                 }
@@ -198,7 +237,7 @@ mod tests {
     #[test]
     fn a_clean_trace_passes() {
         let t = "1 S <1.0> credit_actors::net::socket::Socket\n\
-                 2 C <1.0> 2\n3 U <1.0>\n4 U <1.0>\n5 C <1.0> 1\n6 U <1.0>\n\
+                 2 C <1.0> 2 +2\n3 U <1.0>\n4 U <1.0>\n5 C <1.0> 1 +1\n6 U <1.0>\n\
                  7 K <1.0> orderly close\n8 X <1.0> normal\n9 M <1.0> <0.0>\n";
         assert_eq!(check(t), Vec::<String>::new());
     }
@@ -207,13 +246,24 @@ mod tests {
     fn each_invariant_catches_its_breach() {
         let cases = [
             (
-                "1 S <1.0> Socket\n2 C <1.0> 1\n3 U <1.0>\n4 U <1.0>\n",
+                "1 S <1.0> Socket\n2 C <1.0> 1 +1\n3 U <1.0>\n4 U <1.0>\n",
                 "without credit",
             ),
             (
-                "1 S <1.0> Socket\n2 C <1.0> 3\n3 K <1.0> reset\n4 U <1.0>\n",
+                "1 S <1.0> Socket\n2 C <1.0> 3 +3\n3 K <1.0> reset\n4 U <1.0>\n",
                 "after it told",
             ),
+            // The runtime's arithmetic: issue 2 reported as 4; a subtraction
+            // clamped at zero, then 7 and 1 more reported as 9.
+            (
+                "1 S <1.0> Socket\n2 C <1.0> 4 +2\n",
+                "where its operations make 2",
+            ),
+            (
+                "1 S <1.0> Socket\n2 C <1.0> 0 -5\n3 C <1.0> 7 +7\n4 C <1.0> 9 +1\n",
+                "where its operations make 8",
+            ),
+            ("1 S <1.0> Socket\n2 C <1.0> 3\n", "without an operation"),
             (
                 "1 S <1.0> Socket\n2 K <1.0> a\n3 K <1.0> b\n",
                 "Closed twice",
@@ -239,7 +289,7 @@ mod tests {
     #[test]
     fn infinite_credit_never_runs_out() {
         let t = format!(
-            "1 S <1.0> Socket\n2 C <1.0> {}\n{}",
+            "1 S <1.0> Socket\n2 C <1.0> {} inf\n{}",
             u64::MAX,
             "3 U <1.0>\n".repeat(5)
         );

@@ -151,7 +151,11 @@ impl Workload for Echo {
 
     fn check(&self, run: &Run<'_>, v: &mut Vec<String>) {
         for c in run.clients {
-            self.check_client(c, v);
+            let reason = run.servers[c.index]
+                .as_ref()
+                .and_then(|s| run.facts.closes.get(s))
+                .map(String::as_str);
+            self.check_client(c, reason, v);
         }
         let facts = run.facts;
         let peak = facts.peak.get("EchoSession").copied().unwrap_or(0);
@@ -194,7 +198,7 @@ impl Echo {
         out
     }
 
-    fn check_client(&self, c: &Client, v: &mut Vec<String>) {
+    fn check_client(&self, c: &Client, server_reason: Option<&str>, v: &mut Vec<String>) {
         let want = self.expected(c.index);
         let who = format!("client {} ({:?})", c.index, c.ending);
         for (k, got) in c.lines.iter().enumerate() {
@@ -234,8 +238,9 @@ impl Echo {
             Some(End::Refused) if !c.lines.is_empty() => {
                 v.push(format!("{who}: refused, yet answered"))
             }
+            // Every answer, up to the overlong line where one closes.
             Some(End::Eof) | Some(End::ClosedByClient)
-                if c.ending.expects_all() && !cut_short && c.lines.len() != want.len() =>
+                if c.ending.expects_all() && c.lines.len() != want.len() =>
             {
                 v.push(format!(
                     "{who}: ended ({:?}) with {} answers of {}",
@@ -244,12 +249,30 @@ impl Echo {
                     want.len()
                 ))
             }
-            Some(End::ResetByServer) if c.ending.expects_all() && !cut_short => v.push(format!(
-                "{who}: reset by the server after {} answers of {}",
-                c.lines.len(),
-                want.len()
-            )),
+            // A reset only after an overlong line, and only behind every
+            // answer before it.
+            Some(End::ResetByServer)
+                if c.ending.expects_all() && (!cut_short || c.lines.len() != want.len()) =>
+            {
+                v.push(format!(
+                    "{who}: reset by the server after {} answers of {}",
+                    c.lines.len(),
+                    want.len()
+                ))
+            }
             _ => {}
+        }
+        // The server closed after an overlong line, and said why.
+        if cut_short
+            && c.ending.expects_all()
+            && matches!(c.end(), Some(End::Eof) | Some(End::ResetByServer))
+        {
+            match server_reason {
+                Some(r) if r.starts_with("limit exceeded") => {}
+                r => v.push(format!(
+                    "{who}: sent an overlong line and was closed with {r:?}, not limit exceeded"
+                )),
+            }
         }
         if c.ending.expects_all() && c.end() == Some(End::Eof) && !c.partial().is_empty() {
             v.push(format!(

@@ -124,16 +124,18 @@ fn replay(cli: &Cli, services: &[Service], seed: u64) -> ExitCode {
     }
 }
 
-/// The name of a policy's kind, for the per-policy tally.
-fn kind(p: credit_actors::Policy) -> usize {
+/// A policy's kind, for the per-policy tally (3: unknown, the run
+/// panicked).
+fn kind(p: Option<credit_actors::Policy>) -> usize {
     match p {
-        credit_actors::Policy::Fifo => 0,
-        credit_actors::Policy::ReceiverNext => 1,
-        credit_actors::Policy::Random(_) => 2,
+        Some(credit_actors::Policy::Fifo) => 0,
+        Some(credit_actors::Policy::ReceiverNext) => 1,
+        Some(credit_actors::Policy::Random(_)) => 2,
+        None => 3,
     }
 }
 
-const KINDS: [&str; 3] = ["fifo", "receiver-next", "random"];
+const KINDS: [&str; 4] = ["fifo", "receiver-next", "random", "panicked"];
 
 /// A failing seed, with its first violation.
 #[derive(Debug)]
@@ -148,14 +150,18 @@ fn explore(cli: &Cli, services: &[Service]) -> ExitCode {
     let jobs = cli.jobs.max(1);
     let failures = Mutex::new(Vec::new());
     // Runs and failing runs per policy kind.
-    let tally = Mutex::new([(0u64, 0u64); 3]);
+    let tally = Mutex::new([(0u64, 0u64); 4]);
+    // The largest share of its bound the sockets' memory came to.
+    let memory = Mutex::new(0.0f64);
+    let finished = AtomicBool::new(false);
     let done = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let began = Instant::now();
     std::thread::scope(|s| {
+        let mut workers = Vec::new();
         for job in 0..jobs as u64 {
-            let (failures, done, stop, tally) = (&failures, &done, &stop, &tally);
-            s.spawn(move || {
+            let (failures, done, stop, tally, memory) = (&failures, &done, &stop, &tally, &memory);
+            workers.push(s.spawn(move || {
                 let mut i = job;
                 while i < cli.seeds && !stop.load(Ordering::Relaxed) {
                     let seed = cli.from + i;
@@ -166,6 +172,8 @@ fn explore(cli: &Cli, services: &[Service]) -> ExitCode {
                         };
                         let o = run(seed, &options);
                         {
+                            let mut m = memory.lock().unwrap();
+                            *m = m.max(o.memory_peak);
                             let mut t = tally.lock().unwrap();
                             t[kind(o.policy)].0 += 1;
                             t[kind(o.policy)].1 += u64::from(!o.passed());
@@ -185,12 +193,14 @@ fn explore(cli: &Cli, services: &[Service]) -> ExitCode {
                     done.fetch_add(1, Ordering::Relaxed);
                     i += jobs as u64;
                 }
-            });
+            }));
         }
-        // Progress, once in a while, on stderr.
-        s.spawn(|| {
+        // Progress, once in a while, on stderr, until the workers end.
+        let (finished_ref, done, failures) = (&finished, &done, &failures);
+        s.spawn(move || {
+            let finished = finished_ref;
             let mut last = Instant::now();
-            while done.load(Ordering::Relaxed) < cli.seeds && !stop.load(Ordering::Relaxed) {
+            while !finished.load(Ordering::Relaxed) {
                 std::thread::sleep(std::time::Duration::from_millis(200));
                 if last.elapsed().as_secs() >= 10 {
                     last = Instant::now();
@@ -203,6 +213,10 @@ fn explore(cli: &Cli, services: &[Service]) -> ExitCode {
                 }
             }
         });
+        for w in workers {
+            let _ = w.join();
+        }
+        finished_ref.store(true, Ordering::Relaxed);
     });
     let secs = began.elapsed().as_secs_f64();
     let n = done.load(Ordering::Relaxed);
@@ -220,9 +234,14 @@ fn explore(cli: &Cli, services: &[Service]) -> ExitCode {
     let by_policy: Vec<String> = KINDS
         .iter()
         .zip(tally)
+        .filter(|(k, (runs, _))| **k != "panicked" || *runs > 0)
         .map(|(k, (runs, failed))| format!("{k} {failed} of {runs}"))
         .collect();
     println!("failing runs by run-queue policy: {}", by_policy.join(", "));
+    println!(
+        "sockets' buffer memory at most {:.1} % of its bound",
+        memory.into_inner().unwrap() * 100.0
+    );
     if let Some(f) = failures.first() {
         println!(
             "first failing seed: {} ({} seeds in)",

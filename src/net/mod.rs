@@ -79,3 +79,8 @@ pub fn buffer_memory(core: &mut crate::Core) -> BufferMemory {
     let net = core.local::<local::NetLocal>();
     net.budget.snapshot(net.pool_bytes())
 }
+
+/// Socket actors alive on this reactor now.
+pub fn open_sockets(core: &mut crate::Core) -> usize {
+    core.local::<local::NetLocal>().live as usize
+}

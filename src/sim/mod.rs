@@ -343,27 +343,11 @@ impl Sim {
         self.net(|n| n.client_close(c.0))
     }
 
-    /// The server's FIN or reset has reached the client, with nothing
-    /// before it left unread.
-    pub fn at_end(&mut self, c: ClientConn) -> bool {
-        self.net(|n| n.client_at_end(c.0))
-    }
-
-    /// Bytes on their way to the client or waiting for it to read.
-    pub fn unread(&mut self, c: ClientConn) -> usize {
-        self.net(|n| n.client_unread(c.0))
-    }
-
     /// The actor that owns the server's end of the client's connection
     /// (a socket actor), once one registered it.
     pub fn server_actor(&mut self, c: ClientConn) -> Option<crate::ActorId> {
         self.net(|n| n.server_token(c.0))
             .map(|t| crate::ActorId::from_u64(t.0 as u64))
-    }
-
-    /// The server has closed its end of the client's connection.
-    pub fn server_closed(&mut self, c: ClientConn) -> bool {
-        self.net(|n| n.server_closed(c.0))
     }
 
     /// Ends the run as a real reactor's ends (every actor stopped, with

@@ -58,9 +58,14 @@ pub(crate) fn remove() -> Option<Net> {
     NET.with(|n| n.borrow_mut().take())
 }
 
-/// The virtual time, on a thread with a simulated network.
+/// The virtual time, on a thread with a simulated network. Panics if the
+/// network is in use (a clock read from inside one of its calls), rather
+/// than let the machine's clock into a simulated run.
 pub(crate) fn virtual_now() -> Option<Instant> {
-    NET.with(|n| n.try_borrow().ok()?.as_ref().map(|n| n.now))
+    NET.with(|n| match n.try_borrow() {
+        Ok(net) => net.as_ref().map(|n| n.now),
+        Err(_) => panic!("the clock read inside a call of the simulated network"),
+    })
 }
 
 /// The address the simulated server listens on.
@@ -333,8 +338,9 @@ impl Net {
         listen.open = false;
         listen.token = None;
         let waiting: Vec<usize> = listen.backlog.drain(..).map(|(c, _)| c).collect();
+        // As a kernel does with a listening socket's queue: reset.
         for c in waiting {
-            self.close(c, ACCEPTED);
+            self.reset(c, ACCEPTED);
         }
     }
 
@@ -416,13 +422,13 @@ impl Net {
             }
             return Ok(n);
         }
-        if pipe.reset_arrived(now) {
+        // A FIN that came before the reset reads as the end of input, as
+        // on Linux; a reset that came first is the error.
+        let fin_first = pipe.fin_arrived(now) && pipe.fin <= pipe.rst.or(pipe.fin);
+        if pipe.reset_arrived(now) && !fin_first {
             return Err(io::ErrorKind::ConnectionReset.into());
         }
-        if max == 0 {
-            return Ok(0);
-        }
-        if pipe.fin_arrived(now) {
+        if max == 0 || fin_first {
             return Ok(0);
         }
         Err(io::ErrorKind::WouldBlock.into())
@@ -465,8 +471,10 @@ impl Net {
         if !self.conns[c].open[1 - e] {
             // The reader is gone: the bytes go nowhere, and its reset
             // comes back.
-            let at = now + self.conns[c].latency * 2;
+            let latency = self.conns[c].latency;
             let back = &mut self.conns[c].pipes[1 - e];
+            // In sequence, behind what the closed end sent.
+            let at = (now + latency * 2).max(back.last);
             if back.rst.is_none() {
                 back.rst = Some(at);
                 self.stats.resets += 1;
@@ -521,27 +529,39 @@ impl Net {
         let latency = conn.latency;
         let pipe = &mut conn.pipes[e];
         pipe.shut = true;
-        pipe.rst = Some(now + latency);
+        // In sequence: behind everything this end sent before it.
+        pipe.rst = Some((now + latency).max(pipe.last));
         conn.open[e] = false;
         conn.tokens[e] = None;
         self.stats.resets += 1;
     }
 
-    /// Closes end `e`: a reset if input waits unread there (as a kernel
-    /// does), else a FIN behind what it wrote.
+    /// Closes end `e`: a reset if input that arrived waits unread there
+    /// (as a kernel does), else a FIN behind what it wrote; input still on
+    /// its way draws a reset back when it arrives.
     pub(crate) fn close(&mut self, c: usize, e: usize) {
+        let now = self.now;
         let conn = &mut self.conns[c];
         if !conn.open[e] {
             return;
         }
-        let unread = conn.pipes[1 - e].queued > 0;
-        if unread {
+        let incoming = &conn.pipes[1 - e];
+        if incoming.arrived(now) {
             self.reset(c, e);
-        } else {
-            self.shutdown_write(c, e);
-            let conn = &mut self.conns[c];
-            conn.open[e] = false;
-            conn.tokens[e] = None;
+            return;
+        }
+        let late = incoming.segs.back().map(|s| s.at);
+        self.shutdown_write(c, e);
+        let conn = &mut self.conns[c];
+        conn.open[e] = false;
+        conn.tokens[e] = None;
+        if let Some(at) = late {
+            let back = (at + conn.latency).max(conn.pipes[e].last);
+            let pipe = &mut conn.pipes[e];
+            if pipe.rst.is_none() {
+                pipe.rst = Some(back);
+                self.stats.resets += 1;
+            }
         }
     }
 
@@ -837,26 +857,9 @@ impl Net {
         self.close(c, CONNECTOR)
     }
 
-    /// True once the server's FIN or reset reached the client and every
-    /// byte before it was read.
-    pub(crate) fn client_at_end(&self, c: usize) -> bool {
-        let p = &self.conns[c].pipes[ACCEPTED];
-        p.reset_arrived(self.now) || p.fin_arrived(self.now)
-    }
-
-    /// Bytes the client has not read, arrived or not.
-    pub(crate) fn client_unread(&self, c: usize) -> usize {
-        self.conns[c].pipes[ACCEPTED].queued
-    }
-
     /// The token the server end of connection `c` was registered under.
     pub(crate) fn server_token(&self, c: usize) -> Option<Token> {
         self.conns[c].first_token[ACCEPTED]
-    }
-
-    /// The server end of connection `c` is closed.
-    pub(crate) fn server_closed(&self, c: usize) -> bool {
-        !self.conns[c].open[ACCEPTED]
     }
 }
 
@@ -964,6 +967,48 @@ mod tests {
         let e = net.read(c, ACCEPTED, 64, &mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
         let e = net.write(c, ACCEPTED, &[IoSlice::new(b"y")]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+    }
+
+    #[test]
+    fn a_reset_stays_behind_the_data_and_a_fin_before_it_reads_as_the_end() {
+        let ms = Duration::from_millis(1);
+        let (mut net, l, c) = net(64, ms);
+        net.now += ms;
+        net.accept(l).unwrap();
+        // The data is late (jitter); the reset must not overtake it.
+        net.write(c, ACCEPTED, &[IoSlice::new(b"late")]).unwrap();
+        net.conns[c].pipes[ACCEPTED].segs[0].at += ms * 5;
+        net.conns[c].pipes[ACCEPTED].last += ms * 5;
+        net.reset(c, ACCEPTED);
+        net.now += ms * 2;
+        assert_eq!(
+            net.client_read(c, 64).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        net.now += ms * 5;
+        assert_eq!(net.client_read(c, 64).unwrap(), b"late");
+        assert_eq!(
+            net.client_read(c, 64).unwrap_err().kind(),
+            io::ErrorKind::ConnectionReset
+        );
+    }
+
+    #[test]
+    fn a_fin_then_a_reset_reads_as_the_end_of_input() {
+        // A close with input still on its way: a FIN, then a reset.
+        let (mut net, l, c) = net(64, Duration::ZERO);
+        net.accept(l).unwrap();
+        net.shutdown_write(c, ACCEPTED);
+        net.conns[c].pipes[ACCEPTED].rst = Some(net.now);
+        assert!(net.client_read(c, 64).unwrap().is_empty());
+    }
+
+    #[test]
+    fn closing_a_listener_resets_the_connections_waiting_in_it() {
+        let (mut net, l, c) = net(64, Duration::ZERO);
+        net.close_listener(l);
+        let e = net.client_read(c, 64).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
     }
 

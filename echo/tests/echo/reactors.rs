@@ -450,7 +450,8 @@ fn a_failed_outgoing_connect_leaves_the_reactors_loads_alone() {
         }
     }
     for _ in 0..6 {
-        rx.recv_timeout(WAIT).expect("each connect fails and is told");
+        rx.recv_timeout(WAIT)
+            .expect("each connect fails and is told");
     }
     let after = reactors.handle(0).call(|core| core.loads(), WAIT).unwrap();
     assert_eq!(before, after, "the failed connects changed the loads");

@@ -14,7 +14,7 @@ use crate::net::framing::{Unit, UnitError};
 use crate::net::local::NetLocal;
 use crate::net::socket::memory::BeforeRead;
 use crate::net::socket::{
-    flags, CloseReason, CreditOp, OverlongPolicy, Socket, SocketEvent, State,
+    flags, CloseReason, Cmd, CreditOp, OverlongPolicy, Socket, SocketEvent, SocketMsg, State,
 };
 use crate::net::stream;
 
@@ -167,7 +167,7 @@ impl Socket {
     pub(super) fn credit(&mut self, ctx: &mut Ctx<'_, Self>, op: CreditOp) {
         let _ = self.apply_credit(op);
         if ctx.tracing() {
-            ctx.trace_id('C', ctx.id(), Some(self.credit));
+            ctx.trace(format_args!("C {} {} {op}", ctx.id(), self.credit));
         }
         self.pump(ctx);
     }
@@ -307,7 +307,8 @@ impl Socket {
     /// controller is told `Closed(reason)` behind the units before it. As
     /// after the peer's EOF, the socket then closes, its output flushed,
     /// once the controller lets it go: the answers to the lines before the
-    /// overlong one still go out.
+    /// overlong one still go out. A controller that does not let it go
+    /// within `linger` is not waited for: the socket closes itself then.
     fn end_input(&mut self, ctx: &mut Ctx<'_, Self>, reason: CloseReason) {
         self.rbuf.clear();
         self.may_read = false;
@@ -317,6 +318,7 @@ impl Socket {
             ctx.trace(format_args!("K {} {reason}", me.id()));
         }
         self.emit(ctx, SocketEvent::Closed(me, reason));
+        ctx.send_after(me, SocketMsg(Cmd::Stop), self.config.linger);
     }
 
     /// Adds the units delivered since the last call to the reactor's socket

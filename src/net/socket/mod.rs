@@ -68,8 +68,10 @@ pub enum SocketEvent {
     /// One work unit, or the typed reason one could not be delivered (the
     /// connection goes on with the next unit). Uses one unit of credit.
     Data(Addr<Socket>, Result<Unit, UnitError>),
-    /// The input side ended, or the connection failed. After an orderly
-    /// close the socket still accepts output until it is stopped.
+    /// The input side ended, or the connection failed. Sent once, after
+    /// every unit before it. After an orderly close the socket still
+    /// accepts output until it is stopped; a failure after that is not
+    /// told again (it rejects the promises of `flushed`).
     Closed(Addr<Socket>, CloseReason),
     /// Nothing was received for the idle timeout.
     Timeout(Addr<Socket>),
@@ -160,7 +162,10 @@ pub enum OverlongPolicy {
     /// Stop reading and tell the controller `Closed` with
     /// [`CloseReason::LimitExceeded`], after the units before it; the
     /// socket closes, its output flushed, when the controller lets it go
-    /// (stops, or calls `stop`), as after the peer's EOF.
+    /// (stops, or calls `stop`), as after the peer's EOF, or by itself
+    /// after [`SocketConfig::linger`]. Input left unread makes the kernel
+    /// reset the connection at the close, which drops what the kernel had
+    /// not yet sent of the answers (over loopback, nothing).
     Close,
 }
 
@@ -215,7 +220,8 @@ impl Default for SocketConfig {
     }
 }
 
-/// How a credit operation changes credit.
+/// How a credit operation changes credit. Displayed as in the trace's
+/// `C` events: `+n` (or `-n`), `inf`, `zero`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CreditOp {
     /// Adds `n` (negative subtracts; the result is clamped at zero).
@@ -224,6 +230,16 @@ pub enum CreditOp {
     Infinite,
     /// Zero: nothing is delivered until more is issued.
     Zero,
+}
+
+impl fmt::Display for CreditOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CreditOp::Issue(n) => write!(f, "{n:+}"),
+            CreditOp::Infinite => f.write_str("inf"),
+            CreditOp::Zero => f.write_str("zero"),
+        }
+    }
 }
 
 /// A message to a [`Socket`]. Build one with the constructors (for use from
@@ -830,17 +846,17 @@ impl Addr<Socket> {
         // One test on the common path (no wake, no trace): the rest is out
         // of line, so the operation itself stays a small leaf.
         if wake | ctx.tracing() {
-            self.after_credit(ctx, wake);
+            self.after_credit(ctx, op, wake);
         }
     }
 
     /// What follows a credit operation in place when the socket must be
     /// woken or the trace is on.
     #[inline(never)]
-    fn after_credit<A: Actor>(&self, ctx: &mut Ctx<'_, A>, wake: bool) {
+    fn after_credit<A: Actor>(&self, ctx: &mut Ctx<'_, A>, op: CreditOp, wake: bool) {
         if ctx.tracing() {
             let credit = ctx.direct(*self).map_or(0, |s| s.credit_now());
-            ctx.trace_id('C', self.id(), Some(credit));
+            ctx.trace(format_args!("C {} {credit} {op}", self.id()));
         }
         if wake {
             self.units_in_place(ctx);
