@@ -148,6 +148,10 @@ struct Pipe {
     /// When the writer's reset arrives.
     rst: Option<Instant>,
     rst_told: bool,
+    /// A call of the reader's end returned the reset: as on Linux, the
+    /// error is reported once; reads after it see the end of input and
+    /// writes a broken pipe.
+    rst_reported: bool,
     /// The writer was refused for lack of room: it gets a writable edge
     /// when the reader frees some.
     blocked: bool,
@@ -174,6 +178,7 @@ impl Pipe {
             fin_told: false,
             rst: None,
             rst_told: false,
+            rst_reported: false,
             blocked: false,
             shut: false,
             last: now,
@@ -426,6 +431,10 @@ impl Net {
         // on Linux; a reset that came first is the error.
         let fin_first = pipe.fin_arrived(now) && pipe.fin <= pipe.rst.or(pipe.fin);
         if pipe.reset_arrived(now) && !fin_first {
+            if pipe.rst_reported {
+                return Ok(0);
+            }
+            pipe.rst_reported = true;
             return Err(io::ErrorKind::ConnectionReset.into());
         }
         if max == 0 || fin_first {
@@ -440,11 +449,16 @@ impl Net {
         let now = self.now;
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         {
-            let conn = &self.conns[c];
+            let conn = &mut self.conns[c];
             if conn.pipes[e].shut {
                 return Err(io::ErrorKind::BrokenPipe.into());
             }
-            if conn.pipes[1 - e].reset_arrived(now) {
+            let incoming = &mut conn.pipes[1 - e];
+            if incoming.reset_arrived(now) {
+                if incoming.rst_reported {
+                    return Err(io::ErrorKind::BrokenPipe.into());
+                }
+                incoming.rst_reported = true;
                 return Err(io::ErrorKind::ConnectionReset.into());
             }
         }
@@ -966,8 +980,10 @@ mod tests {
         assert_eq!(net.read(c, ACCEPTED, 64, &mut buf).unwrap(), 10);
         let e = net.read(c, ACCEPTED, 64, &mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+        // Reported once, as on Linux: then the end of input, a broken pipe.
+        assert_eq!(net.read(c, ACCEPTED, 64, &mut buf).unwrap(), 0);
         let e = net.write(c, ACCEPTED, &[IoSlice::new(b"y")]).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
     }
 
     #[test]

@@ -1062,3 +1062,35 @@ fn the_live_lints_see_a_growing_mailbox_and_a_socket_left_without_credit() {
         lines[1]
     );
 }
+
+#[test]
+fn a_failure_after_the_peers_eof_is_not_told_again() {
+    let rig = TestReactor::start();
+    // Output below the high-water mark, so input is not held back.
+    let config = SocketConfig {
+        high_water: 64 << 20,
+        ..SocketConfig::default()
+    };
+    let (probe, sock, peer) = accepted_pair(&rig, config);
+    probe.with(move |ctx| sock.infinite_credit(ctx));
+    (&peer).write_all(b"in\n").unwrap();
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(probe.wait_closed(), CloseReason::Orderly);
+    // The controller keeps writing: more than the kernel's buffers hold,
+    // then the peer resets, and the flush fails.
+    let big = Bytes::from(vec![b'x'; 32 << 20]);
+    probe.with(move |ctx| sock.send(ctx, big));
+    socket2::SockRef::from(&peer)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(peer);
+    wait_until("socket dead", WAIT, || !rig.handle.is_alive(sock.id()));
+    let closed = probe.wait_for("the log", WAIT, |log| {
+        Some(
+            log.iter()
+                .filter(|e| matches!(e, Event::Socket(SocketEvent::Closed(..))))
+                .count(),
+        )
+    });
+    assert_eq!(closed, 1, "Closed told more than once");
+}
