@@ -157,7 +157,11 @@ fn trace_records_socket_reads_units_and_writes() {
     // The session's window is the first credit operation.
     let first = ev.iter().find(|e| e.0 == "C" && e.1 == conn).unwrap();
     let w = credit_echo::DEFAULT_WINDOW;
-    assert_eq!(first.2, format!("{w} +{w}"), "credit after the operation, and the operation");
+    assert_eq!(
+        first.2,
+        format!("{w} +{w}"),
+        "credit after the operation, and the operation"
+    );
     // The window holds the whole batch: never out of credit.
     assert_eq!(TraceSink::count(&ev, "Z", &conn), 0);
 }
