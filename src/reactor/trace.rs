@@ -24,6 +24,11 @@ pub const TRACE_VERSION: u32 = 2;
 pub(crate) struct Tracer {
     out: BufWriter<Box<dyn Write>>,
     epoch: Instant,
+    /// On a simulated reactor's virtual clock (which stands still within
+    /// a turn): the last stamp written, so that each event is stamped at
+    /// least a nanosecond after the one before and a run has a length.
+    #[cfg(feature = "sim")]
+    last: Option<u64>,
 }
 
 impl fmt::Debug for Tracer {
@@ -40,6 +45,8 @@ impl Tracer {
         Tracer {
             out,
             epoch: crate::hooks::clock_now(),
+            #[cfg(feature = "sim")]
+            last: crate::sim::net::virtual_now().map(|_| 0),
         }
     }
 
@@ -50,6 +57,15 @@ impl Tracer {
         let t = crate::hooks::clock_now()
             .saturating_duration_since(self.epoch)
             .as_nanos() as u64;
+        #[cfg(feature = "sim")]
+        let t = match self.last {
+            Some(last) => {
+                let t = t.max(last + 1);
+                self.last = Some(t);
+                t
+            }
+            None => t,
+        };
         let _ = writeln!(self.out, "{t} {args}");
     }
 
