@@ -100,20 +100,38 @@ impl<A: Actor> HasVTable for A {
 ///
 /// `cell` is a live `ActorCell<A>`.
 unsafe fn waiting<A: Actor>(cell: NonNull<u8>) -> usize {
-    // SAFETY: as the caller guarantees; only the mailbox is read.
-    unsafe { mailbox(cell.as_ptr().cast::<ActorCell<A>>()) }.len()
+    // SAFETY: as the caller guarantees; only the mailbox is read, as
+    // senders reach it during a run.
+    unsafe { &*addr_of!((*cell.as_ptr().cast::<ActorCell<A>>()).mailbox) }.len()
 }
 
-/// The behaviour's warning about its state.
+/// The behaviour's warning about its state: `None` while a run or hook
+/// borrows it, and if `warning` panics (logged; the actor goes on).
 ///
 /// # Safety
 ///
-/// `cell` is a live `ActorCell<A>` whose behaviour no run or hook borrows.
+/// `cell` is a live `ActorCell<A>`.
 unsafe fn warning<A: Actor>(cell: NonNull<u8>) -> Option<String> {
-    // SAFETY: as the caller guarantees: nothing else borrows the
-    // behaviour.
-    let actor = unsafe { &*addr_of!((*cell.as_ptr().cast::<ActorCell<A>>()).actor) };
-    actor.warning()
+    let p = cell.as_ptr().cast::<ActorCell<A>>();
+    // SAFETY: as the caller guarantees; the behaviour is read only while
+    // no run or hook borrows it (`RUNNING`, as `trim` checks).
+    let actor = unsafe {
+        if (*p).state & RUNNING != 0 {
+            return None;
+        }
+        &*addr_of!((*p).actor)
+    };
+    match catch_unwind(AssertUnwindSafe(|| actor.warning())) {
+        Ok(w) => w,
+        Err(payload) => {
+            log::error!(
+                "{} panicked in warning: {}",
+                std::any::type_name::<A>(),
+                panic_message(payload)
+            );
+            None
+        }
+    }
 }
 
 /// Queues a notice.

@@ -42,6 +42,12 @@ mod imp {
         Stream::connect(addr)
     }
 
+    /// Bytes the kernel holds for `s`, not yet read (`FIONREAD`; 0 on
+    /// error). For the live lints, not the data path.
+    pub(crate) fn available(s: &Stream) -> usize {
+        super::fionread(s.as_raw_fd())
+    }
+
     /// A real listening socket as the listener holds it.
     #[inline(always)]
     pub(crate) fn real_listener(l: mio::net::TcpListener) -> ListenSocket {
@@ -102,6 +108,13 @@ mod imp {
         match s {
             Stream::Tcp(s) => Writer::Tcp(sys::SocketWriter(s.as_raw_fd())),
             Stream::Sim(s) => Writer::Sim(s.handle()),
+        }
+    }
+
+    pub(crate) fn available(s: &Stream) -> usize {
+        match s {
+            Stream::Tcp(s) => super::fionread(s.as_raw_fd()),
+            Stream::Sim(s) => s.available(),
         }
     }
 
@@ -219,3 +232,16 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// Bytes in a socket's receive queue (`FIONREAD`), 0 on error.
+fn fionread(fd: std::os::fd::RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: `FIONREAD` writes one `int` through the pointer, which is
+    // valid for it.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n as *mut libc::c_int) };
+    if r < 0 {
+        0
+    } else {
+        n.max(0) as usize
+    }
+}

@@ -5,13 +5,14 @@
 //! | lint | from | when |
 //! |---|---|---|
 //! | `budget` | per-type forced yields | a type spent its whole budget, with mail left, on more than half of its runs in the interval (at least 10) |
-//! | `slow-run` | per-type slow runs | a type had runs longer than the slow threshold |
+//! | `slow-run` | per-type slow runs | a type had at least [`SLOW_MIN`] runs longer than the slow threshold in the interval |
 //! | `dead-send` | `Stats::dead_sends` | sends found their receiver dead (the trace names the senders) |
 //! | `mailbox` | the sample | an actor's waiting messages rose at three samples in a row, to at least [`MAILBOX_MIN`] |
-//! | `credit-stall` | the sample ([`Actor::warning`](crate::Actor::warning)) | an actor warned at two samples in a row: a socket out of credit with input waiting for an interval or more |
+//! | `credit-stall` | the sample ([`Actor::warning`](crate::Actor::warning)) | an actor gave the same warning at two samples in a row: a socket out of credit with the same bytes waiting (here and in the kernel), so its controller let nothing out for an interval |
 //!
 //! Each names the actor (or the behaviour type) and the figure, and is
-//! printed once per actor (or type).
+//! printed once per actor (or type). Without the `metrics` feature the
+//! per-type counters are not kept, and `budget` and `slow-run` never show.
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,8 +24,13 @@ pub const MAILBOX_MIN: usize = 100;
 /// Samples an actor's mailbox must have risen at, in a row.
 const MAILBOX_RISES: u32 = 3;
 
-/// Samples in a row an actor must have warned at.
+/// Samples in a row an actor must have warned at, the same each time.
 const WARN_SAMPLES: u32 = 2;
+
+/// Slow runs of a type in one interval for the `slow-run` lint: one slow
+/// run (a preemption, a cold cache) says little; `trace-report` lists
+/// each with its length.
+pub const SLOW_MIN: u64 = 10;
 
 /// One sample of a reactor's actors ([`Core::lint_sample`](crate::reactor::Core::lint_sample)).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,8 +48,8 @@ pub struct LiveLints {
     told: HashSet<(&'static str, String)>,
     /// Per actor with a long mailbox: the lengths seen, latest last.
     mailboxes: HashMap<ActorId, Vec<usize>>,
-    /// Per warning actor: samples in a row it warned at.
-    warned: HashMap<ActorId, u32>,
+    /// Per warning actor: its warning, and samples in a row it gave it.
+    warned: HashMap<ActorId, (String, u32)>,
 }
 
 /// The last segment of a type path, as the trace tools print it.
@@ -78,7 +84,7 @@ impl LiveLints {
                     )
                 });
             }
-            if slow > 0 {
+            if slow >= SLOW_MIN {
                 self.tell(&mut out, "slow-run", short(t.name), || {
                     format!(
                         "{}: {slow} runs over {} µs in {secs:.1} s",
@@ -118,7 +124,10 @@ impl LiveLints {
         self.mailboxes = mailboxes;
         let mut warned = HashMap::new();
         for (id, ty, what) in &sample.warnings {
-            let n = self.warned.get(id).copied().unwrap_or(0) + 1;
+            let n = match self.warned.get(id) {
+                Some((before, n)) if before == what => n + 1,
+                _ => 1,
+            };
             if n >= WARN_SAMPLES {
                 self.tell(&mut out, "credit-stall", &id.to_string(), || {
                     format!(
@@ -127,7 +136,7 @@ impl LiveLints {
                     )
                 });
             }
-            warned.insert(*id, n);
+            warned.insert(*id, (what.clone(), n));
         }
         self.warned = warned;
         out
@@ -175,7 +184,7 @@ mod tests {
     fn type_lints_show_once_and_only_past_their_marks() {
         let mut l = LiveLints::default();
         let a = metrics(&[("x::Busy", 0, 0, 0), ("x::Calm", 0, 0, 0)], 0);
-        let b = metrics(&[("x::Busy", 100, 90, 0), ("x::Calm", 100, 40, 2)], 3);
+        let b = metrics(&[("x::Busy", 100, 90, 0), ("x::Calm", 100, 40, 12)], 3);
         let lines = l.observe(&a, &b, &LintSample::default(), 1.0);
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert!(
@@ -183,14 +192,14 @@ mod tests {
                 && lines[0]
                     .contains("Busy: the whole budget (64 messages) with mail left on 90 of 100")
         );
-        assert!(lines[1].contains("slow-run") && lines[1].contains("Calm: 2 runs over 50 µs"));
+        assert!(lines[1].contains("slow-run") && lines[1].contains("Calm: 12 runs over 50 µs"));
         assert!(lines[2].contains("dead-send") && lines[2].contains("3 sends"));
         // The next interval repeats nothing already told.
-        let c = metrics(&[("x::Busy", 200, 180, 0), ("x::Calm", 200, 40, 4)], 9);
+        let c = metrics(&[("x::Busy", 200, 180, 0), ("x::Calm", 200, 40, 40)], 9);
         assert!(l.observe(&b, &c, &LintSample::default(), 1.0).is_empty());
         // Too few runs: no budget lint.
         let mut l = LiveLints::default();
-        let d = metrics(&[("x::Busy", 9, 9, 0)], 0);
+        let d = metrics(&[("x::Busy", 9, 9, 9)], 0);
         assert!(l
             .observe(&metrics(&[], 0), &d, &LintSample::default(), 1.0)
             .is_empty());
@@ -219,6 +228,21 @@ mod tests {
             g[0].contains("<3.0> Sink: mailbox growing, 50 → 120 → 400 → 900"),
             "{g:?}"
         );
+        // A warning that changes between samples (the controller let
+        // something out) is no stall.
+        let mut l = LiveLints::default();
+        let s = ActorId::new(5, 0);
+        for n in 0..4 {
+            let w = LintSample {
+                mailboxes: vec![],
+                warnings: vec![(
+                    s,
+                    "net::Socket",
+                    format!("out of credit ({} bytes)", 900 - n),
+                )],
+            };
+            assert!(l.observe(&m, &m, &w, 1.0).is_empty());
+        }
         // A mailbox that falls back starts over.
         let mut l = LiveLints::default();
         for n in [200, 300, 250, 400, 500] {

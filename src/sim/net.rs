@@ -777,6 +777,21 @@ impl SimStream {
         Ok(None)
     }
 
+    /// Bytes arrived for this end and not read.
+    pub(crate) fn available(&self) -> usize {
+        let SimConn { conn, end } = self.0;
+        with(|net| {
+            let now = net.now;
+            let pipe = &net.conns[conn].pipes[1 - end];
+            pipe.segs
+                .iter()
+                .filter(|s| s.at <= now)
+                .map(|s| s.data.len())
+                .sum()
+        })
+        .unwrap_or(0)
+    }
+
     pub(crate) fn register(&mut self, token: Token, _interest: Interest) -> io::Result<()> {
         let SimConn { conn, end } = self.0;
         with(|net| net.register(conn, end, token)).ok_or_else(no_net)

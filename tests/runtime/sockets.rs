@@ -863,6 +863,7 @@ fn overlong_close_policy_closes_with_limit_exceeded() {
     let config = SocketConfig {
         max_unit: 16,
         overlong: credit_actors::net::OverlongPolicy::Close,
+        linger: Duration::from_millis(400),
         ..SocketConfig::default()
     };
     let (probe, sock, peer) = accepted_pair(&rig, config);
@@ -883,8 +884,13 @@ fn overlong_close_policy_closes_with_limit_exceeded() {
         rig.handle.is_alive(sock.id()),
         "closed under the controller"
     );
+    let dead_before = rig.handle.metrics().unwrap().stats.dead_sends;
     probe.with(move |ctx| sock.stop(ctx));
     wait_until("socket dead", WAIT, || !rig.handle.is_alive(sock.id()));
+    // Its close timer went with it: nothing reaches the dead socket once
+    // the linger is past.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(rig.handle.metrics().unwrap().stats.dead_sends, dead_before);
     peer.set_read_timeout(Some(WAIT)).unwrap();
     let mut got = String::new();
     (&peer).read_to_string(&mut got).ok();
@@ -1014,10 +1020,18 @@ fn the_live_lints_see_a_growing_mailbox_and_a_socket_left_without_credit() {
     let rig = TestReactor::start();
     // The probe controls the socket and never issues credit.
     let (_probe, sock, peer) = accepted_pair(&rig, SocketConfig::default());
+    let warning = || {
+        let s = rig.handle.call(|core| core.lint_sample(16), WAIT).unwrap();
+        s.warnings
+            .into_iter()
+            .find(|(id, _, _)| *id == sock.id())
+            .map(|(_, _, w)| w)
+    };
+    // No byte yet: out of credit, but nothing waits.
+    assert_eq!(warning(), None);
     (&peer).write_all(b"waiting\n").unwrap();
     wait_until("the socket out of credit with input", WAIT, || {
-        let s = rig.handle.call(|core| core.lint_sample(16), WAIT).unwrap();
-        s.warnings.iter().any(|(id, _, _)| *id == sock.id())
+        warning().is_some_and(|w| w.contains("(8 bytes buffered, 8 of them in the kernel)"))
     });
     let sink = rig.handle.spawn(|| Sink).unwrap();
     let m = rig.handle.metrics().unwrap();
@@ -1046,7 +1060,7 @@ fn the_live_lints_see_a_growing_mailbox_and_a_socket_left_without_credit() {
     assert!(
         lines[0].starts_with("lint credit-stall")
             && lines[0].contains(&format!(
-                "{} Socket: out of credit with input waiting",
+                "{} Socket: out of credit with input waiting (8 bytes",
                 sock.id()
             )),
         "{}",

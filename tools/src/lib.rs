@@ -60,8 +60,11 @@ pub struct ActorInfo {
     pub grown_to: u64,
     /// The longest such stretch, in runs.
     pub growing_runs: u64,
-    /// Runs in a row, up to the last, that left more waiting.
+    /// Runs in a row, up to the last, that left more waiting than the run
+    /// before (the first run with the figure is no rise).
     streak: u64,
+    /// A run with the waiting figure was seen.
+    waited: bool,
     begin: Option<u64>,
 }
 
@@ -420,7 +423,12 @@ impl<W: Write> Analysis<W> {
                 a.slow_runs += u64::from(dur > slow);
                 a.full_runs += u64::from(full > 0 && msgs >= full);
                 if let Some(w) = e.rest.split(' ').nth(1).and_then(|w| w.parse::<u64>().ok()) {
-                    a.streak = if w > a.waiting { a.streak + 1 } else { 0 };
+                    a.streak = if a.waited && w > a.waiting {
+                        a.streak + 1
+                    } else {
+                        0
+                    };
+                    a.waited = true;
                     a.waiting = w;
                     if a.streak >= GROWING_RUNS && w >= a.grown_to {
                         a.grown_to = w;
@@ -734,7 +742,7 @@ mod tests {
             t.push_str(&format!("{b} B <1.0>\n{} E <1.0> 4 {waiting}\n", b + 10));
         };
         let mut t = format!("{HEADER}1 S <1.0> a::Sink\n");
-        for (i, w) in [10, 60, 150, 400, 380].into_iter().enumerate() {
+        for (i, w) in [5, 10, 60, 150, 400, 380].into_iter().enumerate() {
             run(&mut t, i as u64, w);
         }
         let l = lints_of(&t);
@@ -747,8 +755,9 @@ mod tests {
             "{}",
             m[0].detail
         );
-        // Below the mark, or rising only twice in a row: nothing.
-        for ws in [[10, 20, 30, 40, 50], [200, 100, 300, 50, 500]] {
+        // Below the mark, or rising only twice in a row (the first run is
+        // no rise): nothing.
+        for ws in [[10, 20, 30, 40, 50], [40, 80, 120, 50, 500]] {
             let mut t = format!("{HEADER}1 S <1.0> a::Sink\n");
             for (i, w) in ws.into_iter().enumerate() {
                 run(&mut t, i as u64, w);

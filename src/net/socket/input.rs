@@ -318,7 +318,8 @@ impl Socket {
             ctx.trace(format_args!("K {} {reason}", me.id()));
         }
         self.emit(ctx, SocketEvent::Closed(me, reason));
-        ctx.send_after(me, SocketMsg(Cmd::Stop), self.config.linger);
+        let t = ctx.send_after(me, SocketMsg(Cmd::Stop), self.config.linger);
+        self.cold().close_timer = Some(t);
     }
 
     /// Adds the units delivered since the last call to the reactor's socket

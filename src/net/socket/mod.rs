@@ -409,6 +409,9 @@ pub(crate) struct Cold {
     shutdown_write: bool,
     /// The PROXY header's deadline, until the header is read.
     proxy_timer: Option<crate::reactor::TimerId>,
+    /// After an overlong unit under `OverlongPolicy::Close`: when the
+    /// socket closes itself if its controller has not let it go.
+    close_timer: Option<crate::reactor::TimerId>,
 }
 
 /// The line terminator in force: the socket's own, else the configuration's.
@@ -644,10 +647,24 @@ impl Actor for Socket {
     }
 
     fn warning(&self) -> Option<String> {
-        self.starved().then(|| {
+        if self.credit != 0 || self.state != State::Open {
+            return None;
+        }
+        // Bytes held here or in the kernel, not just an edge that may
+        // bring some: a socket no byte has reached is not stalled. (A
+        // socket out of credit reads nothing, so what waits is mostly the
+        // kernel's.) The figure is in the text, so that a socket whose
+        // controller lets units out between two samples reads differently
+        // at each.
+        let kernel = self
+            .stream
+            .as_ref()
+            .map_or(0, crate::net::stream::available);
+        let held = self.rbuf.len() + kernel;
+        (held > 0).then(|| {
             format!(
-                "out of credit with input waiting ({} bytes buffered)",
-                self.rbuf.len()
+                "out of credit with input waiting ({} bytes buffered, {kernel} of them in the kernel)",
+                held
             )
         })
     }
@@ -703,6 +720,9 @@ impl Actor for Socket {
         self.settle(ctx);
         let me = ctx.id();
         if let Some(t) = self.cold.as_deref_mut().and_then(|c| c.proxy_timer.take()) {
+            ctx.cancel_timer(t);
+        }
+        if let Some(t) = self.cold.as_deref_mut().and_then(|c| c.close_timer.take()) {
             ctx.cancel_timer(t);
         }
         let net = ctx.local::<NetLocal>();
