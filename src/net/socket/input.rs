@@ -293,12 +293,7 @@ impl Socket {
             && !self.has(flags::CLOSED_SENT)
             && (self.rbuf.is_empty() || self.framer.is_discarding())
         {
-            self.set(flags::CLOSED_SENT);
-            let me = ctx.me();
-            if tracing {
-                ctx.trace(format_args!("K {} {}", me.id(), CloseReason::Orderly));
-            }
-            self.emit(ctx, SocketEvent::Closed(me, CloseReason::Orderly));
+            self.tell_closed(ctx, CloseReason::Orderly);
         }
     }
 
@@ -312,12 +307,9 @@ impl Socket {
     fn end_input(&mut self, ctx: &mut Ctx<'_, Self>, reason: CloseReason) {
         self.rbuf.clear();
         self.may_read = false;
-        self.set(flags::EOF | flags::CLOSED_SENT);
+        self.set(flags::EOF);
+        self.tell_closed(ctx, reason);
         let me = ctx.me();
-        if ctx.tracing() {
-            ctx.trace(format_args!("K {} {reason}", me.id()));
-        }
-        self.emit(ctx, SocketEvent::Closed(me, reason));
         let t = ctx.send_after(me, SocketMsg(Cmd::Stop), self.config.linger);
         self.cold().close_timer = Some(t);
     }

@@ -349,9 +349,7 @@ pub(crate) enum State {
     /// Stopping: no more input; flushing output, then closing.
     Draining,
     /// Failed and stopping (after being open): nothing more is read,
-    /// written or told. A reset arriving with output queued fails the
-    /// flush and then the read of the same readiness; the controller hears
-    /// of it once.
+    /// written or told, whatever else the run that failed goes on to do.
     Failed,
 }
 
@@ -591,6 +589,17 @@ impl Socket {
         ctx.stop();
     }
 
+    /// Tells the controller `Closed(reason)` (traced as `K`), the one time
+    /// it is told.
+    fn tell_closed(&mut self, ctx: &mut Ctx<'_, Self>, reason: CloseReason) {
+        self.set(flags::CLOSED_SENT);
+        let me = ctx.me();
+        if ctx.tracing() {
+            ctx.trace(format_args!("K {} {reason}", me.id()));
+        }
+        self.emit(ctx, SocketEvent::Closed(me, reason));
+    }
+
     /// Closes at once after a failure: tells the controller (unless it
     /// already heard of the close: `closed` reaches it once, and a failure
     /// after the peer's EOF shows in the rejected send promises), rejects
@@ -608,12 +617,7 @@ impl Socket {
         let err = RequestError::rejected(format!("connection closed: {reason}"));
         self.fail_output(ctx, &err);
         if !self.has(flags::CLOSED_SENT) {
-            self.set(flags::CLOSED_SENT);
-            let me = ctx.me();
-            if ctx.tracing() {
-                ctx.trace(format_args!("K {} {reason}", me.id()));
-            }
-            self.emit(ctx, SocketEvent::Closed(me, reason));
+            self.tell_closed(ctx, reason);
         }
         ctx.stop();
     }
