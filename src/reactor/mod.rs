@@ -38,6 +38,7 @@ mod local;
 mod metrics;
 mod ready;
 mod remote;
+pub(crate) mod rng;
 mod run_queue;
 mod timer;
 pub mod trace;

@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 
+use crate::reactor::rng::Rng;
 use crate::reactor::{ActorId, Policy};
 
 /// Most consecutive runs taken from the receiver-next slot.
@@ -60,26 +61,21 @@ pub(crate) struct RunQueue {
     /// The policy, fixed for the queue's life (a byte: the seed is kept
     /// in `rng`, off the path every push takes).
     mode: Mode,
-    /// `Policy::Random`: the generator's state (never 0).
-    rng: u64,
+    /// `Policy::Random`: the generator.
+    rng: Rng,
 }
 
 impl RunQueue {
     /// An empty queue run by `policy`.
     pub(crate) fn new(policy: Policy) -> RunQueue {
-        // splitmix64 of the seed: any seed, 0 included, gives a state that
-        // is not 0.
         let (mode, seed) = match policy {
             Policy::Fifo => (Mode::Fifo, 0),
             Policy::ReceiverNext => (Mode::ReceiverNext, 0),
             Policy::Random(seed) => (Mode::Random, seed),
         };
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         RunQueue {
             mode,
-            rng: (z ^ (z >> 31)) | 1,
+            rng: Rng::new(seed),
             ..RunQueue::default()
         }
     }
@@ -130,13 +126,7 @@ impl RunQueue {
     #[cold]
     #[inline(never)]
     fn push_random(&mut self, id: Entry) {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        let draw = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        let at = (draw % (self.queue.len() as u64 + 1)) as usize;
+        let at = self.rng.below(self.queue.len() as u64 + 1) as usize;
         self.queue.insert(at, id);
     }
 
