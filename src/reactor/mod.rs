@@ -329,12 +329,7 @@ impl<L: Layer> Reactor<L> {
             // nothing to do sleeps undisturbed), and is checked busy or
             // not (a reactor that always has work still trims).
             let turn_now = self.core.now();
-            let dirty = self.core.stats.actor_runs != self.runs_at_trim;
-            if dirty && turn_now >= self.next_trim {
-                self.core.trim_idle();
-                self.runs_at_trim = self.core.stats.actor_runs;
-                self.next_trim = turn_now + TRIM_INTERVAL;
-            }
+            self.trim_if_due(turn_now);
             let timeout = if self.core.has_runnable() {
                 Some(Duration::ZERO)
             } else {
@@ -399,11 +394,7 @@ impl<L: Layer> Reactor<L> {
         }
         if woken {
             core.stats.wakeups += 1;
-            core.remote.take(&mut self.commands);
-            for cmd in self.commands.drain(..) {
-                cmd(core);
-                L::settle(core);
-            }
+            Self::run_commands(core, &mut self.commands);
         }
         if core.in_group() {
             core.drain_peers();
@@ -439,31 +430,24 @@ impl<L: Layer> Reactor<L> {
             core.set_ready(ActorId::from_u64(token.0 as u64), ready.0);
         }
         if !core.remote.is_empty() {
-            core.remote.take(&mut self.commands);
-            for cmd in self.commands.drain(..) {
-                cmd(core);
-                L::settle(core);
-            }
+            Self::run_commands(core, &mut self.commands);
         }
         core.fire_timers();
         core.run_queue();
         core.end_turn();
         L::turn_done(core);
-        let dirty = core.stats.actor_runs != self.runs_at_trim;
-        if dirty && now >= self.next_trim {
-            core.trim_idle();
-            self.runs_at_trim = core.stats.actor_runs;
-            self.next_trim = now + TRIM_INTERVAL;
-        }
+        self.trim_if_due(now);
     }
 
-    /// When the simulated reactor next has work of its own: now if an
-    /// actor is runnable (or a command waits), else its next timer.
-    pub(crate) fn sim_next(&mut self) -> Option<Option<Instant>> {
-        if self.core.has_runnable() || !self.core.remote.is_empty() {
-            return Some(None);
-        }
-        self.core.next_deadline().map(Some)
+    /// True if the simulated reactor has work now: an actor runnable or
+    /// a command waiting.
+    pub(crate) fn sim_busy(&self) -> bool {
+        self.core.has_runnable() || !self.core.remote.is_empty()
+    }
+
+    /// The simulated reactor's next timer.
+    pub(crate) fn sim_deadline(&mut self) -> Option<Instant> {
+        self.core.next_deadline()
     }
 
     /// Ends the simulated run as [`Reactor::run`] ends a real one.
@@ -482,6 +466,26 @@ impl<L: Layer> Reactor<L> {
 }
 
 impl<L: Layer> Reactor<L> {
+    /// Runs the commands other threads queued, settling after each.
+    fn run_commands(core: &mut Core<L>, commands: &mut Vec<Command<L>>) {
+        core.remote.take(commands);
+        for cmd in commands.drain(..) {
+            cmd(core);
+            L::settle(core);
+        }
+    }
+
+    /// Frees what idle cells keep, once a `TRIM_INTERVAL` at most, and
+    /// only if some actor ran since the last time.
+    fn trim_if_due(&mut self, now: Instant) {
+        let dirty = self.core.stats.actor_runs != self.runs_at_trim;
+        if dirty && now >= self.next_trim {
+            self.core.trim_idle();
+            self.runs_at_trim = self.core.stats.actor_runs;
+            self.next_trim = now + TRIM_INTERVAL;
+        }
+    }
+
     /// Polls for events. With `busy_poll` set and a timeout that is not
     /// zero, polls with a zero timeout until events arrive or the spin
     /// (bounded by `timeout`) is over, then blocks for what is left.

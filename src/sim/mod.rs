@@ -214,19 +214,14 @@ impl Sim {
     /// nothing at all is due: the simulation is quiescent.
     pub fn step(&mut self, wake: Option<Instant>) -> bool {
         let now = self.now();
-        let busy = self.reactor.sim_next();
         let pending = self.net(|n| n.has_pending());
-        let next = match busy {
-            Some(None) => Some(now),
-            Some(Some(t)) => Some(t),
-            None => None,
-        };
-        let next = if matches!(busy, Some(None)) || pending {
+        let next = if self.reactor.sim_busy() || pending {
             let step = self.draw(self.busy_step_max);
             now + step
         } else {
+            let deadline = self.reactor.sim_deadline();
             let arrival = self.net(|n| n.next_arrival());
-            match [next, arrival, wake].into_iter().flatten().min() {
+            match [deadline, arrival, wake].into_iter().flatten().min() {
                 None => return false,
                 Some(t) => {
                     let t = t.max(now);
