@@ -886,10 +886,8 @@ impl<L: Layer> Core<L> {
     pub fn metrics(&self) -> Metrics {
         #[cfg(feature = "metrics")]
         {
-            Metrics {
-                budget: self.config.budget,
-                ..self.m.snapshot(self.stats(), self.locals.counters())
-            }
+            self.m
+                .snapshot(self.stats(), self.locals.counters(), self.config.budget)
         }
         #[cfg(not(feature = "metrics"))]
         {
@@ -990,22 +988,13 @@ impl<L: Layer> Core<L> {
         for (k, slot) in self.slots.iter() {
             let id = ActorId::new(self.base | k as u32, self.generations[k]);
             let ty = slot.vtable.type_name();
-            // A handler calling this skips its own behaviour, which it
-            // borrows.
-            let running = self.running == Some(id);
-            // SAFETY: the slot holds a live cell of its table's type; the
-            // mailbox may be read during its run (senders push to it then),
-            // and the behaviour is read only when no run or hook of it is
-            // in progress (the running cell's is skipped; no other is
-            // borrowed between calls into cell code).
+            // SAFETY: the slot holds a live cell of its table's type (the
+            // layer reads a behaviour only while no run or hook of it is in
+            // progress: a handler calling this is skipped).
             let (waiting, warning) = unsafe {
                 (
                     L::waiting(slot.cell, &slot.vtable.layer),
-                    if running {
-                        None
-                    } else {
-                        L::warning(slot.cell, &slot.vtable.layer)
-                    },
+                    L::warning(slot.cell, &slot.vtable.layer),
                 )
             };
             if waiting >= min_waiting {

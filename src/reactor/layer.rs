@@ -57,13 +57,13 @@ pub trait Layer: Default + Sized + 'static {
     }
 
     /// A warning about a cell's state that lasts while it is wrong (a
-    /// socket out of credit with input waiting), for the live lints; read
-    /// only while sampling, between runs.
+    /// socket out of credit with input waiting), for the live lints. The
+    /// layer reads nothing a run or hook of the cell borrows (`None`
+    /// while one is in progress).
     ///
     /// # Safety
     ///
-    /// `cell` is a live cell of the type `table` was made for, and no run
-    /// or hook of it is in progress.
+    /// `cell` is a live cell of the type `table` was made for.
     unsafe fn warning(_cell: NonNull<u8>, _table: &Self::VTable) -> Option<String> {
         None
     }

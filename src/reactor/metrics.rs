@@ -612,6 +612,7 @@ impl MetricsState {
         &self,
         stats: crate::reactor::Stats,
         counters: Vec<Counters>,
+        budget: usize,
     ) -> Metrics {
         Metrics {
             enabled: true,
@@ -627,7 +628,7 @@ impl MetricsState {
             run_ns: self.run_ns.scaled(|t| self.cycles.ns(t)),
             slow_runs: self.slow_runs,
             slow_threshold_ns: self.slow_threshold_ns,
-            budget: 0,
+            budget,
             counters,
             types: self
                 .types
