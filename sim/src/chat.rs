@@ -57,7 +57,6 @@ impl Workload for Chat {
         let rate = [None, None, Some(200)][sim.below(3) as usize];
         let max_backlog = [512, 4096, 256 * 1024][sim.below(3) as usize];
         let n = 2 + sim.below(4) as usize;
-        let now = sim.now();
         let mut clients = Vec::new();
         let mut said = Vec::new();
         for i in 0..n {
@@ -66,14 +65,7 @@ impl Workload for Chat {
             for j in 0..k {
                 out.extend_from_slice(format!("m{j}\n").as_bytes());
             }
-            let ending = match sim.below(10) {
-                0..=3 => Ending::HalfClose,
-                4..=6 => Ending::Close,
-                7 | 8 => Ending::Reset(sim.below(out.len() as u64 + 1) as usize),
-                _ => Ending::StopReading,
-            };
-            let start = now + std::time::Duration::from_micros(sim.below(3000));
-            clients.push(Client::new(i, start, out, ending));
+            clients.push(Client::drawn(sim, i, out));
             said.push(k);
         }
         let chat = Chat {

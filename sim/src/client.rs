@@ -97,6 +97,20 @@ impl Client {
         }
     }
 
+    /// Client `index`, sending `out`, with a drawn ending (a half-close
+    /// 4 times in 10, a close once answered 3, a reset at a drawn byte 2,
+    /// never reading 1) and a start within the first 3 ms.
+    pub fn drawn(sim: &mut Sim, index: usize, out: Vec<u8>) -> Client {
+        let ending = match sim.below(10) {
+            0..=3 => Ending::HalfClose,
+            4..=6 => Ending::Close,
+            7 | 8 => Ending::Reset(sim.below(out.len() as u64 + 1) as usize),
+            _ => Ending::StopReading,
+        };
+        let start = sim.now() + Duration::from_micros(sim.below(3000));
+        Client::new(index, start, out, ending)
+    }
+
     /// How it ended, once it has.
     pub fn end(&self) -> Option<End> {
         match self.state {

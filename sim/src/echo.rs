@@ -16,7 +16,7 @@ use credit_actors::net::{ListenSpec, OverlongPolicy, SocketConfig};
 use credit_actors::sim::{Sim, SERVER_IP};
 use credit_echo::{EchoConfig, EchoService, REPLY_PREFIX};
 
-use crate::client::{text, Client, End, Ending};
+use crate::client::{text, Client, End};
 use crate::{Run, Workload};
 
 /// The echo workload's drawn settings.
@@ -53,7 +53,6 @@ impl Workload for Echo {
         let n = 1 + sim.below(6) as usize;
         let mut clients = Vec::new();
         let mut scripts = Vec::new();
-        let now = sim.now();
         for i in 0..n {
             let lines = sim.below(12) as usize;
             let mut script = Vec::new();
@@ -83,14 +82,7 @@ impl Workload for Echo {
                 out.extend_from_slice(l);
                 out.push(b'\n');
             }
-            let ending = match sim.below(10) {
-                0..=3 => Ending::HalfClose,
-                4..=6 => Ending::Close,
-                7 | 8 => Ending::Reset(sim.below(out.len() as u64 + 1) as usize),
-                _ => Ending::StopReading,
-            };
-            let start = now + std::time::Duration::from_micros(sim.below(3000));
-            clients.push(Client::new(i, start, out, ending));
+            clients.push(Client::drawn(sim, i, out));
             scripts.push(script);
         }
         let echo = Echo {
