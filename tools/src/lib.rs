@@ -330,9 +330,7 @@ impl<W: Write> Analysis<W> {
         let stall = self.thresholds.stall_ns;
         for ((r, _), c) in self.credit.iter_mut() {
             if *r == h.reactor {
-                if let Some(since) = c.starved_since.take() {
-                    note_stall(c, end.saturating_sub(since), stall);
-                }
+                c.end_stall(end, stall);
             }
         }
         Ok(h)
@@ -396,9 +394,7 @@ impl<W: Write> Analysis<W> {
                 self.actor(key.clone()).exited = Some((e.ns, e.rest.to_string()));
                 // A socket's state ends with it.
                 if let Some(mut c) = self.credit.remove(&key) {
-                    if let Some(since) = c.starved_since.take() {
-                        note_stall(&mut c, e.ns.saturating_sub(since), self.thresholds.stall_ns);
-                    }
+                    c.end_stall(e.ns, self.thresholds.stall_ns);
                     if c.notable() {
                         self.closed.push((key.clone(), c));
                     }
@@ -487,9 +483,7 @@ impl<W: Write> Analysis<W> {
                 let c = self.credit.entry(key).or_default();
                 if credit > 0 {
                     c.ever_given = true;
-                    if let Some(since) = c.starved_since.take() {
-                        note_stall(c, e.ns.saturating_sub(since), stall);
-                    }
+                    c.end_stall(e.ns, stall);
                 }
                 self.instant(r, e.id, "credit", e.ns, json!({"credit": credit}))?;
             }
@@ -642,9 +636,7 @@ impl<W: Write> Analysis<W> {
     /// Names every track (with the type, once known) and ends the Chrome
     /// file, if one was being written.
     pub fn finish(&mut self) -> io::Result<()> {
-        if let Some(c) = self.finish_chrome()? {
-            drop(c);
-        }
+        self.finish_chrome()?;
         Ok(())
     }
 
@@ -677,9 +669,16 @@ impl Analysis<Vec<u8>> {
     }
 }
 
-fn note_stall(c: &mut Credit, took: u64, threshold: u64) {
-    c.longest_stall = c.longest_stall.max(took);
-    c.stalls += u64::from(took > threshold);
+impl Credit {
+    /// Ends a stall in progress at `now`, if there is one, and counts it
+    /// if it lasted past `threshold`.
+    fn end_stall(&mut self, now: u64, threshold: u64) {
+        if let Some(since) = self.starved_since.take() {
+            let took = now.saturating_sub(since);
+            self.longest_stall = self.longest_stall.max(took);
+            self.stalls += u64::from(took > threshold);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -236,7 +236,7 @@ pub(crate) struct Engine<'a> {
     prefix: Arc<[u8]>,
     phase: Phase,
     t0: Instant,
-    warm_end: Instant,
+    /// When the counting window begins: the warm-up's end.
     window_start: Instant,
     window_end: Option<Instant>,
     deadline: Instant,
@@ -355,7 +355,6 @@ impl<'a> Engine<'a> {
             prefix: Arc::from(&cfg.expect_prefix[..]),
             phase: Phase::Setup,
             t0: now,
-            warm_end: now,
             window_start: now,
             window_end: None,
             deadline: now + cfg.duration,
@@ -848,10 +847,9 @@ impl<'a> Engine<'a> {
         } else {
             Phase::Warmup
         };
-        self.warm_end = now + self.cfg.warmup;
-        self.window_start = self.warm_end;
-        self.latency.begin(self.warm_end);
-        self.deadline = self.warm_end + self.cfg.duration;
+        self.window_start = now + self.cfg.warmup;
+        self.latency.begin(self.window_start);
+        self.deadline = self.window_start + self.cfg.duration;
         if let Some(s) = &mut self.sched {
             s.origin = now;
         }
@@ -882,7 +880,7 @@ impl<'a> Engine<'a> {
         s.request_bytes = 0;
         s.reply_bytes = 0;
         s.conns_completed = 0;
-        self.latency.begin(self.warm_end);
+        self.latency.begin(self.window_start);
         self.uhist.reset();
     }
 
@@ -958,7 +956,7 @@ impl<'a> Engine<'a> {
                 }
             }
             Phase::Warmup => {
-                if now >= self.warm_end {
+                if now >= self.window_start {
                     self.start_window();
                 }
             }
@@ -1077,7 +1075,7 @@ impl<'a> Engine<'a> {
                 wake = wake.min(now + C10K_FD_POLL);
             }
             match self.phase {
-                Phase::Warmup => wake = wake.min(self.warm_end),
+                Phase::Warmup => wake = wake.min(self.window_start),
                 Phase::Running => wake = wake.min(self.deadline),
                 Phase::Setup
                 | Phase::Draining
@@ -1191,11 +1189,6 @@ impl<'a> Engine<'a> {
             conns_per_sec: (self.scenario == Scenario::Churn)
                 .then(|| s.conns_completed as f64 / secs),
             latency: Latency::from_histogram(&self.latency.all),
-            uncorrected: if fixed_rate {
-                Latency::from_histogram(&self.uhist)
-            } else {
-                None
-            },
             histogram: self.latency.histogram(),
             uncorrected_histogram: (fixed_rate && !self.uhist.is_empty())
                 .then(|| self.uhist.clone()),

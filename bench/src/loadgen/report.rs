@@ -152,6 +152,17 @@ impl RateStats {
         self.on_time as f64 / self.scheduled.max(1) as f64
     }
 
+    /// The record's `rate` object.
+    pub(crate) fn record(&self) -> Value {
+        json!({
+            "target": num(self.target),
+            "achieved": num(self.achieved),
+            "scheduled": self.scheduled,
+            "on_time": self.on_time,
+            "unsent": self.unsent,
+        })
+    }
+
     /// Merges two threads' schedules.
     fn add(&self, o: &RateStats) -> RateStats {
         RateStats {
@@ -338,12 +349,11 @@ pub struct Report {
     /// its reply (corrected for coordinated omission). `None` where not
     /// measured.
     pub latency: Option<Latency>,
-    /// At a fixed rate: from each line's actual send to its reply, as a
-    /// closed-loop tool would measure it (wrk2's "uncorrected").
-    pub uncorrected: Option<Latency>,
     /// The latencies behind `latency`, in nanoseconds.
     pub histogram: Option<Histogram<u64>>,
-    /// The latencies behind `uncorrected`, in nanoseconds.
+    /// At a fixed rate: from each line's actual send to its reply, as a
+    /// closed-loop tool would measure it (wrk2's "uncorrected"), in
+    /// nanoseconds.
     pub uncorrected_histogram: Option<Histogram<u64>>,
     /// At a fixed rate: how the schedule went.
     pub rate: Option<RateStats>,
@@ -437,13 +447,7 @@ the server, the generator, or {} lines in flight per connection could not keep u
             "source_ips": p.source_ips,
             "proxy_v2": p.proxy_v2,
             "expect_prefix": p.expect_prefix,
-            "rate": self.rate.map(|r| json!({
-                "target": num(r.target),
-                "achieved": num(r.achieved),
-                "scheduled": r.scheduled,
-                "on_time": r.on_time,
-                "unsent": r.unsent,
-            })),
+            "rate": self.rate.as_ref().map(RateStats::record),
             "lines_sent": self.lines_sent,
             "lines_answered": self.lines_answered,
             "lines_answered_late": self.lines_answered_late,
@@ -495,17 +499,14 @@ the server, the generator, or {} lines in flight per connection could not keep u
             r.lines_per_sec += o.lines_per_sec;
             r.mb_per_sec += o.mb_per_sec;
             r.conns_completed += o.conns_completed;
-            r.conns_per_sec = match (r.conns_per_sec, o.conns_per_sec) {
-                (Some(a), Some(b)) => Some(a + b),
-                (a, b) => a.or(b),
-            };
-            r.histogram = merge_histograms(r.histogram, o.histogram);
-            r.uncorrected_histogram =
-                merge_histograms(r.uncorrected_histogram, o.uncorrected_histogram);
-            r.rate = match (r.rate, o.rate) {
-                (Some(a), Some(b)) => Some(a.add(&b)),
-                (a, b) => a.or(b),
-            };
+            r.conns_per_sec = merge(r.conns_per_sec, o.conns_per_sec, |a, b| a + b);
+            r.histogram = merge(r.histogram, o.histogram, add_histograms);
+            r.uncorrected_histogram = merge(
+                r.uncorrected_histogram,
+                o.uncorrected_histogram,
+                add_histograms,
+            );
+            r.rate = merge(r.rate, o.rate, |a, b| a.add(&b));
             for (k, i) in o.intervals.into_iter().enumerate() {
                 match r.intervals.get_mut(k) {
                     Some(mine) => {
@@ -518,10 +519,6 @@ the server, the generator, or {} lines in flight per connection could not keep u
             r.conns_opened += o.conns_opened;
         }
         r.latency = r.histogram.as_ref().and_then(Latency::from_histogram);
-        r.uncorrected = r
-            .uncorrected_histogram
-            .as_ref()
-            .and_then(Latency::from_histogram);
         r
     }
 }
@@ -551,17 +548,18 @@ impl ErrorCounts {
     }
 }
 
-fn merge_histograms(
-    a: Option<Histogram<u64>>,
-    b: Option<Histogram<u64>>,
-) -> Option<Histogram<u64>> {
+/// Two threads' figures as one: both combined by `f`, or whichever there
+/// is.
+fn merge<T>(a: Option<T>, b: Option<T>, f: impl FnOnce(T, T) -> T) -> Option<T> {
     match (a, b) {
-        (Some(mut a), Some(b)) => {
-            let _ = a.add(&b);
-            Some(a)
-        }
+        (Some(a), Some(b)) => Some(f(a, b)),
         (a, b) => a.or(b),
     }
+}
+
+fn add_histograms(mut a: Histogram<u64>, b: Histogram<u64>) -> Histogram<u64> {
+    let _ = a.add(&b);
+    a
 }
 
 /// `v` rounded to 3 decimals for a record (null when not finite).
@@ -841,7 +839,6 @@ mod tests {
             conns_completed: 0,
             conns_per_sec: None,
             latency: Latency::from_histogram(&h),
-            uncorrected: None,
             histogram: Some(h),
             uncorrected_histogram: None,
             rate: None,

@@ -136,6 +136,15 @@ struct Args {
 }
 
 /// `--redis` and its companions, as the room's settings.
+/// The reactors' settings the flags ask for.
+fn reactor_config(args: &Args) -> Config {
+    Config {
+        policy: args.policy,
+        busy_poll: Duration::from_micros(args.busy_poll),
+        ..Config::default()
+    }
+}
+
 fn cluster_config(args: &Args) -> Result<Option<ClusterConfig>, String> {
     let Some(spec) = &args.redis else {
         return Ok(None);
@@ -254,11 +263,7 @@ fn main() -> ExitCode {
         return run_group(&args, config, buffer_limit, grace, stats, ops);
     }
 
-    let mut reactor = match Reactor::with_config(Config {
-        policy: args.policy,
-        busy_poll: Duration::from_micros(args.busy_poll),
-        ..Config::default()
-    }) {
+    let mut reactor = match Reactor::with_config(reactor_config(&args)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("chat-server: cannot create the reactor: {e}");
@@ -332,17 +337,9 @@ fn run_group(
         args.accept
     };
     let share = buffer_limit.map(|b| (b / n).max(1));
-    let reactors = match Reactors::start(
-        n,
-        Config {
-            policy: args.policy,
-            busy_poll: Duration::from_micros(args.busy_poll),
-            ..Config::default()
-        },
-        move |core| {
-            credit_actors::net::set_buffer_limit(core, share);
-        },
-    ) {
+    let reactors = match Reactors::start(n, reactor_config(args), move |core| {
+        credit_actors::net::set_buffer_limit(core, share);
+    }) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("chat-server: cannot start {n} reactors: {e}");
