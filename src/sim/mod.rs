@@ -244,8 +244,7 @@ impl Sim {
     }
 
     fn draw(&mut self, max: Duration) -> Duration {
-        let ns = max.as_nanos() as u64;
-        Duration::from_nanos(self.below(ns.saturating_add(1)))
+        self.net(|n| n.draw_duration(max))
     }
 
     /// What the network did so far.

@@ -399,7 +399,8 @@ impl Net {
         Ok(n)
     }
 
-    fn draw_duration(&mut self, max: Duration) -> Duration {
+    /// A duration from zero to `max`, drawn.
+    pub(crate) fn draw_duration(&mut self, max: Duration) -> Duration {
         let ns = max.as_nanos() as u64;
         Duration::from_nanos(if ns == 0 { 0 } else { self.rng.below(ns + 1) })
     }
@@ -629,7 +630,7 @@ impl Net {
     pub(crate) fn poll(&mut self, out: &mut Vec<(Token, Ready)>) {
         let now = self.now;
         let mut raw = std::mem::take(&mut self.pending);
-        for (i, conn) in self.conns.iter_mut().enumerate() {
+        for conn in self.conns.iter_mut() {
             for e in [CONNECTOR, ACCEPTED] {
                 let pipe = &mut conn.pipes[e];
                 // Arrivals mark the pipe's segments told whether or not
@@ -654,7 +655,6 @@ impl Net {
                     }
                 }
             }
-            let _ = i;
         }
         for l in self.listeners.iter_mut().filter(|l| l.open) {
             let due = l
